@@ -1,0 +1,161 @@
+#include "agent/agent.h"
+
+#include <uv.h>
+
+#include <spdlog/spdlog.h>
+
+#include "api/neighbors_json.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "core/node_identity.h"
+#include "discovery/sdss_service.h"
+#include "net/http_server.h"
+#include "net/uv_util.h"
+#include "peer/peer_service.h"
+
+namespace synod {
+
+struct Agent::Impl {
+  AgentConfig config;
+  SystemClock clock;
+  EventLoop loop;
+  NodeIdentity identity;
+  LocalInterface interface;
+  Ipv4 broadcast_ip;
+  MonoTime started_at;
+  HttpRouter router;
+  std::unique_ptr<HttpServer> http;
+  std::unique_ptr<SdssService> discovery;
+  std::unique_ptr<PeerService> peers;
+  uv_signal_t* sigint = nullptr;
+  uv_signal_t* sigterm = nullptr;
+  bool stopping = false;
+
+  explicit Impl(AgentConfig c) : config(std::move(c)) {}
+
+  void AddRoutes();
+  void WatchSignals();
+  void Shutdown(const char* why);
+};
+
+Agent::Agent(AgentConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+Agent::~Agent() {
+  if (impl_->http) impl_->Shutdown("agent destroyed");
+}
+
+Status Agent::Start() {
+  Impl& s = *impl_;
+  s.started_at = s.clock.Monotonic();
+  Result<LocalInterface> interface = LocalInterfaceFor(s.config.bind);
+  if (!interface.ok()) return Status::Error("--bind: " + interface.error());
+  s.interface = interface.value();
+  s.broadcast_ip = s.config.broadcast_addr.value_or(s.interface.subnet.DirectedBroadcast());
+
+  Result<NodeIdentity> identity = LoadOrCreateIdentity(s.config.data_dir);
+  if (!identity.ok()) return Status::Error("--data-dir: " + identity.error());
+  s.identity = identity.value();
+  if (s.config.name.empty()) s.config.name = s.identity.ShortId();
+
+  s.peers = std::make_unique<PeerService>(
+      s.loop, s.clock,
+      PeerOptions{s.identity, s.config.name, s.config.bind, s.config.peer_port, s.config.api_port,
+                  std::chrono::milliseconds(1000)});
+  SdssOptions sdss{s.identity.ShortId(), s.config.bind,           s.interface.subnet,
+                   s.broadcast_ip,       s.config.broadcast_port, s.config.beacon_interval,
+                   std::chrono::milliseconds(2000)};
+  s.discovery = std::make_unique<SdssService>(s.loop, s.clock, sdss);
+  s.discovery->table().SetListener(NeighborTable::Listener{
+      .on_added =
+          [&s](const Neighbor& n) {
+            spdlog::info("discovery: new neighbour {} at {} (timestamp port {})", n.id,
+                         n.ip.ToString(), n.tcp_port);
+            s.peers->Track(n.id, n.ip);
+          },
+      .on_measured =
+          [](const Neighbor& n) {
+            spdlog::debug("discovery: {} delay {:.3f} ms after {} beacons", n.id, *n.delay_ms,
+                          n.broadcast_count);
+          },
+      .on_removed =
+          [&s](const Neighbor& n, const std::string& why) {
+            spdlog::info("discovery: removed neighbour {} at {}: {}", n.id, n.ip.ToString(), why);
+            s.peers->Untrack(n.id);
+          },
+  });
+  s.http = std::make_unique<HttpServer>(s.loop, s.router);
+  s.AddRoutes();
+
+  Status status = s.http->Listen(s.config.bind, s.config.api_port);
+  if (status.ok()) status = s.peers->Start();
+  if (status.ok()) status = s.discovery->Start();
+  if (!status.ok()) {
+    s.Shutdown("start-up failed");
+    return status;
+  }
+  s.WatchSignals();
+  spdlog::info("agent {} ({}) up on {}: api {}, peer {}, sdss timestamp {}, data {}",
+               s.config.name, s.identity.id, s.config.bind.ToString(), s.config.api_port,
+               s.config.peer_port, s.discovery->timestamp_port(), s.config.data_dir);
+  return Status::Ok();
+}
+
+void Agent::Run() { impl_->loop.Run(); }
+
+void Agent::Impl::AddRoutes() {
+  router.Handle("GET", "/healthz", [this](const HttpRequest&, HttpResponder respond) {
+    respond(HttpResponse::Json(
+        200, {{"status", "ok"},
+              {"id", identity.id},
+              {"name", config.name},
+              {"uptime_s", NanosToSeconds((clock.Monotonic() - started_at).count())}}));
+  });
+  router.Handle("GET", "/v1/node", [this](const HttpRequest&, HttpResponder respond) {
+    respond(HttpResponse::Json(
+        200, {{"id", identity.id},
+              {"short_id", identity.ShortId()},
+              {"name", config.name},
+              {"ip", config.bind.ToString()},
+              {"api_port", config.api_port},
+              {"peer_port", config.peer_port},
+              {"sdss_tcp_port", discovery->timestamp_port()},
+              {"broadcast", broadcast_ip.ToString() + ":" + std::to_string(config.broadcast_port)},
+              {"beacon_interval_ms", config.beacon_interval.count()},
+              {"discovery", DiscoveryStatsJson(discovery->table().stats())}}));
+  });
+  router.Handle("GET", "/v1/neighbors", [this](const HttpRequest&, HttpResponder respond) {
+    respond(HttpResponse::Json(200, NeighborsJson(discovery->table(), *peers, clock)));
+  });
+}
+
+void Agent::Impl::WatchSignals() {
+  auto watch = [this](int signum) {
+    auto* handle = new uv_signal_t;
+    uv_signal_init(loop.raw(), handle);
+    handle->data = this;
+    uv_signal_start(
+        handle,
+        [](uv_signal_t* h, int sig) {
+          static_cast<Impl*>(h->data)->Shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+        },
+        signum);
+    return handle;
+  };
+  sigint = watch(SIGINT);
+  sigterm = watch(SIGTERM);
+}
+
+void Agent::Impl::Shutdown(const char* why) {
+  if (stopping) return;
+  stopping = true;
+  spdlog::info("agent {}: stopping ({})", config.name, why);
+  if (discovery) discovery->Stop();
+  if (peers) peers->Stop();
+  if (http) http->Close();
+  CloseAndDelete(sigint);
+  CloseAndDelete(sigterm);
+  sigint = sigterm = nullptr;
+  spdlog::default_logger()->flush();
+}
+
+}  // namespace synod

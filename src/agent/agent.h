@@ -1,0 +1,46 @@
+// Agent: one Synod node. Wires the modules together on one event loop and runs until SIGINT or
+// SIGTERM.
+//
+// Start-up checks everything a user can get wrong and fails with one clear message: an address
+// that is not local, a port in use, an unwritable data directory. Run() blocks the calling
+// thread, which becomes the loop thread; everything else in the agent happens there.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+#include "net/ipv4.h"
+
+namespace synod {
+
+struct AgentConfig {
+  std::string name;  // empty: the node's short id
+  Ipv4 bind;
+  std::string data_dir;
+  uint16_t api_port = 7400;
+  uint16_t peer_port = 7402;
+  uint16_t broadcast_port = 35498;
+  std::optional<Ipv4> broadcast_addr;  // default: directed broadcast of the bound interface
+  std::chrono::milliseconds beacon_interval{1000};
+};
+
+class Agent {
+ public:
+  explicit Agent(AgentConfig config);
+  ~Agent();
+
+  // Opens the data directory and every socket. On error nothing keeps running.
+  Status Start();
+  // Runs until a stop signal; then closes every socket and returns.
+  void Run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace synod

@@ -1,0 +1,16 @@
+// The `synod` subcommands. Each Register* adds one subcommand to the app; the callback it sets
+// runs the command and returns the process exit status (0 success, 1 failure, 2 bad usage).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace synod::cli {
+
+using CommandRunner = std::function<int()>;
+
+void RegisterAgentCommand(CLI::App& app, CommandRunner& run);
+void RegisterNeighborsCommand(CLI::App& app, CommandRunner& run);
+
+}  // namespace synod::cli

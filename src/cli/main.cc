@@ -1,0 +1,26 @@
+// synod: the single binary. Subcommands live in cli/*_command.cc.
+#include <iostream>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Synod: cluster coordination in one binary", "synod"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "synod 0.1.0");
+  synod::cli::CommandRunner run;
+  synod::cli::RegisterAgentCommand(app, run);
+  synod::cli::RegisterNeighborsCommand(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "synod: error: " << e.what() << " (see synod --help)\n";
+    return 2;
+  }
+  return run ? run() : 2;
+}

@@ -1,0 +1,90 @@
+#include "core/event_loop.h"
+
+#include <cstdlib>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+namespace synod {
+
+EventLoop::EventLoop() {
+  if (uv_loop_init(&loop_) != 0 || uv_async_init(&loop_, &wakeup_, [](uv_async_t* async) {
+        static_cast<EventLoop*>(async->data)->DrainPosted();
+      }) != 0) {
+    spdlog::critical("cannot initialise the event loop");
+    std::abort();
+  }
+  wakeup_.data = this;
+}
+
+EventLoop::~EventLoop() {
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&wakeup_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
+  }
+  // Let pending close callbacks run so that every handle's memory is released.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop_) != 0) {
+    spdlog::error("event loop closed with handles still open");
+  }
+}
+
+void EventLoop::Run() {
+  stopping_ = false;
+  while (!stopping_ && uv_run(&loop_, UV_RUN_ONCE) != 0) {
+  }
+}
+
+void EventLoop::Stop() {
+  stopping_ = true;
+  uv_stop(&loop_);
+}
+
+void EventLoop::Post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    posted_.push_back(std::move(fn));
+  }
+  uv_async_send(&wakeup_);
+}
+
+void EventLoop::DrainPosted() {
+  std::deque<std::function<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    batch.swap(posted_);
+  }
+  for (auto& fn : batch) fn();
+}
+
+struct Timer::Handle {
+  uv_timer_t timer{};
+  std::function<void()> fn;
+};
+
+Timer::Timer(EventLoop& loop) : handle_(new Handle) {
+  uv_timer_init(loop.raw(), &handle_->timer);
+  handle_->timer.data = handle_;
+}
+
+Timer::~Timer() {
+  uv_timer_stop(&handle_->timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(&handle_->timer),
+           [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+}
+
+void Timer::Start(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
+                  std::function<void()> fn) {
+  handle_->fn = std::move(fn);
+  uv_timer_start(
+      &handle_->timer,
+      [](uv_timer_t* t) {
+        // Copy first: the callback may restart or destroy this timer.
+        auto fn = static_cast<Handle*>(t->data)->fn;
+        fn();
+      },
+      static_cast<uint64_t>(delay.count()), static_cast<uint64_t>(repeat.count()));
+}
+
+void Timer::Stop() { uv_timer_stop(&handle_->timer); }
+
+}  // namespace synod

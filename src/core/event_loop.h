@@ -1,0 +1,63 @@
+// EventLoop: the single libuv loop thread that owns all of an agent's state.
+//
+// Every callback registered through this class (timers, posted functions) runs on the loop
+// thread. Post() is the only member that may be called from other threads: it is how worker
+// threads hand results back. The loop owns its handles; a Timer closes its handle when destroyed,
+// so a Timer must be destroyed on the loop thread (or before Run() starts).
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <mutex>
+
+namespace synod {
+
+class EventLoop {
+ public:
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  uv_loop_t* raw() { return &loop_; }
+
+  // Runs until Stop() is called and every handle is closed.
+  void Run();
+  // Stops the loop once the current iteration ends. Loop thread only.
+  void Stop();
+
+  // Queues fn to run on the loop thread. Thread-safe.
+  void Post(std::function<void()> fn);
+
+ private:
+  void DrainPosted();
+
+  uv_loop_t loop_{};
+  uv_async_t wakeup_{};
+  std::mutex posted_mutex_;
+  std::deque<std::function<void()>> posted_;
+  bool stopping_ = false;
+};
+
+// A one-shot or repeating timer on an EventLoop. Restarting replaces the previous schedule.
+class Timer {
+ public:
+  explicit Timer(EventLoop& loop);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  // Calls fn after `delay`, then every `repeat` if it is non-zero.
+  void Start(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
+             std::function<void()> fn);
+  void Stop();
+
+ private:
+  struct Handle;
+  Handle* handle_;  // closed and freed asynchronously by the loop
+};
+
+}  // namespace synod

@@ -1,0 +1,32 @@
+// Length-prefixed framing for the native peer protocol.
+//
+// A frame is a 4-byte big-endian payload length followed by the payload. FrameDecoder takes bytes
+// as they arrive from a stream and yields whole payloads; a length above the limit is an error
+// that poisons the decoder (the connection must be closed), never an allocation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace synod {
+
+std::string EncodeFrame(std::string_view payload);
+
+class FrameDecoder {
+ public:
+  explicit FrameDecoder(uint32_t max_payload) : max_payload_(max_payload) {}
+
+  // Appends bytes and moves every complete payload into `out`. After an error, every call fails.
+  Status Feed(std::string_view bytes, std::vector<std::string>& out);
+
+ private:
+  uint32_t max_payload_;
+  std::string buffer_;
+  Status error_;
+};
+
+}  // namespace synod

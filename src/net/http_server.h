@@ -1,0 +1,99 @@
+// A small HTTP/1.1 server on the agent's event loop: routing, JSON responses, keep-alive, limits.
+//
+// Contract:
+// - Everything runs on the loop thread: handlers are called there, and the HttpResponder a
+//   handler receives must be called there, exactly once, now or later (a handler that waits for
+//   a Raft commit keeps it). Calling it after the client went away is harmless.
+// - Requests on one connection are answered in order; the next is not parsed before the current
+//   one is answered.
+// - Hostile input is answered, not trusted: malformed requests get 400, oversized headers 431,
+//   oversized bodies 413, unknown paths 404, a known path with another method 405 (with Allow).
+//   Every error body is JSON: {"error": "..."}.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/event_loop.h"
+#include "core/status.h"
+#include "net/ipv4.h"
+#include "net/tcp.h"
+
+namespace synod {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // decoded, without the query
+  std::map<std::string, std::string> query;       // decoded
+  std::map<std::string, std::string> headers;     // names lower-cased
+  std::map<std::string, std::string> path_params;  // from {name} segments of the route
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static HttpResponse Json(int status, const nlohmann::json& body);
+  static HttpResponse Error(int status, const std::string& message);
+  static HttpResponse Text(int status, std::string body, std::string content_type = "text/plain");
+};
+
+using HttpResponder = std::function<void(HttpResponse)>;
+using HttpHandler = std::function<void(const HttpRequest&, HttpResponder)>;
+
+// Maps (method, path pattern) to handlers. Patterns are literal segments and {name} segments,
+// e.g. "/v1/kv/{key}".
+class HttpRouter {
+ public:
+  void Handle(const std::string& method, const std::string& pattern, HttpHandler handler);
+  // Fills path_params and calls the handler, or answers 404/405 itself.
+  void Dispatch(HttpRequest& request, HttpResponder respond) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;
+    HttpHandler handler;
+  };
+  std::vector<Route> routes_;
+};
+
+struct HttpLimits {
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1024 * 1024;
+  std::chrono::milliseconds idle_timeout{60'000};
+};
+
+class HttpServer {
+ public:
+  HttpServer(EventLoop& loop, const HttpRouter& router, HttpLimits limits = {});
+  ~HttpServer();
+
+  // Binds and listens. Port 0 picks a free port (see port()).
+  Status Listen(Ipv4 address, uint16_t port);
+  uint16_t port() const { return listener_.port(); }
+  // Stops accepting and closes every connection. Loop thread only.
+  void Close();
+
+ private:
+  struct Connection;
+  friend struct Connection;
+
+  EventLoop& loop_;
+  const HttpRouter& router_;
+  HttpLimits limits_;
+  TcpListener listener_;
+  std::unordered_set<std::shared_ptr<Connection>> connections_;
+};
+
+}  // namespace synod

@@ -1,0 +1,213 @@
+#include "net/tcp.h"
+
+#include "net/uv_util.h"
+
+namespace synod {
+
+TcpConnection::TcpConnection(EventLoop& loop) : loop_(loop), socket_(new uv_tcp_t) {
+  uv_tcp_init(loop.raw(), socket_);
+  socket_->data = this;
+}
+
+TcpConnection::~TcpConnection() {
+  if (!closed_) {
+    socket_->data = nullptr;
+    CloseAndDelete(socket_);
+  }
+}
+
+void TcpConnection::Adopt() {
+  self_ = shared_from_this();
+  uv_tcp_nodelay(socket_, 1);
+  sockaddr_in peer{};
+  int length = sizeof peer;
+  if (uv_tcp_getpeername(socket_, reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
+    peer_ip_ = Ipv4::FromSockaddr(peer);
+    peer_port_ = ntohs(peer.sin_port);
+  }
+}
+
+namespace {
+struct ConnectAttempt {
+  uv_connect_t request{};
+  std::shared_ptr<TcpConnection> connection;
+  std::unique_ptr<Timer> deadline;
+  TcpConnection::ConnectCallback done;
+  bool finished = false;
+};
+}  // namespace
+
+std::shared_ptr<TcpConnection> TcpConnection::Connect(EventLoop& loop, Ipv4 ip, uint16_t port,
+                                                      std::chrono::milliseconds timeout,
+                                                      ConnectCallback done, Ipv4 source) {
+  auto* attempt = new ConnectAttempt;
+  attempt->connection.reset(new TcpConnection(loop));
+  attempt->done = std::move(done);
+  attempt->request.data = attempt;
+  std::shared_ptr<TcpConnection> pending = attempt->connection;
+  int rc = 0;
+  if (source.host_order != 0) {
+    sockaddr_in from = source.ToSockaddr(0);
+    rc = uv_tcp_bind(pending->socket_, reinterpret_cast<sockaddr*>(&from), 0);
+  }
+  sockaddr_in target = ip.ToSockaddr(port);
+  if (rc == 0) {
+    rc = uv_tcp_connect(&attempt->request, pending->socket_, reinterpret_cast<sockaddr*>(&target),
+                        [](uv_connect_t* request, int status) {
+                          auto* attempt = static_cast<ConnectAttempt*>(request->data);
+                          attempt->deadline.reset();
+                          auto connection = attempt->connection;
+                          // Finished means timed out; closed means the caller cancelled.
+                          if (!attempt->finished && !connection->closed_) {
+                            attempt->finished = true;
+                            if (status == 0) {
+                              connection->Adopt();
+                            } else {
+                              connection->Close();
+                              connection = nullptr;
+                            }
+                            attempt->done(connection, status);
+                          }
+                          delete attempt;  // libuv is done with the request
+                        });
+  }
+  if (rc != 0) {
+    auto callback = std::move(attempt->done);
+    delete attempt;
+    pending->Close();
+    callback(nullptr, rc);
+    return pending;
+  }
+  attempt->deadline = std::make_unique<Timer>(loop);
+  attempt->deadline->Start(timeout, std::chrono::milliseconds(0), [attempt] {
+    // Closing the socket makes libuv finish the request (UV_ECANCELED); report a timeout.
+    attempt->finished = true;
+    auto connection = attempt->connection;
+    auto callback = std::move(attempt->done);
+    attempt->deadline.reset();  // safe inside its own callback: the handle closes asynchronously
+    if (connection->closed_) return;  // cancelled by the caller
+    connection->Close();
+    callback(nullptr, UV_ETIMEDOUT);
+  });
+  return pending;
+}
+
+void TcpConnection::Start(DataCallback on_data, ClosedCallback on_closed) {
+  on_data_ = std::move(on_data);
+  on_closed_ = std::move(on_closed);
+  ResumeReading();
+}
+
+void TcpConnection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<TcpConnection*>(stream->data);
+  if (self != nullptr && nread > 0) {
+    auto keep = self->shared_from_this();  // the callback may close and release us
+    if (self->on_data_) self->on_data_(std::string_view(buf->base, static_cast<size_t>(nread)));
+  } else if (self != nullptr && nread < 0) {
+    self->Fail(nread == UV_EOF ? 0 : static_cast<int>(nread));
+  }
+  delete[] buf->base;
+}
+
+void TcpConnection::PauseReading() {
+  if (closed_ || !reading_) return;
+  reading_ = false;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(socket_));
+}
+
+void TcpConnection::ResumeReading() {
+  if (closed_ || reading_) return;
+  reading_ = true;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(socket_), AllocReadBuffer, OnRead);
+}
+
+void TcpConnection::Write(std::string bytes, std::function<void(int)> done) {
+  if (closed_) {
+    if (done) done(UV_ECANCELED);
+    return;
+  }
+  struct Request {
+    uv_write_t req{};
+    std::string data;
+    std::function<void(int)> done;
+  };
+  auto* request = new Request{{}, std::move(bytes), std::move(done)};
+  uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
+  int rc = uv_write(&request->req, reinterpret_cast<uv_stream_t*>(socket_), &buf, 1,
+                    [](uv_write_t* req, int status) {
+                      auto* request = reinterpret_cast<Request*>(req);
+                      if (request->done) request->done(status);
+                      delete request;
+                    });
+  if (rc != 0) {
+    if (request->done) request->done(rc);
+    delete request;
+  }
+}
+
+void TcpConnection::ShutdownWrite() {
+  if (closed_) return;
+  auto* request = new uv_shutdown_t;
+  if (uv_shutdown(request, reinterpret_cast<uv_stream_t*>(socket_),
+                  [](uv_shutdown_t* req, int) { delete req; }) != 0) {
+    delete request;
+  }
+}
+
+void TcpConnection::Fail(int status) {
+  auto callback = std::move(on_closed_);
+  auto keep = shared_from_this();
+  Close();
+  if (callback) callback(status);
+}
+
+void TcpConnection::Close() {
+  if (closed_) return;
+  closed_ = true;
+  reading_ = false;
+  on_data_ = nullptr;
+  on_closed_ = nullptr;
+  socket_->data = nullptr;
+  CloseAndDelete(socket_);
+  self_.reset();  // may destroy *this: nothing after
+}
+
+Status TcpListener::Listen(Ipv4 ip, uint16_t port, const std::string& what,
+                           AcceptCallback on_accept) {
+  on_accept_ = std::move(on_accept);
+  socket_ = new uv_tcp_t;
+  uv_tcp_init(loop_.raw(), socket_);
+  socket_->data = this;
+  sockaddr_in addr = ip.ToSockaddr(port);
+  int rc = uv_tcp_bind(socket_, reinterpret_cast<sockaddr*>(&addr), 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(socket_), 512, [](uv_stream_t* server, int status) {
+      auto* self = static_cast<TcpListener*>(server->data);
+      if (status < 0 || self == nullptr) return;
+      std::shared_ptr<TcpConnection> connection(new TcpConnection(self->loop_));
+      if (uv_accept(server, reinterpret_cast<uv_stream_t*>(connection->socket_)) != 0) return;
+      connection->Adopt();
+      self->on_accept_(connection);
+    });
+  }
+  if (rc != 0) {
+    Close();
+    const std::string where = ip.ToString() + ":" + std::to_string(port);
+    if (rc == UV_EADDRINUSE) return Status::Error(what + " port " + where + " is already in use");
+    return Status::Error("cannot listen for " + what + " on " + where + ": " + UvError(rc));
+  }
+  sockaddr_in bound{};
+  int length = sizeof bound;
+  uv_tcp_getsockname(socket_, reinterpret_cast<sockaddr*>(&bound), &length);
+  port_ = ntohs(bound.sin_port);
+  return Status::Ok();
+}
+
+void TcpListener::Close() {
+  if (socket_ == nullptr) return;
+  socket_->data = nullptr;
+  CloseAndDelete(socket_);
+  socket_ = nullptr;
+}
+
+}  // namespace synod

@@ -1,0 +1,94 @@
+// TcpConnection and TcpListener: the one wrapper over libuv TCP streams that every protocol
+// module (HTTP, SDSS timestamps, the native peer protocol) builds on.
+//
+// Contract:
+// - Loop thread only. Callbacks run on the loop thread.
+// - A TcpConnection keeps itself alive while its socket is open; holders keep a shared_ptr or a
+//   weak_ptr. After Close() no callback of the connection runs again.
+// - on_closed runs once when the peer ends the stream or an error occurs, with 0 for a clean end
+//   of stream or a negative libuv error code (UV_ECONNRESET, UV_ETIMEDOUT, ...); the connection is
+//   closed by then. It does not run for an explicit Close().
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/event_loop.h"
+#include "core/status.h"
+#include "net/ipv4.h"
+
+namespace synod {
+
+class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
+ public:
+  using DataCallback = std::function<void(std::string_view bytes)>;
+  using ClosedCallback = std::function<void(int status)>;
+  // Called once: with the connection, or with nullptr and a negative libuv error code
+  // (UV_ECONNREFUSED, UV_ETIMEDOUT for the connect timeout, ...).
+  using ConnectCallback = std::function<void(std::shared_ptr<TcpConnection>, int status)>;
+
+  // Starts connecting from `source` (any address when unset). Returns the pending connection:
+  // Close() on it cancels the attempt, and then `done` is not called.
+  static std::shared_ptr<TcpConnection> Connect(EventLoop& loop, Ipv4 ip, uint16_t port, std::chrono::milliseconds timeout,
+                      ConnectCallback done, Ipv4 source = Ipv4{});
+
+  ~TcpConnection();
+
+  // Starts delivering received bytes. Call once, right after accept or connect.
+  void Start(DataCallback on_data, ClosedCallback on_closed);
+  void PauseReading();
+  void ResumeReading();
+  // Queues bytes; `done` (optional) runs when they are handed to the kernel or failed.
+  void Write(std::string bytes, std::function<void(int status)> done = nullptr);
+  // Sends FIN after queued writes; reading goes on.
+  void ShutdownWrite();
+  void Close();
+  bool closed() const { return closed_; }
+
+  Ipv4 peer_ip() const { return peer_ip_; }
+  uint16_t peer_port() const { return peer_port_; }
+
+ private:
+  friend class TcpListener;
+  explicit TcpConnection(EventLoop& loop);
+  void Adopt();  // socket is connected: learn the peer, hold self
+  void Fail(int status);
+  static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+
+  EventLoop& loop_;
+  uv_tcp_t* socket_;
+  std::shared_ptr<TcpConnection> self_;  // set while the socket is open
+  DataCallback on_data_;
+  ClosedCallback on_closed_;
+  bool reading_ = false;
+  bool closed_ = false;
+  Ipv4 peer_ip_;
+  uint16_t peer_port_ = 0;
+};
+
+class TcpListener {
+ public:
+  using AcceptCallback = std::function<void(std::shared_ptr<TcpConnection>)>;
+
+  explicit TcpListener(EventLoop& loop) : loop_(loop) {}
+  ~TcpListener() { Close(); }
+
+  // Binds and listens; port 0 lets the kernel choose (see port()). `what` names the service in
+  // errors ("HTTP", "peer", ...).
+  Status Listen(Ipv4 ip, uint16_t port, const std::string& what, AcceptCallback on_accept);
+  uint16_t port() const { return port_; }
+  void Close();
+
+ private:
+  EventLoop& loop_;
+  uv_tcp_t* socket_ = nullptr;
+  uint16_t port_ = 0;
+  AcceptCallback on_accept_;
+};
+
+}  // namespace synod

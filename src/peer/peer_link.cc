@@ -1,0 +1,59 @@
+#include "peer/peer_link.h"
+
+#include <vector>
+
+#include "net/uv_util.h"
+
+namespace synod {
+
+PeerLink::PeerLink(std::shared_ptr<TcpConnection> connection, const Clock& clock)
+    : connection_(std::move(connection)), clock_(clock) {}
+
+void PeerLink::Start(MessageCallback on_message, ClosedCallback on_closed) {
+  on_message_ = std::move(on_message);
+  on_closed_ = std::move(on_closed);
+  std::weak_ptr<PeerLink> weak = weak_from_this();
+  connection_->Start(
+      [weak](std::string_view bytes) {
+        auto self = weak.lock();
+        if (!self) return;
+        const int64_t received = self->clock_.WallUtcNanos();
+        std::vector<std::string> frames;
+        if (Status status = self->decoder_.Feed(bytes, frames); !status.ok()) {
+          self->Fail("bad frame: " + status.message());
+          return;
+        }
+        for (const std::string& frame : frames) {
+          wire::PeerMessage message;
+          if (!message.ParseFromString(frame)) {
+            self->Fail("undecodable peer message of " + std::to_string(frame.size()) + " bytes");
+            return;
+          }
+          if (self->on_message_) self->on_message_(message, received);
+          if (self->connection_->closed()) return;
+        }
+      },
+      [weak](int status) {
+        if (auto self = weak.lock()) {
+          self->Fail(status == 0 ? "closed by peer" : UvError(status));
+        }
+      });
+}
+
+void PeerLink::Send(const wire::PeerMessage& message) {
+  connection_->Write(EncodeFrame(message.SerializeAsString()));
+}
+
+void PeerLink::Fail(const std::string& why) {
+  auto callback = std::move(on_closed_);
+  Close();
+  if (callback) callback(why);
+}
+
+void PeerLink::Close() {
+  on_message_ = nullptr;
+  on_closed_ = nullptr;
+  connection_->Close();
+}
+
+}  // namespace synod

@@ -1,0 +1,45 @@
+// PeerLink: one connection of the native peer protocol, carrying framed PeerMessages.
+//
+// Frames are decoded as hostile input: an oversized or unparsable frame closes the link with a
+// reason; the node goes on. Every message is delivered with the UTC time at which its bytes were
+// read, so that time probes can use it as a receive timestamp. Loop thread only; the link keeps
+// itself alive while its connection is open.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/clock.h"
+#include "net/frame_codec.h"
+#include "net/tcp.h"
+#include "proto/peer.pb.h"
+
+namespace synod {
+
+inline constexpr uint32_t kMaxPeerFrameBytes = 16 * 1024 * 1024;
+
+class PeerLink : public std::enable_shared_from_this<PeerLink> {
+ public:
+  using MessageCallback = std::function<void(const wire::PeerMessage&, int64_t received_utc_nanos)>;
+  using ClosedCallback = std::function<void(const std::string& why)>;
+
+  PeerLink(std::shared_ptr<TcpConnection> connection, const Clock& clock);
+
+  void Start(MessageCallback on_message, ClosedCallback on_closed);
+  void Send(const wire::PeerMessage& message);
+  // Closes without calling on_closed.
+  void Close();
+  Ipv4 peer_ip() const { return connection_->peer_ip(); }
+
+ private:
+  void Fail(const std::string& why);
+
+  std::shared_ptr<TcpConnection> connection_;
+  const Clock& clock_;
+  FrameDecoder decoder_{kMaxPeerFrameBytes};
+  MessageCallback on_message_;
+  ClosedCallback on_closed_;
+};
+
+}  // namespace synod

@@ -156,6 +156,7 @@ void Agent::Impl::Shutdown(const char* why) {
   CloseAndDelete(sigterm);
   sigint = sigterm = nullptr;
   spdlog::default_logger()->flush();
+  loop.Stop();
 }
 
 }  // namespace synod

@@ -15,16 +15,27 @@ EventLoop::EventLoop() {
     std::abort();
   }
   wakeup_.data = this;
+  // Posting is a way in, not a reason to keep running: the loop lives as long as its handles.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup_));
 }
 
 EventLoop::~EventLoop() {
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&wakeup_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
   }
-  // Let pending close callbacks run so that every handle's memory is released.
-  uv_run(&loop_, UV_RUN_DEFAULT);
+  // Let pending close callbacks run so that every handle's memory is released. The first run
+  // may only clear a pending Stop().
+  for (int i = 0; i < 2 && uv_run(&loop_, UV_RUN_DEFAULT) != 0; ++i) {
+  }
+  uv_run(&loop_, UV_RUN_NOWAIT);
   if (uv_loop_close(&loop_) != 0) {
-    spdlog::error("event loop closed with handles still open");
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* handle, void*) {
+          spdlog::error("event loop closed with a {} handle still open",
+                        uv_handle_type_name(uv_handle_get_type(handle)));
+        },
+        nullptr);
   }
 }
 

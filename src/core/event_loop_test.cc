@@ -1,2 +1,67 @@
+#include "core/event_loop.h"
+
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
+namespace synod {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(EventLoop, OneShotTimerFiresOnceAndLoopEnds) {
+  EventLoop loop;
+  int fired = 0;
+  {
+    Timer timer(loop);
+    timer.Start(milliseconds(5), milliseconds(0), [&] { ++fired; });
+    loop.Run();  // returns when the timer is no longer active
+  }
+  EXPECT_EQ(fired, 1);
+}
+
+TEST(EventLoop, RepeatingTimerCanStopItself) {
+  EventLoop loop;
+  Timer timer(loop);
+  int fired = 0;
+  timer.Start(milliseconds(1), milliseconds(1), [&] {
+    if (++fired == 3) timer.Stop();
+  });
+  loop.Run();
+  EXPECT_EQ(fired, 3);
+}
+
+TEST(EventLoop, PostFromAnotherThreadRunsOnTheLoopThread) {
+  EventLoop loop;
+  Timer keep_alive(loop);
+  keep_alive.Start(milliseconds(5000), milliseconds(0), [] {});
+  std::atomic<bool> ran_on_loop_thread{false};
+  const auto loop_thread = std::this_thread::get_id();
+  std::thread worker([&] {
+    loop.Post([&] {
+      ran_on_loop_thread = std::this_thread::get_id() == loop_thread;
+      keep_alive.Stop();
+      loop.Stop();
+    });
+  });
+  loop.Run();
+  worker.join();
+  EXPECT_TRUE(ran_on_loop_thread);
+}
+
+TEST(EventLoop, DestroyingATimerInsideItsCallbackIsSafe) {
+  EventLoop loop;
+  auto timer = std::make_unique<Timer>(loop);
+  bool fired = false;
+  timer->Start(milliseconds(1), milliseconds(0), [&] {
+    fired = true;
+    timer.reset();
+  });
+  loop.Run();
+  EXPECT_TRUE(fired);
+  EXPECT_EQ(timer, nullptr);
+}
+
+}  // namespace
+}  // namespace synod

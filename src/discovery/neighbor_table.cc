@@ -84,13 +84,14 @@ void NeighborTable::StartProbe(Neighbor& neighbor, bool due_to_silence) {
   std::weak_ptr<NeighborTable*> alive = alive_;
   const std::string id = neighbor.id;
   const uint64_t generation = neighbor.probe_generation;
+  const Ipv4 ip = neighbor.ip;
+  const uint16_t port = neighbor.tcp_port;
   // `neighbor` must not be used after this call: a synchronous completion may remove it.
-  transport_.Probe(neighbor.ip, neighbor.tcp_port,
-                   [alive, id, generation, due_to_silence](ProbeOutcome outcome) {
-                     if (auto table = alive.lock()) {
-                       (*table)->OnProbeDone(id, generation, due_to_silence, outcome);
-                     }
-                   });
+  transport_.Probe(ip, port, [alive, id, generation, due_to_silence, ip, port](ProbeOutcome outcome) {
+    if (auto table = alive.lock()) {
+      (*table)->OnProbeDone(id, generation, due_to_silence, ip, port, outcome);
+    }
+  });
 }
 
 void NeighborTable::CountFailure(ProbeFailure failure) {
@@ -104,11 +105,16 @@ void NeighborTable::CountFailure(ProbeFailure failure) {
 }
 
 void NeighborTable::OnProbeDone(const std::string& id, uint64_t generation, bool due_to_silence,
-                                const ProbeOutcome& outcome) {
+                                Ipv4 ip, uint16_t port, const ProbeOutcome& outcome) {
   auto it = neighbors_.find(id);
   if (it == neighbors_.end() || it->second.probe_generation != generation) return;  // stale
   Neighbor& neighbor = it->second;
   neighbor.probe_in_flight = false;
+  if (neighbor.ip != ip || neighbor.tcp_port != port) {
+    // It announced a new endpoint while we were probing the old one: measure the new one.
+    StartProbe(neighbor, false);
+    return;
+  }
   neighbor.last_probe_done = clock_.Monotonic();
   if (outcome.ok) {
     ++stats_.probes_ok;

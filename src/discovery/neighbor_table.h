@@ -106,8 +106,8 @@ class NeighborTable {
 
  private:
   void StartProbe(Neighbor& neighbor, bool due_to_silence);
-  void OnProbeDone(const std::string& id, uint64_t generation, bool due_to_silence,
-                   const ProbeOutcome& outcome);
+  void OnProbeDone(const std::string& id, uint64_t generation, bool due_to_silence, Ipv4 ip,
+                   uint16_t port, const ProbeOutcome& outcome);
   void CountFailure(ProbeFailure failure);
 
   const Clock& clock_;

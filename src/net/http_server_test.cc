@@ -1,2 +1,135 @@
-#include <gtest/gtest.h>
+#include "net/http_server.h"
 
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "net/http_client.h"
+
+namespace synod {
+namespace {
+
+// Runs a server on 127.0.0.1:0 in a loop thread; requests come from the test thread.
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.Handle("GET", "/v1/echo/{word}", [](const HttpRequest& request, HttpResponder respond) {
+      nlohmann::json body = {{"word", request.path_params.at("word")}};
+      for (const auto& [key, value] : request.query) body["query"][key] = value;
+      respond(HttpResponse::Json(200, body));
+    });
+    router_.Handle("PUT", "/v1/echo/{word}", [](const HttpRequest& request, HttpResponder respond) {
+      respond(HttpResponse::Json(201, {{"body", request.body}}));
+    });
+    // Answers later, from a timer, as a handler waiting for a commit would.
+    router_.Handle("GET", "/later", [this](const HttpRequest&, HttpResponder respond) {
+      auto timer = std::make_shared<Timer>(loop_);
+      timer->Start(std::chrono::milliseconds(20), std::chrono::milliseconds(0),
+                   [timer, respond]() mutable {
+                     respond(HttpResponse::Json(200, {{"late", true}}));
+                     timer.reset();
+                   });
+    });
+    server_ = std::make_unique<HttpServer>(loop_, router_, HttpLimits{1024, 4096, std::chrono::seconds(5)});
+    ASSERT_TRUE(server_->Listen(Ipv4::Parse("127.0.0.1").value(), 0).ok());
+    thread_ = std::thread([this] { loop_.Run(); });
+  }
+
+  void TearDown() override {
+    std::promise<void> closed;
+    loop_.Post([&] {
+      server_->Close();
+      closed.set_value();
+    });
+    closed.get_future().wait();
+    thread_.join();
+    server_.reset();
+  }
+
+  std::string Url(const std::string& path) {
+    return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
+  }
+
+  // Sends raw bytes and returns everything the server answers until it closes or 2 s pass.
+  std::string Raw(const std::string& bytes) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr = Ipv4::Parse("127.0.0.1").value().ToSockaddr(server_->port());
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    timeval timeout{2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    EXPECT_EQ(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+    std::string answer;
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, static_cast<size_t>(n));
+    close(fd);
+    return answer;
+  }
+
+  EventLoop loop_;
+  HttpRouter router_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+};
+
+TEST_F(HttpServerTest, RoutesWithParamsAndQuery) {
+  auto reply = HttpCall("GET", Url("/v1/echo/hi%20there?x=1&y=a+b"));
+  ASSERT_TRUE(reply.ok()) << reply.error();
+  EXPECT_EQ(reply.value().status, 200);
+  auto body = nlohmann::json::parse(reply.value().body);
+  EXPECT_EQ(body["word"], "hi there");
+  EXPECT_EQ(body["query"]["x"], "1");
+  EXPECT_EQ(body["query"]["y"], "a b");
+}
+
+TEST_F(HttpServerTest, BodyReachesHandler) {
+  auto reply = HttpCall("PUT", Url("/v1/echo/x"), "payload");
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply.value().status, 201);
+  EXPECT_EQ(nlohmann::json::parse(reply.value().body)["body"], "payload");
+}
+
+TEST_F(HttpServerTest, UnknownPathAndWrongMethodAreJsonErrors) {
+  auto missing = HttpCall("GET", Url("/nope"));
+  EXPECT_EQ(missing.value().status, 404);
+  EXPECT_TRUE(nlohmann::json::parse(missing.value().body).contains("error"));
+  auto wrong = Raw("DELETE /v1/echo/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(wrong.find("HTTP/1.1 405"), std::string::npos);
+  EXPECT_NE(wrong.find("Allow: GET, PUT"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, HostileRequestsGet4xx) {
+  EXPECT_NE(Raw("HELLO\r\n\r\n").find("HTTP/1.1 400"), std::string::npos);
+  EXPECT_NE(Raw("GET /v1/echo/x HTTP/1.1\r\nX: " + std::string(2000, 'a') + "\r\n\r\n")
+                .find("HTTP/1.1 431"),
+            std::string::npos);
+  EXPECT_NE(Raw("PUT /v1/echo/x HTTP/1.1\r\nContent-Length: 5000\r\n\r\n").find("HTTP/1.1 413"),
+            std::string::npos);
+  // Chunked bodies are counted as they arrive.
+  std::string chunked = "PUT /v1/echo/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 5; ++i) chunked += "3e8\r\n" + std::string(1000, 'z') + "\r\n";
+  EXPECT_NE(Raw(chunked).find("HTTP/1.1 413"), std::string::npos);
+  // Still serving.
+  EXPECT_EQ(HttpCall("GET", Url("/v1/echo/ok")).value().status, 200);
+}
+
+TEST_F(HttpServerTest, KeepAliveAndPipelinedRequestsAnsweredInOrder) {
+  const std::string answer =
+      Raw("GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
+          "GET /v1/echo/second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const size_t first = answer.find("\"late\":true");
+  const size_t second = answer.find("\"word\":\"second\"");
+  ASSERT_NE(first, std::string::npos) << answer;
+  ASSERT_NE(second, std::string::npos) << answer;
+  EXPECT_LT(first, second);
+  EXPECT_NE(answer.find("Connection: keep-alive"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace synod

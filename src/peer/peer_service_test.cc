@@ -1,2 +1,121 @@
-#include <gtest/gtest.h>
+#include "peer/peer_service.h"
 
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <random>
+
+namespace synod {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Two nodes on distinct 127.x addresses sharing one free peer port, on one loop.
+class PeerServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::random_device random;
+    const uint32_t base = 0x7F000000u | ((random() % 200 + 20) << 16) | ((random() % 250) << 8);
+    a_ip_ = Ipv4{base | 2};
+    b_ip_ = Ipv4{base | 3};
+    port_ = FreePort();
+  }
+
+  uint16_t FreePort() {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      TcpListener probe_a(loop_), probe_b(loop_);
+      if (!probe_a.Listen(a_ip_, 0, "test", [](auto) {}).ok()) continue;
+      if (probe_b.Listen(b_ip_, probe_a.port(), "test", [](auto) {}).ok()) return probe_a.port();
+    }
+    ADD_FAILURE() << "no free port";
+    return 0;
+  }
+
+  std::unique_ptr<PeerService> Node(Ipv4 ip, const std::string& id, const std::string& name) {
+    auto node = std::make_unique<PeerService>(
+        loop_, clock_, PeerOptions{NodeIdentity{id}, name, ip, port_, 7400, milliseconds(100)});
+    EXPECT_TRUE(node->Start().ok());
+    return node;
+  }
+
+  // Runs the loop until `done` holds or the deadline passes.
+  bool RunUntil(const std::function<bool()>& done, milliseconds deadline = milliseconds(5000)) {
+    Timer poll(loop_);
+    const MonoTime give_up = clock_.Monotonic() + deadline;
+    bool met = false;
+    poll.Start(milliseconds(10), milliseconds(10), [&] {
+      met = done();
+      if (met || clock_.Monotonic() > give_up) loop_.Stop();
+    });
+    loop_.Run();
+    return met;
+  }
+
+  SystemClock clock_;
+  EventLoop loop_;
+  Ipv4 a_ip_, b_ip_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(PeerServiceTest, HelloThenRoundTripAndOffsetBetweenTwoNodes) {
+  auto a = Node(a_ip_, "aaaaaaaa000000000000000000000001", "alpha");
+  auto b = Node(b_ip_, "bbbbbbbb000000000000000000000002", "beta");
+  a->Track("bbbbbbbb", b_ip_);
+  ASSERT_TRUE(RunUntil([&] {
+    auto view = a->Lookup("bbbbbbbb");
+    return view && view->samples >= 4;
+  }));
+  const PeerView view = *a->Lookup("bbbbbbbb");
+  EXPECT_TRUE(view.is_synod);
+  EXPECT_EQ(view.name, "beta");
+  EXPECT_EQ(view.node_id, "bbbbbbbb000000000000000000000002");
+  ASSERT_TRUE(view.rtt_ms && view.offset_ms);
+  EXPECT_GE(*view.rtt_ms, 0.0);
+  EXPECT_LT(*view.rtt_ms, 100.0);
+  // Same machine, same clock: the offset is bounded by half the round trip of the best sample.
+  EXPECT_LE(std::abs(*view.offset_ms), *view.rtt_ms / 2 + 0.01);
+  a->Stop();
+  b->Stop();
+}
+
+TEST_F(PeerServiceTest, RefusedPeerPortMeansAPlainSdssPeer) {
+  auto a = Node(a_ip_, "aaaaaaaa000000000000000000000001", "alpha");
+  a->Track("cccccccc", b_ip_);  // nothing listens there
+  ASSERT_TRUE(RunUntil([&] { return a->Lookup("cccccccc")->status.find("not a Synod") == 0; }));
+  EXPECT_FALSE(a->Lookup("cccccccc")->is_synod);
+  a->Untrack("cccccccc");
+  EXPECT_FALSE(a->Lookup("cccccccc").has_value());
+  a->Stop();
+}
+
+TEST_F(PeerServiceTest, ANodeWithAnotherIdIsNotTakenForTheDiscoveredOne) {
+  auto a = Node(a_ip_, "aaaaaaaa000000000000000000000001", "alpha");
+  auto b = Node(b_ip_, "bbbbbbbb000000000000000000000002", "beta");
+  a->Track("dddddddd", b_ip_);
+  ASSERT_TRUE(RunUntil([&] { return a->Lookup("dddddddd")->status.find("another node") == 0; }));
+  EXPECT_FALSE(a->Lookup("dddddddd")->is_synod);
+  a->Stop();
+  b->Stop();
+}
+
+TEST_F(PeerServiceTest, GarbageOnThePeerPortIsDroppedAndServiceGoesOn) {
+  auto b = Node(b_ip_, "bbbbbbbb000000000000000000000002", "beta");
+  bool closed_by_service = false;
+  TcpConnection::Connect(loop_, b_ip_, port_, milliseconds(1000),
+                         [&](std::shared_ptr<TcpConnection> connection, int) {
+                           ASSERT_TRUE(connection);
+                           connection->Start([](std::string_view) {},
+                                             [&](int) { closed_by_service = true; });
+                           connection->Write(std::string("\x00\x00\x00\x05garbage", 11));
+                         });
+  ASSERT_TRUE(RunUntil([&] { return closed_by_service; }));
+  auto a = Node(a_ip_, "aaaaaaaa000000000000000000000001", "alpha");
+  a->Track("bbbbbbbb", b_ip_);
+  EXPECT_TRUE(RunUntil([&] { return a->Lookup("bbbbbbbb")->is_synod; }));
+  a->Stop();
+  b->Stop();
+}
+
+}  // namespace
+}  // namespace synod

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing (Debian 12, root or sudo), builds Synod twice
+# (Release, and ASan+UBSan) and runs every test in both. Exit status 0 only if all pass.
+#   scripts/test.sh            both builds
+#   SYNOD_TEST_BUILDS=release scripts/test.sh   one of: release, sanitize
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/install-deps.sh
+
+jobs=$(nproc)
+builds=${SYNOD_TEST_BUILDS:-"release sanitize"}
+for build in $builds; do
+  case $build in
+    release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
+    sanitize) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNOD_SANITIZE=ON) ;;
+    *) echo "unknown build '$build' (release, sanitize)" >&2; exit 2 ;;
+  esac
+  echo "==> $build build in $dir" >&2
+  cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  echo "==> $build tests" >&2
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 300
+done
+echo "==> all tests passed ($builds)" >&2

@@ -29,12 +29,9 @@ class HttpServerTest : public ::testing::Test {
     });
     // Answers later, from a timer, as a handler waiting for a commit would.
     router_.Handle("GET", "/later", [this](const HttpRequest&, HttpResponder respond) {
-      auto timer = std::make_shared<Timer>(loop_);
-      timer->Start(std::chrono::milliseconds(20), std::chrono::milliseconds(0),
-                   [timer, respond]() mutable {
-                     respond(HttpResponse::Json(200, {{"late", true}}));
-                     timer.reset();
-                   });
+      later_ = std::make_unique<Timer>(loop_);
+      later_->Start(std::chrono::milliseconds(20), std::chrono::milliseconds(0),
+                    [respond] { respond(HttpResponse::Json(200, {{"late", true}})); });
     });
     server_ = std::make_unique<HttpServer>(loop_, router_, HttpLimits{1024, 4096, std::chrono::seconds(5)});
     ASSERT_TRUE(server_->Listen(Ipv4::Parse("127.0.0.1").value(), 0).ok());
@@ -44,6 +41,7 @@ class HttpServerTest : public ::testing::Test {
   void TearDown() override {
     std::promise<void> closed;
     loop_.Post([&] {
+      later_.reset();
       server_->Close();
       closed.set_value();
     });
@@ -75,6 +73,7 @@ class HttpServerTest : public ::testing::Test {
   EventLoop loop_;
   HttpRouter router_;
   std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<Timer> later_;
   std::thread thread_;
 };
 

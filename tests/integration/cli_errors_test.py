@@ -7,7 +7,7 @@ Asserts:
     one stderr line and it contains 'error';
   * run-time failures (exit 1): exactly one stderr line contains 'error' and
     it is the last line; extra non-error log lines before it are only a
-    warning unless SYNOD_IT_STRICT_STDERR=1;
+    warning unless SYNOD_IT_STRICT=1;
   * --bind 192.0.2.1 (not local) -> exit 1, 'not an address of this machine';
   * API port already taken by a TCP listener on addr:port -> exit 1,
     'already in use';
@@ -33,7 +33,7 @@ def stderr_lines(p):
 
 
 def expect(args, cmd_tail, rc, must_contain=(), label=None):
-    strict_one_line = os.environ.get("SYNOD_IT_STRICT_STDERR") == "1"
+    strict_one_line = h.STRICT
     label = label or " ".join(cmd_tail)
     cmd = [args.synod, *cmd_tail]
     p = h.run_cli(cmd, timeout=5.0)
@@ -50,7 +50,7 @@ def expect(args, cmd_tail, rc, must_contain=(), label=None):
     elif len(lines) != 1:
         # Known deviation (see the report): start-up failures also print the
         # agent's "stopping (start-up failed)" info log line before the error.
-        h.log(f"WARN [{label}] {len(lines) - 1} extra non-error stderr line(s): {lines[:-1]!r}")
+        h.log(f"WARN KNOWN BUG [{label}] {len(lines) - 1} extra non-error stderr line(s): {lines[:-1]!r}")
     for s in must_contain:
         h.check(s in err, f"[{label}] stderr line lacks {s!r}: {err!r}")
     h.check(p.stdout.strip() == "", f"[{label}] unexpected stdout {p.stdout[:300]!r}")

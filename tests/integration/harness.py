@@ -31,6 +31,8 @@ _procs = []          # every Popen started through this module
 _tempdirs = []       # every temp dir created through this module
 _agents = []         # every Agent, for log dumps on failure
 _keep_tmp = os.environ.get("SYNOD_TEST_KEEP_TMP") == "1"
+# Checks for known agent bugs only warn, unless SYNOD_IT_STRICT=1 makes them fail.
+STRICT = os.environ.get("SYNOD_IT_STRICT") == "1"
 
 
 # --------------------------------------------------------------------------
@@ -85,6 +87,24 @@ def is_finite_number(v):
 # --------------------------------------------------------------------------
 # Cleanup
 # --------------------------------------------------------------------------
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL if the test process dies, so even a
+    test killed with SIGKILL leaves no agent behind (Linux prctl)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def spawn(cmd, **kw):
+    """subprocess.Popen that is registered for cleanup and dies with us."""
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    kw.setdefault("preexec_fn", _die_with_parent)
+    return register_proc(subprocess.Popen(cmd, **kw))
+
 
 def register_proc(p):
     _procs.append(p)
@@ -380,9 +400,7 @@ class Agent:
 
     def start(self):
         self._log = open(self.log_path, "wb")
-        self.proc = register_proc(subprocess.Popen(
-            self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=self.env))
+        self.proc = spawn(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
         return self
 
     def wait_healthy(self, timeout=5.0):

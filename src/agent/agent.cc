@@ -59,8 +59,7 @@ Status Agent::Start() {
 
   s.peers = std::make_unique<PeerService>(
       s.loop, s.clock,
-      PeerOptions{s.identity, s.config.name, s.config.bind, s.config.peer_port, s.config.api_port,
-                  std::chrono::milliseconds(1000)});
+      PeerOptions{s.identity, s.config.name, s.config.bind, s.config.peer_port, s.config.api_port});
   SdssOptions sdss{s.identity.ShortId(), s.config.bind,           s.interface.subnet,
                    s.broadcast_ip,       s.config.broadcast_port, s.config.beacon_interval,
                    std::chrono::milliseconds(2000)};

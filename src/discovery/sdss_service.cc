@@ -84,8 +84,7 @@ SdssService::SdssService(EventLoop& loop, const Clock& clock, SdssOptions option
              NeighborTableOptions{options_.self_id, options_.subnet,
                                   std::chrono::duration_cast<Nanos>(options_.beacon_interval), 10}),
       timestamp_server_(loop),
-      beacon_timer_(loop),
-      tick_timer_(loop) {}
+      beacon_timer_(loop) {}
 
 SdssService::~SdssService() { Stop(); }
 
@@ -97,9 +96,9 @@ Status SdssService::Start() {
   if (status = OpenReceiver(); !status.ok()) return status;
   if (status = OpenSender(); !status.ok()) return status;
   beacon_ = FormatBeacon(Beacon{options_.self_id, timestamp_server_.port()});
-  beacon_timer_.Start(std::chrono::milliseconds(0), options_.beacon_interval, [this] { SendBeacon(); });
-  const auto tick = std::max(std::chrono::milliseconds(50), options_.beacon_interval / 4);
-  tick_timer_.Start(tick, tick, [this] {
+  // One wake-up per interval does everything periodic: silence is counted in intervals anyway.
+  beacon_timer_.Start(std::chrono::milliseconds(0), options_.beacon_interval, [this] {
+    SendBeacon();
     table_.Tick();
     SweepServedClients();
   });
@@ -111,7 +110,6 @@ Status SdssService::Start() {
 
 void SdssService::Stop() {
   beacon_timer_.Stop();
-  tick_timer_.Stop();
   for (auto& weak : probes_) {
     if (auto probe = weak.lock()) probe->Fail(ProbeFailure::kOther, "discovery stopped");
   }

@@ -67,7 +67,6 @@ class SdssService final : public ProbeTransport {
   uv_udp_t* sender_ = nullptr;
   std::string beacon_;
   Timer beacon_timer_;
-  Timer tick_timer_;
   // Timestamp clients still connected, with when they were accepted (closed after 2 s).
   std::map<std::shared_ptr<TcpConnection>, MonoTime> served_;
   std::vector<std::weak_ptr<ProbeState>> probes_;  // in flight, failed by Stop()

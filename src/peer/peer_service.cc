@@ -8,7 +8,8 @@ namespace synod {
 namespace {
 
 constexpr uint32_t kProtocolVersion = 1;
-constexpr auto kTick = std::chrono::milliseconds(50);
+// Work due within this much of the earliest due time is done in the same wake-up.
+constexpr auto kCoalesce = std::chrono::milliseconds(50);
 constexpr auto kConnectTimeout = std::chrono::seconds(2);
 constexpr auto kRetryAfterError = std::chrono::seconds(2);
 constexpr auto kRetryNotSynod = std::chrono::seconds(10);
@@ -28,9 +29,7 @@ Status PeerService::Start() {
                                    [this](std::shared_ptr<TcpConnection> connection) {
                                      OnIncoming(std::move(connection));
                                    });
-  if (!status.ok()) return status;
-  tick_timer_.Start(kTick, kTick, [this] { OnTick(); });
-  return Status::Ok();
+  return status;
 }
 
 void PeerService::Stop() {
@@ -105,6 +104,7 @@ void PeerService::Track(const std::string& short_id, Ipv4 ip) {
   peer.view.status = "connecting";
   peer.next_attempt = clock_.Monotonic();
   Connect(peer);
+  Reschedule();
 }
 
 void PeerService::Untrack(const std::string& short_id) {
@@ -148,6 +148,7 @@ void PeerService::Connect(Tracked& peer) {
           peer.view.status = refused ? "not a Synod node (peer port refused)"
                                      : "unreachable: " + UvError(status);
           peer.next_attempt = clock_.Monotonic() + (refused ? kRetryNotSynod : kRetryAfterError);
+          Reschedule();
           return;
         }
         peer.link = std::make_shared<PeerLink>(std::move(connection), clock_);
@@ -164,6 +165,7 @@ void PeerService::Connect(Tracked& peer) {
               it->second.view.is_synod = false;
               it->second.view.status = "disconnected: " + why;
               it->second.next_attempt = clock_.Monotonic() + kRetryAfterError;
+              Reschedule();
             });
         peer.link->Send(HelloMessage());
       },
@@ -182,6 +184,7 @@ void PeerService::OnOutgoingMessage(const std::string& short_id, const wire::Pee
       peer.link->Close();
       peer.link.reset();
       peer.next_attempt = clock_.Monotonic() + kRetryNotSynod;
+      Reschedule();
       return;
     }
     peer.hello_done = true;
@@ -192,6 +195,7 @@ void PeerService::OnOutgoingMessage(const std::string& short_id, const wire::Pee
     peer.view.api_port = static_cast<uint16_t>(hello.api_port());
     peer.burst_left = kBurstProbes;
     peer.next_probe = clock_.Monotonic();
+    Reschedule();
     return;
   }
   if (message.has_time_response() && peer.hello_done) {
@@ -210,12 +214,13 @@ void PeerService::OnOutgoingMessage(const std::string& short_id, const wire::Pee
 
 void PeerService::OnTick() {
   const MonoTime now = clock_.Monotonic();
+  const MonoTime horizon = now + kCoalesce;
   for (auto& [id, peer] : tracked_) {
     if (!peer.link) {
-      if (!peer.connecting && now >= peer.next_attempt) Connect(peer);
+      if (!peer.connecting && peer.next_attempt <= horizon) Connect(peer);
       continue;
     }
-    if (!peer.hello_done || now < peer.next_probe) continue;
+    if (!peer.hello_done || peer.next_probe > horizon) continue;
     wire::PeerMessage message;
     message.mutable_time_request()->set_sequence(peer.next_sequence++);
     message.mutable_time_request()->set_t1_nanos(clock_.WallUtcNanos());
@@ -227,6 +232,25 @@ void PeerService::OnTick() {
       peer.next_probe = now + options_.probe_interval;
     }
   }
+  Reschedule();
+}
+
+void PeerService::Reschedule() {
+  std::optional<MonoTime> earliest;
+  for (const auto& [id, peer] : tracked_) {
+    std::optional<MonoTime> due;
+    if (!peer.link && !peer.connecting) due = peer.next_attempt;
+    if (peer.link && peer.hello_done) due = peer.next_probe;
+    if (due && (!earliest || *due < *earliest)) earliest = due;
+  }
+  if (!earliest) {
+    tick_timer_.Stop();  // nothing to do until a neighbour appears
+    return;
+  }
+  const auto delay = std::max(std::chrono::milliseconds(0),
+                              std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  *earliest - clock_.Monotonic()));
+  tick_timer_.Start(delay, std::chrono::milliseconds(0), [this] { OnTick(); });
 }
 
 }  // namespace synod

@@ -4,7 +4,7 @@
 // each neighbour discovery reports (Track), it connects to the same peer port at the neighbour's
 // address, checks with Hello that the node there is the one discovered, and then measures the
 // clock offset and round trip with four-timestamp probes: a quick burst first, then one per
-// probe interval, keeping the minimum-delay sample of a sliding window. A neighbour that refuses
+// probe interval, keeping the minimum-delay sample of a sliding window (8 samples). A neighbour that refuses
 // the connection is a plain SDSS peer; it is asked again from time to time.
 // Loop thread only.
 #pragma once
@@ -31,7 +31,8 @@ struct PeerOptions {
   Ipv4 bind_ip;
   uint16_t peer_port = 7402;  // ours, and the one neighbours are assumed to use
   uint16_t api_port = 7400;
-  std::chrono::milliseconds probe_interval{1000};
+  // After the first burst. Every node probes every neighbour, so this is N^2 traffic: keep it slow.
+  std::chrono::milliseconds probe_interval{4000};
 };
 
 // What is known of a tracked neighbour over the native protocol.
@@ -76,6 +77,8 @@ class PeerService {
   };
 
   void OnTick();
+  // Sets the timer for the earliest connect or probe that is due; none while nothing is.
+  void Reschedule();
   void Connect(Tracked& peer);
   void Disconnect(Tracked& peer);
   void OnOutgoingMessage(const std::string& short_id, const wire::PeerMessage& message,

@@ -60,8 +60,12 @@ Status Agent::Start() {
   s.peers = std::make_unique<PeerService>(
       s.loop, s.clock,
       PeerOptions{s.identity, s.config.name, s.config.bind, s.config.peer_port, s.config.api_port});
-  SdssOptions sdss{s.identity.ShortId(), s.config.bind,           s.interface.subnet,
-                   s.broadcast_ip,       s.config.broadcast_port, s.config.beacon_interval,
+  SdssOptions sdss{s.identity.ShortId(),
+                   s.config.bind,
+                   s.interface.subnet,
+                   s.broadcast_ip,
+                   s.config.broadcast_port,
+                   s.config.beacon_interval,
                    std::chrono::milliseconds(2000)};
   s.discovery = std::make_unique<SdssService>(s.loop, s.clock, sdss);
   s.discovery->table().SetListener(NeighborTable::Listener{
@@ -93,9 +97,9 @@ Status Agent::Start() {
     return status;
   }
   s.WatchSignals();
-  spdlog::info("agent {} ({}) up on {}: api {}, peer {}, sdss timestamp {}, data {}",
-               s.config.name, s.identity.id, s.config.bind.ToString(), s.config.api_port,
-               s.config.peer_port, s.discovery->timestamp_port(), s.config.data_dir);
+  spdlog::info("agent {} ({}) up on {}: api {}, peer {}, sdss timestamp {}, data {}", s.config.name,
+               s.identity.id, s.config.bind.ToString(), s.config.api_port, s.config.peer_port,
+               s.discovery->timestamp_port(), s.config.data_dir);
   return Status::Ok();
 }
 

@@ -45,7 +45,8 @@ int RunAgent(const AgentFlags& flags) {
   }
   Result<std::chrono::milliseconds> interval = ParseDuration(flags.beacon_interval);
   if (!interval.ok()) return Fail("--beacon-interval: " + interval.error(), 2);
-  if (interval.value() < std::chrono::milliseconds(10) || interval.value() > std::chrono::hours(1)) {
+  if (interval.value() < std::chrono::milliseconds(10) ||
+      interval.value() > std::chrono::hours(1)) {
     return Fail("--beacon-interval must be between 10ms and 1h", 2);
   }
   config.beacon_interval = interval.value();

@@ -49,9 +49,10 @@ int RunNeighbors(const NeighborsFlags& flags) {
   std::printf("%-10s %-15s %-9s %-12s %-10s %-9s %-12s %-11s %s\n", "ID", "IP", "TCP PORT",
               "SDSS DELAY", "BEACONS", "SEEN", "NAME", "RTT", "OFFSET");
   for (const auto& n : list) {
-    const std::string seen = std::to_string(n.value("last_seen_age_ms", 0) / 1000.0).substr(0, 4) + " s";
-    std::printf("%-10s %-15s %-9d %-12s %-10llu %-9s %-12s %-11s %s\n",
-                n.value("id", "?").c_str(), n.value("ip", "?").c_str(), n.value("tcp_port", 0),
+    const std::string seen =
+        std::to_string(n.value("last_seen_age_ms", 0) / 1000.0).substr(0, 4) + " s";
+    std::printf("%-10s %-15s %-9d %-12s %-10llu %-9s %-12s %-11s %s\n", n.value("id", "?").c_str(),
+                n.value("ip", "?").c_str(), n.value("tcp_port", 0),
                 Millis(n["sdss_delay_ms"]).c_str(),
                 static_cast<unsigned long long>(n.value("broadcast_count", 0ULL)), seen.c_str(),
                 n.value("synod", false) ? n.value("name", "").c_str() : "(sdss peer)",

@@ -31,7 +31,8 @@ class SystemClock final : public Clock {
 // A clock that moves only when told to. Both time lines advance together.
 class ManualClock final : public Clock {
  public:
-  explicit ManualClock(int64_t wall_utc_nanos = 1'700'000'000'000'000'000) : wall_(wall_utc_nanos) {}
+  explicit ManualClock(int64_t wall_utc_nanos = 1'700'000'000'000'000'000)
+      : wall_(wall_utc_nanos) {}
   MonoTime Monotonic() const override { return mono_; }
   int64_t WallUtcNanos() const override { return wall_; }
   void Advance(Nanos by) {

@@ -18,7 +18,8 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   double number = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + unit_at, number);
   if (ec != std::errc() || end != text.data() + unit_at || unit_at == 0) {
-    return Status::Error("invalid duration '" + shown + "': expected a number and a unit, e.g. 1s or 250ms");
+    return Status::Error("invalid duration '" + shown +
+                         "': expected a number and a unit, e.g. 1s or 250ms");
   }
   const std::string_view unit = text.substr(unit_at);
   double millis_per_unit = 0;

@@ -9,8 +9,8 @@ namespace synod {
 
 EventLoop::EventLoop() {
   if (uv_loop_init(&loop_) != 0 || uv_async_init(&loop_, &wakeup_, [](uv_async_t* async) {
-        static_cast<EventLoop*>(async->data)->DrainPosted();
-      }) != 0) {
+                                     static_cast<EventLoop*>(async->data)->DrainPosted();
+                                   }) != 0) {
     spdlog::critical("cannot initialise the event loop");
     std::abort();
   }

@@ -50,8 +50,8 @@ TEST_F(NodeIdentityTest, DataDirUnderAFileIsRejected) {
 TEST_F(NodeIdentityTest, UnwritableDataDirIsRejected) {
   if (geteuid() == 0) GTEST_SKIP() << "root can write anywhere";
   std::filesystem::create_directory(dir_ + "/ro");
-  std::filesystem::permissions(dir_ + "/ro", std::filesystem::perms::owner_read |
-                                                 std::filesystem::perms::owner_exec);
+  std::filesystem::permissions(
+      dir_ + "/ro", std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
   auto loaded = LoadOrCreateIdentity(dir_ + "/ro");
   EXPECT_FALSE(loaded.ok());
 }

@@ -31,7 +31,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : state_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Status error) : state_(std::move(error)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(state_).ok() && "a Result built from a Status must carry an error");
   }

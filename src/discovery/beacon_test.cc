@@ -41,22 +41,25 @@ TEST(Beacon, RejectsHostileInputWithAReason) {
       {"abc ON 12ab", "not a number"},
       {std::string(600, 'a'), "oversized"},
       {"\xff\xfe ON 1", "UTF-8"},
-      {"\xc0\x80 ON 1", "UTF-8"},        // overlong NUL
-      {"\xed\xa0\x80 ON 1", "UTF-8"},    // surrogate
-      {"ab\xe2\x82 ON 1", "UTF-8"},      // truncated sequence
-      {std::string("a\x01" "b ON 1"), "control character"},
+      {"\xc0\x80 ON 1", "UTF-8"},      // overlong NUL
+      {"\xed\xa0\x80 ON 1", "UTF-8"},  // surrogate
+      {"ab\xe2\x82 ON 1", "UTF-8"},    // truncated sequence
+      {std::string("a\x01"
+                   "b ON 1"),
+       "control character"},
       {std::string(65, 'x') + " ON 1", "longer than 64"},
   };
   for (const Case& c : cases) {
     auto parsed = ParseBeacon(c.input);
     ASSERT_FALSE(parsed.ok()) << c.input;
-    EXPECT_NE(parsed.error().find(c.reason), std::string::npos) << c.input << " -> " << parsed.error();
+    EXPECT_NE(parsed.error().find(c.reason), std::string::npos)
+        << c.input << " -> " << parsed.error();
   }
 }
 
 TEST(Utf8, Validation) {
   EXPECT_TRUE(IsValidUtf8("plain"));
-  EXPECT_TRUE(IsValidUtf8("\xf0\x9f\x98\x80"));  // U+1F600
+  EXPECT_TRUE(IsValidUtf8("\xf0\x9f\x98\x80"));   // U+1F600
   EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // > U+10FFFF
   EXPECT_FALSE(IsValidUtf8("\x80"));
 }

@@ -6,11 +6,16 @@ namespace synod {
 
 const char* ProbeFailureName(ProbeFailure failure) {
   switch (failure) {
-    case ProbeFailure::kRefused: return "connection refused";
-    case ProbeFailure::kReset: return "connection reset";
-    case ProbeFailure::kTimedOut: return "timed out";
-    case ProbeFailure::kBadPayload: return "bad timestamp";
-    case ProbeFailure::kOther: return "error";
+    case ProbeFailure::kRefused:
+      return "connection refused";
+    case ProbeFailure::kReset:
+      return "connection reset";
+    case ProbeFailure::kTimedOut:
+      return "timed out";
+    case ProbeFailure::kBadPayload:
+      return "bad timestamp";
+    case ProbeFailure::kOther:
+      return "error";
   }
   return "error";
 }
@@ -87,20 +92,31 @@ void NeighborTable::StartProbe(Neighbor& neighbor, bool due_to_silence) {
   const Ipv4 ip = neighbor.ip;
   const uint16_t port = neighbor.tcp_port;
   // `neighbor` must not be used after this call: a synchronous completion may remove it.
-  transport_.Probe(ip, port, [alive, id, generation, due_to_silence, ip, port](ProbeOutcome outcome) {
-    if (auto table = alive.lock()) {
-      (*table)->OnProbeDone(id, generation, due_to_silence, ip, port, outcome);
-    }
-  });
+  transport_.Probe(ip, port,
+                   [alive, id, generation, due_to_silence, ip, port](ProbeOutcome outcome) {
+                     if (auto table = alive.lock()) {
+                       (*table)->OnProbeDone(id, generation, due_to_silence, ip, port, outcome);
+                     }
+                   });
 }
 
 void NeighborTable::CountFailure(ProbeFailure failure) {
   switch (failure) {
-    case ProbeFailure::kRefused: ++stats_.probes_refused; break;
-    case ProbeFailure::kReset: ++stats_.probes_reset; break;
-    case ProbeFailure::kTimedOut: ++stats_.probes_timed_out; break;
-    case ProbeFailure::kBadPayload: ++stats_.probes_bad_payload; break;
-    case ProbeFailure::kOther: ++stats_.probes_other_error; break;
+    case ProbeFailure::kRefused:
+      ++stats_.probes_refused;
+      break;
+    case ProbeFailure::kReset:
+      ++stats_.probes_reset;
+      break;
+    case ProbeFailure::kTimedOut:
+      ++stats_.probes_timed_out;
+      break;
+    case ProbeFailure::kBadPayload:
+      ++stats_.probes_bad_payload;
+      break;
+    case ProbeFailure::kOther:
+      ++stats_.probes_other_error;
+      break;
   }
 }
 

@@ -31,10 +31,10 @@ const char* ProbeFailureName(ProbeFailure failure);
 
 struct ProbeOutcome {
   bool ok = false;
-  double peer_utc_seconds = 0;        // when ok: the timestamp the peer sent
-  int64_t received_utc_nanos = 0;     // when ok: our UTC clock when it arrived
+  double peer_utc_seconds = 0;     // when ok: the timestamp the peer sent
+  int64_t received_utc_nanos = 0;  // when ok: our UTC clock when it arrived
   ProbeFailure failure = ProbeFailure::kOther;
-  std::string detail;                 // when failed: what happened, for logs
+  std::string detail;  // when failed: what happened, for logs
 };
 
 class ProbeTransport {
@@ -45,8 +45,8 @@ class ProbeTransport {
 };
 
 struct NeighborTableOptions {
-  std::string self_id;   // our NODE_UUID: our own beacons are ignored
-  Subnet subnet;         // beacons from elsewhere are ignored
+  std::string self_id;  // our NODE_UUID: our own beacons are ignored
+  Subnet subnet;        // beacons from elsewhere are ignored
   Nanos beacon_interval = std::chrono::seconds(1);
   uint32_t refresh_every = 10;
 };
@@ -59,7 +59,7 @@ struct Neighbor {
   uint64_t broadcast_count = 0;    // beacons received since it was added
   MonoTime last_seen{};
   int64_t last_seen_utc_nanos = 0;
-  MonoTime last_probe_done{};      // when the last probe finished (either way)
+  MonoTime last_probe_done{};  // when the last probe finished (either way)
   uint32_t beacons_since_probe = 0;
   bool probe_in_flight = false;
   uint64_t probe_generation = 0;

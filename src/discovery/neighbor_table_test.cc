@@ -47,8 +47,9 @@ class FakeTransport : public ProbeTransport {
 class NeighborTableTest : public ::testing::Test {
  protected:
   NeighborTableTest()
-      : table_(clock_, transport_,
-               NeighborTableOptions{"selfself", Subnet{Ip("127.0.0.1"), 0xFF000000}, seconds(1), 10}) {
+      : table_(
+            clock_, transport_,
+            NeighborTableOptions{"selfself", Subnet{Ip("127.0.0.1"), 0xFF000000}, seconds(1), 10}) {
     table_.SetListener(NeighborTable::Listener{
         .on_added = [this](const Neighbor& n) { added_.push_back(n.id); },
         .on_measured = nullptr,
@@ -198,8 +199,9 @@ TEST_F(NeighborTableTest, CompletionAfterDestructionIsDropped) {
   FakeTransport transport;
   std::function<void(ProbeOutcome)> late;
   {
-    NeighborTable table(clock_, transport,
-                        NeighborTableOptions{"x", Subnet{Ip("127.0.0.1"), 0xFF000000}, seconds(1), 10});
+    NeighborTable table(
+        clock_, transport,
+        NeighborTableOptions{"x", Subnet{Ip("127.0.0.1"), 0xFF000000}, seconds(1), 10});
     table.OnDatagram("dddd4444 ON 1", Ip("127.0.0.4"));
     late = std::move(transport.pending.front().done);
   }

@@ -24,11 +24,15 @@ constexpr auto kNudgeAfter = std::chrono::milliseconds(300);
 
 ProbeFailure FailureFor(int uv_status) {
   switch (uv_status) {
-    case UV_ECONNREFUSED: return ProbeFailure::kRefused;
+    case UV_ECONNREFUSED:
+      return ProbeFailure::kRefused;
     case UV_ECONNRESET:
-    case UV_EPIPE: return ProbeFailure::kReset;
-    case UV_ETIMEDOUT: return ProbeFailure::kTimedOut;
-    default: return ProbeFailure::kOther;
+    case UV_EPIPE:
+      return ProbeFailure::kReset;
+    case UV_ETIMEDOUT:
+      return ProbeFailure::kTimedOut;
+    default:
+      return ProbeFailure::kOther;
   }
 }
 
@@ -131,14 +135,16 @@ void SdssService::Stop() {
 Status SdssService::OpenReceiver() {
   const std::string where = "UDP port " + std::to_string(options_.broadcast_port);
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return Status::Error(std::string("cannot create a UDP socket: ") + std::strerror(errno));
+  if (fd < 0)
+    return Status::Error(std::string("cannot create a UDP socket: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
   sockaddr_in any = Ipv4{}.ToSockaddr(options_.broadcast_port);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0) {
-    Status error = Status::Error("cannot bind " + where + " for discovery: " + std::strerror(errno));
+    Status error =
+        Status::Error("cannot bind " + where + " for discovery: " + std::strerror(errno));
     ::close(fd);
     return error;
   }
@@ -151,7 +157,8 @@ Status SdssService::OpenReceiver() {
   }
   uv_udp_recv_start(
       receiver_, AllocReadBuffer,
-      [](uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* from, unsigned flags) {
+      [](uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* from,
+         unsigned flags) {
         auto* self = static_cast<SdssService*>(handle->data);
         if (self != nullptr && nread >= 0 && from != nullptr && from->sa_family == AF_INET) {
           const Ipv4 source = Ipv4::FromSockaddr(*reinterpret_cast<const sockaddr_in*>(from));
@@ -253,7 +260,8 @@ void SdssService::Probe(Ipv4 ip, uint16_t port, std::function<void(ProbeOutcome)
             [weak](std::string_view bytes) {
               auto probe = weak.lock();
               if (!probe || probe->finished) return;
-              if (probe->received.empty()) probe->first_byte_utc_nanos = probe->clock->WallUtcNanos();
+              if (probe->received.empty())
+                probe->first_byte_utc_nanos = probe->clock->WallUtcNanos();
               probe->received.append(bytes);
               if (probe->received.size() > kMaxTimestampBytes) {
                 probe->Fail(ProbeFailure::kBadPayload, "peer sent more than 64 bytes");

@@ -9,8 +9,8 @@
 namespace synod {
 namespace {
 
-constexpr double kEarliest = 946684800.0;   // 2000-01-01
-constexpr double kLatest = 4102444800.0;    // 2100-01-01
+constexpr double kEarliest = 946684800.0;  // 2000-01-01
+constexpr double kLatest = 4102444800.0;   // 2100-01-01
 
 bool Plausible(double seconds) {
   return std::isfinite(seconds) && seconds >= kEarliest && seconds <= kLatest;
@@ -43,7 +43,9 @@ bool ScaleToSeconds(double value, double& seconds) {
 
 bool DecodeText(std::string_view bytes, double& seconds) {
   size_t begin = 0, end = bytes.size();
-  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\0'; };
+  auto is_space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\0';
+  };
   while (begin < end && is_space(bytes[begin])) ++begin;
   while (end > begin && is_space(bytes[end - 1])) --end;
   if (begin == end) return false;
@@ -67,10 +69,12 @@ Result<double> DecodeTimestamp(std::string_view bytes) {
     for (uint64_t bits : {ReadBigEndian<uint64_t>(bytes), ReadLittleEndian<uint64_t>(bytes)}) {
       if (double value = std::bit_cast<double>(bits); Plausible(value)) return value;
     }
-    if (ScaleToSeconds(static_cast<double>(ReadBigEndian<uint64_t>(bytes)), seconds)) return seconds;
+    if (ScaleToSeconds(static_cast<double>(ReadBigEndian<uint64_t>(bytes)), seconds))
+      return seconds;
   } else if (bytes.size() == 4) {
     for (uint32_t bits : {ReadBigEndian<uint32_t>(bytes), ReadLittleEndian<uint32_t>(bytes)}) {
-      if (float value = std::bit_cast<float>(bits); Plausible(value)) return static_cast<double>(value);
+      if (float value = std::bit_cast<float>(bits); Plausible(value))
+        return static_cast<double>(value);
     }
   }
   if (DecodeText(bytes, seconds)) return seconds;

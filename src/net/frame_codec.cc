@@ -6,7 +6,8 @@ std::string EncodeFrame(std::string_view payload) {
   const auto size = static_cast<uint32_t>(payload.size());
   std::string frame;
   frame.reserve(4 + payload.size());
-  for (int shift = 24; shift >= 0; shift -= 8) frame.push_back(static_cast<char>((size >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    frame.push_back(static_cast<char>((size >> shift) & 0xff));
   frame.append(payload);
   return frame;
 }

@@ -6,7 +6,8 @@ namespace synod {
 namespace {
 
 TEST(FrameCodec, RoundTripsByteByByte) {
-  const std::string stream = EncodeFrame("hello") + EncodeFrame("") + EncodeFrame(std::string(300, 'x'));
+  const std::string stream =
+      EncodeFrame("hello") + EncodeFrame("") + EncodeFrame(std::string(300, 'x'));
   FrameDecoder decoder(1024);
   std::vector<std::string> frames;
   for (char byte : stream) ASSERT_TRUE(decoder.Feed(std::string_view(&byte, 1), frames).ok());

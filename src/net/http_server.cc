@@ -5,32 +5,48 @@
 #include <algorithm>
 #include <cctype>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-
+#include <nlohmann/json.hpp>
 
 namespace synod {
 namespace {
 
 const char* ReasonPhrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 422: return "Unprocessable Content";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 422:
+      return "Unprocessable Content";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Status";
   }
 }
 
@@ -124,9 +140,9 @@ void HttpRouter::Dispatch(HttpRequest& request, HttpResponder respond) const {
     return;
   }
   if (!allowed.empty()) {
-    HttpResponse response = HttpResponse::Error(
-        405, "method " + request.method + " is not allowed on " + request.path + " (allowed: " +
-                 allowed + ")");
+    HttpResponse response =
+        HttpResponse::Error(405, "method " + request.method + " is not allowed on " + request.path +
+                                     " (allowed: " + allowed + ")");
     response.headers.emplace_back("Allow", allowed);
     respond(std::move(response));
     return;
@@ -279,9 +295,9 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
       response = HttpResponse::Error(
           413, "request body exceeds " + std::to_string(server->limits_.max_body_bytes) + " bytes");
     } else if (reject_status == 431) {
-      response = HttpResponse::Error(431, "request headers exceed " +
-                                              std::to_string(server->limits_.max_header_bytes) +
-                                              " bytes");
+      response =
+          HttpResponse::Error(431, "request headers exceed " +
+                                       std::to_string(server->limits_.max_header_bytes) + " bytes");
     } else {
       response = HttpResponse::Error(
           400, std::string("malformed HTTP request: ") + http_errno_description(error));
@@ -330,9 +346,8 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
   void Send(HttpResponse response) {
     if (closed) return;
     std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
-                      ReasonPhrase(response.status) + "\r\nContent-Type: " +
-                      response.content_type + "\r\nContent-Length: " +
-                      std::to_string(response.body.size()) +
+                      ReasonPhrase(response.status) + "\r\nContent-Type: " + response.content_type +
+                      "\r\nContent-Length: " + std::to_string(response.body.size()) +
                       "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n";
     for (const auto& [name, value] : response.headers) out += name + ": " + value + "\r\n";
     out += "\r\n";

@@ -29,10 +29,10 @@
 namespace synod {
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string path;    // decoded, without the query
-  std::map<std::string, std::string> query;       // decoded
-  std::map<std::string, std::string> headers;     // names lower-cased
+  std::string method;                              // "GET", "POST", ...
+  std::string path;                                // decoded, without the query
+  std::map<std::string, std::string> query;        // decoded
+  std::map<std::string, std::string> headers;      // names lower-cased
   std::map<std::string, std::string> path_params;  // from {name} segments of the route
   std::string body;
 };

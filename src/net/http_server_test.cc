@@ -30,10 +30,12 @@ class HttpServerTest : public ::testing::Test {
     // Answers later, from a timer, as a handler waiting for a commit would.
     router_.Handle("GET", "/later", [this](const HttpRequest&, HttpResponder respond) {
       later_ = std::make_unique<Timer>(loop_);
-      later_->Start(std::chrono::milliseconds(20), std::chrono::milliseconds(0),
-                    [respond] { respond(HttpResponse::Json(200, {{"late", true}})); });
+      later_->Start(std::chrono::milliseconds(20), std::chrono::milliseconds(0), [respond] {
+        respond(HttpResponse::Json(200, {{"late", true}}));
+      });
     });
-    server_ = std::make_unique<HttpServer>(loop_, router_, HttpLimits{1024, 4096, std::chrono::seconds(5)});
+    server_ = std::make_unique<HttpServer>(loop_, router_,
+                                           HttpLimits{1024, 4096, std::chrono::seconds(5)});
     ASSERT_TRUE(server_->Listen(Ipv4::Parse("127.0.0.1").value(), 0).ok());
     thread_ = std::thread([this] { loop_.Run(); });
   }
@@ -61,7 +63,8 @@ class HttpServerTest : public ::testing::Test {
     EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     timeval timeout{2, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    EXPECT_EQ(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+    EXPECT_EQ(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
     std::string answer;
     char buf[4096];
     ssize_t n;

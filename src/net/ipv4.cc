@@ -38,7 +38,8 @@ std::string Ipv4::ToString() const {
 Result<LocalInterface> LocalInterfaceFor(Ipv4 address) {
   // Binding proves the address is ours (127.0.0.x counts: all of 127/8 is local).
   int probe = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (probe < 0) return Status::Error(std::string("cannot create a socket: ") + std::strerror(errno));
+  if (probe < 0)
+    return Status::Error(std::string("cannot create a socket: ") + std::strerror(errno));
   sockaddr_in bind_addr = address.ToSockaddr(0);
   int rc = ::bind(probe, reinterpret_cast<sockaddr*>(&bind_addr), sizeof bind_addr);
   int bind_errno = errno;
@@ -54,11 +55,11 @@ Result<LocalInterface> LocalInterfaceFor(Ipv4 address) {
   if (getifaddrs(&list) != 0) {
     return Status::Error(std::string("cannot list network interfaces: ") + std::strerror(errno));
   }
-  Result<LocalInterface> found =
-      Status::Error("no network interface holds " + address.ToString());
+  Result<LocalInterface> found = Status::Error("no network interface holds " + address.ToString());
   bool exact = false;
   for (ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
-    if (it->ifa_addr == nullptr || it->ifa_netmask == nullptr || it->ifa_addr->sa_family != AF_INET) {
+    if (it->ifa_addr == nullptr || it->ifa_netmask == nullptr ||
+        it->ifa_addr->sa_family != AF_INET) {
       continue;
     }
     Ipv4 own = Ipv4::FromSockaddr(*reinterpret_cast<sockaddr_in*>(it->ifa_addr));

@@ -49,7 +49,8 @@ TEST(ParseHostPort, DefaultsAndErrors) {
   ASSERT_TRUE(with_port.ok());
   EXPECT_EQ(with_port.value().port, 7500);
   EXPECT_EQ(ParseHostPort("127.0.0.2", 7400).value().port, 7400);
-  for (const char* bad : {"127.0.0.2:", "127.0.0.2:0", "127.0.0.2:65536", "127.0.0.2:x", "host:1"}) {
+  for (const char* bad :
+       {"127.0.0.2:", "127.0.0.2:0", "127.0.0.2:65536", "127.0.0.2:x", "host:1"}) {
     EXPECT_FALSE(ParseHostPort(bad, 7400).ok()) << bad;
   }
 }

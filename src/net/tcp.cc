@@ -181,14 +181,15 @@ Status TcpListener::Listen(Ipv4 ip, uint16_t port, const std::string& what,
   sockaddr_in addr = ip.ToSockaddr(port);
   int rc = uv_tcp_bind(socket_, reinterpret_cast<sockaddr*>(&addr), 0);
   if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(socket_), 512, [](uv_stream_t* server, int status) {
-      auto* self = static_cast<TcpListener*>(server->data);
-      if (status < 0 || self == nullptr) return;
-      std::shared_ptr<TcpConnection> connection(new TcpConnection(self->loop_));
-      if (uv_accept(server, reinterpret_cast<uv_stream_t*>(connection->socket_)) != 0) return;
-      connection->Adopt();
-      self->on_accept_(connection);
-    });
+    rc = uv_listen(
+        reinterpret_cast<uv_stream_t*>(socket_), 512, [](uv_stream_t* server, int status) {
+          auto* self = static_cast<TcpListener*>(server->data);
+          if (status < 0 || self == nullptr) return;
+          std::shared_ptr<TcpConnection> connection(new TcpConnection(self->loop_));
+          if (uv_accept(server, reinterpret_cast<uv_stream_t*>(connection->socket_)) != 0) return;
+          connection->Adopt();
+          self->on_accept_(connection);
+        });
   }
   if (rc != 0) {
     Close();

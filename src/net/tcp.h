@@ -34,8 +34,9 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
 
   // Starts connecting from `source` (any address when unset). Returns the pending connection:
   // Close() on it cancels the attempt, and then `done` is not called.
-  static std::shared_ptr<TcpConnection> Connect(EventLoop& loop, Ipv4 ip, uint16_t port, std::chrono::milliseconds timeout,
-                      ConnectCallback done, Ipv4 source = Ipv4{});
+  static std::shared_ptr<TcpConnection> Connect(EventLoop& loop, Ipv4 ip, uint16_t port,
+                                                std::chrono::milliseconds timeout,
+                                                ConnectCallback done, Ipv4 source = Ipv4{});
 
   ~TcpConnection();
 

@@ -20,15 +20,18 @@ constexpr size_t kMaxIncomingLinks = 1024;
 }  // namespace
 
 PeerService::PeerService(EventLoop& loop, const Clock& clock, PeerOptions options)
-    : loop_(loop), clock_(clock), options_(std::move(options)), listener_(loop), tick_timer_(loop) {}
+    : loop_(loop),
+      clock_(clock),
+      options_(std::move(options)),
+      listener_(loop),
+      tick_timer_(loop) {}
 
 PeerService::~PeerService() { Stop(); }
 
 Status PeerService::Start() {
-  Status status = listener_.Listen(options_.bind_ip, options_.peer_port, "peer",
-                                   [this](std::shared_ptr<TcpConnection> connection) {
-                                     OnIncoming(std::move(connection));
-                                   });
+  Status status = listener_.Listen(
+      options_.bind_ip, options_.peer_port, "peer",
+      [this](std::shared_ptr<TcpConnection> connection) { OnIncoming(std::move(connection)); });
   return status;
 }
 
@@ -86,7 +89,8 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
       [this, weak](const std::string& why) {
         if (auto link = weak.lock()) {
           if (why != "closed by peer") {
-            spdlog::debug("peer: incoming link from {} closed: {}", link->peer_ip().ToString(), why);
+            spdlog::debug("peer: incoming link from {} closed: {}", link->peer_ip().ToString(),
+                          why);
           }
           incoming_.erase(link);
         }
@@ -145,28 +149,26 @@ void PeerService::Connect(Tracked& peer) {
         peer.pending.reset();
         if (!connection) {
           const bool refused = status == UV_ECONNREFUSED;
-          peer.view.status = refused ? "not a Synod node (peer port refused)"
-                                     : "unreachable: " + UvError(status);
+          peer.view.status =
+              refused ? "not a Synod node (peer port refused)" : "unreachable: " + UvError(status);
           peer.next_attempt = clock_.Monotonic() + (refused ? kRetryNotSynod : kRetryAfterError);
           Reschedule();
           return;
         }
         peer.link = std::make_shared<PeerLink>(std::move(connection), clock_);
-        peer.link->Start(
-            [this, id](const wire::PeerMessage& message, int64_t received) {
-              OnOutgoingMessage(id, message, received);
-            },
-            [this, id, generation](const std::string& why) {
-              auto it = tracked_.find(id);
-              if (it == tracked_.end() || it->second.generation != generation) return;
-              spdlog::debug("peer: link to {} closed: {}", id, why);
-              it->second.link.reset();
-              it->second.hello_done = false;
-              it->second.view.is_synod = false;
-              it->second.view.status = "disconnected: " + why;
-              it->second.next_attempt = clock_.Monotonic() + kRetryAfterError;
-              Reschedule();
-            });
+        peer.link->Start([this, id](const wire::PeerMessage& message,
+                                    int64_t received) { OnOutgoingMessage(id, message, received); },
+                         [this, id, generation](const std::string& why) {
+                           auto it = tracked_.find(id);
+                           if (it == tracked_.end() || it->second.generation != generation) return;
+                           spdlog::debug("peer: link to {} closed: {}", id, why);
+                           it->second.link.reset();
+                           it->second.hello_done = false;
+                           it->second.view.is_synod = false;
+                           it->second.view.status = "disconnected: " + why;
+                           it->second.next_attempt = clock_.Monotonic() + kRetryAfterError;
+                           Reschedule();
+                         });
         peer.link->Send(HelloMessage());
       },
       options_.bind_ip);
@@ -247,9 +249,9 @@ void PeerService::Reschedule() {
     tick_timer_.Stop();  // nothing to do until a neighbour appears
     return;
   }
-  const auto delay = std::max(std::chrono::milliseconds(0),
-                              std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  *earliest - clock_.Monotonic()));
+  const auto delay = std::max(
+      std::chrono::milliseconds(0),
+      std::chrono::duration_cast<std::chrono::milliseconds>(*earliest - clock_.Monotonic()));
   tick_timer_.Start(delay, std::chrono::milliseconds(0), [this] { OnTick(); });
 }
 

@@ -4,9 +4,9 @@
 // each neighbour discovery reports (Track), it connects to the same peer port at the neighbour's
 // address, checks with Hello that the node there is the one discovered, and then measures the
 // clock offset and round trip with four-timestamp probes: a quick burst first, then one per
-// probe interval, keeping the minimum-delay sample of a sliding window (8 samples). A neighbour that refuses
-// the connection is a plain SDSS peer; it is asked again from time to time.
-// Loop thread only.
+// probe interval, keeping the minimum-delay sample of a sliding window (8 samples). A neighbour
+// that refuses the connection is a plain SDSS peer; it is asked again from time to time. Loop
+// thread only.
 #pragma once
 
 #include <chrono>

@@ -102,13 +102,12 @@ TEST_F(PeerServiceTest, ANodeWithAnotherIdIsNotTakenForTheDiscoveredOne) {
 TEST_F(PeerServiceTest, GarbageOnThePeerPortIsDroppedAndServiceGoesOn) {
   auto b = Node(b_ip_, "bbbbbbbb000000000000000000000002", "beta");
   bool closed_by_service = false;
-  TcpConnection::Connect(loop_, b_ip_, port_, milliseconds(1000),
-                         [&](std::shared_ptr<TcpConnection> connection, int) {
-                           ASSERT_TRUE(connection);
-                           connection->Start([](std::string_view) {},
-                                             [&](int) { closed_by_service = true; });
-                           connection->Write(std::string("\x00\x00\x00\x05garbage", 11));
-                         });
+  TcpConnection::Connect(
+      loop_, b_ip_, port_, milliseconds(1000), [&](std::shared_ptr<TcpConnection> connection, int) {
+        ASSERT_TRUE(connection);
+        connection->Start([](std::string_view) {}, [&](int) { closed_by_service = true; });
+        connection->Write(std::string("\x00\x00\x00\x05garbage", 11));
+      });
   ASSERT_TRUE(RunUntil([&] { return closed_by_service; }));
   auto a = Node(a_ip_, "aaaaaaaa000000000000000000000001", "alpha");
   a->Track("bbbbbbbb", b_ip_);

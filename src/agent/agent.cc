@@ -35,6 +35,7 @@ struct Agent::Impl {
 
   void AddRoutes();
   void WatchSignals();
+  // Closes everything; `why` is logged unless null.
   void Shutdown(const char* why);
 };
 
@@ -93,7 +94,7 @@ Status Agent::Start() {
   if (status.ok()) status = s.peers->Start();
   if (status.ok()) status = s.discovery->Start();
   if (!status.ok()) {
-    s.Shutdown("start-up failed");
+    s.Shutdown(nullptr);  // the caller reports the error
     return status;
   }
   s.WatchSignals();
@@ -151,7 +152,7 @@ void Agent::Impl::WatchSignals() {
 void Agent::Impl::Shutdown(const char* why) {
   if (stopping) return;
   stopping = true;
-  spdlog::info("agent {}: stopping ({})", config.name, why);
+  if (why != nullptr) spdlog::info("agent {}: stopping ({})", config.name, why);
   if (discovery) discovery->Stop();
   if (peers) peers->Stop();
   if (http) http->Close();

@@ -58,10 +58,11 @@ NeighborTable::Verdict NeighborTable::OnDatagram(std::string_view payload, Ipv4 
   ++neighbor.beacons_since_probe;
   if (inserted) {
     if (listener_.on_added) listener_.on_added(neighbor);
-    StartProbe(neighbor, false);
-  } else if (!neighbor.probe_in_flight &&
-             (moved || neighbor.beacons_since_probe >= options_.refresh_every)) {
-    StartProbe(neighbor, false);
+    StartProbe(neighbor, ProbeKind::kFirst);
+  } else if (!neighbor.probe_in_flight && moved) {
+    StartProbe(neighbor, ProbeKind::kFirst);  // a new endpoint is measured like a new node
+  } else if (!neighbor.probe_in_flight && neighbor.beacons_since_probe >= options_.refresh_every) {
+    StartProbe(neighbor, ProbeKind::kRefresh);
   }
   return Verdict::kAccepted;
 }
@@ -77,11 +78,13 @@ void NeighborTable::Tick() {
   }
   for (const std::string& id : due) {
     auto it = neighbors_.find(id);
-    if (it != neighbors_.end() && !it->second.probe_in_flight) StartProbe(it->second, true);
+    if (it != neighbors_.end() && !it->second.probe_in_flight) {
+      StartProbe(it->second, ProbeKind::kRefresh);
+    }
   }
 }
 
-void NeighborTable::StartProbe(Neighbor& neighbor, bool due_to_silence) {
+void NeighborTable::StartProbe(Neighbor& neighbor, ProbeKind kind) {
   neighbor.probe_in_flight = true;
   neighbor.beacons_since_probe = 0;
   neighbor.probe_generation = next_generation_++;
@@ -92,12 +95,9 @@ void NeighborTable::StartProbe(Neighbor& neighbor, bool due_to_silence) {
   const Ipv4 ip = neighbor.ip;
   const uint16_t port = neighbor.tcp_port;
   // `neighbor` must not be used after this call: a synchronous completion may remove it.
-  transport_.Probe(ip, port,
-                   [alive, id, generation, due_to_silence, ip, port](ProbeOutcome outcome) {
-                     if (auto table = alive.lock()) {
-                       (*table)->OnProbeDone(id, generation, due_to_silence, ip, port, outcome);
-                     }
-                   });
+  transport_.Probe(ip, port, [alive, id, generation, kind, ip, port](ProbeOutcome outcome) {
+    if (auto table = alive.lock()) (*table)->OnProbeDone(id, generation, kind, ip, port, outcome);
+  });
 }
 
 void NeighborTable::CountFailure(ProbeFailure failure) {
@@ -120,15 +120,15 @@ void NeighborTable::CountFailure(ProbeFailure failure) {
   }
 }
 
-void NeighborTable::OnProbeDone(const std::string& id, uint64_t generation, bool due_to_silence,
-                                Ipv4 ip, uint16_t port, const ProbeOutcome& outcome) {
+void NeighborTable::OnProbeDone(const std::string& id, uint64_t generation, ProbeKind kind, Ipv4 ip,
+                                uint16_t port, const ProbeOutcome& outcome) {
   auto it = neighbors_.find(id);
   if (it == neighbors_.end() || it->second.probe_generation != generation) return;  // stale
   Neighbor& neighbor = it->second;
   neighbor.probe_in_flight = false;
   if (neighbor.ip != ip || neighbor.tcp_port != port) {
     // It announced a new endpoint while we were probing the old one: measure the new one.
-    StartProbe(neighbor, false);
+    StartProbe(neighbor, ProbeKind::kFirst);
     return;
   }
   neighbor.last_probe_done = clock_.Monotonic();
@@ -145,7 +145,7 @@ void NeighborTable::OnProbeDone(const std::string& id, uint64_t generation, bool
   if (!outcome.detail.empty() && outcome.detail != neighbor.last_error) {
     neighbor.last_error += ": " + outcome.detail;
   }
-  if (neighbor.delay_ms.has_value() || due_to_silence) {
+  if (kind == ProbeKind::kRefresh) {
     ++stats_.neighbors_removed;
     Neighbor removed = std::move(neighbor);
     neighbors_.erase(it);

@@ -5,8 +5,10 @@
 // - A known node is re-probed every `refresh_every` of its beacons, never on every beacon.
 // - A refresh is also due when `refresh_every` beacon intervals pass with neither a beacon nor
 //   a probe of it (a dead node sends no beacons).
-// - A node that is unreachable when a refresh is due is removed. A node that beacons but has
-//   never answered stays, unmeasured, and is retried every `refresh_every` beacons.
+// - A node that is unreachable when a refresh is due is removed (a later beacon makes it new
+//   again). Only the first probe of a new node may fail without removing it: it stays,
+//   unmeasured, until its first refresh, so that a node that beacons but never answers is
+//   probed once per `refresh_every` beacons, not on every beacon.
 // - Beacons that do not parse, come from outside our subnet or are our own are counted and
 //   dropped.
 // Time comes from the Clock and probes go through the ProbeTransport, so tests drive both.
@@ -105,8 +107,9 @@ class NeighborTable {
   const std::string& last_malformed_reason() const { return last_malformed_reason_; }
 
  private:
-  void StartProbe(Neighbor& neighbor, bool due_to_silence);
-  void OnProbeDone(const std::string& id, uint64_t generation, bool due_to_silence, Ipv4 ip,
+  enum class ProbeKind { kFirst, kRefresh };
+  void StartProbe(Neighbor& neighbor, ProbeKind kind);
+  void OnProbeDone(const std::string& id, uint64_t generation, ProbeKind kind, Ipv4 ip,
                    uint16_t port, const ProbeOutcome& outcome);
   void CountFailure(ProbeFailure failure);
 

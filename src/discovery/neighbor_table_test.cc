@@ -145,16 +145,22 @@ TEST_F(NeighborTableTest, MeasuredNodeUnreachableAtItsTenthBeaconIsRemoved) {
   EXPECT_EQ(transport_.pending.size(), 1u);
 }
 
-TEST_F(NeighborTableTest, NeverAnsweringNodeIsRetriedEveryTenBeacons) {
+TEST_F(NeighborTableTest, NeverAnsweringNodeIsProbedOncePerTenBeaconsAndRemovedAtRefresh) {
   Beacon("bbbb2222");
   transport_.FailAll(ProbeFailure::kReset);
-  ASSERT_EQ(table_.neighbors().size(), 1u);
+  ASSERT_EQ(table_.neighbors().size(), 1u) << "a failed first contact is not yet a refresh";
   EXPECT_FALSE(table_.neighbors().at("bbbb2222").delay_ms.has_value());
   for (int i = 0; i < 9; ++i) Beacon("bbbb2222");
   EXPECT_TRUE(transport_.pending.empty());
   Beacon("bbbb2222");
+  ASSERT_EQ(transport_.pending.size(), 1u);
+  transport_.FailAll(ProbeFailure::kRefused);
+  EXPECT_TRUE(table_.neighbors().empty()) << "unreachable when its refresh was due";
+  EXPECT_EQ(removed_, std::vector<std::string>{"bbbb2222"});
+  Beacon("bbbb2222");  // new again
   EXPECT_EQ(transport_.pending.size(), 1u);
   EXPECT_EQ(table_.stats().probes_reset, 1u);
+  EXPECT_EQ(table_.stats().probes_refused, 1u);
 }
 
 TEST_F(NeighborTableTest, RestartedNodeOnANewPortIsReprobed) {

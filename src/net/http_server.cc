@@ -159,7 +159,8 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
   HttpRequest request;
   std::string url;
   std::string header_field;
-  bool header_field_done = false;
+  std::string header_value;
+  bool header_field_done = false;  // the current field's value has started
   size_t header_bytes = 0;
   int reject_status = 0;  // set by a callback that found a limit exceeded
   std::string pending;    // received, not yet parsed
@@ -179,6 +180,7 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
       self->request = HttpRequest{};
       self->url.clear();
       self->header_field.clear();
+      self->header_value.clear();
       self->header_field_done = false;
       self->header_bytes = 0;
       return 0;
@@ -190,24 +192,30 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
     };
     settings.on_header_field = [](http_parser* p, const char* at, size_t length) {
       auto* self = static_cast<Connection*>(p->data);
-      if (self->header_field_done) {
-        self->header_field.clear();
-        self->header_field_done = false;
+      size_t counted = length;
+      if (self->header_field_done || self->header_field.empty()) {
+        self->CommitHeader();
+        counted += 4;  // a new header line: ": " and CRLF count towards the limit too
       }
       for (size_t i = 0; i < length; ++i) {
         self->header_field.push_back(
             static_cast<char>(std::tolower(static_cast<unsigned char>(at[i]))));
       }
-      return self->CountHeaderBytes(length);
+      return self->CountHeaderBytes(counted);
     };
     settings.on_header_value = [](http_parser* p, const char* at, size_t length) {
       auto* self = static_cast<Connection*>(p->data);
       self->header_field_done = true;
-      self->request.headers[self->header_field].append(at, length);
+      self->header_value.append(at, length);
       return self->CountHeaderBytes(length);
     };
     settings.on_headers_complete = [](http_parser* p) {
       auto* self = static_cast<Connection*>(p->data);
+      self->CommitHeader();
+      if (p->http_major != 1) {
+        self->reject_status = 505;
+        return -1;
+      }
       if ((p->flags & F_CONTENTLENGTH) &&
           p->content_length > self->server->limits_.max_body_bytes) {
         self->reject_status = 413;
@@ -244,6 +252,17 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
         [weak](int) {
           if (auto self = weak.lock()) self->Close();
         });
+  }
+
+  // Repeated header names are combined with ", " (RFC 9110, section 5.3).
+  void CommitHeader() {
+    if (header_field_done) {
+      std::string& value = request.headers[header_field];
+      value += value.empty() ? header_value : ", " + header_value;
+    }
+    header_field.clear();
+    header_value.clear();
+    header_field_done = false;
   }
 
   int CountHeaderBytes(size_t length) {
@@ -294,6 +313,8 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
     if (reject_status == 413) {
       response = HttpResponse::Error(
           413, "request body exceeds " + std::to_string(server->limits_.max_body_bytes) + " bytes");
+    } else if (reject_status == 505) {
+      response = HttpResponse::Error(505, "only HTTP/1.x is supported");
     } else if (reject_status == 431) {
       response =
           HttpResponse::Error(431, "request headers exceed " +

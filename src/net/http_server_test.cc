@@ -27,6 +27,9 @@ class HttpServerTest : public ::testing::Test {
     router_.Handle("PUT", "/v1/echo/{word}", [](const HttpRequest& request, HttpResponder respond) {
       respond(HttpResponse::Json(201, {{"body", request.body}}));
     });
+    router_.Handle("GET", "/headers", [](const HttpRequest& request, HttpResponder respond) {
+      respond(HttpResponse::Json(200, {{"x", request.headers.at("x-tag")}}));
+    });
     // Answers later, from a timer, as a handler waiting for a commit would.
     router_.Handle("GET", "/later", [this](const HttpRequest&, HttpResponder respond) {
       later_ = std::make_unique<Timer>(loop_);
@@ -90,6 +93,12 @@ TEST_F(HttpServerTest, RoutesWithParamsAndQuery) {
   EXPECT_EQ(body["query"]["y"], "a b");
 }
 
+TEST_F(HttpServerTest, RepeatedHeadersAreCombined) {
+  const std::string answer =
+      Raw("GET /headers HTTP/1.1\r\nX-Tag: a\r\nx-tag: b\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(answer.find("\"x\":\"a, b\""), std::string::npos) << answer;
+}
+
 TEST_F(HttpServerTest, BodyReachesHandler) {
   auto reply = HttpCall("PUT", Url("/v1/echo/x"), "payload");
   ASSERT_TRUE(reply.ok());
@@ -113,6 +122,11 @@ TEST_F(HttpServerTest, HostileRequestsGet4xx) {
             std::string::npos);
   EXPECT_NE(Raw("PUT /v1/echo/x HTTP/1.1\r\nContent-Length: 5000\r\n\r\n").find("HTTP/1.1 413"),
             std::string::npos);
+  // Many small headers add up, line overhead included.
+  std::string many = "GET /v1/echo/x HTTP/1.1\r\n";
+  for (int i = 0; i < 150; ++i) many += "X-A: b\r\n";
+  EXPECT_NE(Raw(many + "\r\n").find("HTTP/1.1 431"), std::string::npos);
+  EXPECT_NE(Raw("GET /v1/echo/x HTTP/9.9\r\n\r\n").find("HTTP/1.1 505"), std::string::npos);
   // Chunked bodies are counted as they arrive.
   std::string chunked = "PUT /v1/echo/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 5; ++i) chunked += "3e8\r\n" + std::string(1000, 'z') + "\r\n";

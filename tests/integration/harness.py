@@ -11,6 +11,7 @@ Exit codes: 0 pass, 1 fail, 77 skip (ctest SKIP_RETURN_CODE).
 
 import argparse
 import atexit
+import errno
 import http.client
 import json
 import math
@@ -31,8 +32,6 @@ _procs = []          # every Popen started through this module
 _tempdirs = []       # every temp dir created through this module
 _agents = []         # every Agent, for log dumps on failure
 _keep_tmp = os.environ.get("SYNOD_TEST_KEEP_TMP") == "1"
-# Checks for known agent bugs only warn, unless SYNOD_IT_STRICT=1 makes them fail.
-STRICT = os.environ.get("SYNOD_IT_STRICT") == "1"
 
 
 # --------------------------------------------------------------------------
@@ -66,8 +65,16 @@ class TestFailure(AssertionError):
     pass
 
 
+class Abort(TestFailure):
+    """A failure that wait_for must not retry (a process died, ...)."""
+
+
 def fail(msg):
     raise TestFailure(msg)
+
+
+def abort(msg):
+    raise Abort(msg)
 
 
 def check(cond, msg):
@@ -103,7 +110,14 @@ def spawn(cmd, **kw):
     """subprocess.Popen that is registered for cleanup and dies with us."""
     kw.setdefault("stdin", subprocess.DEVNULL)
     kw.setdefault("preexec_fn", _die_with_parent)
-    return register_proc(subprocess.Popen(cmd, **kw))
+    for attempt in range(10):
+        try:
+            return register_proc(subprocess.Popen(cmd, **kw))
+        except OSError as e:
+            # ETXTBSY / EACCES while the binary is being relinked: retry briefly.
+            if e.errno not in (errno.ETXTBSY, errno.EACCES) or attempt == 9:
+                raise
+            time.sleep(0.5)
 
 
 def register_proc(p):
@@ -362,6 +376,8 @@ def wait_for(cond, timeout, interval=0.1, what="condition"):
             if v:
                 return v
             last = v
+        except Abort:
+            raise
         except TestFailure as e:
             last = e
         except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException) as e:
@@ -403,10 +419,10 @@ class Agent:
         self.proc = spawn(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
         return self
 
-    def wait_healthy(self, timeout=5.0):
+    def wait_healthy(self, timeout=15.0):
         def ok():
             if self.proc.poll() is not None:
-                fail(f"agent {self.name} exited early with {self.proc.returncode}:\n{self.read_log()}")
+                abort(f"agent {self.name} exited early with {self.proc.returncode}:\n{self.read_log()}")
             r = http_get(self.addr, self.api_port, "/healthz", timeout=1.0)
             return r.status == 200 and r.json().get("status") == "ok"
         wait_for(ok, timeout, what=f"{self.name} /healthz")

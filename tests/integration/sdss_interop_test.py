@@ -16,13 +16,16 @@ Asserts, within 8 s:
   * the peer's table lists Synod's 8-char short id (/v1/node short_id) with a
     delay (|delay| < 1 s: Synod sends a double);
   * (double round) after the peer stops, Synod drops it within 16 s
-    (10 silent beacon intervals + probe) and neighbors_removed rises by one.
+    (10 silent beacon intervals + probe) and neighbors_removed rises by one;
+  * beacons from 10.99.0.1 (an extra address on the namespace's lo, outside
+    the agent's 127.0.0.0/8) are counted in beacons_foreign_subnet and ignored.
 """
 
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -119,14 +122,18 @@ def one_round(args, encoding):
     peer = PeerProc(encoding, tmp)
     t0 = time.monotonic()
     try:
-        first = h.wait_for(peer.last, 5.0, what="sdss_peer to start")
+        def started():
+            if peer.proc.poll() is not None:
+                h.abort(f"sdss_peer exited {peer.proc.returncode}: {peer.stderr_text()}")
+            return peer.last()
+        first = h.wait_for(started, 5.0, what="sdss_peer to start")
         peer_id = first["uuid"]
         h.check(len(peer_id) == 8, f"peer uuid {peer_id!r}")
         h.log(f"Synod {agent.short_id} on 127.0.0.2, peer {peer_id} tcp {first['tcp_port']}")
 
         def both_measured():
             if peer.proc.poll() is not None:
-                h.fail(f"sdss_peer exited {peer.proc.returncode}: {peer.stderr_text()}")
+                h.abort(f"sdss_peer exited {peer.proc.returncode}: {peer.stderr_text()}")
             rows = {r["id"]: r for r in agent.neighbors()}
             mine = rows.get(peer_id)
             if not (mine and h.is_finite_number(mine.get("sdss_delay_ms"))):
@@ -184,13 +191,44 @@ def inner(args):
             h.skip(f"{' '.join(cmd)} failed in the namespace: {p.stderr.strip()}")
     # Paranoia: only ever broadcast to 255.255.255.255 in a namespace whose
     # sole interface is lo.
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
-                           timeout=10).stdout.splitlines()
-    names = [ln.split(":")[1].strip() for ln in links if ":" in ln]
+    names = [name for _idx, name in socket.if_nameindex()]
     if names != ["lo"]:
         h.fail(f"namespace has interfaces {names}, refusing to broadcast")
     for encoding in ("double", "float"):
         one_round(args, encoding)
+    foreign_subnet(args)
+
+
+def foreign_subnet(args):
+    """Beacons from outside the agent's subnet (10.99.0.1, an extra address on
+    this namespace's lo) are counted as foreign and never become neighbours."""
+    h.log("--- beacons from a foreign subnet ---")
+    p = subprocess.run(["ip", "addr", "add", "10.99.0.1/24", "dev", "lo"],
+                       capture_output=True, text=True, timeout=10)
+    h.check(p.returncode == 0, f"ip addr add failed: {p.stderr}")
+    agent = h.Agent(args.synod, "foreign", "127.0.0.2", 35498,
+                    beacon_interval="1s").start().wait_healthy()
+    before = agent.discovery()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    s.bind(("10.99.0.1", 0))
+    try:
+        for dst in ("255.255.255.255", "127.255.255.255", "10.99.0.255"):
+            s.sendto(b"f0reign1 ON 1234", (dst, 35498))
+    finally:
+        s.close()
+
+    def counted():
+        d = agent.discovery()
+        return d if d["beacons_foreign_subnet"] - before["beacons_foreign_subnet"] >= 3 else False
+    d = h.wait_for(counted, 3.0, what="beacons_foreign_subnet += 3")
+    h.check(d["beacons_accepted"] == before["beacons_accepted"] and d["probes_started"] == 0,
+            f"foreign beacons were used: {before} -> {d}")
+    h.check(all(r["id"] != "f0reign1" for r in agent.neighbors()), "foreign beacon became a neighbour")
+    h.log(f"ok  beacons_foreign_subnet {before['beacons_foreign_subnet']} -> "
+          f"{d['beacons_foreign_subnet']}")
+    agent.proc.send_signal(signal.SIGTERM)
+    h.check(agent.proc.wait(timeout=3) == 0, "agent did not exit 0")
 
 
 def main():

@@ -24,7 +24,8 @@ received timestamps are decoded by length (8 -> '!d', 4 -> '!f').
 
 Network safety: the default broadcast address '<broadcast>' (255.255.255.255)
 must only be used inside a private network namespace; on the host pass
---broadcast-addr 127.255.255.255 and --bind 127.x.y.z.
+--broadcast-addr 127.255.255.255 and --bind 127.x.y.z.  The peer refuses to
+send to 255.255.255.255 when the namespace has any interface besides lo.
 """
 
 import argparse
@@ -302,6 +303,15 @@ class SdssPeer:
         return 0
 
 
+def non_loopback_interfaces():
+    """Interfaces of this process's network namespace other than lo
+    (if_nameindex asks the kernel; /sys/class/net may show another namespace)."""
+    try:
+        return sorted(name for _idx, name in socket.if_nameindex() if name != "lo")
+    except OSError as e:
+        return [f"(unknown: {e})"]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -316,7 +326,18 @@ def main(argv=None):
     p.add_argument("--run-for", type=float, default=0.0,
                    help="exit after this many seconds (0: until SIGTERM/SIGINT)")
     p.add_argument("--quiet", action="store_true", help="no log lines on stderr")
+    p.add_argument("--allow-limited-broadcast-with-other-interfaces", dest="allow_bcast",
+                   action="store_true",
+                   help="send to 255.255.255.255 even when this network namespace has "
+                        "interfaces other than lo (it then leaves the machine)")
     opts = p.parse_args(argv)
+    if opts.broadcast_addr in ("<broadcast>", "255.255.255.255") and not opts.allow_bcast:
+        others = non_loopback_interfaces()
+        if others:
+            print(f"sdss_peer: error: refusing to broadcast to 255.255.255.255: this network "
+                  f"namespace has interfaces {others} besides lo (run inside `unshare -rn`, "
+                  f"or pass --broadcast-addr 127.255.255.255 --bind 127.x.y.z)", file=sys.stderr)
+            return 2
     peer = SdssPeer(opts)
     signal.signal(signal.SIGTERM, lambda *_: peer.stop.set())
     signal.signal(signal.SIGINT, lambda *_: peer.stop.set())

@@ -4,7 +4,7 @@
 
 namespace synod {
 
-TcpConnection::TcpConnection(EventLoop& loop) : loop_(loop), socket_(new uv_tcp_t) {
+TcpConnection::TcpConnection(EventLoop& loop) : socket_(new uv_tcp_t) {
   uv_tcp_init(loop.raw(), socket_);
   socket_->data = this;
 }

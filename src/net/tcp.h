@@ -61,7 +61,6 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   void Fail(int status);
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
 
-  EventLoop& loop_;
   uv_tcp_t* socket_;
   std::shared_ptr<TcpConnection> self_;  // set while the socket is open
   DataCallback on_data_;

@@ -1,0 +1,348 @@
+#include "consensus/raft_engine.h"
+
+extern "C" {
+#include <raft.h>
+#include <raft/uv.h>
+}
+
+#include <cstring>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+namespace synod {
+namespace {
+
+std::string RaftError(int code) {
+  switch (code) {
+    case RAFT_NOTLEADER: return "not the leader";
+    case RAFT_LEADERSHIPLOST: return "leadership lost before the entry was committed";
+    case RAFT_SHUTDOWN: return "shutting down";
+    default: return raft_strerror(code);
+  }
+}
+
+int ToRaftRole(RaftRole role) {
+  switch (role) {
+    case RaftRole::kVoter: return RAFT_VOTER;
+    case RaftRole::kStandby: return RAFT_STANDBY;
+    case RaftRole::kSpare: return RAFT_SPARE;
+  }
+  return RAFT_SPARE;
+}
+
+RaftRole FromRaftRole(int role) {
+  if (role == RAFT_VOTER) return RaftRole::kVoter;
+  if (role == RAFT_STANDBY) return RaftRole::kStandby;
+  return RaftRole::kSpare;
+}
+
+}  // namespace
+
+const char* RaftRoleName(RaftRole role) {
+  switch (role) {
+    case RaftRole::kVoter: return "voter";
+    case RaftRole::kStandby: return "standby";
+    case RaftRole::kSpare: return "spare";
+  }
+  return "spare";
+}
+
+uint64_t RaftIdFromNodeId(const std::string& node_id) {
+  uint64_t id = 0;
+  for (size_t i = 0; i < std::min<size_t>(16, node_id.size()); ++i) {
+    const char c = node_id[i];
+    const uint64_t digit = c >= 'a' ? static_cast<uint64_t>(c - 'a' + 10)
+                                    : static_cast<uint64_t>(c >= '0' ? c - '0' : 0);
+    id = (id << 4) | (digit & 0xf);
+  }
+  return id == 0 ? 1 : id;
+}
+
+// ---- state machine adapter --------------------------------------------------------------
+
+struct RaftFsmAdapter::Impl {
+  raft_fsm fsm{};
+  RaftStateMachine* machine;
+  std::string last_result;  // handed to the apply callback, which runs right after apply
+};
+
+RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_unique<Impl>()) {
+  impl_->machine = &machine;
+  impl_->fsm.version = 1;
+  impl_->fsm.data = impl_.get();
+  impl_->fsm.apply = [](raft_fsm* fsm, const raft_buffer* buf, void** result) {
+    auto* self = static_cast<Impl*>(fsm->data);
+    self->last_result =
+        self->machine->ApplyEntry(std::string_view(static_cast<const char*>(buf->base), buf->len));
+    *result = &self->last_result;
+    return 0;
+  };
+  impl_->fsm.snapshot = [](raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
+    auto* self = static_cast<Impl*>(fsm->data);
+    const std::string data = self->machine->TakeSnapshot();
+    *bufs = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
+    if (*bufs == nullptr) return RAFT_NOMEM;
+    (*bufs)[0].base = raft_malloc(std::max<size_t>(data.size(), 1));
+    if ((*bufs)[0].base == nullptr) {
+      raft_free(*bufs);
+      return RAFT_NOMEM;
+    }
+    std::memcpy((*bufs)[0].base, data.data(), data.size());
+    (*bufs)[0].len = data.size();
+    *n_bufs = 1;
+    return 0;
+  };
+  impl_->fsm.restore = [](raft_fsm* fsm, raft_buffer* buf) {
+    auto* self = static_cast<Impl*>(fsm->data);
+    Status status = self->machine->RestoreSnapshot(
+        std::string_view(static_cast<const char*>(buf->base), buf->len));
+    if (!status.ok()) {
+      spdlog::error("raft: cannot restore snapshot: {}", status.message());
+      return RAFT_MALFORMED;
+    }
+    raft_free(buf->base);
+    return 0;
+  };
+}
+
+RaftFsmAdapter::~RaftFsmAdapter() = default;
+raft_fsm* RaftFsmAdapter::get() { return &impl_->fsm; }
+
+// ---- engine -----------------------------------------------------------------------------
+
+struct RaftEngine::Impl {
+  EventLoop& loop;
+  RaftFsmAdapter fsm;
+  raft_uv_transport transport{};
+  raft_io io{};
+  struct raft raft {};
+  bool transport_ready = false;
+  bool io_ready = false;
+  bool raft_ready = false;
+  std::function<void()> on_closed;
+
+  Impl(EventLoop& l, RaftStateMachine& machine) : loop(l), fsm(machine) {}
+};
+
+RaftEngine::RaftEngine(EventLoop& loop, RaftOptions options, RaftStateMachine& fsm)
+    : impl_(std::make_unique<Impl>(loop, fsm)), options_(std::move(options)) {}
+
+RaftEngine::~RaftEngine() {
+  // Close() must have finished: libraft's memory is only safe to free after its close callback.
+  if (impl_->raft_ready) spdlog::error("raft engine destroyed without Close()");
+}
+
+bool RaftEngine::HasState(const std::string& dir) {
+  std::error_code ec;
+  return std::filesystem::exists(std::filesystem::path(dir) / "metadata1", ec) ||
+         std::filesystem::exists(std::filesystem::path(dir) / "metadata2", ec);
+}
+
+Status RaftEngine::Open() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.dir, ec);
+  if (ec) return Status::Error("cannot create raft dir " + options_.dir + ": " + ec.message());
+  Impl& s = *impl_;
+  if (int rv = raft_uv_tcp_init(&s.transport, s.loop.raw()); rv != 0) {
+    return Status::Error("cannot set up the raft transport: " + RaftError(rv));
+  }
+  s.transport_ready = true;
+  if (int rv = raft_uv_init(&s.io, s.loop.raw(), options_.dir.c_str(), &s.transport); rv != 0) {
+    return Status::Error("raft storage in " + options_.dir + " rejected: " + s.io.errmsg);
+  }
+  s.io_ready = true;
+  if (int rv = raft_init(&s.raft, &s.io, s.fsm.get(), options_.id, options_.address.c_str());
+      rv != 0) {
+    return Status::Error(std::string("cannot initialise raft: ") + raft_errmsg(&s.raft));
+  }
+  s.raft_ready = true;
+  s.raft.data = &s;
+  raft_set_election_timeout(&s.raft, options_.election_timeout_ms);
+  raft_set_heartbeat_timeout(&s.raft, options_.heartbeat_timeout_ms);
+  raft_set_snapshot_threshold(&s.raft, options_.snapshot_threshold);
+  raft_set_snapshot_trailing(&s.raft, options_.snapshot_trailing);
+  raft_set_install_snapshot_timeout(&s.raft, options_.install_snapshot_timeout_ms);
+  raft_set_pre_vote(&s.raft, true);
+  raft_uv_set_connect_retry_delay(&s.io, 100);
+  opened_ = true;
+  return Status::Ok();
+}
+
+Result<bool> RaftEngine::BootstrapSelf() {
+  raft_configuration configuration;
+  raft_configuration_init(&configuration);
+  int rv = raft_configuration_add(&configuration, options_.id, options_.address.c_str(), RAFT_VOTER);
+  if (rv == 0) rv = raft_bootstrap(&impl_->raft, &configuration);
+  raft_configuration_close(&configuration);
+  if (rv == RAFT_CANTBOOTSTRAP) return false;
+  if (rv != 0) {
+    return Status::Error(std::string("cannot bootstrap: ") + raft_errmsg(&impl_->raft));
+  }
+  return true;
+}
+
+Status RaftEngine::Start() {
+  if (int rv = raft_start(&impl_->raft); rv != 0) {
+    return Status::Error("cannot start raft on " + options_.address + " (data in " + options_.dir +
+                         "): " + raft_errmsg(&impl_->raft));
+  }
+  started_ = true;
+  return Status::Ok();
+}
+
+void RaftEngine::Apply(std::string entry, ApplyCallback done) {
+  struct Request {
+    struct raft_apply req {};
+    ApplyCallback done;
+  };
+  if (!started_) {
+    done(Status::Error("not part of a cluster yet"), 0);
+    return;
+  }
+  auto* request = new Request;
+  request->req.data = request;
+  request->done = std::move(done);
+  raft_buffer buf;
+  buf.len = entry.size();
+  buf.base = raft_malloc(std::max<size_t>(entry.size(), 1));
+  std::memcpy(buf.base, entry.data(), entry.size());
+  int rv = raft_apply(&impl_->raft, &request->req, &buf, 1,
+                      [](struct raft_apply* req, int status, void* result) {
+                        auto* request = static_cast<Request*>(req->data);
+                        auto callback = std::move(request->done);
+                        const uint64_t index = req->index;
+                        delete request;
+                        if (status != 0) {
+                          callback(Status::Error(RaftError(status)), index);
+                        } else {
+                          callback(std::move(*static_cast<std::string*>(result)), index);
+                        }
+                      });
+  if (rv != 0) {
+    raft_free(buf.base);
+    auto callback = std::move(request->done);
+    delete request;
+    callback(Status::Error(RaftError(rv)), 0);
+  }
+}
+
+namespace {
+struct ChangeRequest {
+  raft_change req{};
+  RaftEngine::ChangeCallback done;
+};
+
+raft_change* NewChange(RaftEngine::ChangeCallback done) {
+  auto* request = new ChangeRequest;
+  request->req.data = request;
+  request->done = std::move(done);
+  return &request->req;
+}
+
+void ChangeDone(raft_change* req, int status) {
+  auto* request = static_cast<ChangeRequest*>(req->data);
+  auto callback = std::move(request->done);
+  delete request;
+  callback(status == 0 ? Status::Ok() : Status::Error(RaftError(status)));
+}
+
+void ChangeFailed(raft_change* req, int rv) { ChangeDone(req, rv); }
+}  // namespace
+
+void RaftEngine::Add(uint64_t id, const std::string& address, ChangeCallback done) {
+  raft_change* req = NewChange(std::move(done));
+  if (int rv = raft_add(&impl_->raft, req, id, address.c_str(), ChangeDone); rv != 0) {
+    ChangeFailed(req, rv);
+  }
+}
+
+void RaftEngine::Assign(uint64_t id, RaftRole role, ChangeCallback done) {
+  raft_change* req = NewChange(std::move(done));
+  if (int rv = raft_assign(&impl_->raft, req, id, ToRaftRole(role), ChangeDone); rv != 0) {
+    ChangeFailed(req, rv);
+  }
+}
+
+void RaftEngine::Remove(uint64_t id, ChangeCallback done) {
+  raft_change* req = NewChange(std::move(done));
+  if (int rv = raft_remove(&impl_->raft, req, id, ChangeDone); rv != 0) ChangeFailed(req, rv);
+}
+
+void RaftEngine::Transfer(uint64_t id, std::function<void()> done) {
+  struct Request {
+    struct raft_transfer req {};
+    std::function<void()> done;
+  };
+  auto* request = new Request;
+  request->req.data = request;
+  request->done = std::move(done);
+  int rv = raft_transfer(&impl_->raft, &request->req, id, [](struct raft_transfer* req) {
+    auto* request = static_cast<Request*>(req->data);
+    auto callback = std::move(request->done);
+    delete request;
+    callback();
+  });
+  if (rv != 0) {
+    auto callback = std::move(request->done);
+    delete request;
+    callback();
+  }
+}
+
+void RaftEngine::Close(std::function<void()> done) {
+  Impl& s = *impl_;
+  auto release_io = [&s] {
+    if (s.io_ready) raft_uv_close(&s.io);
+    if (s.transport_ready) raft_uv_tcp_close(&s.transport);
+    s.io_ready = s.transport_ready = false;
+  };
+  if (!s.raft_ready) {
+    release_io();
+    done();
+    return;
+  }
+  s.on_closed = [release_io, done = std::move(done)] {
+    release_io();
+    done();
+  };
+  s.raft_ready = false;
+  started_ = false;
+  raft_close(&s.raft, [](struct raft* r) {
+    auto* impl = static_cast<Impl*>(r->data);
+    auto callback = std::move(impl->on_closed);
+    callback();
+  });
+}
+
+bool RaftEngine::IsLeader() const {
+  return started_ && raft_state(&impl_->raft) == RAFT_LEADER;
+}
+
+std::optional<RaftServer> RaftEngine::Leader() const {
+  if (!started_) return std::nullopt;
+  raft_id id = 0;
+  const char* address = nullptr;
+  raft_leader(&impl_->raft, &id, &address);
+  if (id == 0 || address == nullptr) return std::nullopt;
+  return RaftServer{id, address, RaftRole::kVoter};
+}
+
+uint64_t RaftEngine::term() const { return started_ ? impl_->raft.current_term : 0; }
+uint64_t RaftEngine::commit_index() const { return started_ ? impl_->raft.commit_index : 0; }
+uint64_t RaftEngine::last_applied() const {
+  return started_ ? raft_last_applied(&impl_->raft) : 0;
+}
+
+std::vector<RaftServer> RaftEngine::Configuration() const {
+  std::vector<RaftServer> servers;
+  if (!started_) return servers;
+  const raft_configuration& configuration = impl_->raft.configuration;
+  for (unsigned i = 0; i < configuration.n; ++i) {
+    servers.push_back(RaftServer{configuration.servers[i].id, configuration.servers[i].address,
+                                 FromRaftRole(configuration.servers[i].role)});
+  }
+  return servers;
+}
+
+}  // namespace synod

@@ -1,0 +1,121 @@
+// RaftEngine: the only code that talks to libraft (canonical/raft 0.15, libuv I/O).
+//
+// Contract:
+// - Loop thread only; every callback runs on the loop thread.
+// - The state machine is given as a RaftStateMachine; its Apply() result for an entry reaches
+//   the proposer's callback (on the node that proposed it; other nodes drop it).
+// - Buffers are copied in and out: no caller ever sees raft_malloc/raft_free.
+// - Apply() callbacks always run exactly once: with the result, or with an error such as
+//   "not the leader", "leadership lost" or "shutting down".
+// Engine features (election and heartbeat timeouts, snapshots, membership changes) are exposed
+// as plain values so that the engine could be replaced without touching the features.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/event_loop.h"
+#include "core/status.h"
+
+struct raft_fsm;
+
+namespace synod {
+
+class RaftStateMachine {
+ public:
+  virtual ~RaftStateMachine() = default;
+  // Applies one committed entry; the returned bytes go to the proposer.
+  virtual std::string ApplyEntry(std::string_view entry) = 0;
+  virtual std::string TakeSnapshot() = 0;
+  virtual Status RestoreSnapshot(std::string_view snapshot) = 0;
+};
+
+enum class RaftRole { kVoter, kStandby, kSpare };
+const char* RaftRoleName(RaftRole role);
+
+struct RaftServer {
+  uint64_t id = 0;
+  std::string address;  // "ip:port"
+  RaftRole role = RaftRole::kVoter;
+};
+
+struct RaftOptions {
+  std::string dir;      // created if missing
+  uint64_t id = 0;      // > 0
+  std::string address;  // "ip:port", also where it listens
+  unsigned election_timeout_ms = 300;
+  unsigned heartbeat_timeout_ms = 50;
+  unsigned snapshot_threshold = 8192;
+  unsigned snapshot_trailing = 2048;
+  unsigned install_snapshot_timeout_ms = 2000;
+};
+
+// Derives a Raft server id (non-zero) from a node id of hex digits.
+uint64_t RaftIdFromNodeId(const std::string& node_id);
+
+class RaftEngine {
+ public:
+  using ApplyCallback = std::function<void(Result<std::string> result, uint64_t index)>;
+  using ChangeCallback = std::function<void(Status status)>;
+
+  RaftEngine(EventLoop& loop, RaftOptions options, RaftStateMachine& fsm);
+  ~RaftEngine();
+
+  // Opens the data directory. Errors carry the engine's message (for example an unsupported
+  // filesystem).
+  Status Open();
+  // Makes this node the first and only voter of a new cluster; between Open() and Start().
+  // Returns false, without an error, when the directory already holds a cluster.
+  Result<bool> BootstrapSelf();
+  // Starts replicating: loads what is on disk and listens on the address.
+  Status Start();
+  // Whether the data directory holds Raft state from an earlier run.
+  static bool HasState(const std::string& dir);
+
+  void Apply(std::string entry, ApplyCallback done);
+  void Add(uint64_t id, const std::string& address, ChangeCallback done);
+  void Assign(uint64_t id, RaftRole role, ChangeCallback done);
+  void Remove(uint64_t id, ChangeCallback done);
+  // Hands leadership to `id` (0: any voter). `done` runs when the transfer ends either way.
+  void Transfer(uint64_t id, std::function<void()> done);
+  // Closes the engine; `done` runs when every resource is released.
+  void Close(std::function<void()> done);
+
+  bool started() const { return started_; }
+  bool IsLeader() const;
+  std::optional<RaftServer> Leader() const;
+  uint64_t term() const;
+  uint64_t commit_index() const;
+  uint64_t last_applied() const;
+  std::vector<RaftServer> Configuration() const;
+  const RaftOptions& options() const { return options_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  RaftOptions options_;
+  bool opened_ = false;
+  bool started_ = false;
+};
+
+// A raft_fsm that drives a RaftStateMachine, for the engine and for tests that use libraft's
+// in-memory fixture. The RaftStateMachine must outlive the adapter.
+class RaftFsmAdapter {
+ public:
+  explicit RaftFsmAdapter(RaftStateMachine& machine);
+  ~RaftFsmAdapter();
+  RaftFsmAdapter(const RaftFsmAdapter&) = delete;
+  RaftFsmAdapter& operator=(const RaftFsmAdapter&) = delete;
+  raft_fsm* get();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace synod

@@ -1,0 +1,159 @@
+// The replicated state machine under libraft's in-memory fixture: simulated time and network,
+// deterministic, milliseconds per scenario.
+#include <gtest/gtest.h>
+
+extern "C" {
+#include <raft.h>
+#include <raft/fixture.h>
+}
+
+#include <memory>
+#include <vector>
+
+#include "consensus/cluster_state.h"
+
+namespace synod {
+namespace {
+
+constexpr unsigned kAll = 1000;  // generous simulated milliseconds
+
+class FixtureCluster : public ::testing::Test {
+ protected:
+  void Grow(unsigned n) {
+    for (unsigned i = 0; i < n; ++i) {
+      states_.push_back(std::make_unique<ClusterState>());
+      fsms_.push_back(std::make_unique<RaftFsmAdapter>(*states_.back()));
+      ASSERT_EQ(raft_fixture_grow(&f_, fsms_.back()->get()), 0);
+    }
+  }
+
+  void SetUp() override {
+    ASSERT_EQ(raft_fixture_initialize(&f_), 0);
+    Grow(3);
+    raft_configuration configuration;
+    ASSERT_EQ(raft_fixture_configuration(&f_, 3, &configuration), 0);
+    ASSERT_EQ(raft_fixture_bootstrap(&f_, &configuration), 0);
+    raft_configuration_close(&configuration);
+    for (unsigned i = 0; i < 3; ++i) {
+      // Small thresholds, so that a server that falls behind must catch up by snapshot.
+      raft_set_snapshot_threshold(raft_fixture_get(&f_, i), 8);
+      raft_set_snapshot_trailing(raft_fixture_get(&f_, i), 2);
+    }
+    ASSERT_EQ(raft_fixture_start(&f_), 0);
+  }
+
+  void TearDown() override { raft_fixture_close(&f_); }
+
+  // The leader of the servers other than `cut_off`. The fixture's own notion of a leader needs
+  // every alive server to agree, which a partitioned one cannot.
+  unsigned Leader(int cut_off = -1) {
+    if (cut_off < 0) {
+      EXPECT_TRUE(raft_fixture_step_until_has_leader(&f_, 10 * kAll));
+      return raft_fixture_leader_index(&f_);
+    }
+    for (int step = 0; step < 100000; ++step) {
+      for (unsigned i = 0; i < raft_fixture_n(&f_); ++i) {
+        if (static_cast<int>(i) != cut_off && raft_state(raft_fixture_get(&f_, i)) == RAFT_LEADER) {
+          return i;
+        }
+      }
+      raft_fixture_step(&f_);
+    }
+    ADD_FAILURE() << "no leader among the majority";
+    return 0;
+  }
+
+  // Proposes `key=value` on the leader and steps until every live server, but `cut_off`,
+  // applied it.
+  void Put(const std::string& key, const std::string& value, int cut_off = -1) {
+    const unsigned leader = Leader(cut_off);
+    wire::Command command;
+    command.mutable_kv_put()->set_key(key);
+    command.mutable_kv_put()->set_value(value);
+    const std::string entry = EncodeCommands({command});
+    raft_buffer buf;
+    buf.len = entry.size();
+    buf.base = raft_malloc(buf.len);
+    memcpy(buf.base, entry.data(), buf.len);
+    auto* request = new struct raft_apply;
+    request->data = &applied_ok_;
+    ASSERT_EQ(raft_apply(raft_fixture_get(&f_, leader), request, &buf, 1,
+                         [](struct raft_apply* req, int status, void* result) {
+                           wire::BatchResult batch;
+                           batch.ParseFromString(*static_cast<std::string*>(result));
+                           if (status == 0 && batch.results_size() == 1 && batch.results(0).ok()) {
+                             ++*static_cast<int*>(req->data);
+                           }
+                           delete req;
+                         }),
+              0);
+    const raft_index index = raft_last_index(raft_fixture_get(&f_, leader));
+    for (unsigned i = 0; i < raft_fixture_n(&f_); ++i) {
+      if (raft_fixture_alive(&f_, i) && static_cast<int>(i) != cut_off) {
+        ASSERT_TRUE(raft_fixture_step_until_applied(&f_, i, index, 10 * kAll)) << "server " << i;
+      }
+    }
+  }
+
+  void ExpectIdentical() {
+    for (unsigned i = 1; i < states_.size(); ++i) {
+      EXPECT_EQ(states_[i]->Fingerprint(), states_[0]->Fingerprint()) << "server " << i;
+    }
+  }
+
+  raft_fixture f_{};
+  std::vector<std::unique_ptr<ClusterState>> states_;
+  std::vector<std::unique_ptr<RaftFsmAdapter>> fsms_;
+  int applied_ok_ = 0;
+};
+
+TEST_F(FixtureCluster, ElectsAndAppliesOnEveryServer) {
+  Put("a", "1");
+  Put("b", "2");
+  EXPECT_EQ(applied_ok_, 2) << "the proposer got each command's result";
+  for (const auto& state : states_) EXPECT_EQ(state->Get("b").value_or(""), "2");
+  ExpectIdentical();
+}
+
+TEST_F(FixtureCluster, LeaderDiesAnotherTakesOverAndTheDeadCatchesUpBySnapshot) {
+  Put("before", "1");
+  const unsigned old_leader = Leader();
+  raft_fixture_kill(&f_, old_leader);
+  ASSERT_TRUE(raft_fixture_step_until_has_no_leader(&f_, 10 * kAll));
+  const unsigned new_leader = Leader();
+  EXPECT_NE(new_leader, old_leader);
+  for (int i = 0; i < 30; ++i) Put("k" + std::to_string(i), std::to_string(i));  // past snapshots
+  raft_fixture_revive(&f_, old_leader);
+  const raft_index index = raft_last_index(raft_fixture_get(&f_, new_leader));
+  ASSERT_TRUE(raft_fixture_step_until_applied(&f_, old_leader, index, 20 * kAll));
+  EXPECT_EQ(states_[old_leader]->Get("k29").value_or(""), "29");
+  EXPECT_GE(raft_fixture_n_recv(&f_, old_leader, RAFT_IO_INSTALL_SNAPSHOT), 1u)
+      << "the log it missed was compacted: it must have caught up by snapshot";
+  ExpectIdentical();
+}
+
+TEST_F(FixtureCluster, PartitionedMinorityHealsToTheSameState) {
+  Put("a", "1");
+  const unsigned leader = Leader();
+  const unsigned minority = (leader + 1) % 3;
+  for (unsigned i = 0; i < 3; ++i) {
+    if (i != minority) {
+      raft_fixture_disconnect(&f_, i, minority);
+      raft_fixture_disconnect(&f_, minority, i);
+    }
+  }
+  for (int i = 0; i < 20; ++i) Put("p" + std::to_string(i), "x", minority);  // majority goes on
+  EXPECT_FALSE(states_[minority]->Get("p19").has_value());
+  for (unsigned i = 0; i < 3; ++i) {
+    if (i != minority) {
+      raft_fixture_reconnect(&f_, i, minority);
+      raft_fixture_reconnect(&f_, minority, i);
+    }
+  }
+  Put("after", "heal");
+  EXPECT_EQ(states_[minority]->Get("p19").value_or(""), "x");
+  ExpectIdentical();
+}
+
+}  // namespace
+}  // namespace synod

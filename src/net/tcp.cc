@@ -102,7 +102,10 @@ void TcpConnection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* b
   auto* self = static_cast<TcpConnection*>(stream->data);
   if (self != nullptr && nread > 0) {
     auto keep = self->shared_from_this();  // the callback may close and release us
+    self->dispatching_ = true;
     if (self->on_data_) self->on_data_(std::string_view(buf->base, static_cast<size_t>(nread)));
+    self->dispatching_ = false;
+    if (self->closed_) self->ReleaseCallbacks();
   } else if (self != nullptr && nread < 0) {
     self->Fail(nread == UV_EOF ? 0 : static_cast<int>(nread));
   }
@@ -161,12 +164,17 @@ void TcpConnection::Fail(int status) {
   if (callback) callback(status);
 }
 
+void TcpConnection::ReleaseCallbacks() {
+  on_data_ = nullptr;
+  on_closed_ = nullptr;
+}
+
 void TcpConnection::Close() {
   if (closed_) return;
   closed_ = true;
   reading_ = false;
-  on_data_ = nullptr;
-  on_closed_ = nullptr;
+  // A callback that closes its own connection must not destroy itself while it runs.
+  if (!dispatching_) ReleaseCallbacks();
   socket_->data = nullptr;
   CloseAndDelete(socket_);
   self_.reset();  // may destroy *this: nothing after

@@ -59,6 +59,7 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   explicit TcpConnection(EventLoop& loop);
   void Adopt();  // socket is connected: learn the peer, hold self
   void Fail(int status);
+  void ReleaseCallbacks();
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
 
   uv_tcp_t* socket_;
@@ -67,6 +68,7 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   ClosedCallback on_closed_;
   bool reading_ = false;
   bool closed_ = false;
+  bool dispatching_ = false;  // inside on_data_
   Ipv4 peer_ip_;
   uint16_t peer_port_ = 0;
 };

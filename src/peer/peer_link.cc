@@ -45,14 +45,16 @@ void PeerLink::Send(const wire::PeerMessage& message) {
 }
 
 void PeerLink::Fail(const std::string& why) {
+  if (connection_->closed() && !on_closed_) return;
   auto callback = std::move(on_closed_);
+  on_closed_ = nullptr;
   Close();
   if (callback) callback(why);
 }
 
 void PeerLink::Close() {
-  on_message_ = nullptr;
-  on_closed_ = nullptr;
+  // The callbacks are released with the link, not here: Close() may be called from inside
+  // one of them. The connection's closed flag stops every further dispatch.
   connection_->Close();
 }
 

@@ -16,6 +16,18 @@ constexpr auto kRetryNotSynod = std::chrono::seconds(10);
 constexpr int kBurstProbes = 6;
 constexpr auto kBurstSpacing = std::chrono::milliseconds(100);
 constexpr size_t kMaxIncomingLinks = 1024;
+constexpr size_t kMaxOutbox = 1024;
+
+bool IsResponse(const wire::PeerMessage& message) {
+  switch (message.body_case()) {
+    case wire::PeerMessage::kProposeResponse:
+    case wire::PeerMessage::kJoinResponse:
+    case wire::PeerMessage::kLeaveResponse:
+      return true;
+    default:
+      return false;
+  }
+}
 
 }  // namespace
 
@@ -29,10 +41,10 @@ PeerService::PeerService(EventLoop& loop, const Clock& clock, PeerOptions option
 PeerService::~PeerService() { Stop(); }
 
 Status PeerService::Start() {
-  Status status = listener_.Listen(
-      options_.bind_ip, options_.peer_port, "peer",
-      [this](std::shared_ptr<TcpConnection> connection) { OnIncoming(std::move(connection)); });
-  return status;
+  return listener_.Listen(options_.bind_ip, options_.peer_port, "peer",
+                          [this](std::shared_ptr<TcpConnection> connection) {
+                            OnIncoming(std::move(connection));
+                          });
 }
 
 void PeerService::Stop() {
@@ -42,6 +54,7 @@ void PeerService::Stop() {
   tracked_.clear();
   for (const auto& link : incoming_) link->Close();
   incoming_.clear();
+  while (!calls_.empty()) FinishCall(calls_.begin()->first, Status::Error("shutting down"));
 }
 
 wire::PeerMessage PeerService::HelloMessage() const {
@@ -52,6 +65,8 @@ wire::PeerMessage PeerService::HelloMessage() const {
   hello->set_name(options_.name);
   hello->set_api_port(options_.api_port);
   hello->set_peer_port(options_.peer_port);
+  hello->set_raft_port(options_.raft_port);
+  if (hello_provider_) hello_provider_(*hello);
   return message;
 }
 
@@ -82,8 +97,17 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
             break;
           }
           default:
-            spdlog::debug("peer: ignoring message kind {} from {}",
-                          static_cast<int>(message.body_case()), link->peer_ip().ToString());
+            if (!request_handler_ || IsResponse(message)) {
+              spdlog::debug("peer: ignoring message kind {} from {}",
+                            static_cast<int>(message.body_case()), link->peer_ip().ToString());
+              break;
+            }
+            request_handler_(message, [weak, id = message.request_id()](wire::PeerMessage reply) {
+              auto link = weak.lock();
+              if (!link || id == 0) return;
+              reply.set_request_id(id);
+              link->Send(reply);
+            });
         }
       },
       [this, weak](const std::string& why) {
@@ -98,7 +122,8 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
 }
 
 void PeerService::Track(const std::string& short_id, Ipv4 ip) {
-  auto [it, inserted] = tracked_.try_emplace(short_id);
+  const std::string key = short_id.empty() ? "@" + ip.ToString() : short_id;
+  auto [it, inserted] = tracked_.try_emplace(key);
   Tracked& peer = it->second;
   if (!inserted && peer.ip == ip) return;
   Disconnect(peer);
@@ -107,7 +132,7 @@ void PeerService::Track(const std::string& short_id, Ipv4 ip) {
   peer.ip = ip;
   peer.view.status = "connecting";
   peer.next_attempt = clock_.Monotonic();
-  Connect(peer);
+  Connect(key, peer);
   Reschedule();
 }
 
@@ -115,7 +140,10 @@ void PeerService::Untrack(const std::string& short_id) {
   auto it = tracked_.find(short_id);
   if (it == tracked_.end()) return;
   Disconnect(it->second);
+  const Ipv4 ip = it->second.ip;
   tracked_.erase(it);
+  OnLinkLost(short_id, "neighbour removed");
+  if (peer_listener_.on_lost) peer_listener_.on_lost(ip);
 }
 
 void PeerService::Disconnect(Tracked& peer) {
@@ -131,15 +159,24 @@ std::optional<PeerView> PeerService::Lookup(const std::string& short_id) const {
   return it->second.view;
 }
 
-void PeerService::Connect(Tracked& peer) {
+PeerService::Tracked* PeerService::FindByIp(Ipv4 ip) {
+  Tracked* found = nullptr;
+  for (auto& [key, peer] : tracked_) {
+    if (peer.ip != ip) continue;
+    if (peer.view.is_synod) return &peer;
+    if (found == nullptr) found = &peer;
+  }
+  return found;
+}
+
+void PeerService::Connect(const std::string& key, Tracked& peer) {
   peer.connecting = true;
   peer.generation = next_generation_++;
-  const std::string id = peer.short_id;
   const uint64_t generation = peer.generation;
   peer.pending = TcpConnection::Connect(
       loop_, peer.ip, options_.peer_port, kConnectTimeout,
-      [this, id, generation](std::shared_ptr<TcpConnection> connection, int status) {
-        auto it = tracked_.find(id);
+      [this, key, generation](std::shared_ptr<TcpConnection> connection, int status) {
+        auto it = tracked_.find(key);
         if (it == tracked_.end() || it->second.generation != generation) {
           if (connection) connection->Close();
           return;
@@ -149,43 +186,59 @@ void PeerService::Connect(Tracked& peer) {
         peer.pending.reset();
         if (!connection) {
           const bool refused = status == UV_ECONNREFUSED;
-          peer.view.status =
-              refused ? "not a Synod node (peer port refused)" : "unreachable: " + UvError(status);
+          peer.view.status = refused ? "not a Synod node (peer port refused)"
+                                     : "unreachable: " + UvError(status);
           peer.next_attempt = clock_.Monotonic() + (refused ? kRetryNotSynod : kRetryAfterError);
+          OnLinkLost(key, peer.view.status);
           Reschedule();
           return;
         }
         peer.link = std::make_shared<PeerLink>(std::move(connection), clock_);
-        peer.link->Start([this, id](const wire::PeerMessage& message,
-                                    int64_t received) { OnOutgoingMessage(id, message, received); },
-                         [this, id, generation](const std::string& why) {
-                           auto it = tracked_.find(id);
-                           if (it == tracked_.end() || it->second.generation != generation) return;
-                           spdlog::debug("peer: link to {} closed: {}", id, why);
-                           it->second.link.reset();
-                           it->second.hello_done = false;
-                           it->second.view.is_synod = false;
-                           it->second.view.status = "disconnected: " + why;
-                           it->second.next_attempt = clock_.Monotonic() + kRetryAfterError;
-                           Reschedule();
-                         });
+        peer.link->Start(
+            [this, key](const wire::PeerMessage& message, int64_t received) {
+              OnOutgoingMessage(key, message, received);
+            },
+            [this, key, generation](const std::string& why) {
+              auto it = tracked_.find(key);
+              if (it == tracked_.end() || it->second.generation != generation) return;
+              spdlog::debug("peer: link to {} closed: {}", key, why);
+              Tracked& peer = it->second;
+              peer.link.reset();
+              peer.hello_done = false;
+              peer.view.is_synod = false;
+              peer.view.status = "disconnected: " + why;
+              peer.next_attempt = clock_.Monotonic() + kRetryAfterError;
+              OnLinkLost(key, why);
+              Reschedule();
+            });
         peer.link->Send(HelloMessage());
       },
       options_.bind_ip);
 }
 
-void PeerService::OnOutgoingMessage(const std::string& short_id, const wire::PeerMessage& message,
+void PeerService::OnLinkLost(const std::string& key, const std::string& why) {
+  auto it = tracked_.find(key);
+  if (it != tracked_.end()) it->second.outbox.clear();
+  std::vector<uint64_t> failed;
+  for (const auto& [id, call] : calls_) {
+    if (call.key == key) failed.push_back(id);
+  }
+  for (uint64_t id : failed) FinishCall(id, Status::Error("connection lost: " + why));
+}
+
+void PeerService::OnOutgoingMessage(const std::string& key, const wire::PeerMessage& message,
                                     int64_t received_utc_nanos) {
-  auto it = tracked_.find(short_id);
+  auto it = tracked_.find(key);
   if (it == tracked_.end()) return;
   Tracked& peer = it->second;
   if (message.has_hello()) {
     const wire::Hello& hello = message.hello();
-    if (hello.node_id().substr(0, 8) != short_id) {
+    if (!peer.short_id.empty() && hello.node_id().substr(0, 8) != peer.short_id) {
       peer.view.status = "another node answers on the peer port (" + hello.node_id() + ")";
       peer.link->Close();
       peer.link.reset();
       peer.next_attempt = clock_.Monotonic() + kRetryNotSynod;
+      OnLinkLost(key, peer.view.status);
       Reschedule();
       return;
     }
@@ -195,8 +248,12 @@ void PeerService::OnOutgoingMessage(const std::string& short_id, const wire::Pee
     peer.view.node_id = hello.node_id();
     peer.view.name = hello.name();
     peer.view.api_port = static_cast<uint16_t>(hello.api_port());
+    peer.view.hello = hello;
     peer.burst_left = kBurstProbes;
     peer.next_probe = clock_.Monotonic();
+    for (const auto& queued : peer.outbox) peer.link->Send(queued);
+    peer.outbox.clear();
+    if (peer_listener_.on_hello) peer_listener_.on_hello(peer.ip, hello);
     Reschedule();
     return;
   }
@@ -211,15 +268,59 @@ void PeerService::OnOutgoingMessage(const std::string& short_id, const wire::Pee
       peer.view.offset_ms = NanosToMillis(best->sample.OffsetNanos());
       peer.view.samples = peer.filter.size();
     }
+    return;
   }
+  if (message.request_id() != 0 && IsResponse(message)) {
+    auto call = calls_.find(message.request_id());
+    if (call != calls_.end() && call->second.key == key) FinishCall(message.request_id(), message);
+  }
+}
+
+void PeerService::Call(Ipv4 ip, wire::PeerMessage request, std::chrono::milliseconds timeout,
+                       CallCallback done) {
+  Tracked* peer = FindByIp(ip);
+  if (peer == nullptr) {
+    Track("", ip);
+    peer = FindByIp(ip);
+  }
+  const std::string key = peer->short_id.empty() ? "@" + ip.ToString() : peer->short_id;
+  const uint64_t id = next_request_id_++;
+  request.set_request_id(id);
+  PendingCall& call = calls_[id];
+  call.key = key;
+  call.done = std::move(done);
+  call.deadline = std::make_unique<Timer>(loop_);
+  call.deadline->Start(timeout, std::chrono::milliseconds(0), [this, id, ip] {
+    FinishCall(id, Status::Error("no answer from " + ip.ToString() + " in time"));
+  });
+  if (peer->link && peer->hello_done) {
+    peer->link->Send(request);
+  } else if (peer->outbox.size() < kMaxOutbox) {
+    peer->outbox.push_back(std::move(request));
+  } else {
+    FinishCall(id, Status::Error("too many requests waiting for " + ip.ToString()));
+  }
+}
+
+void PeerService::Send(Ipv4 ip, const wire::PeerMessage& message) {
+  Tracked* peer = FindByIp(ip);
+  if (peer != nullptr && peer->link && peer->hello_done) peer->link->Send(message);
+}
+
+void PeerService::FinishCall(uint64_t request_id, Result<wire::PeerMessage> outcome) {
+  auto it = calls_.find(request_id);
+  if (it == calls_.end()) return;
+  auto done = std::move(it->second.done);
+  calls_.erase(it);  // destroys the deadline timer; safe even from inside its callback
+  done(std::move(outcome));
 }
 
 void PeerService::OnTick() {
   const MonoTime now = clock_.Monotonic();
   const MonoTime horizon = now + kCoalesce;
-  for (auto& [id, peer] : tracked_) {
+  for (auto& [key, peer] : tracked_) {
     if (!peer.link) {
-      if (!peer.connecting && peer.next_attempt <= horizon) Connect(peer);
+      if (!peer.connecting && peer.next_attempt <= horizon) Connect(key, peer);
       continue;
     }
     if (!peer.hello_done || peer.next_probe > horizon) continue;
@@ -239,7 +340,7 @@ void PeerService::OnTick() {
 
 void PeerService::Reschedule() {
   std::optional<MonoTime> earliest;
-  for (const auto& [id, peer] : tracked_) {
+  for (const auto& [key, peer] : tracked_) {
     std::optional<MonoTime> due;
     if (!peer.link && !peer.connecting) due = peer.next_attempt;
     if (peer.link && peer.hello_done) due = peer.next_probe;
@@ -249,9 +350,9 @@ void PeerService::Reschedule() {
     tick_timer_.Stop();  // nothing to do until a neighbour appears
     return;
   }
-  const auto delay = std::max(
-      std::chrono::milliseconds(0),
-      std::chrono::duration_cast<std::chrono::milliseconds>(*earliest - clock_.Monotonic()));
+  const auto delay = std::max(std::chrono::milliseconds(0),
+                              std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  *earliest - clock_.Monotonic()));
   tick_timer_.Start(delay, std::chrono::milliseconds(0), [this] { OnTick(); });
 }
 

@@ -4,7 +4,11 @@
 // each neighbour discovery reports (Track), it connects to the same peer port at the neighbour's
 // address, checks with Hello that the node there is the one discovered, and then measures the
 // clock offset and round trip with four-timestamp probes: a quick burst first, then one per
-// probe interval, keeping the minimum-delay sample of a sliding window (8 samples). A neighbour
+// probe interval, keeping the minimum-delay sample of a sliding window (8 samples).
+// Other modules exchange their own messages through it: Call() sends a request to the Synod
+// node at an address and waits for its response (or a timeout), Send() is one-way, and the
+// request handler answers what arrives from others. Hello carries what the hello provider
+// adds (cluster membership), and the peer listener hears every Hello and every lost peer. A neighbour
 // that refuses the connection is a plain SDSS peer; it is asked again from time to time. Loop
 // thread only.
 #pragma once
@@ -15,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/event_loop.h"
@@ -31,6 +36,7 @@ struct PeerOptions {
   Ipv4 bind_ip;
   uint16_t peer_port = 7402;  // ours, and the one neighbours are assumed to use
   uint16_t api_port = 7400;
+  uint16_t raft_port = 7401;
   // After the first burst. Every node probes every neighbour, so this is N^2 traffic: keep it slow.
   std::chrono::milliseconds probe_interval{4000};
 };
@@ -42,6 +48,7 @@ struct PeerView {
   std::string node_id;
   std::string name;
   uint16_t api_port = 0;
+  wire::Hello hello;  // the last Hello it sent
   std::optional<double> rtt_ms;
   std::optional<double> offset_ms;  // how far its clock is ahead of ours
   size_t samples = 0;
@@ -55,9 +62,32 @@ class PeerService {
   Status Start();
   void Stop();
 
+  // Follows the node discovered as `short_id` at `ip`. An empty short id accepts whichever
+  // Synod node answers there (for --join addresses).
   void Track(const std::string& short_id, Ipv4 ip);
   void Untrack(const std::string& short_id);
   std::optional<PeerView> Lookup(const std::string& short_id) const;
+
+  using Reply = std::function<void(wire::PeerMessage response)>;
+  using RequestHandler = std::function<void(const wire::PeerMessage& request, Reply reply)>;
+  using CallCallback = std::function<void(Result<wire::PeerMessage> response)>;
+  struct PeerListener {
+    std::function<void(Ipv4 ip, const wire::Hello& hello)> on_hello;
+    std::function<void(Ipv4 ip)> on_lost;
+  };
+
+  // Handles every request kind other than Hello and time probes.
+  void SetRequestHandler(RequestHandler handler) { request_handler_ = std::move(handler); }
+  void SetHelloProvider(std::function<void(wire::Hello&)> provider) {
+    hello_provider_ = std::move(provider);
+  }
+  void SetPeerListener(PeerListener listener) { peer_listener_ = std::move(listener); }
+  // Sends a request to the Synod node at `ip` (connecting first if need be); `done` runs once,
+  // with the response or an error (timeout, connection lost, not a Synod node).
+  void Call(Ipv4 ip, wire::PeerMessage request, std::chrono::milliseconds timeout,
+            CallCallback done);
+  // One-way; dropped if there is no link to `ip` yet.
+  void Send(Ipv4 ip, const wire::PeerMessage& message);
 
  private:
   struct Tracked {
@@ -74,16 +104,25 @@ class PeerService {
     uint64_t generation = 0;  // tells a stale connect completion from the current one
     MinDelayFilter filter;
     PeerView view;
+    std::vector<wire::PeerMessage> outbox;  // requests waiting for the Hello exchange
+  };
+  struct PendingCall {
+    std::string key;  // tracked peer it went to
+    CallCallback done;
+    std::unique_ptr<Timer> deadline;
   };
 
   void OnTick();
   // Sets the timer for the earliest connect or probe that is due; none while nothing is.
   void Reschedule();
-  void Connect(Tracked& peer);
+  void Connect(const std::string& key, Tracked& peer);
   void Disconnect(Tracked& peer);
-  void OnOutgoingMessage(const std::string& short_id, const wire::PeerMessage& message,
+  void OnOutgoingMessage(const std::string& key, const wire::PeerMessage& message,
                          int64_t received_utc_nanos);
   void OnIncoming(std::shared_ptr<TcpConnection> connection);
+  void OnLinkLost(const std::string& key, const std::string& why);
+  void FinishCall(uint64_t request_id, Result<wire::PeerMessage> outcome);
+  Tracked* FindByIp(Ipv4 ip);
   wire::PeerMessage HelloMessage() const;
 
   EventLoop& loop_;
@@ -94,6 +133,11 @@ class PeerService {
   std::map<std::string, Tracked> tracked_;
   std::set<std::shared_ptr<PeerLink>> incoming_;
   uint64_t next_generation_ = 1;
+  uint64_t next_request_id_ = 1;
+  std::map<uint64_t, PendingCall> calls_;
+  RequestHandler request_handler_;
+  std::function<void(wire::Hello&)> hello_provider_;
+  PeerListener peer_listener_;
 };
 
 }  // namespace synod

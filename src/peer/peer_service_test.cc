@@ -34,7 +34,7 @@ class PeerServiceTest : public ::testing::Test {
 
   std::unique_ptr<PeerService> Node(Ipv4 ip, const std::string& id, const std::string& name) {
     auto node = std::make_unique<PeerService>(
-        loop_, clock_, PeerOptions{NodeIdentity{id}, name, ip, port_, 7400, milliseconds(100)});
+        loop_, clock_, PeerOptions{NodeIdentity{id}, name, ip, port_, 7400, 7401, milliseconds(100)});
     EXPECT_TRUE(node->Start().ok());
     return node;
   }
@@ -75,6 +75,40 @@ TEST_F(PeerServiceTest, HelloThenRoundTripAndOffsetBetweenTwoNodes) {
   EXPECT_LT(*view.rtt_ms, 100.0);
   // Same machine, same clock: the offset is bounded by half the round trip of the best sample.
   EXPECT_LE(std::abs(*view.offset_ms), *view.rtt_ms / 2 + 0.01);
+  a->Stop();
+  b->Stop();
+}
+
+TEST_F(PeerServiceTest, CallsGetTheirResponseAndFailCleanly) {
+  auto a = Node(a_ip_, "aaaaaaaa000000000000000000000001", "alpha");
+  auto b = Node(b_ip_, "bbbbbbbb000000000000000000000002", "beta");
+  b->SetHelloProvider([](wire::Hello& hello) { hello.set_cluster_id("c-42"); });
+  b->SetRequestHandler([](const wire::PeerMessage& request, PeerService::Reply reply) {
+    wire::PeerMessage response;
+    response.mutable_join_response()->set_ok(true);
+    response.mutable_join_response()->set_cluster_id(request.join_request().member().name());
+    reply(response);
+  });
+  std::string heard_cluster;
+  a->SetPeerListener({.on_hello = [&](Ipv4, const wire::Hello& hello) {
+                        heard_cluster = hello.cluster_id();
+                      },
+                      .on_lost = nullptr});
+  // b was never discovered: the call connects by address.
+  wire::PeerMessage request;
+  request.mutable_join_request()->mutable_member()->set_name("echo-me");
+  std::optional<Result<wire::PeerMessage>> answer;
+  a->Call(b_ip_, request, milliseconds(2000), [&](Result<wire::PeerMessage> r) { answer = r; });
+  ASSERT_TRUE(RunUntil([&] { return answer.has_value(); }));
+  ASSERT_TRUE(answer->ok()) << answer->error();
+  EXPECT_EQ(answer->value().join_response().cluster_id(), "echo-me");
+  EXPECT_EQ(heard_cluster, "c-42");
+  // Nobody on the third address: a clear error, not a hang.
+  std::optional<Result<wire::PeerMessage>> failed;
+  a->Call(Ipv4{a_ip_.host_order + 7}, request, milliseconds(1000),
+          [&](Result<wire::PeerMessage> r) { failed = r; });
+  ASSERT_TRUE(RunUntil([&] { return failed.has_value(); }));
+  EXPECT_FALSE(failed->ok());
   a->Stop();
   b->Stop();
 }

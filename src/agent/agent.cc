@@ -4,7 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "api/cluster_routes.h"
 #include "api/neighbors_json.h"
+#include "consensus/consensus_service.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/node_identity.h"
@@ -27,6 +29,8 @@ struct Agent::Impl {
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<SdssService> discovery;
   std::unique_ptr<PeerService> peers;
+  std::unique_ptr<ConsensusService> consensus;
+  std::unique_ptr<Timer> exit_deadline;
   uv_signal_t* sigint = nullptr;
   uv_signal_t* sigterm = nullptr;
   bool stopping = false;
@@ -60,7 +64,23 @@ Status Agent::Start() {
 
   s.peers = std::make_unique<PeerService>(
       s.loop, s.clock,
-      PeerOptions{s.identity, s.config.name, s.config.bind, s.config.peer_port, s.config.api_port});
+      PeerOptions{s.identity, s.config.name, s.config.bind, s.config.peer_port, s.config.api_port,
+                  s.config.raft_port});
+  ConsensusOptions consensus;
+  consensus.identity = s.identity;
+  consensus.name = s.config.name;
+  consensus.ip = s.config.bind;
+  consensus.api_port = s.config.api_port;
+  consensus.peer_port = s.config.peer_port;
+  consensus.raft_port = s.config.raft_port;
+  consensus.data_dir = s.config.data_dir;
+  consensus.bootstrap = s.config.bootstrap;
+  consensus.bootstrap_expect = s.config.bootstrap_expect;
+  consensus.join = s.config.join;
+  consensus.max_voters = s.config.voters;
+  consensus.election_timeout_ms = static_cast<unsigned>(s.config.election_timeout.count());
+  consensus.heartbeat_timeout_ms = static_cast<unsigned>(s.config.heartbeat_timeout.count());
+  s.consensus = std::make_unique<ConsensusService>(s.loop, s.clock, *s.peers, consensus);
   SdssOptions sdss{s.identity.ShortId(),
                    s.config.bind,
                    s.interface.subnet,
@@ -92,9 +112,11 @@ Status Agent::Start() {
 
   Status status = s.http->Listen(s.config.bind, s.config.api_port);
   if (status.ok()) status = s.peers->Start();
+  if (status.ok()) status = s.consensus->Start();
   if (status.ok()) status = s.discovery->Start();
   if (!status.ok()) {
     s.Shutdown(nullptr);  // the caller reports the error
+    s.loop.Run();         // let what was opened close
     return status;
   }
   s.WatchSignals();
@@ -127,6 +149,7 @@ void Agent::Impl::AddRoutes() {
               {"beacon_interval_ms", config.beacon_interval.count()},
               {"discovery", DiscoveryStatsJson(discovery->table().stats())}}));
   });
+  AddClusterRoutes(router, *consensus);
   router.Handle("GET", "/v1/neighbors", [this](const HttpRequest&, HttpResponder respond) {
     respond(HttpResponse::Json(200, NeighborsJson(discovery->table(), *peers, clock)));
   });
@@ -153,14 +176,28 @@ void Agent::Impl::Shutdown(const char* why) {
   if (stopping) return;
   stopping = true;
   if (why != nullptr) spdlog::info("agent {}: stopping ({})", config.name, why);
-  if (discovery) discovery->Stop();
-  if (peers) peers->Stop();
-  if (http) http->Close();
   CloseAndDelete(sigint);
   CloseAndDelete(sigterm);
   sigint = sigterm = nullptr;
-  spdlog::default_logger()->flush();
-  loop.Stop();
+  if (discovery) discovery->Stop();
+  if (http) http->Close();
+  // Leaving the cluster needs the peer links; everything else can go now. If something hangs,
+  // the deadline ends the loop anyway.
+  exit_deadline = std::make_unique<Timer>(loop);
+  exit_deadline->Start(std::chrono::milliseconds(4000), std::chrono::milliseconds(0), [this] {
+    spdlog::warn("agent {}: shutdown took too long; stopping now", config.name);
+    loop.Stop();
+  });
+  auto finish = [this] {
+    if (peers) peers->Stop();
+    exit_deadline.reset();
+    spdlog::default_logger()->flush();
+  };
+  if (consensus) {
+    consensus->Leave(finish);
+  } else {
+    finish();
+  }
 }
 
 }  // namespace synod

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "net/ipv4.h"
@@ -23,9 +24,16 @@ struct AgentConfig {
   std::string data_dir;
   uint16_t api_port = 7400;
   uint16_t peer_port = 7402;
+  uint16_t raft_port = 7401;
   uint16_t broadcast_port = 35498;
   std::optional<Ipv4> broadcast_addr;  // default: directed broadcast of the bound interface
   std::chrono::milliseconds beacon_interval{1000};
+  bool bootstrap = false;
+  unsigned bootstrap_expect = 0;
+  std::vector<Ipv4> join;
+  unsigned voters = 3;
+  std::chrono::milliseconds election_timeout{300};
+  std::chrono::milliseconds heartbeat_timeout{50};
 };
 
 class Agent {

@@ -17,10 +17,17 @@ struct AgentFlags {
   std::string data_dir;
   uint16_t api_port = 7400;
   uint16_t peer_port = 7402;
+  uint16_t raft_port = 7401;
   uint16_t broadcast_port = 35498;
   std::string broadcast_addr;
   std::string beacon_interval = "1s";
   std::string log_level = "info";
+  bool bootstrap = false;
+  unsigned bootstrap_expect = 0;
+  std::vector<std::string> join;
+  unsigned voters = 3;
+  std::string election_timeout = "300ms";
+  std::string heartbeat_timeout = "50ms";
 };
 
 int Fail(const std::string& message, int status) {
@@ -50,9 +57,36 @@ int RunAgent(const AgentFlags& flags) {
     return Fail("--beacon-interval must be between 10ms and 1h", 2);
   }
   config.beacon_interval = interval.value();
-  if (config.api_port == config.peer_port) {
-    return Fail("--api-port and --peer-port must differ", 2);
+  if (config.api_port == config.peer_port || config.api_port == flags.raft_port ||
+      config.peer_port == flags.raft_port) {
+    return Fail("--api-port, --raft-port and --peer-port must differ", 2);
   }
+  config.raft_port = flags.raft_port;
+  config.bootstrap = flags.bootstrap;
+  config.bootstrap_expect = flags.bootstrap_expect;
+  if (flags.bootstrap && flags.bootstrap_expect > 0) {
+    return Fail("--bootstrap and --bootstrap-expect exclude each other", 2);
+  }
+  for (const std::string& address : flags.join) {
+    Result<Ipv4> ip = Ipv4::Parse(address);
+    if (!ip.ok()) return Fail("--join: " + ip.error(), 2);
+    config.join.push_back(ip.value());
+  }
+  config.voters = flags.voters;
+  Result<std::chrono::milliseconds> election = ParseDuration(flags.election_timeout);
+  if (!election.ok()) return Fail("--election-timeout: " + election.error(), 2);
+  Result<std::chrono::milliseconds> heartbeat = ParseDuration(flags.heartbeat_timeout);
+  if (!heartbeat.ok()) return Fail("--heartbeat-timeout: " + heartbeat.error(), 2);
+  if (election.value() < std::chrono::milliseconds(50) ||
+      heartbeat.value() < std::chrono::milliseconds(5) ||
+      heartbeat.value() * 2 > election.value()) {
+    return Fail(
+        "timeouts: need --election-timeout >= 50ms, --heartbeat-timeout >= 5ms and at "
+        "most half the election timeout",
+        2);
+  }
+  config.election_timeout = election.value();
+  config.heartbeat_timeout = heartbeat.value();
 
   auto level = spdlog::level::from_str(flags.log_level);
   auto logger = spdlog::stderr_color_mt("synod");
@@ -72,8 +106,9 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
   auto flags = std::make_shared<AgentFlags>();
   CLI::App* cmd = app.add_subcommand("agent", "Run a Synod node in the foreground");
   cmd->footer(
-      "Example:\n  synod agent --name n1 --bind 127.0.0.2 --data-dir /tmp/synod/n1 "
-      "--beacon-interval 1s");
+      "Examples:\n  synod agent --name n1 --bind 127.0.0.2 --data-dir /tmp/synod/n1 "
+      "--bootstrap-expect 3\n  synod agent --name n4 --bind 127.0.0.5 --data-dir /tmp/synod/n4 "
+      "--join 127.0.0.2");
   cmd->add_option("--name", flags->name, "Human-readable node name (default: its short id)");
   cmd->add_option("--bind", flags->bind, "IPv4 address of this machine to bind")->required();
   cmd->add_option("--data-dir", flags->data_dir, "Directory for the node's durable state")
@@ -84,12 +119,28 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--peer-port", flags->peer_port, "Native peer protocol port")
       ->capture_default_str()
       ->check(CLI::Range(1, 65535));
+  cmd->add_option("--raft-port", flags->raft_port, "Raft port")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65535));
   cmd->add_option("--broadcast-port", flags->broadcast_port, "SDSS discovery UDP port")
       ->capture_default_str()
       ->check(CLI::Range(1, 65535));
   cmd->add_option("--broadcast-addr", flags->broadcast_addr,
                   "Where beacons go (default: the bound interface's directed broadcast)");
   cmd->add_option("--beacon-interval", flags->beacon_interval, "Time between beacons (e.g. 1s)")
+      ->capture_default_str();
+  cmd->add_flag("--bootstrap", flags->bootstrap,
+                "Form a new one-node cluster that others join (only on a first start)");
+  cmd->add_option("--bootstrap-expect", flags->bootstrap_expect,
+                  "Wait until N nodes are discovered, then form one cluster of them")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--join", flags->join, "Address of a member to join through (repeatable)");
+  cmd->add_option("--voters", flags->voters, "Voting members (the rest are standbys)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({1, 3, 5, 7}));
+  cmd->add_option("--election-timeout", flags->election_timeout, "Raft election timeout")
+      ->capture_default_str();
+  cmd->add_option("--heartbeat-timeout", flags->heartbeat_timeout, "Raft heartbeat interval")
       ->capture_default_str();
   cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error")
       ->capture_default_str()

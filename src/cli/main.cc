@@ -1,9 +1,12 @@
 // synod: the single binary. Subcommands live in cli/*_command.cc.
+#include <csignal>
 #include <iostream>
 
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
+  // A peer that goes away mid-write is an error to handle, not a reason to die.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"Synod: cluster coordination in one binary", "synod"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "synod 0.1.0");

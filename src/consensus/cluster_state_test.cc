@@ -28,7 +28,8 @@ TEST(ClusterState, AppliesABatchInOrderWithOneResultPerCommand) {
   ClusterState state;
   wire::Command found;
   found.mutable_found_cluster()->set_cluster_id("c1");
-  auto results = state.Apply(EncodeCommands({found, Join("aa", 10), Put("k", "v1"), Put("k", "v2")}));
+  auto results =
+      state.Apply(EncodeCommands({found, Join("aa", 10), Put("k", "v1"), Put("k", "v2")}));
   ASSERT_EQ(results.size(), 4u);
   for (const auto& result : results) EXPECT_TRUE(result.ok()) << result.error();
   EXPECT_EQ(state.cluster_id(), "c1");

@@ -15,18 +15,25 @@ namespace {
 
 std::string RaftError(int code) {
   switch (code) {
-    case RAFT_NOTLEADER: return "not the leader";
-    case RAFT_LEADERSHIPLOST: return "leadership lost before the entry was committed";
-    case RAFT_SHUTDOWN: return "shutting down";
-    default: return raft_strerror(code);
+    case RAFT_NOTLEADER:
+      return "not the leader";
+    case RAFT_LEADERSHIPLOST:
+      return "leadership lost before the entry was committed";
+    case RAFT_SHUTDOWN:
+      return "shutting down";
+    default:
+      return raft_strerror(code);
   }
 }
 
 int ToRaftRole(RaftRole role) {
   switch (role) {
-    case RaftRole::kVoter: return RAFT_VOTER;
-    case RaftRole::kStandby: return RAFT_STANDBY;
-    case RaftRole::kSpare: return RAFT_SPARE;
+    case RaftRole::kVoter:
+      return RAFT_VOTER;
+    case RaftRole::kStandby:
+      return RAFT_STANDBY;
+    case RaftRole::kSpare:
+      return RAFT_SPARE;
   }
   return RAFT_SPARE;
 }
@@ -41,11 +48,39 @@ RaftRole FromRaftRole(int role) {
 
 const char* RaftRoleName(RaftRole role) {
   switch (role) {
-    case RaftRole::kVoter: return "voter";
-    case RaftRole::kStandby: return "standby";
-    case RaftRole::kSpare: return "spare";
+    case RaftRole::kVoter:
+      return "voter";
+    case RaftRole::kStandby:
+      return "standby";
+    case RaftRole::kSpare:
+      return "spare";
   }
   return "spare";
+}
+
+namespace {
+constexpr char kFrameMagic[4] = {'S', 'Y', 'N', '1'};
+}  // namespace
+
+std::string FrameRaftPayload(std::string_view payload) {
+  const auto length = static_cast<uint32_t>(payload.size());
+  std::string framed;
+  framed.reserve(8 + payload.size() + 8);
+  for (int shift = 0; shift < 32; shift += 8) framed.push_back(static_cast<char>(length >> shift));
+  framed.append(kFrameMagic, sizeof kFrameMagic);
+  framed.append(payload);
+  framed.append((8 - framed.size() % 8) % 8, '\0');
+  return framed;
+}
+
+Result<std::string_view> UnframeRaftPayload(std::string_view framed) {
+  if (framed.size() < 8 || framed.substr(4, 4) != std::string_view(kFrameMagic, 4)) {
+    return Status::Error("not a framed raft payload");
+  }
+  uint32_t length = 0;
+  for (int i = 3; i >= 0; --i) length = (length << 8) | static_cast<uint8_t>(framed[i]);
+  if (length > framed.size() - 8) return Status::Error("framed raft payload is truncated");
+  return framed.substr(8, length);
 }
 
 uint64_t RaftIdFromNodeId(const std::string& node_id) {
@@ -73,14 +108,16 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
   impl_->fsm.data = impl_.get();
   impl_->fsm.apply = [](raft_fsm* fsm, const raft_buffer* buf, void** result) {
     auto* self = static_cast<Impl*>(fsm->data);
-    self->last_result =
-        self->machine->ApplyEntry(std::string_view(static_cast<const char*>(buf->base), buf->len));
+    // An unframed entry is applied as an empty (and so refused) one: the same on every node.
+    auto payload =
+        UnframeRaftPayload(std::string_view(static_cast<const char*>(buf->base), buf->len));
+    self->last_result = self->machine->ApplyEntry(payload.ok() ? payload.value() : "");
     *result = &self->last_result;
     return 0;
   };
   impl_->fsm.snapshot = [](raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
     auto* self = static_cast<Impl*>(fsm->data);
-    const std::string data = self->machine->TakeSnapshot();
+    const std::string data = FrameRaftPayload(self->machine->TakeSnapshot());
     *bufs = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
     if (*bufs == nullptr) return RAFT_NOMEM;
     (*bufs)[0].base = raft_malloc(std::max<size_t>(data.size(), 1));
@@ -95,8 +132,10 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
   };
   impl_->fsm.restore = [](raft_fsm* fsm, raft_buffer* buf) {
     auto* self = static_cast<Impl*>(fsm->data);
-    Status status = self->machine->RestoreSnapshot(
-        std::string_view(static_cast<const char*>(buf->base), buf->len));
+    auto payload =
+        UnframeRaftPayload(std::string_view(static_cast<const char*>(buf->base), buf->len));
+    Status status =
+        payload.ok() ? self->machine->RestoreSnapshot(payload.value()) : payload.status();
     if (!status.ok()) {
       spdlog::error("raft: cannot restore snapshot: {}", status.message());
       return RAFT_MALFORMED;
@@ -172,7 +211,8 @@ Status RaftEngine::Open() {
 Result<bool> RaftEngine::BootstrapSelf() {
   raft_configuration configuration;
   raft_configuration_init(&configuration);
-  int rv = raft_configuration_add(&configuration, options_.id, options_.address.c_str(), RAFT_VOTER);
+  int rv =
+      raft_configuration_add(&configuration, options_.id, options_.address.c_str(), RAFT_VOTER);
   if (rv == 0) rv = raft_bootstrap(&impl_->raft, &configuration);
   raft_configuration_close(&configuration);
   if (rv == RAFT_CANTBOOTSTRAP) return false;
@@ -191,7 +231,7 @@ Status RaftEngine::Start() {
   return Status::Ok();
 }
 
-void RaftEngine::Apply(std::string entry, ApplyCallback done) {
+void RaftEngine::Apply(std::string payload, ApplyCallback done) {
   struct Request {
     struct raft_apply req {};
     ApplyCallback done;
@@ -203,6 +243,7 @@ void RaftEngine::Apply(std::string entry, ApplyCallback done) {
   auto* request = new Request;
   request->req.data = request;
   request->done = std::move(done);
+  const std::string entry = FrameRaftPayload(payload);
   raft_buffer buf;
   buf.len = entry.size();
   buf.base = raft_malloc(std::max<size_t>(entry.size(), 1));
@@ -315,9 +356,7 @@ void RaftEngine::Close(std::function<void()> done) {
   });
 }
 
-bool RaftEngine::IsLeader() const {
-  return started_ && raft_state(&impl_->raft) == RAFT_LEADER;
-}
+bool RaftEngine::IsLeader() const { return started_ && raft_state(&impl_->raft) == RAFT_LEADER; }
 
 std::optional<RaftServer> RaftEngine::Leader() const {
   if (!started_) return std::nullopt;
@@ -330,9 +369,7 @@ std::optional<RaftServer> RaftEngine::Leader() const {
 
 uint64_t RaftEngine::term() const { return started_ ? impl_->raft.current_term : 0; }
 uint64_t RaftEngine::commit_index() const { return started_ ? impl_->raft.commit_index : 0; }
-uint64_t RaftEngine::last_applied() const {
-  return started_ ? raft_last_applied(&impl_->raft) : 0;
-}
+uint64_t RaftEngine::last_applied() const { return started_ ? raft_last_applied(&impl_->raft) : 0; }
 
 std::vector<RaftServer> RaftEngine::Configuration() const {
   std::vector<RaftServer> servers;

@@ -55,6 +55,14 @@ struct RaftOptions {
   unsigned install_snapshot_timeout_ms = 2000;
 };
 
+// libraft's network encoding assumes every entry payload is a multiple of 8 bytes (it pads
+// nothing itself, and a follower decodes a misaligned batch into other entries' bytes). Every
+// entry and snapshot therefore travels framed: a 4-byte little-endian length, the 4 bytes
+// "SYN1", the payload, zero padding to a multiple of 8.
+std::string FrameRaftPayload(std::string_view payload);
+// The payload of a framed buffer, or an error for anything that is not one.
+Result<std::string_view> UnframeRaftPayload(std::string_view framed);
+
 // Derives a Raft server id (non-zero) from a node id of hex digits.
 uint64_t RaftIdFromNodeId(const std::string& node_id);
 
@@ -77,7 +85,7 @@ class RaftEngine {
   // Whether the data directory holds Raft state from an earlier run.
   static bool HasState(const std::string& dir);
 
-  void Apply(std::string entry, ApplyCallback done);
+  void Apply(std::string payload, ApplyCallback done);
   void Add(uint64_t id, const std::string& address, ChangeCallback done);
   void Assign(uint64_t id, RaftRole role, ChangeCallback done);
   void Remove(uint64_t id, ChangeCallback done);

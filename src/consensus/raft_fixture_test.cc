@@ -70,7 +70,7 @@ class FixtureCluster : public ::testing::Test {
     wire::Command command;
     command.mutable_kv_put()->set_key(key);
     command.mutable_kv_put()->set_value(value);
-    const std::string entry = EncodeCommands({command});
+    const std::string entry = FrameRaftPayload(EncodeCommands({command}));
     raft_buffer buf;
     buf.len = entry.size();
     buf.base = raft_malloc(buf.len);
@@ -106,6 +106,20 @@ class FixtureCluster : public ::testing::Test {
   std::vector<std::unique_ptr<RaftFsmAdapter>> fsms_;
   int applied_ok_ = 0;
 };
+
+TEST(RaftFraming, PadsToEightBytesAndRoundTrips) {
+  for (size_t size : {0, 1, 7, 8, 9, 477}) {
+    const std::string payload(size, 'p');
+    const std::string framed = FrameRaftPayload(payload);
+    EXPECT_EQ(framed.size() % 8, 0u) << size;
+    auto back = UnframeRaftPayload(framed);
+    ASSERT_TRUE(back.ok()) << size;
+    EXPECT_EQ(back.value(), payload);
+  }
+  EXPECT_FALSE(UnframeRaftPayload("short").ok());
+  EXPECT_FALSE(UnframeRaftPayload(std::string("\xff\xff\x00\x00SYN1", 8)).ok());
+  EXPECT_FALSE(UnframeRaftPayload(std::string(16, '\0')).ok());
+}
 
 TEST_F(FixtureCluster, ElectsAndAppliesOnEveryServer) {
   Put("a", "1");

@@ -23,7 +23,9 @@ bool IsValidId(const std::string& id) {
   return true;
 }
 
-std::string NewId() {
+}  // namespace
+
+std::string RandomHexId() {
   std::random_device entropy;  // /dev/urandom on Linux
   static const char* kHex = "0123456789abcdef";
   std::string id;
@@ -33,6 +35,8 @@ std::string NewId() {
   }
   return id;
 }
+
+namespace {
 
 std::string Errno(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
@@ -92,7 +96,7 @@ Result<NodeIdentity> LoadOrCreateIdentity(const std::string& data_dir) {
     }
     return NodeIdentity{id};
   }
-  NodeIdentity identity{NewId()};
+  NodeIdentity identity{RandomHexId()};
   Status written = WriteFileAtomically(path, identity.id + "\n");
   if (!written.ok()) return written;
   return identity;

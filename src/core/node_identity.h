@@ -19,6 +19,9 @@ struct NodeIdentity {
 // creates and durably stores a new one. Errors say which path failed and why.
 Result<NodeIdentity> LoadOrCreateIdentity(const std::string& data_dir);
 
+// 32 random lowercase hex digits (128 bits from the OS's entropy source).
+std::string RandomHexId();
+
 // Writes `contents` to `path` atomically: a temporary file, fsync, rename, fsync of the directory.
 Status WriteFileAtomically(const std::string& path, const std::string& contents);
 

@@ -41,10 +41,9 @@ PeerService::PeerService(EventLoop& loop, const Clock& clock, PeerOptions option
 PeerService::~PeerService() { Stop(); }
 
 Status PeerService::Start() {
-  return listener_.Listen(options_.bind_ip, options_.peer_port, "peer",
-                          [this](std::shared_ptr<TcpConnection> connection) {
-                            OnIncoming(std::move(connection));
-                          });
+  return listener_.Listen(
+      options_.bind_ip, options_.peer_port, "peer",
+      [this](std::shared_ptr<TcpConnection> connection) { OnIncoming(std::move(connection)); });
 }
 
 void PeerService::Stop() {
@@ -186,8 +185,8 @@ void PeerService::Connect(const std::string& key, Tracked& peer) {
         peer.pending.reset();
         if (!connection) {
           const bool refused = status == UV_ECONNREFUSED;
-          peer.view.status = refused ? "not a Synod node (peer port refused)"
-                                     : "unreachable: " + UvError(status);
+          peer.view.status =
+              refused ? "not a Synod node (peer port refused)" : "unreachable: " + UvError(status);
           peer.next_attempt = clock_.Monotonic() + (refused ? kRetryNotSynod : kRetryAfterError);
           OnLinkLost(key, peer.view.status);
           Reschedule();
@@ -297,6 +296,9 @@ void PeerService::Call(Ipv4 ip, wire::PeerMessage request, std::chrono::millisec
     peer->link->Send(request);
   } else if (peer->outbox.size() < kMaxOutbox) {
     peer->outbox.push_back(std::move(request));
+    // A caller is waiting: reconnect now rather than after the backoff; a refusal fails the
+    // call at once instead of at its deadline.
+    if (!peer->link && !peer->connecting) Connect(key, *peer);
   } else {
     FinishCall(id, Status::Error("too many requests waiting for " + ip.ToString()));
   }
@@ -350,9 +352,9 @@ void PeerService::Reschedule() {
     tick_timer_.Stop();  // nothing to do until a neighbour appears
     return;
   }
-  const auto delay = std::max(std::chrono::milliseconds(0),
-                              std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  *earliest - clock_.Monotonic()));
+  const auto delay = std::max(
+      std::chrono::milliseconds(0),
+      std::chrono::duration_cast<std::chrono::milliseconds>(*earliest - clock_.Monotonic()));
   tick_timer_.Start(delay, std::chrono::milliseconds(0), [this] { OnTick(); });
 }
 

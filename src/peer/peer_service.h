@@ -8,9 +8,9 @@
 // Other modules exchange their own messages through it: Call() sends a request to the Synod
 // node at an address and waits for its response (or a timeout), Send() is one-way, and the
 // request handler answers what arrives from others. Hello carries what the hello provider
-// adds (cluster membership), and the peer listener hears every Hello and every lost peer. A neighbour
-// that refuses the connection is a plain SDSS peer; it is asked again from time to time. Loop
-// thread only.
+// adds (cluster membership), and the peer listener hears every Hello and every lost peer. A
+// neighbour that refuses the connection is a plain SDSS peer; it is asked again from time to time.
+// Loop thread only.
 #pragma once
 
 #include <chrono>

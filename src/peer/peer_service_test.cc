@@ -34,7 +34,8 @@ class PeerServiceTest : public ::testing::Test {
 
   std::unique_ptr<PeerService> Node(Ipv4 ip, const std::string& id, const std::string& name) {
     auto node = std::make_unique<PeerService>(
-        loop_, clock_, PeerOptions{NodeIdentity{id}, name, ip, port_, 7400, 7401, milliseconds(100)});
+        loop_, clock_,
+        PeerOptions{NodeIdentity{id}, name, ip, port_, 7400, 7401, milliseconds(100)});
     EXPECT_TRUE(node->Start().ok());
     return node;
   }
@@ -90,10 +91,9 @@ TEST_F(PeerServiceTest, CallsGetTheirResponseAndFailCleanly) {
     reply(response);
   });
   std::string heard_cluster;
-  a->SetPeerListener({.on_hello = [&](Ipv4, const wire::Hello& hello) {
-                        heard_cluster = hello.cluster_id();
-                      },
-                      .on_lost = nullptr});
+  a->SetPeerListener(
+      {.on_hello = [&](Ipv4, const wire::Hello& hello) { heard_cluster = hello.cluster_id(); },
+       .on_lost = nullptr});
   // b was never discovered: the call connects by address.
   wire::PeerMessage request;
   request.mutable_join_request()->mutable_member()->set_name("echo-me");

@@ -1,0 +1,105 @@
+#include "api/cluster_routes.h"
+
+#include "core/clock.h"
+
+namespace synod {
+namespace {
+
+std::string Lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// Maps a failed proposal to a status: the cluster cannot take writes (503) or the command was
+// refused (400/404).
+HttpResponse ProposalError(const std::string& error) {
+  if (error == "no such key") return HttpResponse::Error(404, error);
+  if (error.find("key must") != std::string::npos || error.find("exceeds") != std::string::npos) {
+    return HttpResponse::Error(400, error);
+  }
+  return HttpResponse::Error(503, error);
+}
+
+}  // namespace
+
+nlohmann::json MemberJson(const wire::MemberRecord& member) {
+  return {
+      {"id", member.id()},
+      {"name", member.name()},
+      {"ip", member.ip()},
+      {"api_port", member.api_port()},
+      {"role", Lower(wire::Role_Name(member.role()))},
+      {"state", Lower(wire::MemberState_Name(member.state()))},
+      {"joined_at", NanosToSeconds(member.joined_at_nanos())},
+      {"last_heartbeat", NanosToSeconds(member.last_heartbeat_nanos())},
+      {"join_order", member.join_order()},
+  };
+}
+
+nlohmann::json ClusterJson(const ConsensusService& consensus) {
+  const ClusterStatus status = consensus.GetStatus();
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto* member : consensus.state().MembersInJoinOrder()) {
+    members.push_back(MemberJson(*member));
+  }
+  nlohmann::json leader = nullptr;
+  if (status.leader) {
+    leader = {
+        {"id", status.leader->id()}, {"name", status.leader->name()}, {"ip", status.leader->ip()}};
+  }
+  return {
+      {"cluster_id", status.cluster_id},
+      {"phase", status.phase},
+      {"member", status.member},
+      {"leader", leader},
+      {"term", status.term},
+      {"commit_index", status.commit_index},
+      {"applied_index", status.applied_index},
+      {"voters", status.voters},
+      {"voters_alive", status.voters_alive},
+      {"standbys", status.standbys},
+      {"quorum", status.quorum},
+      {"members", members},
+  };
+}
+
+void AddClusterRoutes(HttpRouter& router, ConsensusService& consensus) {
+  router.Handle("GET", "/v1/cluster", [&consensus](const HttpRequest&, HttpResponder respond) {
+    respond(HttpResponse::Json(200, ClusterJson(consensus)));
+  });
+  router.Handle("GET", "/v1/kv/{key}",
+                [&consensus](const HttpRequest& request, HttpResponder respond) {
+                  const std::string& key = request.path_params.at("key");
+                  auto value = consensus.state().Get(key);
+                  if (!value) {
+                    respond(HttpResponse::Error(404, "no such key: " + key));
+                    return;
+                  }
+                  respond(HttpResponse::Json(200, {{"key", key}, {"value", *value}}));
+                });
+  router.Handle(
+      "PUT", "/v1/kv/{key}", [&consensus](const HttpRequest& request, HttpResponder respond) {
+        wire::Command command;
+        command.mutable_kv_put()->set_key(request.path_params.at("key"));
+        command.mutable_kv_put()->set_value(request.body);
+        consensus.Propose(command, [key = request.path_params.at("key"),
+                                    respond](Result<wire::CommandResult> result) {
+          if (!result.ok()) return respond(ProposalError(result.error()));
+          if (!result.value().ok()) return respond(ProposalError(result.value().error()));
+          respond(HttpResponse::Json(200, {{"key", key}, {"index", result.value().index()}}));
+        });
+      });
+  router.Handle(
+      "DELETE", "/v1/kv/{key}", [&consensus](const HttpRequest& request, HttpResponder respond) {
+        wire::Command command;
+        command.mutable_kv_delete()->set_key(request.path_params.at("key"));
+        consensus.Propose(command, [key = request.path_params.at("key"),
+                                    respond](Result<wire::CommandResult> result) {
+          if (!result.ok()) return respond(ProposalError(result.error()));
+          if (!result.value().ok()) return respond(ProposalError(result.value().error()));
+          respond(HttpResponse::Json(200, {{"key", key}, {"index", result.value().index()}}));
+        });
+      });
+}
+
+}  // namespace synod

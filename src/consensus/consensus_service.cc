@@ -1,0 +1,771 @@
+#include "consensus/consensus_service.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "net/tcp.h"
+
+namespace synod {
+namespace {
+
+constexpr auto kTick = std::chrono::milliseconds(100);
+constexpr auto kJoinRetry = std::chrono::milliseconds(1000);
+constexpr auto kJoinTimeout = std::chrono::milliseconds(3000);
+constexpr auto kForwardRetry = std::chrono::milliseconds(100);
+constexpr auto kLivenessRefresh = std::chrono::seconds(5);
+constexpr auto kLeaveBudget = std::chrono::milliseconds(2500);
+constexpr size_t kMaxBatch = 1024;
+constexpr const char* kClusterIdFile = "cluster_id";
+
+wire::CommandResult ErrorResult(const std::string& message) {
+  wire::CommandResult result;
+  result.set_ok(false);
+  result.set_error(message);
+  return result;
+}
+
+Result<Ipv4> IpOfAddress(const std::string& address) {
+  return Ipv4::Parse(address.substr(0, address.rfind(':')));
+}
+
+wire::Role ToWireRole(RaftRole role) {
+  switch (role) {
+    case RaftRole::kVoter:
+      return wire::VOTER;
+    case RaftRole::kStandby:
+      return wire::STANDBY;
+    case RaftRole::kSpare:
+      return wire::SPARE;
+  }
+  return wire::SPARE;
+}
+
+}  // namespace
+
+ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerService& peers,
+                                   ConsensusOptions options)
+    : loop_(loop),
+      clock_(clock),
+      peers_(peers),
+      options_(std::move(options)),
+      engine_(loop,
+              RaftOptions{(std::filesystem::path(options_.data_dir) / "raft").string(),
+                          RaftIdFromNodeId(options_.identity.id),
+                          options_.ip.ToString() + ":" + std::to_string(options_.raft_port),
+                          options_.election_timeout_ms, options_.heartbeat_timeout_ms},
+              state_),
+      tick_timer_(loop),
+      flush_timer_(loop) {}
+
+ConsensusService::~ConsensusService() = default;
+
+Status ConsensusService::Start() {
+  {
+    // The engine listens only once it starts, which for a joining node is later: check the
+    // port now so that the user hears about a conflict at once.
+    TcpListener probe(loop_);
+    Status free = probe.Listen(options_.ip, options_.raft_port, "raft", [](auto) {});
+    if (!free.ok()) return free;
+  }
+  std::ifstream id_file(std::filesystem::path(options_.data_dir) / kClusterIdFile);
+  std::getline(id_file, known_cluster_id_);
+
+  if (Status opened = engine_.Open(); !opened.ok()) return opened;
+  peers_.SetHelloProvider([this](wire::Hello& hello) {
+    hello.set_raft_port(options_.raft_port);
+    hello.set_cluster_id(state_.cluster_id().empty() ? known_cluster_id_ : state_.cluster_id());
+    hello.set_member(engine_.started() && InConfiguration());
+  });
+  peers_.SetPeerListener(PeerService::PeerListener{
+      .on_hello =
+          [this](Ipv4 ip, const wire::Hello& hello) {
+            if (hello.node_id() != options_.identity.id) peers_seen_[hello.node_id()] = {ip, hello};
+          },
+      .on_lost =
+          [this](Ipv4 ip) {
+            std::erase_if(peers_seen_, [ip](const auto& entry) { return entry.second.ip == ip; });
+          },
+  });
+  peers_.SetRequestHandler([this](const wire::PeerMessage& request, PeerService::Reply reply) {
+    OnRequest(request, std::move(reply));
+  });
+  for (Ipv4 address : options_.join) peers_.Track("", address);
+
+  if (RaftEngine::HasState(engine_.options().dir)) {
+    StartEngine();  // a restart: same identity, same state, rejoins by itself
+  } else if (options_.bootstrap && known_cluster_id_.empty()) {
+    Result<bool> bootstrapped = engine_.BootstrapSelf();
+    if (!bootstrapped.ok()) return bootstrapped.status();
+    spdlog::info("consensus: bootstrapping a new cluster with this node as its first voter");
+    StartEngine();
+  }
+  if (phase_ == Phase::kFailed) return Status::Error(failure_);
+  tick_timer_.Start(kTick, kTick, [this] { Tick(); });
+  return Status::Ok();
+}
+
+void ConsensusService::StartEngine() {
+  if (engine_.started()) return;
+  if (Status started = engine_.Start(); !started.ok()) {
+    Fail(started.message());
+    return;
+  }
+  phase_ = Phase::kJoining;
+}
+
+void ConsensusService::Fail(const std::string& why) {
+  spdlog::error("consensus: {}", why);
+  failure_ = why;
+  phase_ = Phase::kFailed;
+}
+
+wire::MemberRecord ConsensusService::SelfRecord(wire::Role role) const {
+  wire::MemberRecord record;
+  record.set_id(options_.identity.id);
+  record.set_name(options_.name);
+  record.set_ip(options_.ip.ToString());
+  record.set_api_port(options_.api_port);
+  record.set_peer_port(options_.peer_port);
+  record.set_raft_port(options_.raft_port);
+  record.set_raft_id(RaftIdFromNodeId(options_.identity.id));
+  record.set_role(role);
+  return record;
+}
+
+bool ConsensusService::InConfiguration() const {
+  const uint64_t self = engine_.options().id;
+  for (const RaftServer& server : engine_.Configuration()) {
+    if (server.id == self) return true;
+  }
+  return false;
+}
+
+std::optional<Ipv4> ConsensusService::LeaderIp() const {
+  auto leader = engine_.Leader();
+  if (!leader) return std::nullopt;
+  Result<Ipv4> ip = IpOfAddress(leader->address);
+  if (!ip.ok()) return std::nullopt;
+  return ip.value();
+}
+
+// ---- the node's own membership --------------------------------------------------------------
+
+void ConsensusService::Tick() {
+  if (phase_ == Phase::kClosed || phase_ == Phase::kFailed) return;
+  if (!engine_.started()) {
+    FormationStep();
+    return;
+  }
+  PersistClusterId();
+  const bool in_configuration = InConfiguration();
+  // Joined means in the configuration *and* in the member list: a leader that died between the
+  // two steps, or a lost record, is healed by asking again.
+  const auto* self = state_.FindMember(options_.identity.id);
+  const bool recorded = self != nullptr && self->state() != wire::LEFT;
+  if (phase_ == Phase::kJoining && in_configuration && recorded) {
+    phase_ = Phase::kMember;
+    spdlog::info("consensus: member of cluster {}", state_.cluster_id());
+  }
+  if (phase_ == Phase::kJoining && !(in_configuration && recorded) && !engine_.IsLeader()) {
+    FormationStep();  // ask again
+  }
+
+  const bool leader = engine_.IsLeader();
+  if (leader && !was_leader_) OnBecameLeader();
+  was_leader_ = leader;
+  if (leader) {
+    LeaderStep();
+  } else if (in_configuration && clock_.Monotonic() >= next_heartbeat_) {
+    next_heartbeat_ = clock_.Monotonic() + options_.member_heartbeat;
+    if (auto ip = LeaderIp()) {
+      wire::PeerMessage heartbeat;
+      heartbeat.mutable_heartbeat()->set_node_id(options_.identity.id);
+      peers_.Send(*ip, heartbeat);
+    }
+  }
+}
+
+void ConsensusService::PersistClusterId() {
+  const std::string& id = state_.cluster_id();
+  if (id.empty() || id == known_cluster_id_) return;
+  if (!known_cluster_id_.empty()) {
+    Fail("data dir " + options_.data_dir + " belongs to cluster " + known_cluster_id_ +
+         ", but the replicated state says " + id);
+    return;
+  }
+  Status written = WriteFileAtomically(
+      (std::filesystem::path(options_.data_dir) / kClusterIdFile).string(), id + "\n");
+  if (!written.ok()) spdlog::warn("consensus: {}", written.message());
+  known_cluster_id_ = id;
+}
+
+void ConsensusService::FormationStep() {
+  const MonoTime now = clock_.Monotonic();
+  if (now < next_join_attempt_) return;
+  // 1. A member of a cluster we may join (ours, if the data dir names one).
+  std::vector<Ipv4> members;
+  for (const auto& [id, peer] : peers_seen_) {
+    const std::string& theirs = peer.hello.cluster_id();
+    if (!peer.hello.member() || theirs.empty()) continue;
+    if (!known_cluster_id_.empty() && theirs != known_cluster_id_) continue;
+    members.push_back(peer.ip);
+  }
+  if (!members.empty()) {
+    next_join_attempt_ = now + kJoinRetry;
+    AskToJoin(members[join_rotation_++ % members.size()]);
+    return;
+  }
+  // 2. Addresses given with --join.
+  if (!options_.join.empty()) {
+    next_join_attempt_ = now + kJoinRetry;
+    AskToJoin(options_.join[join_rotation_++ % options_.join.size()]);
+    return;
+  }
+  // 3. --bootstrap-expect N: once N nodes outside any cluster have been seen, and the set has
+  //    been stable for a moment, the lowest id forms the cluster and the others join it.
+  if (options_.bootstrap_expect == 0 || !known_cluster_id_.empty()) return;
+  std::vector<std::pair<std::string, Ipv4>> candidates{{options_.identity.id, options_.ip}};
+  for (const auto& [id, peer] : peers_seen_) {
+    if (peer.hello.cluster_id().empty()) candidates.emplace_back(id, peer.ip);
+  }
+  if (candidates.size() != last_candidate_count_) {
+    last_candidate_count_ = candidates.size();
+    candidates_stable_since_ = now;
+  }
+  if (candidates.size() < options_.bootstrap_expect) return;
+  if (now - *candidates_stable_since_ < std::chrono::milliseconds(1500)) return;
+  std::sort(candidates.begin(), candidates.end());
+  if (candidates.front().first == options_.identity.id) {
+    Result<bool> bootstrapped = engine_.BootstrapSelf();
+    if (!bootstrapped.ok()) {
+      Fail(bootstrapped.error());
+      return;
+    }
+    spdlog::info("consensus: {} nodes seen and this one has the lowest id: forming the cluster",
+                 candidates.size());
+    StartEngine();
+    return;
+  }
+  next_join_attempt_ = now + kJoinRetry / 2;
+  AskToJoin(candidates.front().second);
+}
+
+void ConsensusService::AskToJoin(Ipv4 target) {
+  wire::PeerMessage request;
+  *request.mutable_join_request()->mutable_member() = SelfRecord(wire::ROLE_UNKNOWN);
+  peers_.Call(target, request, kJoinTimeout, [this, target](Result<wire::PeerMessage> response) {
+    if (phase_ == Phase::kClosed || phase_ == Phase::kLeaving || phase_ == Phase::kFailed) return;
+    if (!response.ok()) {
+      spdlog::debug("consensus: join via {}: {}", target.ToString(), response.error());
+      return;
+    }
+    const wire::JoinResponse& answer = response.value().join_response();
+    if (!answer.ok()) {
+      spdlog::debug("consensus: join via {} refused: {}", target.ToString(), answer.error());
+      return;
+    }
+    if (!known_cluster_id_.empty() && answer.cluster_id() != known_cluster_id_) {
+      Fail("data dir " + options_.data_dir + " belongs to cluster " + known_cluster_id_ + ", but " +
+           target.ToString() + " is in cluster " + answer.cluster_id());
+      return;
+    }
+    if (!engine_.started()) {
+      spdlog::info("consensus: joining cluster {} via {}", answer.cluster_id(), target.ToString());
+      StartEngine();
+    }
+  });
+}
+
+// ---- proposals ----------------------------------------------------------------------------
+
+void ConsensusService::Propose(wire::Command command, ProposeCallback done) {
+  if (command.at_nanos() == 0) command.set_at_nanos(clock_.WallUtcNanos());
+  if (engine_.IsLeader()) {
+    ProposeLocally(std::move(command), std::move(done));
+    return;
+  }
+  Forward(std::move(command), clock_.Monotonic() + options_.propose_timeout, std::move(done));
+}
+
+void ConsensusService::ProposeLocally(wire::Command command, ProposeCallback done) {
+  batch_.push_back(Queued{std::move(command), std::move(done)});
+  if (batch_.size() >= kMaxBatch) {
+    FlushBatch();
+  } else if (batch_.size() == 1) {
+    // Everything proposed during this turn of the loop goes into one entry.
+    flush_timer_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
+                       [this] { FlushBatch(); });
+  }
+}
+
+void ConsensusService::FlushBatch() {
+  if (batch_.empty()) return;
+  auto batch = std::make_shared<std::vector<Queued>>(std::move(batch_));
+  batch_.clear();
+  std::vector<wire::Command> commands;
+  commands.reserve(batch->size());
+  for (const Queued& queued : *batch) commands.push_back(queued.command);
+  engine_.Apply(EncodeCommands(commands), [batch](Result<std::string> applied, uint64_t index) {
+    wire::BatchResult results;
+    if (applied.ok() && !results.ParseFromString(applied.value())) {
+      applied = Status::Error("undecodable apply result");
+    }
+    for (size_t i = 0; i < batch->size(); ++i) {
+      auto& done = (*batch)[i].done;
+      if (!applied.ok()) {
+        done(applied.status());
+      } else if (static_cast<int>(i) < results.results_size()) {
+        wire::CommandResult result = results.results(static_cast<int>(i));
+        result.set_index(index);
+        done(result);
+      } else {
+        done(Status::Error("no result for the command"));
+      }
+    }
+  });
+}
+
+void ConsensusService::Forward(wire::Command command, MonoTime deadline, ProposeCallback done) {
+  if (phase_ == Phase::kClosed) {
+    done(Status::Error("shutting down"));
+    return;
+  }
+  if (engine_.IsLeader()) {
+    ProposeLocally(std::move(command), std::move(done));
+    return;
+  }
+  const MonoTime now = clock_.Monotonic();
+  auto retry = [this, command, deadline, done](const std::string& why) mutable {
+    if (clock_.Monotonic() + kForwardRetry >= deadline) {
+      done(Status::Error(why));
+      return;
+    }
+    auto timer = std::make_shared<std::unique_ptr<Timer>>(std::make_unique<Timer>(loop_));
+    (*timer)->Start(kForwardRetry, std::chrono::milliseconds(0),
+                    [this, command, deadline, done, timer]() mutable {
+                      Forward(std::move(command), deadline, std::move(done));
+                      loop_.Post([timer] {});  // release the timer after its callback returns
+                    });
+  };
+  auto leader = LeaderIp();
+  if (!leader || *leader == options_.ip) {
+    retry(engine_.started() ? "no leader: the cluster has lost its quorum or is electing one"
+                            : "this node is not part of a cluster yet");
+    return;
+  }
+  wire::PeerMessage request;
+  *request.mutable_propose_request()->mutable_command() = command;
+  const auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+  peers_.Call(*leader, request, std::max(budget, std::chrono::milliseconds(1)),
+              [retry, done](Result<wire::PeerMessage> response) mutable {
+                if (!response.ok()) {
+                  retry("leader unreachable: " + response.error());
+                  return;
+                }
+                const wire::CommandResult& result = response.value().propose_response().result();
+                if (!result.ok() && result.error() == "not the leader") {
+                  retry("leadership moved");
+                  return;
+                }
+                done(result);
+              });
+}
+
+// ---- requests from other nodes --------------------------------------------------------------
+
+void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::Reply reply) {
+  switch (request.body_case()) {
+    case wire::PeerMessage::kProposeRequest: {
+      if (!engine_.IsLeader()) {
+        wire::PeerMessage response;
+        *response.mutable_propose_response()->mutable_result() = ErrorResult("not the leader");
+        reply(response);
+        return;
+      }
+      ProposeLocally(request.propose_request().command(),
+                     [reply](Result<wire::CommandResult> result) {
+                       wire::PeerMessage response;
+                       *response.mutable_propose_response()->mutable_result() =
+                           result.ok() ? result.value() : ErrorResult(result.error());
+                       reply(response);
+                     });
+      return;
+    }
+    case wire::PeerMessage::kJoinRequest: {
+      if (engine_.IsLeader()) {
+        HandleJoin(request.join_request().member(), std::move(reply));
+        return;
+      }
+      auto leader = LeaderIp();
+      if (!engine_.started() || !leader || *leader == options_.ip) {
+        wire::PeerMessage response;
+        response.mutable_join_response()->set_error(engine_.started() ? "no leader right now"
+                                                                      : "not in a cluster yet");
+        reply(response);
+        return;
+      }
+      peers_.Call(*leader, request, kJoinTimeout, [reply](Result<wire::PeerMessage> response) {
+        if (response.ok()) {
+          reply(response.value());
+          return;
+        }
+        wire::PeerMessage failed;
+        failed.mutable_join_response()->set_error("leader unreachable: " + response.error());
+        reply(failed);
+      });
+      return;
+    }
+    case wire::PeerMessage::kLeaveRequest: {
+      if (engine_.IsLeader()) {
+        HandleLeave(request.leave_request().node_id(), std::move(reply));
+      } else {
+        wire::PeerMessage response;
+        response.mutable_leave_response()->set_error("not the leader");
+        reply(response);
+      }
+      return;
+    }
+    case wire::PeerMessage::kHeartbeat:
+      if (engine_.IsLeader()) last_heard_[request.heartbeat().node_id()] = clock_.Monotonic();
+      return;
+    default:
+      return;
+  }
+}
+
+void ConsensusService::HandleJoin(const wire::MemberRecord& record, PeerService::Reply reply) {
+  if (record.id().empty() || record.raft_id() != RaftIdFromNodeId(record.id())) {
+    wire::PeerMessage response;
+    response.mutable_join_response()->set_error("malformed join request");
+    reply(response);
+    return;
+  }
+  for (PendingJoin& pending : pending_joins_) {
+    if (pending.record.id() == record.id()) {
+      pending.replies.push_back(std::move(reply));
+      return;
+    }
+  }
+  pending_joins_.push_back(PendingJoin{record, {}});
+  pending_joins_.back().replies.push_back(std::move(reply));
+}
+
+void ConsensusService::HandleLeave(const std::string& node_id, PeerService::Reply reply) {
+  const wire::MemberRecord* member = state_.FindMember(node_id);
+  if (member == nullptr) {
+    wire::PeerMessage response;
+    response.mutable_leave_response()->set_error("no such member");
+    reply(response);
+    return;
+  }
+  const uint64_t raft_id = member->raft_id();
+  wire::Command leave;
+  leave.mutable_member_leave()->set_id(node_id);
+  Propose(leave, [this, raft_id, reply](Result<wire::CommandResult> result) {
+    wire::PeerMessage response;
+    if (!result.ok()) {
+      response.mutable_leave_response()->set_error(result.error());
+      reply(response);
+      return;
+    }
+    // Out of the Raft configuration too; the answer does not wait for that.
+    response.mutable_leave_response()->set_ok(true);
+    reply(response);
+    if (engine_.IsLeader()) {
+      change_in_progress_ = true;
+      engine_.Remove(raft_id, [this](Status status) { ChangeDone("remove a leaver", status); });
+    }
+  });
+}
+
+// ---- leader duties ------------------------------------------------------------------------
+
+void ConsensusService::OnBecameLeader() {
+  spdlog::info("consensus: this node is the leader (term {})", engine_.term());
+  const MonoTime now = clock_.Monotonic();
+  last_heard_.clear();
+  for (const auto* member : state_.MembersInJoinOrder()) last_heard_[member->id()] = now;
+  next_liveness_refresh_ = now + kLivenessRefresh;
+  change_in_progress_ = false;
+  if (state_.cluster_id().empty()) {
+    // The founder: name the cluster and enter the member list, in one entry.
+    wire::Command found;
+    found.mutable_found_cluster()->set_cluster_id(RandomHexId());
+    wire::Command join;
+    *join.mutable_member_join()->mutable_member() = SelfRecord(wire::VOTER);
+    Propose(found, [](Result<wire::CommandResult>) {});
+    Propose(join, [](Result<wire::CommandResult>) {});
+  }
+}
+
+void ConsensusService::LeaderStep() {
+  last_heard_[options_.identity.id] = clock_.Monotonic();
+  UpdateLiveness();
+  MaintainMembership();
+}
+
+void ConsensusService::UpdateLiveness() {
+  const MonoTime now = clock_.Monotonic();
+  const int64_t wall = clock_.WallUtcNanos();
+  const bool refresh = now >= next_liveness_refresh_;
+  wire::Command command;
+  auto* liveness = command.mutable_member_liveness();
+  for (const auto* member : state_.MembersInJoinOrder()) {
+    if (member->state() == wire::LEFT) continue;
+    auto heard = last_heard_.find(member->id());
+    const MonoTime last = heard == last_heard_.end() ? now : heard->second;
+    if (heard == last_heard_.end()) last_heard_[member->id()] = now;  // new: grace from now
+    const auto silence = now - last;
+    const wire::MemberState state = silence >= options_.dead_after      ? wire::DEAD
+                                    : silence >= options_.suspect_after ? wire::SUSPECT
+                                                                        : wire::ALIVE;
+    if (state != member->state() || refresh) {
+      auto* entry = liveness->add_entries();
+      entry->set_id(member->id());
+      entry->set_state(state);
+      entry->set_last_heartbeat_nanos(
+          wall - std::chrono::duration_cast<std::chrono::nanoseconds>(silence).count());
+      if (state != member->state()) {
+        spdlog::info("consensus: member {} ({}) is now {}", member->name(), member->ip(),
+                     wire::MemberState_Name(state));
+      }
+    }
+  }
+  if (refresh) next_liveness_refresh_ = now + kLivenessRefresh;
+  if (liveness->entries_size() > 0) Propose(command, [](Result<wire::CommandResult>) {});
+}
+
+void ConsensusService::ChangeDone(const std::string& what, Status status) {
+  change_in_progress_ = false;
+  if (!status.ok()) spdlog::warn("consensus: cannot {}: {}", what, status.message());
+}
+
+void ConsensusService::MaintainMembership() {
+  if (change_in_progress_) return;
+  const std::vector<RaftServer> configuration = engine_.Configuration();
+  auto role_of = [&](uint64_t raft_id) -> std::optional<RaftRole> {
+    for (const RaftServer& server : configuration) {
+      if (server.id == raft_id) return server.role;
+    }
+    return std::nullopt;
+  };
+  unsigned voters = 0;
+  for (const RaftServer& server : configuration) voters += server.role == RaftRole::kVoter;
+
+  // Member records follow the configuration (after a change, or a leader that died mid-way).
+  for (const auto* member : state_.MembersInJoinOrder()) {
+    auto role = role_of(member->raft_id());
+    if (member->state() == wire::LEFT || !role) continue;
+    if (ToWireRole(*role) != member->role()) {
+      wire::Command command;
+      command.mutable_member_role()->set_id(member->id());
+      command.mutable_member_role()->set_role(ToWireRole(*role));
+      Propose(command, [](Result<wire::CommandResult>) {});
+      return;  // one step per tick
+    }
+  }
+
+  // 1. Joins, one configuration change at a time.
+  if (!pending_joins_.empty()) {
+    auto pending = std::make_shared<PendingJoin>(std::move(pending_joins_.front()));
+    pending_joins_.pop_front();
+    const wire::MemberRecord& record = pending->record;
+    const std::string address = record.ip() + ":" + std::to_string(record.raft_port());
+    auto answer = [this, pending](const std::string& error) {
+      for (auto& reply : pending->replies) {
+        wire::PeerMessage response;
+        response.mutable_join_response()->set_ok(error.empty());
+        response.mutable_join_response()->set_error(error);
+        response.mutable_join_response()->set_cluster_id(state_.cluster_id());
+        reply(response);
+      }
+    };
+    if (role_of(record.raft_id())) {
+      // Already in the configuration (a restart, or a retried request): refresh its record.
+      wire::Command join;
+      *join.mutable_member_join()->mutable_member() = record;
+      join.mutable_member_join()->mutable_member()->set_role(
+          ToWireRole(*role_of(record.raft_id())));
+      Propose(join, [answer](Result<wire::CommandResult> r) { answer(r.ok() ? "" : r.error()); });
+      return;
+    }
+    const RaftRole role = voters < options_.max_voters ? RaftRole::kVoter : RaftRole::kStandby;
+    change_in_progress_ = true;
+    spdlog::info("consensus: adding {} ({}) as {}", record.name(), record.ip(), RaftRoleName(role));
+    engine_.Add(record.raft_id(), address, [this, pending, role, answer](Status added) {
+      if (!added.ok()) {
+        ChangeDone("add " + pending->record.name(), added);
+        answer(added.message());
+        return;
+      }
+      answer("");  // the joiner starts its engine now; the promotion below catches it up
+      engine_.Assign(pending->record.raft_id(), role, [this, pending, role](Status assigned) {
+        ChangeDone("assign " + pending->record.name(), assigned);
+        if (!assigned.ok()) return;  // stays a spare; a retried join request tries again
+        wire::Command join;
+        *join.mutable_member_join()->mutable_member() = pending->record;
+        join.mutable_member_join()->mutable_member()->set_role(ToWireRole(role));
+        Propose(join, [name = pending->record.name()](Result<wire::CommandResult> r) {
+          if (!r.ok() || !r.value().ok()) {
+            spdlog::warn("consensus: cannot record {} as a member: {}", name,
+                         r.ok() ? r.value().error() : r.error());
+          }
+        });
+      });
+    });
+    return;
+  }
+
+  // 2. Leavers still in the configuration.
+  for (const auto* member : state_.MembersInJoinOrder()) {
+    if (member->state() == wire::LEFT && role_of(member->raft_id()) &&
+        member->id() != options_.identity.id) {
+      change_in_progress_ = true;
+      engine_.Remove(member->raft_id(),
+                     [this](Status status) { ChangeDone("remove a member that left", status); });
+      return;
+    }
+  }
+
+  // 3. Keep the voters alive: demote a dead voter, promote a live standby.
+  const wire::MemberRecord* dead_voter = nullptr;
+  const wire::MemberRecord* live_standby = nullptr;
+  for (const auto* member : state_.MembersInJoinOrder()) {
+    auto role = role_of(member->raft_id());
+    if (!role) continue;
+    if (*role == RaftRole::kVoter && member->state() == wire::DEAD && !dead_voter) {
+      dead_voter = member;
+    }
+    if (*role == RaftRole::kStandby && member->state() == wire::ALIVE && !live_standby) {
+      live_standby = member;
+    }
+  }
+  if (dead_voter != nullptr && live_standby != nullptr) {
+    change_in_progress_ = true;
+    spdlog::info("consensus: voter {} is dead: demoting it to standby", dead_voter->name());
+    engine_.Assign(dead_voter->raft_id(), RaftRole::kStandby,
+                   [this](Status status) { ChangeDone("demote a dead voter", status); });
+    return;
+  }
+  if (voters < options_.max_voters && live_standby != nullptr) {
+    change_in_progress_ = true;
+    spdlog::info("consensus: promoting standby {} to voter", live_standby->name());
+    engine_.Assign(live_standby->raft_id(), RaftRole::kVoter,
+                   [this](Status status) { ChangeDone("promote a standby", status); });
+  }
+}
+
+// ---- leaving --------------------------------------------------------------------------------
+
+void ConsensusService::Leave(std::function<void()> done) {
+  if (phase_ == Phase::kClosed || phase_ == Phase::kLeaving) {
+    done();
+    return;
+  }
+  const bool member = engine_.started() && InConfiguration() && phase_ != Phase::kFailed;
+  phase_ = Phase::kLeaving;
+  tick_timer_.Stop();
+  flush_timer_.Stop();
+  for (Queued& queued : batch_) queued.done(Status::Error("shutting down"));
+  batch_.clear();
+  on_closed_ = std::move(done);
+  auto close = [this] {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kClosed;
+    leave_deadline_.reset();
+    engine_.Close([this] {
+      auto callback = std::move(on_closed_);
+      if (callback) callback();
+    });
+  };
+  // Whatever happens below, the engine closes within the budget.
+  leave_deadline_ = std::make_unique<Timer>(loop_);
+  leave_deadline_->Start(std::chrono::duration_cast<std::chrono::milliseconds>(kLeaveBudget),
+                         std::chrono::milliseconds(0), close);
+  if (!member) {
+    close();
+    return;
+  }
+  auto ask_leader = [this, close] {
+    auto leader = LeaderIp();
+    if (!leader || *leader == options_.ip) {
+      close();
+      return;
+    }
+    wire::PeerMessage request;
+    request.mutable_leave_request()->set_node_id(options_.identity.id);
+    peers_.Call(*leader, request, std::chrono::milliseconds(1500),
+                [close](Result<wire::PeerMessage>) { close(); });
+  };
+  if (engine_.IsLeader()) {
+    spdlog::info("consensus: leaving: handing leadership over first");
+    engine_.Transfer(0, [this, ask_leader] {
+      // The new leader needs a moment to be known; then it records our leave.
+      auto wait = std::make_shared<int>(0);
+      auto poll = std::make_shared<std::unique_ptr<Timer>>(std::make_unique<Timer>(loop_));
+      (*poll)->Start(std::chrono::milliseconds(20), std::chrono::milliseconds(20),
+                     [this, ask_leader, wait, poll] {
+                       auto leader = LeaderIp();
+                       if ((leader && *leader != options_.ip) || ++*wait > 50) {
+                         (*poll)->Stop();
+                         loop_.Post([poll] {});
+                         ask_leader();
+                       }
+                     });
+    });
+    return;
+  }
+  ask_leader();
+}
+
+// ---- status ---------------------------------------------------------------------------------
+
+ClusterStatus ConsensusService::GetStatus() const {
+  ClusterStatus status;
+  switch (phase_) {
+    case Phase::kForming:
+      status.phase = options_.bootstrap_expect > 0
+                         ? "waiting for " + std::to_string(options_.bootstrap_expect) + " nodes"
+                         : "looking for a cluster to join";
+      break;
+    case Phase::kJoining:
+      status.phase = "joining";
+      break;
+    case Phase::kMember:
+      status.phase = "member";
+      break;
+    case Phase::kLeaving:
+      status.phase = "leaving";
+      break;
+    case Phase::kClosed:
+      status.phase = "closed";
+      break;
+    case Phase::kFailed:
+      status.phase = "error: " + failure_;
+      break;
+  }
+  status.cluster_id = state_.cluster_id().empty() ? known_cluster_id_ : state_.cluster_id();
+  status.member = engine_.started() && InConfiguration();
+  status.term = engine_.term();
+  status.commit_index = engine_.commit_index();
+  status.applied_index = engine_.last_applied();
+  if (auto leader = engine_.Leader()) {
+    if (const auto* record = state_.FindMemberByRaftId(leader->id)) status.leader = *record;
+  }
+  for (const RaftServer& server : engine_.Configuration()) {
+    if (server.role == RaftRole::kStandby) ++status.standbys;
+    if (server.role != RaftRole::kVoter) continue;
+    ++status.voters;
+    const auto* record = state_.FindMemberByRaftId(server.id);
+    if (record == nullptr || record->state() == wire::ALIVE || record->state() == wire::SUSPECT) {
+      ++status.voters_alive;
+    }
+  }
+  status.quorum = status.leader.has_value() && status.voters_alive * 2 > status.voters;
+  return status;
+}
+
+}  // namespace synod

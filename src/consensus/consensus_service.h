@@ -1,0 +1,160 @@
+// ConsensusService: this node's membership in the cluster and its door to the replicated state.
+//
+// It decides how the node enters a cluster (restart with its data, --bootstrap, --bootstrap-expect
+// N, or joining a cluster found through discovery or --join), proposes commands from any node
+// (a follower forwards them to the leader over the peer protocol), batches proposals into log
+// entries, and, while it leads, keeps the member list true: liveness from member heartbeats,
+// joins and leaves as Raft configuration changes, standbys promoted when a voter is lost.
+// Loop thread only; callbacks run on the loop thread.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "consensus/cluster_state.h"
+#include "consensus/raft_engine.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "core/node_identity.h"
+#include "net/ipv4.h"
+#include "peer/peer_service.h"
+
+namespace synod {
+
+struct ConsensusOptions {
+  NodeIdentity identity;
+  std::string name;
+  Ipv4 ip;
+  uint16_t api_port = 7400;
+  uint16_t peer_port = 7402;
+  uint16_t raft_port = 7401;
+  std::string data_dir;
+  bool bootstrap = false;         // form a one-node cluster that others join
+  unsigned bootstrap_expect = 0;  // wait for N nodes, then the lowest id forms the cluster
+  std::vector<Ipv4> join;         // addresses of members to ask, where broadcast does not reach
+  unsigned max_voters = 3;
+  unsigned election_timeout_ms = 300;
+  unsigned heartbeat_timeout_ms = 50;
+  std::chrono::milliseconds member_heartbeat{500};
+  std::chrono::milliseconds suspect_after{2000};
+  std::chrono::milliseconds dead_after{5000};
+  std::chrono::milliseconds propose_timeout{5000};
+};
+
+struct ClusterStatus {
+  std::string phase;  // "waiting for 3 nodes", "joining", "member", "leaving", "error: ..."
+  std::string cluster_id;
+  bool member = false;
+  std::optional<wire::MemberRecord> leader;
+  uint64_t term = 0;
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  unsigned voters = 0;
+  unsigned voters_alive = 0;
+  unsigned standbys = 0;
+  bool quorum = false;
+};
+
+class ConsensusService {
+ public:
+  using ProposeCallback = std::function<void(Result<wire::CommandResult>)>;
+
+  ConsensusService(EventLoop& loop, const Clock& clock, PeerService& peers,
+                   ConsensusOptions options);
+  ~ConsensusService();
+
+  // Opens the engine (checking the data directory and the Raft port) and starts forming or
+  // rejoining. Errors are ready to show to the user.
+  Status Start();
+  // Graceful stop: hands leadership over, leaves the member list, closes. `done` runs once,
+  // within a few seconds whatever happens.
+  void Leave(std::function<void()> done);
+
+  // Proposes a command; `done` gets its result once committed (or an error: no leader, no
+  // quorum within the propose timeout, rejected).
+  void Propose(wire::Command command, ProposeCallback done);
+
+  const ClusterState& state() const { return state_; }
+  ClusterStatus GetStatus() const;
+  bool IsLeader() const { return engine_.IsLeader(); }
+
+ private:
+  enum class Phase { kForming, kJoining, kMember, kLeaving, kClosed, kFailed };
+  struct PeerInfo {
+    Ipv4 ip;
+    wire::Hello hello;
+  };
+  struct Queued {
+    wire::Command command;
+    ProposeCallback done;
+  };
+  struct PendingJoin {
+    wire::MemberRecord record;
+    std::vector<PeerService::Reply> replies;
+  };
+
+  // Formation and membership of this node.
+  void Tick();
+  void FormationStep();
+  void StartEngine();
+  void AskToJoin(Ipv4 target);
+  wire::MemberRecord SelfRecord(wire::Role role) const;
+  bool InConfiguration() const;
+  std::optional<Ipv4> LeaderIp() const;
+  void PersistClusterId();
+  void Fail(const std::string& why);
+
+  // Proposals.
+  void ProposeLocally(wire::Command command, ProposeCallback done);
+  void Forward(wire::Command command, MonoTime deadline, ProposeCallback done);
+  void FlushBatch();
+
+  // Requests from other nodes.
+  void OnRequest(const wire::PeerMessage& request, PeerService::Reply reply);
+  void HandleJoin(const wire::MemberRecord& record, PeerService::Reply reply);
+  void HandleLeave(const std::string& node_id, PeerService::Reply reply);
+
+  // Leader duties.
+  void LeaderStep();
+  void OnBecameLeader();
+  void UpdateLiveness();
+  void MaintainMembership();
+  void ChangeDone(const std::string& what, Status status);
+
+  EventLoop& loop_;
+  const Clock& clock_;
+  PeerService& peers_;
+  ConsensusOptions options_;
+  ClusterState state_;
+  RaftEngine engine_;
+  Phase phase_ = Phase::kForming;
+  std::string failure_;
+  std::string known_cluster_id_;                // from the data directory
+  std::map<std::string, PeerInfo> peers_seen_;  // Synod peers by node id
+  std::optional<MonoTime> candidates_stable_since_;
+  size_t last_candidate_count_ = 0;
+  MonoTime next_join_attempt_{};
+  size_t join_rotation_ = 0;
+  MonoTime next_heartbeat_{};
+  Timer tick_timer_;
+
+  std::vector<Queued> batch_;
+  Timer flush_timer_;
+
+  bool was_leader_ = false;
+  std::map<std::string, MonoTime> last_heard_;  // leader only
+  MonoTime next_liveness_refresh_{};
+  bool change_in_progress_ = false;
+  std::deque<PendingJoin> pending_joins_;
+
+  std::function<void()> on_closed_;
+  std::unique_ptr<Timer> leave_deadline_;
+};
+
+}  // namespace synod

@@ -35,13 +35,13 @@ echo "==> starting $nodes agents on loopback (data and logs in $run_dir)"
 for i in $(seq 1 "$nodes"); do
   ip=127.0.0.$((i + 1))
   "$synod" agent --name "node$i" --bind "$ip" --data-dir "$run_dir/node$i" \
-    >"$run_dir/node$i.log" 2>&1 &
+    --bootstrap-expect "$nodes" >"$run_dir/node$i.log" 2>&1 &
   pids+=($!)
   echo "    node$i on $ip (api http://$ip:7400, log $run_dir/node$i.log)"
 done
 
-# Wait (bounded) until every agent sees all the others, or one of them dies.
-deadline=$((SECONDS + 15))
+# Wait (bounded) until every agent sees all the others and they form one cluster, or one dies.
+deadline=$((SECONDS + 20))
 while :; do
   for idx in "${!pids[@]}"; do
     if ! kill -0 "${pids[$idx]}" 2>/dev/null; then
@@ -55,9 +55,11 @@ while :; do
     count=$("$synod" neighbors --node "127.0.0.$((i + 1))" --json 2>/dev/null | grep -c '"id"' || true)
     (( count == nodes - 1 )) && complete=$((complete + 1))
   done
-  (( complete == nodes )) && break
+  members=$("$synod" clients list --node 127.0.0.2 2>/dev/null | wc -l || true)
+  (( complete == nodes && members == nodes )) && break
   if (( SECONDS > deadline )); then
-    echo "warning: after 15 s only $complete of $nodes agents see all the others" >&2
+    echo "warning: after 20 s $complete of $nodes agents see all the others;" \
+      "the cluster has $members members" >&2
     break
   fi
   sleep 0.3
@@ -67,12 +69,18 @@ for i in $(seq 1 "$nodes"); do
   echo; echo "==> neighbour table of node$i (127.0.0.$((i + 1)))"
   "$synod" neighbors --node "127.0.0.$((i + 1))" || true
 done
+echo; echo "==> the cluster"
+"$synod" cluster status --node 127.0.0.2 || true
+echo
+"$synod" clients list -v --node 127.0.0.2 || true
 cat <<MSG
 
 The cluster is running. Try:
+  $synod cluster status --node 127.0.0.3
+  $synod kv put greeting hello --node 127.0.0.3 && $synod kv get greeting --node 127.0.0.4
   $synod neighbors --node 127.0.0.2
-  curl -s http://127.0.0.2:7400/v1/neighbors
-  kill one agent and watch the others drop it after 10 beacon intervals
-Press Ctrl-C to stop every agent.
+  curl -s http://127.0.0.2:7400/v1/cluster
+  kill -9 the leader's agent (see its pid with: pgrep -af 'synod agent') and watch another take over
+Press Ctrl-C to stop every agent (each leaves the cluster gracefully).
 MSG
 wait

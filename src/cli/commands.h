@@ -12,5 +12,6 @@ using CommandRunner = std::function<int()>;
 
 void RegisterAgentCommand(CLI::App& app, CommandRunner& run);
 void RegisterNeighborsCommand(CLI::App& app, CommandRunner& run);
+void RegisterClusterCommands(CLI::App& app, CommandRunner& run);
 
 }  // namespace synod::cli

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   synod::cli::CommandRunner run;
   synod::cli::RegisterAgentCommand(app, run);
   synod::cli::RegisterNeighborsCommand(app, run);
+  synod::cli::RegisterClusterCommands(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

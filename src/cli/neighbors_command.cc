@@ -6,14 +6,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "net/http_client.h"
-#include "net/ipv4.h"
+#include "cli/node_client.h"
 
 namespace synod::cli {
 namespace {
 
 struct NeighborsFlags {
-  std::string node = "127.0.0.1:7400";
+  std::string node;
   bool json = false;
 };
 
@@ -25,22 +24,13 @@ std::string Millis(const nlohmann::json& value, bool signed_value = false) {
 }
 
 int RunNeighbors(const NeighborsFlags& flags) {
-  Result<HostPort> node = ParseHostPort(flags.node, 7400);
-  if (!node.ok()) {
-    std::cerr << "synod neighbors: error: --node: " << node.error() << "\n";
-    return 2;
-  }
-  Result<HttpReply> reply = HttpCall("GET", "http://" + node.value().ToString() + "/v1/neighbors");
-  if (!reply.ok()) {
-    std::cerr << "synod neighbors: error: " << reply.error()
-              << " (is an agent running there? see --node)\n";
-    return 1;
-  }
-  nlohmann::json list = nlohmann::json::parse(reply.value().body, nullptr, false);
+  Result<NodeReply> reply = CallNode(flags.node, "GET", "/v1/neighbors");
+  if (!reply.ok())
+    return CommandError("neighbors", reply.error(), reply.error().rfind("--node", 0) == 0 ? 2 : 1);
+  const nlohmann::json& list = reply.value().body;
   if (reply.value().status != 200 || !list.is_array()) {
-    std::cerr << "synod neighbors: error: " << node.value().ToString() << " answered "
-              << reply.value().status << ": " << reply.value().body << "\n";
-    return 1;
+    return CommandError("neighbors", flags.node + " answered " +
+                                         std::to_string(reply.value().status) + ": " + list.dump());
   }
   if (flags.json) {
     std::cout << list.dump(2) << "\n";
@@ -68,7 +58,7 @@ void RegisterNeighborsCommand(CLI::App& app, CommandRunner& run) {
   auto flags = std::make_shared<NeighborsFlags>();
   CLI::App* cmd = app.add_subcommand("neighbors", "Show a node's neighbour delay table");
   cmd->footer("Example:\n  synod neighbors --node 127.0.0.2:7400\n  synod neighbors --json");
-  cmd->add_option("--node", flags->node, "Agent to ask, ADDR[:PORT]")->capture_default_str();
+  AddNodeOption(*cmd, flags->node);
   cmd->add_flag("--json", flags->json, "Print the raw JSON");
   cmd->callback([&run, flags] { run = [flags] { return RunNeighbors(*flags); }; });
 }

@@ -1,0 +1,149 @@
+// synod clients ..., synod cluster status, synod kv ...: the cluster as the replicated state
+// sees it, asked from any node.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/node_client.h"
+
+namespace synod::cli {
+namespace {
+
+struct ClusterFlags {
+  std::string node;
+  bool json = false;
+  bool verbose = false;
+};
+
+Result<nlohmann::json> FetchCluster(const std::string& node) {
+  Result<NodeReply> reply = CallNode(node, "GET", "/v1/cluster");
+  if (!reply.ok()) return reply.status();
+  if (reply.value().status != 200) {
+    return Status::Error(node + " answered " + std::to_string(reply.value().status) + ": " +
+                         reply.value().body.dump());
+  }
+  return reply.value().body;
+}
+
+int UsageOrFailure(const std::string& command, const Status& error) {
+  return CommandError(command, error.message(), error.message().rfind("--node", 0) == 0 ? 2 : 1);
+}
+
+int RunClientsList(const ClusterFlags& flags) {
+  Result<nlohmann::json> cluster = FetchCluster(flags.node);
+  if (!cluster.ok()) return UsageOrFailure("clients list", cluster.status());
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto& member : cluster.value()["members"]) {
+    if (member.value("state", "") != "left") members.push_back(member);
+  }
+  if (flags.json) {
+    std::cout << members.dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& member : members) {
+    if (flags.verbose) {
+      std::cout << "Client ID: " << member.value("id", "?") << ", IP Address "
+                << member.value("ip", "?") << ", Name " << member.value("name", "?") << ", Role "
+                << member.value("role", "?") << ", State " << member.value("state", "?") << "\n";
+    } else {
+      std::cout << member.value("id", "?") << "\n";
+    }
+  }
+  if (members.empty()) std::cerr << "(no members: " << cluster.value().value("phase", "") << ")\n";
+  return 0;
+}
+
+int RunClusterStatus(const ClusterFlags& flags) {
+  Result<nlohmann::json> fetched = FetchCluster(flags.node);
+  if (!fetched.ok()) return UsageOrFailure("cluster status", fetched.status());
+  const nlohmann::json& c = fetched.value();
+  if (flags.json) {
+    std::cout << c.dump(2) << "\n";
+    return c.value("quorum", false) ? 0 : 1;
+  }
+  const auto& leader = c["leader"];
+  const unsigned voters = c.value("voters", 0u), alive = c.value("voters_alive", 0u);
+  std::printf("Cluster  %s\n",
+              c.value("cluster_id", "").empty() ? "(none yet)" : c.value("cluster_id", "").c_str());
+  std::printf("Node     %s (phase: %s)\n", flags.node.c_str(), c.value("phase", "?").c_str());
+  if (leader.is_object()) {
+    std::printf("Leader   %s (%s), term %llu\n", leader.value("name", "?").c_str(),
+                leader.value("ip", "?").c_str(),
+                static_cast<unsigned long long>(c.value("term", 0ULL)));
+  } else {
+    std::printf("Leader   none\n");
+  }
+  std::printf("Voters   %u (%u alive), standbys %u\n", voters, alive, c.value("standbys", 0u));
+  if (c.value("quorum", false)) {
+    std::printf("Quorum   healthy (%u of %u voters alive, %u needed)\n", alive, voters,
+                voters / 2 + 1);
+  } else {
+    std::printf("Quorum   LOST: %u of %u voters alive, %u needed; writes fail until it is back\n",
+                alive, voters, voters / 2 + 1);
+  }
+  std::printf("Log      commit %llu, applied %llu\n",
+              static_cast<unsigned long long>(c.value("commit_index", 0ULL)),
+              static_cast<unsigned long long>(c.value("applied_index", 0ULL)));
+  return c.value("quorum", false) ? 0 : 1;
+}
+
+int RunKv(const std::string& verb, const std::string& key, const std::string& value,
+          const std::string& node) {
+  const std::string method = verb == "get" ? "GET" : verb == "put" ? "PUT" : "DELETE";
+  Result<NodeReply> reply = CallNode(node, method, "/v1/kv/" + key, value);
+  if (!reply.ok()) return UsageOrFailure("kv " + verb, reply.status());
+  const nlohmann::json& body = reply.value().body;
+  if (reply.value().status != 200) {
+    return CommandError("kv " + verb, body.value("error", body.dump()));
+  }
+  if (verb == "get") {
+    std::cout << body.value("value", "") << "\n";
+  } else {
+    std::cout << "ok (log index " << body.value("index", 0ULL) << ")\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+void RegisterClusterCommands(CLI::App& app, CommandRunner& run) {
+  CLI::App* clients = app.add_subcommand("clients", "Members of the cluster");
+  clients->require_subcommand(1);
+  {
+    auto flags = std::make_shared<ClusterFlags>();
+    CLI::App* list = clients->add_subcommand("list", "List the members' ids");
+    list->footer("Examples:\n  synod clients list --node 127.0.0.2\n  synod clients list -v");
+    AddNodeOption(*list, flags->node);
+    list->add_flag("-v,--verbose", flags->verbose, "One line per member: id, IP, role, state");
+    list->add_flag("--json", flags->json, "Print the members as JSON");
+    list->callback([&run, flags] { run = [flags] { return RunClientsList(*flags); }; });
+  }
+  CLI::App* cluster = app.add_subcommand("cluster", "The cluster as a whole");
+  cluster->require_subcommand(1);
+  {
+    auto flags = std::make_shared<ClusterFlags>();
+    CLI::App* status = cluster->add_subcommand(
+        "status", "Leader, term, voters and standbys, quorum health (exit 1 without quorum)");
+    AddNodeOption(*status, flags->node);
+    status->add_flag("--json", flags->json, "Print the raw JSON");
+    status->callback([&run, flags] { run = [flags] { return RunClusterStatus(*flags); }; });
+  }
+  CLI::App* kv = app.add_subcommand("kv", "The replicated key/value test surface");
+  kv->require_subcommand(1);
+  for (const char* verb : {"get", "put", "delete"}) {
+    struct KvFlags {
+      std::string node, key, value;
+    };
+    auto flags = std::make_shared<KvFlags>();
+    CLI::App* command = kv->add_subcommand(verb, std::string(verb) + " a key");
+    AddNodeOption(*command, flags->node);
+    command->add_option("key", flags->key, "Key")->required();
+    if (std::string(verb) == "put") command->add_option("value", flags->value, "Value")->required();
+    command->callback([&run, flags, verb = std::string(verb)] {
+      run = [flags, verb] { return RunKv(verb, flags->key, flags->value, flags->node); };
+    });
+  }
+}
+
+}  // namespace synod::cli

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "consensus/membership_planner.h"
 #include "net/tcp.h"
 
 namespace synod {
@@ -29,18 +30,6 @@ wire::CommandResult ErrorResult(const std::string& message) {
 
 Result<Ipv4> IpOfAddress(const std::string& address) {
   return Ipv4::Parse(address.substr(0, address.rfind(':')));
-}
-
-wire::Role ToWireRole(RaftRole role) {
-  switch (role) {
-    case RaftRole::kVoter:
-      return wire::VOTER;
-    case RaftRole::kStandby:
-      return wire::STANDBY;
-    case RaftRole::kSpare:
-      return wire::SPARE;
-  }
-  return wire::SPARE;
 }
 
 }  // namespace
@@ -509,33 +498,21 @@ void ConsensusService::LeaderStep() {
 
 void ConsensusService::UpdateLiveness() {
   const MonoTime now = clock_.Monotonic();
-  const int64_t wall = clock_.WallUtcNanos();
   const bool refresh = now >= next_liveness_refresh_;
-  wire::Command command;
-  auto* liveness = command.mutable_member_liveness();
-  for (const auto* member : state_.MembersInJoinOrder()) {
-    if (member->state() == wire::LEFT) continue;
-    auto heard = last_heard_.find(member->id());
-    const MonoTime last = heard == last_heard_.end() ? now : heard->second;
-    if (heard == last_heard_.end()) last_heard_[member->id()] = now;  // new: grace from now
-    const auto silence = now - last;
-    const wire::MemberState state = silence >= options_.dead_after      ? wire::DEAD
-                                    : silence >= options_.suspect_after ? wire::SUSPECT
-                                                                        : wire::ALIVE;
-    if (state != member->state() || refresh) {
-      auto* entry = liveness->add_entries();
-      entry->set_id(member->id());
-      entry->set_state(state);
-      entry->set_last_heartbeat_nanos(
-          wall - std::chrono::duration_cast<std::chrono::nanoseconds>(silence).count());
-      if (state != member->state()) {
-        spdlog::info("consensus: member {} ({}) is now {}", member->name(), member->ip(),
-                     wire::MemberState_Name(state));
-      }
-    }
-  }
   if (refresh) next_liveness_refresh_ = now + kLivenessRefresh;
-  if (liveness->entries_size() > 0) Propose(command, [](Result<wire::CommandResult>) {});
+  auto entries = PlanLiveness(state_, last_heard_, now, clock_.WallUtcNanos(), refresh,
+                              LivenessRules{options_.suspect_after, options_.dead_after});
+  if (entries.empty()) return;
+  wire::Command command;
+  for (auto& entry : entries) {
+    const auto* member = state_.FindMember(entry.id());
+    if (member != nullptr && member->state() != entry.state()) {
+      spdlog::info("consensus: member {} ({}) is now {}", member->name(), member->ip(),
+                   wire::MemberState_Name(entry.state()));
+    }
+    *command.mutable_member_liveness()->add_entries() = std::move(entry);
+  }
+  Propose(command, [](Result<wire::CommandResult>) {});
 }
 
 void ConsensusService::ChangeDone(const std::string& what, Status status) {
@@ -554,19 +531,6 @@ void ConsensusService::MaintainMembership() {
   };
   unsigned voters = 0;
   for (const RaftServer& server : configuration) voters += server.role == RaftRole::kVoter;
-
-  // Member records follow the configuration (after a change, or a leader that died mid-way).
-  for (const auto* member : state_.MembersInJoinOrder()) {
-    auto role = role_of(member->raft_id());
-    if (member->state() == wire::LEFT || !role) continue;
-    if (ToWireRole(*role) != member->role()) {
-      wire::Command command;
-      command.mutable_member_role()->set_id(member->id());
-      command.mutable_member_role()->set_role(ToWireRole(*role));
-      Propose(command, [](Result<wire::CommandResult>) {});
-      return;  // one step per tick
-    }
-  }
 
   // 1. Joins, one configuration change at a time.
   if (!pending_joins_.empty()) {
@@ -619,42 +583,37 @@ void ConsensusService::MaintainMembership() {
     return;
   }
 
-  // 2. Leavers still in the configuration.
-  for (const auto* member : state_.MembersInJoinOrder()) {
-    if (member->state() == wire::LEFT && role_of(member->raft_id()) &&
-        member->id() != options_.identity.id) {
+  // 2. Everything else the configuration and the records need, one step at a time.
+  const MembershipStep step =
+      PlanMembership(state_, configuration, options_.max_voters, options_.identity.id);
+  const wire::MemberRecord* member = step.member;
+  switch (step.kind) {
+    case MembershipStep::Kind::kNone:
+      return;
+    case MembershipStep::Kind::kRecordRole: {
+      wire::Command command;
+      command.mutable_member_role()->set_id(member->id());
+      command.mutable_member_role()->set_role(ToWireRole(step.role));
+      Propose(command, [](Result<wire::CommandResult>) {});
+      return;
+    }
+    case MembershipStep::Kind::kRemoveLeaver:
       change_in_progress_ = true;
       engine_.Remove(member->raft_id(),
                      [this](Status status) { ChangeDone("remove a member that left", status); });
       return;
-    }
-  }
-
-  // 3. Keep the voters alive: demote a dead voter, promote a live standby.
-  const wire::MemberRecord* dead_voter = nullptr;
-  const wire::MemberRecord* live_standby = nullptr;
-  for (const auto* member : state_.MembersInJoinOrder()) {
-    auto role = role_of(member->raft_id());
-    if (!role) continue;
-    if (*role == RaftRole::kVoter && member->state() == wire::DEAD && !dead_voter) {
-      dead_voter = member;
-    }
-    if (*role == RaftRole::kStandby && member->state() == wire::ALIVE && !live_standby) {
-      live_standby = member;
-    }
-  }
-  if (dead_voter != nullptr && live_standby != nullptr) {
-    change_in_progress_ = true;
-    spdlog::info("consensus: voter {} is dead: demoting it to standby", dead_voter->name());
-    engine_.Assign(dead_voter->raft_id(), RaftRole::kStandby,
-                   [this](Status status) { ChangeDone("demote a dead voter", status); });
-    return;
-  }
-  if (voters < options_.max_voters && live_standby != nullptr) {
-    change_in_progress_ = true;
-    spdlog::info("consensus: promoting standby {} to voter", live_standby->name());
-    engine_.Assign(live_standby->raft_id(), RaftRole::kVoter,
-                   [this](Status status) { ChangeDone("promote a standby", status); });
+    case MembershipStep::Kind::kDemoteVoter:
+      change_in_progress_ = true;
+      spdlog::info("consensus: voter {} is dead: demoting it to standby", member->name());
+      engine_.Assign(member->raft_id(), RaftRole::kStandby,
+                     [this](Status status) { ChangeDone("demote a dead voter", status); });
+      return;
+    case MembershipStep::Kind::kPromoteStandby:
+      change_in_progress_ = true;
+      spdlog::info("consensus: promoting standby {} to voter", member->name());
+      engine_.Assign(member->raft_id(), RaftRole::kVoter,
+                     [this](Status status) { ChangeDone("promote a standby", status); });
+      return;
   }
 }
 

@@ -1,0 +1,86 @@
+#include "consensus/membership_planner.h"
+
+#include <optional>
+
+namespace synod {
+
+wire::Role ToWireRole(RaftRole role) {
+  switch (role) {
+    case RaftRole::kVoter:
+      return wire::VOTER;
+    case RaftRole::kStandby:
+      return wire::STANDBY;
+    case RaftRole::kSpare:
+      return wire::SPARE;
+  }
+  return wire::SPARE;
+}
+
+std::vector<wire::MemberLiveness::Entry> PlanLiveness(const ClusterState& state,
+                                                      std::map<std::string, MonoTime>& last_heard,
+                                                      MonoTime now, int64_t wall_now_nanos,
+                                                      bool refresh, const LivenessRules& rules) {
+  std::vector<wire::MemberLiveness::Entry> entries;
+  for (const auto* member : state.MembersInJoinOrder()) {
+    if (member->state() == wire::LEFT) continue;
+    auto [heard, inserted] = last_heard.try_emplace(member->id(), now);
+    const Nanos silence = now - heard->second;
+    const wire::MemberState next = silence >= rules.dead_after      ? wire::DEAD
+                                   : silence >= rules.suspect_after ? wire::SUSPECT
+                                                                    : wire::ALIVE;
+    if (next == member->state() && !refresh) continue;
+    wire::MemberLiveness::Entry entry;
+    entry.set_id(member->id());
+    entry.set_state(next);
+    entry.set_last_heartbeat_nanos(wall_now_nanos - silence.count());
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+MembershipStep PlanMembership(const ClusterState& state,
+                              const std::vector<RaftServer>& configuration, unsigned max_voters,
+                              const std::string& self_id) {
+  auto role_of = [&](uint64_t raft_id) -> std::optional<RaftRole> {
+    for (const RaftServer& server : configuration) {
+      if (server.id == raft_id) return server.role;
+    }
+    return std::nullopt;
+  };
+  unsigned voters = 0;
+  for (const RaftServer& server : configuration) voters += server.role == RaftRole::kVoter;
+  const auto members = state.MembersInJoinOrder();
+
+  for (const auto* member : members) {
+    auto role = role_of(member->raft_id());
+    if (member->state() != wire::LEFT && role && ToWireRole(*role) != member->role()) {
+      return {MembershipStep::Kind::kRecordRole, member, *role};
+    }
+  }
+  for (const auto* member : members) {
+    if (member->state() == wire::LEFT && role_of(member->raft_id()) && member->id() != self_id) {
+      return {MembershipStep::Kind::kRemoveLeaver, member, RaftRole::kSpare};
+    }
+  }
+  const wire::MemberRecord* dead_voter = nullptr;
+  const wire::MemberRecord* live_standby = nullptr;
+  for (const auto* member : members) {
+    auto role = role_of(member->raft_id());
+    if (!role) continue;
+    if (*role == RaftRole::kVoter && member->state() == wire::DEAD && !dead_voter) {
+      dead_voter = member;
+    }
+    if (*role == RaftRole::kStandby && member->state() == wire::ALIVE && !live_standby) {
+      live_standby = member;
+    }
+  }
+  if (dead_voter != nullptr && live_standby != nullptr) {
+    return {MembershipStep::Kind::kDemoteVoter, dead_voter, RaftRole::kStandby};
+  }
+  if (voters < max_voters && live_standby != nullptr) {
+    return {MembershipStep::Kind::kPromoteStandby, live_standby, RaftRole::kVoter};
+  }
+  return {};
+}
+
+}  // namespace synod

@@ -1,0 +1,115 @@
+#include "consensus/membership_planner.h"
+
+#include <gtest/gtest.h>
+
+namespace synod {
+namespace {
+
+using std::chrono::seconds;
+
+class MembershipPlannerTest : public ::testing::Test {
+ protected:
+  // Members "a".."e" (raft ids 0xa..0xe) join in that order.
+  void SetUp() override {
+    std::vector<wire::Command> joins;
+    for (const char* id : {"a", "b", "c", "d", "e"}) {
+      wire::Command command;
+      auto* member = command.mutable_member_join()->mutable_member();
+      member->set_id(id);
+      member->set_name(std::string("n-") + id);
+      member->set_raft_id(RaftIdFromNodeId(id));
+      member->set_role(std::string(id) < "d" ? wire::VOTER : wire::STANDBY);
+      joins.push_back(command);
+    }
+    state_.Apply(EncodeCommands(joins));
+    for (const char* id : {"a", "b", "c"})
+      config_.push_back({RaftIdFromNodeId(id), "", RaftRole::kVoter});
+    for (const char* id : {"d", "e"})
+      config_.push_back({RaftIdFromNodeId(id), "", RaftRole::kStandby});
+  }
+
+  void SetState(const std::string& id, wire::MemberState state) {
+    wire::Command command;
+    auto* entry = command.mutable_member_liveness()->add_entries();
+    entry->set_id(id);
+    entry->set_state(state);
+    state_.Apply(EncodeCommands({command}));
+  }
+
+  ClusterState state_;
+  std::vector<RaftServer> config_;
+  const MonoTime t0_{seconds(100)};
+};
+
+TEST_F(MembershipPlannerTest, SilenceMakesSuspectThenDeadAndNewLeadersGiveGrace) {
+  std::map<std::string, MonoTime> heard;
+  const LivenessRules rules{seconds(2), seconds(5)};
+  // A new leader has heard from nobody: everyone gets a grace period, nothing changes.
+  EXPECT_TRUE(PlanLiveness(state_, heard, t0_, 0, false, rules).empty());
+  EXPECT_EQ(heard.size(), 5u);
+  for (auto& [id, at] : heard) {
+    if (id != "b") at = t0_ + seconds(3);  // everyone but b keeps talking
+  }
+  auto entries = PlanLiveness(state_, heard, t0_ + seconds(3), 3'000'000'000, false, rules);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].id(), "b");
+  EXPECT_EQ(entries[0].state(), wire::SUSPECT);
+  EXPECT_EQ(entries[0].last_heartbeat_nanos(), 0) << "heard from at t0, wall time 0 then";
+  SetState("b", wire::SUSPECT);
+  for (auto& [id, at] : heard) {
+    if (id != "b") at = t0_ + seconds(5);
+  }
+  entries = PlanLiveness(state_, heard, t0_ + seconds(5), 0, false, rules);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].state(), wire::DEAD);
+  // A refresh lists everyone, changed or not.
+  EXPECT_EQ(PlanLiveness(state_, heard, t0_ + seconds(5), 0, true, rules).size(), 5u);
+}
+
+TEST_F(MembershipPlannerTest, HealthyClusterNeedsNothing) {
+  EXPECT_EQ(PlanMembership(state_, config_, 3, "a").kind, MembershipStep::Kind::kNone);
+}
+
+TEST_F(MembershipPlannerTest, DeadVoterIsDemotedThenAStandbyPromoted) {
+  SetState("b", wire::DEAD);
+  MembershipStep step = PlanMembership(state_, config_, 3, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kDemoteVoter);
+  EXPECT_EQ(step.member->id(), "b");
+  config_[1].role = RaftRole::kStandby;  // done
+  step = PlanMembership(state_, config_, 3, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kRecordRole) << "the record follows first";
+  EXPECT_EQ(step.member->id(), "b");
+  wire::Command role;
+  role.mutable_member_role()->set_id("b");
+  role.mutable_member_role()->set_role(wire::STANDBY);
+  state_.Apply(EncodeCommands({role}));
+  step = PlanMembership(state_, config_, 3, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kPromoteStandby);
+  EXPECT_EQ(step.member->id(), "d") << "the earliest live standby";
+}
+
+TEST_F(MembershipPlannerTest, NoLiveStandbyMeansTheDeadVoterStays) {
+  SetState("b", wire::DEAD);
+  SetState("d", wire::DEAD);
+  SetState("e", wire::SUSPECT);
+  EXPECT_EQ(PlanMembership(state_, config_, 3, "a").kind, MembershipStep::Kind::kNone);
+}
+
+TEST_F(MembershipPlannerTest, LeaversAreRemovedButNeverTheLeaderItself) {
+  wire::Command leave;
+  leave.mutable_member_leave()->set_id("c");
+  state_.Apply(EncodeCommands({leave}));
+  MembershipStep step = PlanMembership(state_, config_, 3, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kRemoveLeaver);
+  EXPECT_EQ(step.member->id(), "c");
+  EXPECT_EQ(PlanMembership(state_, config_, 3, "c").kind, MembershipStep::Kind::kNone);
+}
+
+TEST_F(MembershipPlannerTest, FiveVotersWantedPromotesBothStandbys) {
+  MembershipStep step = PlanMembership(state_, config_, 5, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kPromoteStandby);
+  EXPECT_EQ(step.member->id(), "d");
+}
+
+}  // namespace
+}  // namespace synod

@@ -11,7 +11,7 @@ namespace synod::cli {
 namespace {
 
 struct ClusterFlags {
-  std::string node;
+  NodeTarget target;
   bool json = false;
   bool verbose = false;
 };
@@ -31,7 +31,11 @@ int UsageOrFailure(const std::string& command, const Status& error) {
 }
 
 int RunClientsList(const ClusterFlags& flags) {
-  Result<nlohmann::json> cluster = FetchCluster(flags.node);
+  const Resolved resolved = ResolveOrExplain(flags.target);
+  if (!resolved.error.empty()) {
+    return CommandError("clients list", resolved.error, resolved.error_status);
+  }
+  Result<nlohmann::json> cluster = FetchCluster(resolved.node);
   if (!cluster.ok()) return UsageOrFailure("clients list", cluster.status());
   nlohmann::json members = nlohmann::json::array();
   for (const auto& member : cluster.value()["members"]) {
@@ -41,6 +45,7 @@ int RunClientsList(const ClusterFlags& flags) {
     std::cout << members.dump(2) << "\n";
     return 0;
   }
+  std::cout << "Found " << members.size() << " clients in cluster:\n";
   for (const auto& member : members) {
     if (flags.verbose) {
       std::cout << "Client ID: " << member.value("id", "?") << ", IP Address "
@@ -50,12 +55,17 @@ int RunClientsList(const ClusterFlags& flags) {
       std::cout << member.value("id", "?") << "\n";
     }
   }
-  if (members.empty()) std::cerr << "(no members: " << cluster.value().value("phase", "") << ")\n";
+  if (members.empty()) std::cerr << "(" << cluster.value().value("phase", "") << ")\n";
   return 0;
 }
 
 int RunClusterStatus(const ClusterFlags& flags) {
-  Result<nlohmann::json> fetched = FetchCluster(flags.node);
+  const Resolved resolved = ResolveOrExplain(flags.target);
+  if (!resolved.error.empty()) {
+    return CommandError("cluster status", resolved.error, resolved.error_status);
+  }
+  const std::string& node = resolved.node;
+  Result<nlohmann::json> fetched = FetchCluster(node);
   if (!fetched.ok()) return UsageOrFailure("cluster status", fetched.status());
   const nlohmann::json& c = fetched.value();
   if (flags.json) {
@@ -66,7 +76,7 @@ int RunClusterStatus(const ClusterFlags& flags) {
   const unsigned voters = c.value("voters", 0u), alive = c.value("voters_alive", 0u);
   std::printf("Cluster  %s\n",
               c.value("cluster_id", "").empty() ? "(none yet)" : c.value("cluster_id", "").c_str());
-  std::printf("Node     %s (phase: %s)\n", flags.node.c_str(), c.value("phase", "?").c_str());
+  std::printf("Node     %s (phase: %s)\n", node.c_str(), c.value("phase", "?").c_str());
   if (leader.is_object()) {
     std::printf("Leader   %s (%s), term %llu\n", leader.value("name", "?").c_str(),
                 leader.value("ip", "?").c_str(),
@@ -89,7 +99,11 @@ int RunClusterStatus(const ClusterFlags& flags) {
 }
 
 int RunKv(const std::string& verb, const std::string& key, const std::string& value,
-          const std::string& node) {
+          const NodeTarget& target) {
+  const Resolved resolved = ResolveOrExplain(target);
+  if (!resolved.error.empty())
+    return CommandError("kv " + verb, resolved.error, resolved.error_status);
+  const std::string& node = resolved.node;
   const std::string method = verb == "get" ? "GET" : verb == "put" ? "PUT" : "DELETE";
   Result<NodeReply> reply = CallNode(node, method, "/v1/kv/" + key, value);
   if (!reply.ok()) return UsageOrFailure("kv " + verb, reply.status());
@@ -114,7 +128,7 @@ void RegisterClusterCommands(CLI::App& app, CommandRunner& run) {
     auto flags = std::make_shared<ClusterFlags>();
     CLI::App* list = clients->add_subcommand("list", "List the members' ids");
     list->footer("Examples:\n  synod clients list --node 127.0.0.2\n  synod clients list -v");
-    AddNodeOption(*list, flags->node);
+    AddNodeOption(*list, flags->target);
     list->add_flag("-v,--verbose", flags->verbose, "One line per member: id, IP, role, state");
     list->add_flag("--json", flags->json, "Print the members as JSON");
     list->callback([&run, flags] { run = [flags] { return RunClientsList(*flags); }; });
@@ -125,7 +139,7 @@ void RegisterClusterCommands(CLI::App& app, CommandRunner& run) {
     auto flags = std::make_shared<ClusterFlags>();
     CLI::App* status = cluster->add_subcommand(
         "status", "Leader, term, voters and standbys, quorum health (exit 1 without quorum)");
-    AddNodeOption(*status, flags->node);
+    AddNodeOption(*status, flags->target);
     status->add_flag("--json", flags->json, "Print the raw JSON");
     status->callback([&run, flags] { run = [flags] { return RunClusterStatus(*flags); }; });
   }
@@ -133,15 +147,16 @@ void RegisterClusterCommands(CLI::App& app, CommandRunner& run) {
   kv->require_subcommand(1);
   for (const char* verb : {"get", "put", "delete"}) {
     struct KvFlags {
-      std::string node, key, value;
+      NodeTarget target;
+      std::string key, value;
     };
     auto flags = std::make_shared<KvFlags>();
     CLI::App* command = kv->add_subcommand(verb, std::string(verb) + " a key");
-    AddNodeOption(*command, flags->node);
+    AddNodeOption(*command, flags->target);
     command->add_option("key", flags->key, "Key")->required();
     if (std::string(verb) == "put") command->add_option("value", flags->value, "Value")->required();
     command->callback([&run, flags, verb = std::string(verb)] {
-      run = [flags, verb] { return RunKv(verb, flags->key, flags->value, flags->node); };
+      run = [flags, verb] { return RunKv(verb, flags->key, flags->value, flags->target); };
     });
   }
 }

@@ -12,7 +12,7 @@ namespace synod::cli {
 namespace {
 
 struct NeighborsFlags {
-  std::string node;
+  NodeTarget target;
   bool json = false;
 };
 
@@ -24,13 +24,17 @@ std::string Millis(const nlohmann::json& value, bool signed_value = false) {
 }
 
 int RunNeighbors(const NeighborsFlags& flags) {
-  Result<NodeReply> reply = CallNode(flags.node, "GET", "/v1/neighbors");
+  const Resolved resolved = ResolveOrExplain(flags.target);
+  if (!resolved.error.empty())
+    return CommandError("neighbors", resolved.error, resolved.error_status);
+  const std::string& node = resolved.node;
+  Result<NodeReply> reply = CallNode(node, "GET", "/v1/neighbors");
   if (!reply.ok())
     return CommandError("neighbors", reply.error(), reply.error().rfind("--node", 0) == 0 ? 2 : 1);
   const nlohmann::json& list = reply.value().body;
   if (reply.value().status != 200 || !list.is_array()) {
-    return CommandError("neighbors", flags.node + " answered " +
-                                         std::to_string(reply.value().status) + ": " + list.dump());
+    return CommandError("neighbors", node + " answered " + std::to_string(reply.value().status) +
+                                         ": " + list.dump());
   }
   if (flags.json) {
     std::cout << list.dump(2) << "\n";
@@ -58,7 +62,7 @@ void RegisterNeighborsCommand(CLI::App& app, CommandRunner& run) {
   auto flags = std::make_shared<NeighborsFlags>();
   CLI::App* cmd = app.add_subcommand("neighbors", "Show a node's neighbour delay table");
   cmd->footer("Example:\n  synod neighbors --node 127.0.0.2:7400\n  synod neighbors --json");
-  AddNodeOption(*cmd, flags->node);
+  AddNodeOption(*cmd, flags->target);
   cmd->add_flag("--json", flags->json, "Print the raw JSON");
   cmd->callback([&run, flags] { run = [flags] { return RunNeighbors(*flags); }; });
 }

@@ -3,16 +3,46 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "cli/workspace.h"
 #include "net/http_client.h"
 #include "net/ipv4.h"
 
 namespace synod::cli {
 
-void AddNodeOption(CLI::App& command, std::string& node) {
-  const char* from_env = std::getenv("SYNOD_NODE");
-  node = from_env != nullptr && *from_env != '\0' ? from_env : "127.0.0.1:7400";
-  command.add_option("--node", node, "Agent to ask, ADDR[:PORT] (default: $SYNOD_NODE)")
+void AddWorkspaceOption(CLI::App& command, std::string& workspace) {
+  workspace = Workspace::DefaultPath();
+  command
+      .add_option("-p,--workspace", workspace, "Workspace (default: $SYNOD_WORKSPACE or ~/.synod)")
       ->capture_default_str();
+}
+
+void AddNodeOption(CLI::App& command, NodeTarget& target) {
+  command.add_option("--node", target.node,
+                     "Agent to ask, ADDR[:PORT] (default: $SYNOD_NODE, else an agent of the "
+                     "workspace, else 127.0.0.1:7400)");
+  AddWorkspaceOption(command, target.workspace);
+}
+
+Result<std::string> ResolveNode(const NodeTarget& target) {
+  if (!target.node.empty()) return target.node;
+  if (const char* env = std::getenv("SYNOD_NODE"); env != nullptr && *env != '\0') {
+    return std::string(env);
+  }
+  auto workspace = Workspace::Open(target.workspace);
+  if (!workspace.ok()) {
+    if (target.workspace == Workspace::DefaultPath()) return std::string("127.0.0.1:7400");
+    return workspace.status();
+  }
+  if (auto api = workspace.value().AnyApi()) return *api;
+  return Status::Error("no agent of workspace " + workspace.value().path() +
+                       " is running (start them with: synod bootstrap), and no --node given");
+}
+
+Resolved ResolveOrExplain(const NodeTarget& target) {
+  Result<std::string> node = ResolveNode(target);
+  if (node.ok()) return Resolved{node.value(), 0, ""};
+  const bool usage = node.error().rfind("no workspace", 0) == 0;
+  return Resolved{"", usage ? 2 : 1, node.error()};
 }
 
 Result<NodeReply> CallNode(const std::string& node, const std::string& method,

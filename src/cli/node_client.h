@@ -1,5 +1,6 @@
-// How CLI commands talk to an agent: which node (--node, else $SYNOD_NODE, else
-// 127.0.0.1:7400), one HTTP request, a JSON answer, and errors worded for the user.
+// How CLI commands talk to an agent: which node (--node, else $SYNOD_NODE, else a running agent
+// of the workspace, else 127.0.0.1:7400), one HTTP request, a JSON answer, and errors worded
+// for the user.
 #pragma once
 
 #include <string>
@@ -11,8 +12,24 @@
 
 namespace synod::cli {
 
-// Adds --node to a command.
-void AddNodeOption(CLI::App& command, std::string& node);
+struct NodeTarget {
+  std::string node;       // --node
+  std::string workspace;  // -p/--workspace
+};
+
+// Adds --node and -p/--workspace to a command.
+void AddNodeOption(CLI::App& command, NodeTarget& target);
+void AddWorkspaceOption(CLI::App& command, std::string& workspace);
+// Errors (exit status 2): a workspace given with -p that does not exist; (1) a workspace with
+// no running agent.
+Result<std::string> ResolveNode(const NodeTarget& target);
+// Resolves, then calls; resolution errors come back with the exit status to use.
+struct Resolved {
+  std::string node;
+  int error_status = 0;
+  std::string error;
+};
+Resolved ResolveOrExplain(const NodeTarget& target);
 
 struct NodeReply {
   long status = 0;

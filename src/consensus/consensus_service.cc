@@ -67,6 +67,7 @@ Status ConsensusService::Start() {
     hello.set_raft_port(options_.raft_port);
     hello.set_cluster_id(state_.cluster_id().empty() ? known_cluster_id_ : state_.cluster_id());
     hello.set_member(engine_.started() && InConfiguration());
+    hello.set_bootstrap_expect(options_.bootstrap_expect);
   });
   peers_.SetPeerListener(PeerService::PeerListener{
       .on_hello =
@@ -194,6 +195,11 @@ void ConsensusService::PersistClusterId() {
 void ConsensusService::FormationStep() {
   const MonoTime now = clock_.Monotonic();
   if (now < next_join_attempt_) return;
+  // What peers said of themselves may be old news (one may have joined a cluster since).
+  if (now >= next_hello_refresh_) {
+    next_hello_refresh_ = now + std::chrono::seconds(1);
+    peers_.RefreshHellos();
+  }
   // 1. A member of a cluster we may join (ours, if the data dir names one).
   std::vector<Ipv4> members;
   for (const auto& [id, peer] : peers_seen_) {
@@ -213,12 +219,16 @@ void ConsensusService::FormationStep() {
     AskToJoin(options_.join[join_rotation_++ % options_.join.size()]);
     return;
   }
-  // 3. --bootstrap-expect N: once N nodes outside any cluster have been seen, and the set has
-  //    been stable for a moment, the lowest id forms the cluster and the others join it.
+  // 3. --bootstrap-expect N: once N nodes that expect the same N and are outside any cluster
+  //    have been seen, and the set has been stable for a moment, the lowest id forms the
+  //    cluster and the others join it.
   if (options_.bootstrap_expect == 0 || !known_cluster_id_.empty()) return;
   std::vector<std::pair<std::string, Ipv4>> candidates{{options_.identity.id, options_.ip}};
   for (const auto& [id, peer] : peers_seen_) {
-    if (peer.hello.cluster_id().empty()) candidates.emplace_back(id, peer.ip);
+    if (peer.hello.cluster_id().empty() &&
+        peer.hello.bootstrap_expect() == options_.bootstrap_expect) {
+      candidates.emplace_back(id, peer.ip);
+    }
   }
   if (candidates.size() != last_candidate_count_) {
     last_candidate_count_ = candidates.size();

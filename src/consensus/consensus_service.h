@@ -140,6 +140,7 @@ class ConsensusService {
   std::optional<MonoTime> candidates_stable_since_;
   size_t last_candidate_count_ = 0;
   MonoTime next_join_attempt_{};
+  MonoTime next_hello_refresh_{};
   size_t join_rotation_ = 0;
   MonoTime next_heartbeat_{};
   Timer tick_timer_;

@@ -241,6 +241,7 @@ void PeerService::OnOutgoingMessage(const std::string& key, const wire::PeerMess
       Reschedule();
       return;
     }
+    const bool first_hello = !peer.hello_done;
     peer.hello_done = true;
     peer.view.is_synod = true;
     peer.view.status = "synod";
@@ -248,8 +249,10 @@ void PeerService::OnOutgoingMessage(const std::string& key, const wire::PeerMess
     peer.view.name = hello.name();
     peer.view.api_port = static_cast<uint16_t>(hello.api_port());
     peer.view.hello = hello;
-    peer.burst_left = kBurstProbes;
-    peer.next_probe = clock_.Monotonic();
+    if (first_hello) {
+      peer.burst_left = kBurstProbes;
+      peer.next_probe = clock_.Monotonic();
+    }
     for (const auto& queued : peer.outbox) peer.link->Send(queued);
     peer.outbox.clear();
     if (peer_listener_.on_hello) peer_listener_.on_hello(peer.ip, hello);
@@ -301,6 +304,13 @@ void PeerService::Call(Ipv4 ip, wire::PeerMessage request, std::chrono::millisec
     if (!peer->link && !peer->connecting) Connect(key, *peer);
   } else {
     FinishCall(id, Status::Error("too many requests waiting for " + ip.ToString()));
+  }
+}
+
+void PeerService::RefreshHellos() {
+  const wire::PeerMessage hello = HelloMessage();
+  for (auto& [key, peer] : tracked_) {
+    if (peer.link && peer.hello_done) peer.link->Send(hello);
   }
 }
 

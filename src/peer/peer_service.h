@@ -86,6 +86,8 @@ class PeerService {
   // with the response or an error (timeout, connection lost, not a Synod node).
   void Call(Ipv4 ip, wire::PeerMessage request, std::chrono::milliseconds timeout,
             CallCallback done);
+  // Asks every connected Synod peer for a fresh Hello (answers reach the peer listener).
+  void RefreshHellos();
   // One-way; dropped if there is no link to `ip` yet.
   void Send(Ipv4 ip, const wire::PeerMessage& message);
 

@@ -6,6 +6,7 @@
 
 #include "api/cluster_routes.h"
 #include "api/neighbors_json.h"
+#include "clock/clock_service.h"
 #include "consensus/consensus_service.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
@@ -30,6 +31,7 @@ struct Agent::Impl {
   std::unique_ptr<SdssService> discovery;
   std::unique_ptr<PeerService> peers;
   std::unique_ptr<ConsensusService> consensus;
+  std::unique_ptr<ClockService> cluster_clock;
   std::unique_ptr<Timer> exit_deadline;
   uv_signal_t* sigint = nullptr;
   uv_signal_t* sigterm = nullptr;
@@ -81,6 +83,12 @@ Status Agent::Start() {
   consensus.election_timeout_ms = static_cast<unsigned>(s.config.election_timeout.count());
   consensus.heartbeat_timeout_ms = static_cast<unsigned>(s.config.heartbeat_timeout.count());
   s.consensus = std::make_unique<ConsensusService>(s.loop, s.clock, *s.peers, consensus);
+  Result<MasterPolicy> policy = ParseMasterPolicy(s.config.master_policy);
+  if (!policy.ok()) return Status::Error("--master-policy: " + policy.error());
+  s.cluster_clock = std::make_unique<ClockService>(
+      s.loop, s.clock, *s.peers, *s.consensus,
+      ClockOptions{s.identity.id, policy.value(), s.config.master_timeout,
+                   std::chrono::milliseconds(1000)});
   SdssOptions sdss{s.identity.ShortId(),
                    s.config.bind,
                    s.interface.subnet,
@@ -113,6 +121,7 @@ Status Agent::Start() {
   Status status = s.http->Listen(s.config.bind, s.config.api_port);
   if (status.ok()) status = s.peers->Start();
   if (status.ok()) status = s.consensus->Start();
+  if (status.ok()) s.cluster_clock->Start();
   if (status.ok()) status = s.discovery->Start();
   if (!status.ok()) {
     s.Shutdown(nullptr);  // the caller reports the error
@@ -150,6 +159,15 @@ void Agent::Impl::AddRoutes() {
               {"discovery", DiscoveryStatsJson(discovery->table().stats())}}));
   });
   AddClusterRoutes(router, *consensus);
+  router.Handle("GET", "/v1/clock", [this](const HttpRequest&, HttpResponder respond) {
+    respond(HttpResponse::Json(200, cluster_clock->StatusJson()));
+  });
+  router.Handle("GET", "/v1/clock/members", [this](const HttpRequest&, HttpResponder respond) {
+    cluster_clock->MembersJson([respond](Result<nlohmann::json> members) {
+      respond(members.ok() ? HttpResponse::Json(200, members.value())
+                           : HttpResponse::Error(503, members.error()));
+    });
+  });
   router.Handle("GET", "/v1/neighbors", [this](const HttpRequest&, HttpResponder respond) {
     respond(HttpResponse::Json(200, NeighborsJson(discovery->table(), *peers, clock)));
   });
@@ -180,6 +198,7 @@ void Agent::Impl::Shutdown(const char* why) {
   CloseAndDelete(sigterm);
   sigint = sigterm = nullptr;
   if (discovery) discovery->Stop();
+  if (cluster_clock) cluster_clock->Stop();
   if (http) http->Close();
   // Leaving the cluster needs the peer links; everything else can go now. If something hangs,
   // the deadline ends the loop anyway.

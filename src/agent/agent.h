@@ -34,6 +34,8 @@ struct AgentConfig {
   unsigned voters = 3;
   std::chrono::milliseconds election_timeout{300};
   std::chrono::milliseconds heartbeat_timeout{50};
+  std::chrono::milliseconds master_timeout{60'000};
+  std::string master_policy = "lowest-ip";
 };
 
 class Agent {

@@ -28,6 +28,8 @@ struct AgentFlags {
   unsigned voters = 3;
   std::string election_timeout = "300ms";
   std::string heartbeat_timeout = "50ms";
+  std::string master_timeout = "60s";
+  std::string master_policy = "lowest-ip";
 };
 
 int Fail(const std::string& message, int status) {
@@ -85,6 +87,13 @@ int RunAgent(const AgentFlags& flags) {
         "most half the election timeout",
         2);
   }
+  Result<std::chrono::milliseconds> master_timeout = ParseDuration(flags.master_timeout);
+  if (!master_timeout.ok()) return Fail("--master-timeout: " + master_timeout.error(), 2);
+  if (master_timeout.value() < std::chrono::seconds(1)) {
+    return Fail("--master-timeout must be at least 1s", 2);
+  }
+  config.master_timeout = master_timeout.value();
+  config.master_policy = flags.master_policy;
   config.election_timeout = election.value();
   config.heartbeat_timeout = heartbeat.value();
 
@@ -142,6 +151,12 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
       ->capture_default_str();
   cmd->add_option("--heartbeat-timeout", flags->heartbeat_timeout, "Raft heartbeat interval")
       ->capture_default_str();
+  cmd->add_option("--master-timeout", flags->master_timeout,
+                  "A master clock silent this long is replaced (>= 1s)")
+      ->capture_default_str();
+  cmd->add_option("--master-policy", flags->master_policy, "How the master clock is chosen")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"lowest-ip"}));
   cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -2,7 +2,9 @@
 // sees it, asked from any node.
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/node_client.h"
@@ -14,6 +16,7 @@ struct ClusterFlags {
   NodeTarget target;
   bool json = false;
   bool verbose = false;
+  bool watch = false;
 };
 
 Result<nlohmann::json> FetchCluster(const std::string& node) {
@@ -45,18 +48,87 @@ int RunClientsList(const ClusterFlags& flags) {
     std::cout << members.dump(2) << "\n";
     return 0;
   }
+  // With -v, each member's clock as the leader last heard it (the seed's Time and Master).
+  std::map<std::string, nlohmann::json> clocks;
+  if (flags.verbose) {
+    if (auto reply = CallNode(resolved.node, "GET", "/v1/clock/members");
+        reply.ok() && reply.value().body.is_array()) {
+      for (const auto& report : reply.value().body) clocks[report.value("id", "")] = report;
+    }
+  }
   std::cout << "Found " << members.size() << " clients in cluster:\n";
   for (const auto& member : members) {
     if (flags.verbose) {
-      std::cout << "Client ID: " << member.value("id", "?") << ", IP Address "
-                << member.value("ip", "?") << ", Name " << member.value("name", "?") << ", Role "
-                << member.value("role", "?") << ", State " << member.value("state", "?") << "\n";
+      const std::string id = member.value("id", "?");
+      std::string time = "None", master = "None";
+      if (auto it = clocks.find(id); it != clocks.end()) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.2f", it->second.value("time", 0.0));
+        time = text;
+        if (it->second["master_id"].is_string()) master = it->second["master_id"];
+      }
+      std::cout << "Client ID: " << id << ", IP Address " << member.value("ip", "?") << ", Time "
+                << time << ", Master Client ID " << master << ", Role " << member.value("role", "?")
+                << ", State " << member.value("state", "?") << "\n";
     } else {
       std::cout << member.value("id", "?") << "\n";
     }
   }
   if (members.empty()) std::cerr << "(" << cluster.value().value("phase", "") << ")\n";
   return 0;
+}
+
+int RunGetMaster(const ClusterFlags& flags) {
+  const Resolved resolved = ResolveOrExplain(flags.target);
+  if (!resolved.error.empty()) {
+    return CommandError("clients get-master", resolved.error, resolved.error_status);
+  }
+  Result<NodeReply> reply = CallNode(resolved.node, "GET", "/v1/clock");
+  if (!reply.ok()) return CommandError("clients get-master", reply.error());
+  const nlohmann::json& clock = reply.value().body;
+  if (flags.json) {
+    std::cout << clock["master"].dump(2) << "\n";
+    return clock["master"].is_object() ? 0 : 1;
+  }
+  if (!clock["master"].is_object()) {
+    std::cout << "No master clock yet\n";
+    return 1;
+  }
+  const auto& master = clock["master"];
+  if (flags.verbose) {
+    std::cout << "Master Client ID: " << master.value("id", "?") << ", IP Address "
+              << master.value("ip", "?") << ", Name " << master.value("name", "?") << "\n";
+  } else {
+    std::cout << master.value("id", "?") << "\n";
+  }
+  return 0;
+}
+
+int RunTime(const ClusterFlags& flags) {
+  const Resolved resolved = ResolveOrExplain(flags.target);
+  if (!resolved.error.empty()) return CommandError("time", resolved.error, resolved.error_status);
+  for (int round = 0;; ++round) {
+    Result<NodeReply> reply = CallNode(resolved.node, "GET", "/v1/clock");
+    if (!reply.ok()) return CommandError("time", reply.error());
+    const nlohmann::json& c = reply.value().body;
+    if (flags.json) {
+      std::cout << c.dump() << "\n" << std::flush;
+    } else if (!c.value("synced", false)) {
+      std::cout << "not synchronised yet (master: "
+                << (c["master"].is_object() ? c["master"].value("name", "?") : "none") << ")\n"
+                << std::flush;
+    } else {
+      std::printf(
+          "cluster time %.6f  offset %+.3f ms  error ±%.3f ms  drift %+.2f ppm  master %s "
+          "(%s)%s\n",
+          c.value("cluster_time", 0.0), c.value("offset_ms", 0.0), c.value("error_ms", 0.0),
+          c.value("drift_ppm", 0.0), c["master"].value("name", "?").c_str(),
+          c["master"].value("ip", "?").c_str(), c.value("is_master", false) ? " [this node]" : "");
+      std::fflush(stdout);
+    }
+    if (!flags.watch) return c.value("synced", false) ? 0 : 1;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
 }
 
 int RunClusterStatus(const ClusterFlags& flags) {
@@ -132,6 +204,23 @@ void RegisterClusterCommands(CLI::App& app, CommandRunner& run) {
     list->add_flag("-v,--verbose", flags->verbose, "One line per member: id, IP, role, state");
     list->add_flag("--json", flags->json, "Print the members as JSON");
     list->callback([&run, flags] { run = [flags] { return RunClientsList(*flags); }; });
+  }
+  {
+    auto flags = std::make_shared<ClusterFlags>();
+    CLI::App* master = clients->add_subcommand("get-master", "The member whose clock is master");
+    AddNodeOption(*master, flags->target);
+    master->add_flag("-v,--verbose", flags->verbose, "Id, IP address and name");
+    master->add_flag("--json", flags->json, "Print the raw JSON");
+    master->callback([&run, flags] { run = [flags] { return RunGetMaster(*flags); }; });
+  }
+  {
+    auto flags = std::make_shared<ClusterFlags>();
+    CLI::App* time = app.add_subcommand("time", "Cluster time, offset to the master, error bound");
+    time->footer("Examples:\n  synod time\n  synod time --watch --node 127.0.0.3");
+    AddNodeOption(*time, flags->target);
+    time->add_flag("-w,--watch", flags->watch, "Print again every second");
+    time->add_flag("--json", flags->json, "Print the raw JSON");
+    time->callback([&run, flags] { run = [flags] { return RunTime(*flags); }; });
   }
   CLI::App* cluster = app.add_subcommand("cluster", "The cluster as a whole");
   cluster->require_subcommand(1);

@@ -113,6 +113,13 @@ wire::CommandResult ClusterState::ApplyOne(const wire::Command& command) {
       it->second.set_role(wire::SPARE);
       return Ok();
     }
+    case wire::Command::kChooseMaster: {
+      const std::string& id = command.choose_master().id();
+      if (!id.empty() && members_.find(id) == members_.end()) return Error("no member " + id);
+      if (id != master_id_) master_since_nanos_ = command.at_nanos();
+      master_id_ = id;
+      return Ok(id);
+    }
     case wire::Command::kKvPut: {
       const auto& put = command.kv_put();
       if (put.key().empty() || put.key().size() > kMaxKeyBytes) {
@@ -140,6 +147,8 @@ std::string ClusterState::Snapshot() const {
   for (const auto& [key, value] : kv_) (*snapshot.mutable_kv())[key] = value;
   snapshot.set_next_join_order(next_join_order_);
   snapshot.set_commands_applied(commands_applied_);
+  snapshot.set_master_id(master_id_);
+  snapshot.set_master_since_nanos(master_since_nanos_);
   std::string out;
   google::protobuf::io::StringOutputStream stream(&out);
   google::protobuf::io::CodedOutputStream coded(&stream);
@@ -165,6 +174,8 @@ Status ClusterState::Restore(std::string_view data) {
   for (const auto& [key, value] : snapshot.kv()) kv_[key] = value;
   next_join_order_ = snapshot.next_join_order();
   commands_applied_ = snapshot.commands_applied();
+  master_id_ = snapshot.master_id();
+  master_since_nanos_ = snapshot.master_since_nanos();
   return Status::Ok();
 }
 

@@ -42,6 +42,8 @@ class ClusterState final : public RaftStateMachine {
   const wire::MemberRecord* FindMemberByRaftId(uint64_t raft_id) const;
   std::optional<std::string> Get(const std::string& key) const;
   uint64_t commands_applied() const { return commands_applied_; }
+  const std::string& master_id() const { return master_id_; }
+  int64_t master_since_nanos() const { return master_since_nanos_; }
   // A digest of the whole state, to compare replicas in tests.
   std::string Fingerprint() const { return Snapshot(); }
 
@@ -53,6 +55,8 @@ class ClusterState final : public RaftStateMachine {
   std::map<std::string, std::string> kv_;
   uint64_t next_join_order_ = 0;
   uint64_t commands_applied_ = 0;
+  std::string master_id_;
+  int64_t master_since_nanos_ = 0;
 };
 
 // Builds a one-command entry.

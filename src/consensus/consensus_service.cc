@@ -166,14 +166,17 @@ void ConsensusService::Tick() {
   const bool leader = engine_.IsLeader();
   if (leader && !was_leader_) OnBecameLeader();
   was_leader_ = leader;
-  if (leader) {
-    LeaderStep();
-  } else if (in_configuration && clock_.Monotonic() >= next_heartbeat_) {
+  if (leader) LeaderStep();
+  if (in_configuration && clock_.Monotonic() >= next_heartbeat_) {
     next_heartbeat_ = clock_.Monotonic() + options_.member_heartbeat;
-    if (auto ip = LeaderIp()) {
-      wire::PeerMessage heartbeat;
-      heartbeat.mutable_heartbeat()->set_node_id(options_.identity.id);
-      peers_.Send(*ip, heartbeat);
+    wire::PeerMessage message;
+    wire::Heartbeat* heartbeat = message.mutable_heartbeat();
+    heartbeat->set_node_id(options_.identity.id);
+    if (heartbeat_decorator_) heartbeat_decorator_(*heartbeat);
+    if (leader) {
+      if (heartbeat_listener_) heartbeat_listener_(*heartbeat);
+    } else if (auto ip = LeaderIp()) {
+      peers_.Send(*ip, message);
     }
   }
 }
@@ -428,9 +431,13 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
       return;
     }
     case wire::PeerMessage::kHeartbeat:
-      if (engine_.IsLeader()) last_heard_[request.heartbeat().node_id()] = clock_.Monotonic();
+      if (engine_.IsLeader()) {
+        last_heard_[request.heartbeat().node_id()] = clock_.Monotonic();
+        if (heartbeat_listener_) heartbeat_listener_(request.heartbeat());
+      }
       return;
     default:
+      if (extra_request_handler_) extra_request_handler_(request, std::move(reply));
       return;
   }
 }
@@ -688,6 +695,13 @@ void ConsensusService::Leave(std::function<void()> done) {
     return;
   }
   ask_leader();
+}
+
+std::optional<Nanos> ConsensusService::SilenceOf(const std::string& id) const {
+  if (!engine_.IsLeader()) return std::nullopt;
+  auto it = last_heard_.find(id);
+  if (it == last_heard_.end()) return std::nullopt;
+  return clock_.Monotonic() - it->second;
 }
 
 // ---- status ---------------------------------------------------------------------------------

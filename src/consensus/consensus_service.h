@@ -81,6 +81,22 @@ class ConsensusService {
   void Propose(wire::Command command, ProposeCallback done);
 
   const ClusterState& state() const { return state_; }
+  // Lets another module add to every heartbeat this node sends (and to the leader's own).
+  void SetHeartbeatDecorator(std::function<void(wire::Heartbeat&)> decorate) {
+    heartbeat_decorator_ = std::move(decorate);
+  }
+  // On the leader: every heartbeat received, its own included, once per tick.
+  void SetHeartbeatListener(std::function<void(const wire::Heartbeat&)> listener) {
+    heartbeat_listener_ = std::move(listener);
+  }
+  // On the leader: how long since `id` was heard from; nothing elsewhere or if never.
+  std::optional<Nanos> SilenceOf(const std::string& id) const;
+  // Answers requests of other modules' kinds that arrive over the peer protocol.
+  void SetExtraRequestHandler(PeerService::RequestHandler handler) {
+    extra_request_handler_ = std::move(handler);
+  }
+  // The leader's peer address, if there is a leader.
+  std::optional<Ipv4> LeaderAddress() const { return LeaderIp(); }
   ClusterStatus GetStatus() const;
   bool IsLeader() const { return engine_.IsLeader(); }
 
@@ -155,6 +171,9 @@ class ConsensusService {
   std::deque<PendingJoin> pending_joins_;
 
   std::function<void()> on_closed_;
+  std::function<void(wire::Heartbeat&)> heartbeat_decorator_;
+  std::function<void(const wire::Heartbeat&)> heartbeat_listener_;
+  PeerService::RequestHandler extra_request_handler_;
   std::unique_ptr<Timer> leave_deadline_;
 };
 

@@ -23,6 +23,7 @@ bool IsResponse(const wire::PeerMessage& message) {
     case wire::PeerMessage::kProposeResponse:
     case wire::PeerMessage::kJoinResponse:
     case wire::PeerMessage::kLeaveResponse:
+    case wire::PeerMessage::kClockReportsResponse:
       return true;
     default:
       return false;
@@ -265,6 +266,7 @@ void PeerService::OnOutgoingMessage(const std::string& key, const wire::PeerMess
     TimeSample sample{response.t1_nanos(), response.t2_nanos(), response.t3_nanos(),
                       received_utc_nanos};
     if (peer.filter.Add(sample, clock_.Monotonic())) {
+      if (time_sample_listener_) time_sample_listener_(peer.ip, sample);
       const auto best = peer.filter.Best();
       peer.view.rtt_ms = NanosToMillis(best->sample.RoundTripNanos());
       peer.view.offset_ms = NanosToMillis(best->sample.OffsetNanos());
@@ -307,6 +309,22 @@ void PeerService::Call(Ipv4 ip, wire::PeerMessage request, std::chrono::millisec
   }
 }
 
+void PeerService::SetFastProbe(std::optional<Ipv4> ip, std::chrono::milliseconds interval) {
+  if (ip == fast_probe_ip_ && interval == fast_probe_interval_) return;
+  fast_probe_ip_ = ip;
+  fast_probe_interval_ = interval;
+  if (!ip) return;
+  Tracked* peer = FindByIp(*ip);
+  if (peer == nullptr) {
+    Track("", *ip);
+    return;
+  }
+  // A new master: measure it in a burst, now.
+  peer->burst_left = kBurstProbes;
+  peer->next_probe = clock_.Monotonic();
+  Reschedule();
+}
+
 void PeerService::RefreshHellos() {
   const wire::PeerMessage hello = HelloMessage();
   for (auto& [key, peer] : tracked_) {
@@ -343,6 +361,8 @@ void PeerService::OnTick() {
     if (peer.burst_left > 0) {
       --peer.burst_left;
       peer.next_probe = now + kBurstSpacing;
+    } else if (fast_probe_ip_ && *fast_probe_ip_ == peer.ip) {
+      peer.next_probe = now + fast_probe_interval_;
     } else {
       peer.next_probe = now + options_.probe_interval;
     }

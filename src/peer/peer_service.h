@@ -86,6 +86,14 @@ class PeerService {
   // with the response or an error (timeout, connection lost, not a Synod node).
   void Call(Ipv4 ip, wire::PeerMessage request, std::chrono::milliseconds timeout,
             CallCallback done);
+  // Hears every accepted four-timestamp sample, with the address of the peer it measured.
+  void SetTimeSampleListener(std::function<void(Ipv4 ip, const TimeSample&)> listener) {
+    time_sample_listener_ = std::move(listener);
+  }
+  // Probes the peer at `ip` (the master clock) every `interval` instead of the slower default;
+  // nothing to undo the previous choice. Starts following it if it was not tracked.
+  void SetFastProbe(std::optional<Ipv4> ip, std::chrono::milliseconds interval);
+
   // Asks every connected Synod peer for a fresh Hello (answers reach the peer listener).
   void RefreshHellos();
   // One-way; dropped if there is no link to `ip` yet.
@@ -140,6 +148,9 @@ class PeerService {
   RequestHandler request_handler_;
   std::function<void(wire::Hello&)> hello_provider_;
   PeerListener peer_listener_;
+  std::function<void(Ipv4, const TimeSample&)> time_sample_listener_;
+  std::optional<Ipv4> fast_probe_ip_;
+  std::chrono::milliseconds fast_probe_interval_{1000};
 };
 
 }  // namespace synod

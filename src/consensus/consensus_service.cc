@@ -126,11 +126,7 @@ wire::MemberRecord ConsensusService::SelfRecord(wire::Role role) const {
 }
 
 bool ConsensusService::InConfiguration() const {
-  const uint64_t self = engine_.options().id;
-  for (const RaftServer& server : engine_.Configuration()) {
-    if (server.id == self) return true;
-  }
-  return false;
+  return RoleIn(engine_.Configuration(), engine_.options().id).has_value();
 }
 
 std::optional<Ipv4> ConsensusService::LeaderIp() const {
@@ -540,14 +536,7 @@ void ConsensusService::ChangeDone(const std::string& what, Status status) {
 void ConsensusService::MaintainMembership() {
   if (change_in_progress_) return;
   const std::vector<RaftServer> configuration = engine_.Configuration();
-  auto role_of = [&](uint64_t raft_id) -> std::optional<RaftRole> {
-    for (const RaftServer& server : configuration) {
-      if (server.id == raft_id) return server.role;
-    }
-    return std::nullopt;
-  };
-  unsigned voters = 0;
-  for (const RaftServer& server : configuration) voters += server.role == RaftRole::kVoter;
+  auto role_of = [&](uint64_t raft_id) { return RoleIn(configuration, raft_id); };
 
   // 1. Joins, one configuration change at a time.
   if (!pending_joins_.empty()) {
@@ -573,7 +562,7 @@ void ConsensusService::MaintainMembership() {
       Propose(join, [answer](Result<wire::CommandResult> r) { answer(r.ok() ? "" : r.error()); });
       return;
     }
-    const RaftRole role = voters < options_.max_voters ? RaftRole::kVoter : RaftRole::kStandby;
+    const RaftRole role = RoleForNewMember(configuration, options_.max_voters);
     change_in_progress_ = true;
     spdlog::info("consensus: adding {} ({}) as {}", record.name(), record.ip(), RaftRoleName(role));
     engine_.Add(record.raft_id(), address, [this, pending, role, answer](Status added) {

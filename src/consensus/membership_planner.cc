@@ -16,6 +16,25 @@ wire::Role ToWireRole(RaftRole role) {
   return wire::SPARE;
 }
 
+std::optional<RaftRole> RoleIn(const std::vector<RaftServer>& configuration, uint64_t raft_id) {
+  for (const RaftServer& server : configuration) {
+    if (server.id == raft_id) return server.role;
+  }
+  return std::nullopt;
+}
+
+namespace {
+unsigned CountVoters(const std::vector<RaftServer>& configuration) {
+  unsigned voters = 0;
+  for (const RaftServer& server : configuration) voters += server.role == RaftRole::kVoter;
+  return voters;
+}
+}  // namespace
+
+RaftRole RoleForNewMember(const std::vector<RaftServer>& configuration, unsigned max_voters) {
+  return CountVoters(configuration) < max_voters ? RaftRole::kVoter : RaftRole::kStandby;
+}
+
 std::vector<wire::MemberLiveness::Entry> PlanLiveness(const ClusterState& state,
                                                       std::map<std::string, MonoTime>& last_heard,
                                                       MonoTime now, int64_t wall_now_nanos,
@@ -41,14 +60,8 @@ std::vector<wire::MemberLiveness::Entry> PlanLiveness(const ClusterState& state,
 MembershipStep PlanMembership(const ClusterState& state,
                               const std::vector<RaftServer>& configuration, unsigned max_voters,
                               const std::string& self_id) {
-  auto role_of = [&](uint64_t raft_id) -> std::optional<RaftRole> {
-    for (const RaftServer& server : configuration) {
-      if (server.id == raft_id) return server.role;
-    }
-    return std::nullopt;
-  };
-  unsigned voters = 0;
-  for (const RaftServer& server : configuration) voters += server.role == RaftRole::kVoter;
+  auto role_of = [&](uint64_t raft_id) { return RoleIn(configuration, raft_id); };
+  const unsigned voters = CountVoters(configuration);
   const auto members = state.MembersInJoinOrder();
 
   for (const auto* member : members) {

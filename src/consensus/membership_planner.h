@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,5 +47,9 @@ MembershipStep PlanMembership(const ClusterState& state,
                               const std::string& self_id);
 
 wire::Role ToWireRole(RaftRole role);
+// The role of a server in a configuration; nothing when it is not in it.
+std::optional<RaftRole> RoleIn(const std::vector<RaftServer>& configuration, uint64_t raft_id);
+// A joining member is a voter while there are fewer than `max_voters`, else a standby.
+RaftRole RoleForNewMember(const std::vector<RaftServer>& configuration, unsigned max_voters);
 
 }  // namespace synod

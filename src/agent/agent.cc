@@ -82,6 +82,8 @@ Status Agent::Start() {
   consensus.max_voters = s.config.voters;
   consensus.election_timeout_ms = static_cast<unsigned>(s.config.election_timeout.count());
   consensus.heartbeat_timeout_ms = static_cast<unsigned>(s.config.heartbeat_timeout.count());
+  consensus.formation_settle =
+      std::max(std::chrono::milliseconds(300), 2 * s.config.beacon_interval);
   s.consensus = std::make_unique<ConsensusService>(s.loop, s.clock, *s.peers, consensus);
   Result<MasterPolicy> policy = ParseMasterPolicy(s.config.master_policy);
   if (!policy.ok()) return Status::Error("--master-policy: " + policy.error());

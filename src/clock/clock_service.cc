@@ -75,6 +75,13 @@ void ClockService::ChooseMasterIfNeeded() {
   const ClusterState& state = consensus_.state();
   const std::string& current = state.master_id();
   const auto* record = state.FindMember(current);
+  // The first choice waits until members have stopped arriving for a moment (a cluster that is
+  // forming would otherwise get a master that the next joiner, lower in address, replaces).
+  if (const size_t members = state.MembersInJoinOrder().size(); members != members_seen_) {
+    members_seen_ = members;
+    membership_changed_at_ = now;
+  }
+  if (current.empty() && now - membership_changed_at_ < std::chrono::milliseconds(500)) return;
   // The current master stays a candidate until it has been silent for the master timeout
   // (a member is declared dead much sooner); the others count while alive.
   bool current_stays = false;

@@ -69,6 +69,8 @@ class ClockService {
   };
   std::map<std::string, Report> reports_;  // leader only
   MonoTime next_choice_{};
+  size_t members_seen_ = 0;
+  MonoTime membership_changed_at_{};
 };
 
 }  // namespace synod

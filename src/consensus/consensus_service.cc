@@ -234,7 +234,7 @@ void ConsensusService::FormationStep() {
     candidates_stable_since_ = now;
   }
   if (candidates.size() < options_.bootstrap_expect) return;
-  if (now - *candidates_stable_since_ < std::chrono::milliseconds(1500)) return;
+  if (now - *candidates_stable_since_ < options_.formation_settle) return;
   std::sort(candidates.begin(), candidates.end());
   if (candidates.front().first == options_.identity.id) {
     Result<bool> bootstrapped = engine_.BootstrapSelf();
@@ -341,12 +341,9 @@ void ConsensusService::Forward(wire::Command command, MonoTime deadline, Propose
       done(Status::Error(why));
       return;
     }
-    auto timer = std::make_shared<std::unique_ptr<Timer>>(std::make_unique<Timer>(loop_));
-    (*timer)->Start(kForwardRetry, std::chrono::milliseconds(0),
-                    [this, command, deadline, done, timer]() mutable {
-                      Forward(std::move(command), deadline, std::move(done));
-                      loop_.Post([timer] {});  // release the timer after its callback returns
-                    });
+    loop_.RunAfter(kForwardRetry, [this, command, deadline, done]() mutable {
+      Forward(std::move(command), deadline, std::move(done));
+    });
   };
   auto leader = LeaderIp();
   if (!leader || *leader == options_.ip) {
@@ -667,20 +664,7 @@ void ConsensusService::Leave(std::function<void()> done) {
   };
   if (engine_.IsLeader()) {
     spdlog::info("consensus: leaving: handing leadership over first");
-    engine_.Transfer(0, [this, ask_leader] {
-      // The new leader needs a moment to be known; then it records our leave.
-      auto wait = std::make_shared<int>(0);
-      auto poll = std::make_shared<std::unique_ptr<Timer>>(std::make_unique<Timer>(loop_));
-      (*poll)->Start(std::chrono::milliseconds(20), std::chrono::milliseconds(20),
-                     [this, ask_leader, wait, poll] {
-                       auto leader = LeaderIp();
-                       if ((leader && *leader != options_.ip) || ++*wait > 50) {
-                         (*poll)->Stop();
-                         loop_.Post([poll] {});
-                         ask_leader();
-                       }
-                     });
-    });
+    engine_.Transfer(0, [this, ask_leader] { AfterHandover(50, ask_leader); });
     return;
   }
   ask_leader();
@@ -691,6 +675,18 @@ std::optional<Nanos> ConsensusService::SilenceOf(const std::string& id) const {
   auto it = last_heard_.find(id);
   if (it == last_heard_.end()) return std::nullopt;
   return clock_.Monotonic() - it->second;
+}
+
+void ConsensusService::AfterHandover(int polls_left, std::function<void()> then) {
+  // The new leader needs a moment to be known; then it can record our leave.
+  auto leader = LeaderIp();
+  if ((leader && *leader != options_.ip) || polls_left <= 0) {
+    then();
+    return;
+  }
+  loop_.RunAfter(std::chrono::milliseconds(20), [this, polls_left, then = std::move(then)] {
+    AfterHandover(polls_left - 1, then);
+  });
 }
 
 // ---- status ---------------------------------------------------------------------------------

@@ -45,6 +45,9 @@ struct ConsensusOptions {
   std::chrono::milliseconds suspect_after{2000};
   std::chrono::milliseconds dead_after{5000};
   std::chrono::milliseconds propose_timeout{5000};
+  // --bootstrap-expect: how long the set of candidates must stay the same (all nodes of one
+  // broadcast domain hear each other within a beacon interval; the agent uses two).
+  std::chrono::milliseconds formation_settle{1500};
 };
 
 struct ClusterStatus {
@@ -142,6 +145,8 @@ class ConsensusService {
   void UpdateLiveness();
   void MaintainMembership();
   void ChangeDone(const std::string& what, Status status);
+  // Runs `then` once another node leads (or after `polls_left` polls 20 ms apart).
+  void AfterHandover(int polls_left, std::function<void()> then);
 
   EventLoop& loop_;
   const Clock& clock_;

@@ -19,10 +19,43 @@ EventLoop::EventLoop() {
   uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup_));
 }
 
+struct EventLoop::OneShot {
+  uv_timer_t timer{};
+  EventLoop* loop = nullptr;
+  std::function<void()> fn;
+};
+
+void EventLoop::CloseOneShot(OneShot* shot) {
+  one_shots_.erase(shot);
+  uv_timer_stop(&shot->timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(&shot->timer),
+           [](uv_handle_t* h) { delete static_cast<OneShot*>(h->data); });
+}
+
+void EventLoop::RunAfter(std::chrono::milliseconds delay, std::function<void()> fn) {
+  auto* shot = new OneShot;
+  shot->loop = this;
+  shot->fn = std::move(fn);
+  uv_timer_init(&loop_, &shot->timer);
+  shot->timer.data = shot;
+  one_shots_.insert(shot);
+  uv_timer_start(
+      &shot->timer,
+      [](uv_timer_t* t) {
+        auto* shot = static_cast<OneShot*>(t->data);
+        auto fn = std::move(shot->fn);
+        shot->loop->CloseOneShot(shot);
+        fn();
+      },
+      static_cast<uint64_t>(delay.count()), 0);
+}
+
 EventLoop::~EventLoop() {
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&wakeup_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
   }
+  // One-shots still pending die with the loop, unrun.
+  while (!one_shots_.empty()) CloseOneShot(*one_shots_.begin());
   // Let pending close callbacks run so that every handle's memory is released. The first run
   // may only clear a pending Stop().
   for (int i = 0; i < 2 && uv_run(&loop_, UV_RUN_DEFAULT) != 0; ++i) {

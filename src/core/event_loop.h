@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <set>
 
 namespace synod {
 
@@ -32,14 +33,22 @@ class EventLoop {
   // Queues fn to run on the loop thread. Thread-safe.
   void Post(std::function<void()> fn);
 
+  // Runs fn once after `delay`, on the loop thread; the loop owns the timer, and one still
+  // pending when the loop is destroyed is closed without running. fn must not outlive what it
+  // captures by reference: capture weak references, or only what lives as long as the loop.
+  void RunAfter(std::chrono::milliseconds delay, std::function<void()> fn);
+
  private:
+  struct OneShot;
   void DrainPosted();
+  void CloseOneShot(OneShot* shot);
 
   uv_loop_t loop_{};
   uv_async_t wakeup_{};
   std::mutex posted_mutex_;
   std::deque<std::function<void()>> posted_;
   bool stopping_ = false;
+  std::set<OneShot*> one_shots_;
 };
 
 // A one-shot or repeating timer on an EventLoop. Restarting replaces the previous schedule.

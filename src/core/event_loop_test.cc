@@ -65,3 +65,29 @@ TEST(EventLoop, DestroyingATimerInsideItsCallbackIsSafe) {
 
 }  // namespace
 }  // namespace synod
+
+namespace synod {
+namespace {
+
+TEST(EventLoop, RunAfterFiresOnceAndOwnsItsTimer) {
+  EventLoop loop;
+  int fired = 0;
+  loop.RunAfter(std::chrono::milliseconds(2), [&] {
+    ++fired;
+    loop.RunAfter(std::chrono::milliseconds(1), [&] { ++fired; });  // chained from inside
+  });
+  loop.Run();  // ends when nothing is pending
+  EXPECT_EQ(fired, 2);
+}
+
+TEST(EventLoop, RunAfterStillPendingAtDestructionNeverRuns) {
+  bool ran = false;
+  {
+    EventLoop loop;
+    loop.RunAfter(std::chrono::seconds(60), [&] { ran = true; });
+  }  // LeakSanitizer (in the sanitizer build) checks that the timer was freed
+  EXPECT_FALSE(ran);
+}
+
+}  // namespace
+}  // namespace synod

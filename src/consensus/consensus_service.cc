@@ -271,7 +271,9 @@ void ConsensusService::AskToJoin(Ipv4 target) {
       return;
     }
     if (!engine_.started()) {
-      spdlog::info("consensus: joining cluster {} via {}", answer.cluster_id(), target.ToString());
+      spdlog::info("consensus: joining {} via {}",
+                   answer.cluster_id().empty() ? "a new cluster" : "cluster " + answer.cluster_id(),
+                   target.ToString());
       StartEngine();
     }
   });
@@ -485,8 +487,12 @@ void ConsensusService::HandleLeave(const std::string& node_id, PeerService::Repl
 void ConsensusService::OnBecameLeader() {
   spdlog::info("consensus: this node is the leader (term {})", engine_.term());
   const MonoTime now = clock_.Monotonic();
+  // Everyone gets a grace period from now, except members already found dead: those stay dead
+  // until they are heard from (else a new leader would revive, and promote, a dead node).
   last_heard_.clear();
-  for (const auto* member : state_.MembersInJoinOrder()) last_heard_[member->id()] = now;
+  for (const auto* member : state_.MembersInJoinOrder()) {
+    last_heard_[member->id()] = member->state() == wire::DEAD ? now - options_.dead_after : now;
+  }
   next_liveness_refresh_ = now + kLivenessRefresh;
   change_in_progress_ = false;
   if (state_.cluster_id().empty()) {

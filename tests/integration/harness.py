@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import signal
+import signal as _signal_module  # Agent.signal() shadows the name inside the class
 import socket
 import subprocess
 import sys
@@ -107,7 +108,10 @@ def _die_with_parent():
 
 
 def spawn(cmd, **kw):
-    """subprocess.Popen that is registered for cleanup and dies with us."""
+    """subprocess.Popen that is registered for cleanup and dies with us.
+
+    The child's PR_SET_PDEATHSIG fires when the calling *thread* exits, so
+    spawn from the main thread or from a thread that outlives the child."""
     kw.setdefault("stdin", subprocess.DEVNULL)
     kw.setdefault("preexec_fn", _die_with_parent)
     for attempt in range(10):
@@ -248,7 +252,7 @@ def free_tcp_port(addr="127.0.0.1"):
         s.close()
 
 
-def pick_addresses(count, ports=(7400, 7402), attempts=100):
+def pick_addresses(count, ports=(7400, 7401, 7402), attempts=100):
     """`count` distinct loopback addresses 127.A.B.2.. (A, B random) on which
     every port in `ports` is currently free for TCP."""
     for _ in range(attempts):
@@ -393,12 +397,15 @@ def wait_for(cond, timeout, interval=0.1, what="condition"):
 
 class Agent:
     def __init__(self, synod, name, addr, broadcast_port, beacon_interval="200ms",
-                 api_port=7400, peer_port=7402, extra_args=(), env=None, log_level="info"):
+                 api_port=7400, peer_port=7402, extra_args=(), env=None, log_level="info",
+                 raft_port=7401):
         self.synod = synod
         self.name = name
         self.addr = addr
         self.api_port = api_port
         self.peer_port = peer_port
+        self.raft_port = raft_port
+        self.starts = 0
         self.broadcast_port = broadcast_port
         self.dir = make_tempdir(f"synod-it-{name}-")
         self.data_dir = os.path.join(self.dir, "data")
@@ -408,16 +415,80 @@ class Agent:
                     "--api-port", str(api_port), "--peer-port", str(peer_port),
                     "--broadcast-port", str(broadcast_port),
                     "--beacon-interval", beacon_interval,
-                    "--log-level", log_level, *extra_args]
+                    "--log-level", log_level,
+                    *(["--raft-port", str(raft_port)] if raft_port != 7401 else []),
+                    *extra_args]
         self.env = env
         self.proc = None
         self._log = None
         _agents.append(self)
 
+    def preset_id(self, node_id):
+        """Give the agent a chosen node id (32 hex digits) before its first
+        start, e.g. to decide which node has the lowest id."""
+        check(self.starts == 0, "preset_id after the first start")
+        os.makedirs(self.data_dir, exist_ok=True)
+        with open(os.path.join(self.data_dir, "node_id"), "w") as f:
+            f.write(node_id + "\n")
+        return self
+
     def start(self):
-        self._log = open(self.log_path, "wb")
+        """Start the agent; a restart (same data dir) appends to the same log.
+
+        Call it from the main thread, or from a thread that outlives the
+        agent: spawn() sets PR_SET_PDEATHSIG, which fires when the spawning
+        *thread* ends."""
+        if self._log is not None:
+            self._log.close()
+        self._log = open(self.log_path, "ab" if self.starts else "wb")
+        self.starts += 1
+        if self.starts > 1:
+            self._log.write(f"===== restart #{self.starts - 1} at {time.strftime('%H:%M:%S')} "
+                            f"=====\n".encode())
+            self._log.flush()
         self.proc = spawn(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
         return self
+
+    def kill(self, timeout=5.0):
+        """SIGKILL and reap (no-op if not running)."""
+        if self.alive():
+            self.proc.kill()
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                fail(f"agent {self.name} did not die within {timeout} s of SIGKILL")
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Send `sig`, wait up to `timeout` s for exit, return the exit code
+        (fails if it does not exit in time; the process is killed then)."""
+        self.signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5.0)
+            fail(f"agent {self.name} did not exit within {timeout} s of signal {sig}")
+
+    # ---- consensus API ----
+
+    def cluster(self, timeout=2.0):
+        """GET /v1/cluster (dict)."""
+        return self.get("/v1/cluster", timeout=timeout)
+
+    def kv_put(self, key, value, timeout=10.0):
+        """PUT /v1/kv/{key}; returns HttpResult (status 200 / 503 / ...)."""
+        if isinstance(value, str):
+            value = value.encode()
+        return http_request(self.addr, self.api_port, "PUT", "/v1/kv/" + key, body=value,
+                            timeout=timeout)
+
+    def kv_get(self, key, timeout=3.0):
+        """GET /v1/kv/{key}; returns HttpResult."""
+        return http_get(self.addr, self.api_port, "/v1/kv/" + key, timeout=timeout)
+
+    def kv_delete(self, key, timeout=10.0):
+        return http_request(self.addr, self.api_port, "DELETE", "/v1/kv/" + key, timeout=timeout)
 
     def wait_healthy(self, timeout=15.0):
         def ok():
@@ -454,6 +525,30 @@ class Agent:
         except OSError:
             return ""
 
+    def log_since_start(self):
+        """The log of the current (or last) run only: restarts append to
+        the same file after a '===== restart #k' marker."""
+        text = self.read_log()
+        mark = text.rfind("===== restart #")
+        return text if mark < 0 else text[mark:]
+
+    def stop_cleanly(self, sig=None, timeout=5.0):
+        """Stop with `sig` (default SIGTERM); fail unless it exits 0 within
+        `timeout` s. Lines of this run's log about event-loop handles left
+        open at exit (resources never released) are kept in self.exit_leaks
+        for check_exit_leaks(), so a test can report them after its main
+        assertions. Returns the seconds it took."""
+        sig = _signal_module.SIGTERM if sig is None else sig
+        t0 = time.monotonic()
+        code = self.stop(sig, timeout=timeout)
+        took = time.monotonic() - t0
+        check(code == 0, f"{self.name} exited with {code} after signal {sig}")
+        leaks = [ln for ln in self.log_since_start().splitlines() if "still open" in ln]
+        if leaks:
+            self.exit_leaks = getattr(self, "exit_leaks", []) + leaks
+            log(f"{self.name}: {len(leaks)} handle(s) left open at exit")
+        return took
+
     def dump_log(self, max_lines=60):
         lines = self.read_log().splitlines()
         print(f"----- log of {self.name} ({self.addr}), last {max_lines} lines -----")
@@ -478,3 +573,193 @@ def run_cli(args, timeout=10.0, env=None):
     except subprocess.TimeoutExpired as e:
         fail(f"{' '.join(args)} did not finish within {timeout} s "
              f"(stdout {e.stdout!r}, stderr {e.stderr!r})")
+
+
+# --------------------------------------------------------------------------
+# Clusters (consensus core)
+# --------------------------------------------------------------------------
+
+def start_cluster_agents(synod, addrs, broadcast_port, extra_args=(), names=None,
+                         beacon_interval="200ms", **kw):
+    """Start one agent per address at once (all processes first, then wait for
+    each /healthz), each with `extra_args` (e.g. ["--bootstrap-expect", "3"])."""
+    names = names or [f"n{i + 1}" for i in range(len(addrs))]
+    agents = [Agent(synod, nm, a, broadcast_port, beacon_interval, extra_args=tuple(extra_args),
+                    **kw).start() for nm, a in zip(names, addrs)]
+    for a in agents:
+        a.wait_healthy()
+    return agents
+
+
+def cluster_views(agents, timeout=2.0):
+    """{agent.name: /v1/cluster} for every running agent in `agents`."""
+    return {a.name: a.cluster(timeout=timeout) for a in agents if a.alive()}
+
+
+def summarize_view(v):
+    """A one-line summary of a /v1/cluster document for logs and failures."""
+    if not isinstance(v, dict):
+        return repr(v)
+    leader = v.get("leader") or {}
+    members = ",".join(f"{m.get('name')}:{m.get('role')}/{m.get('state')}"
+                       for m in v.get("members", []))
+    cid = v.get("cluster_id") or ""
+    return (f"cid={cid[:8]} phase={v.get('phase')!r} member={v.get('member')} "
+            f"leader={leader.get('name')} term={v.get('term')} commit={v.get('commit_index')} "
+            f"applied={v.get('applied_index')} voters={v.get('voters')}/"
+            f"{v.get('voters_alive')} standbys={v.get('standbys')} quorum={v.get('quorum')} "
+            f"[{members}]")
+
+
+def converged(agents, members=None, voters=None, standbys=None, leader_in=True):
+    """The views when every agent in `agents` (all must be running) is a member
+    of the same non-empty cluster, knows the same leader (one of `agents`
+    unless leader_in is False), has quorum, and (if given) reports that many
+    members not in state "left", voters and standbys; else False."""
+    views = {}
+    for a in agents:
+        if not a.alive():
+            abort(f"agent {a.name} exited with {a.proc.returncode}")
+        views[a.name] = a.cluster(timeout=2.0)
+    cids = {v.get("cluster_id") for v in views.values()}
+    leaders = {(v.get("leader") or {}).get("id") for v in views.values()}
+    if len(cids) != 1 or "" in cids or None in cids:
+        return False
+    if len(leaders) != 1 or None in leaders:
+        return False
+    if leader_in and not leaders <= {getattr(a, "id", None) for a in agents}:
+        return False
+    for v in views.values():
+        if v.get("member") is not True or v.get("quorum") is not True:
+            return False
+        if v.get("phase") != "member":
+            return False
+        live = [m for m in v.get("members", []) if m.get("state") != "left"]
+        if members is not None and len(live) != members:
+            return False
+        if voters is not None and v.get("voters") != voters:
+            return False
+        if standbys is not None and v.get("standbys") != standbys:
+            return False
+    return views
+
+
+def wait_converged(agents, timeout, members=None, voters=None, standbys=None, what=None,
+                   extra=None, on_poll=None):
+    """wait_for(converged(...)) and, if given, extra(views) truthy; on timeout
+    the failure names every agent's last view. on_poll(), if given, runs at
+    every poll, whether the views agree or not (to watch for transients)."""
+    last = {}
+
+    def cond():
+        if on_poll is not None:
+            on_poll()
+        try:
+            r = converged(agents, members, voters, standbys)
+            if r and extra is not None and not extra(r):
+                r = False
+        finally:
+            try:
+                last.update({a.name: a.cluster(timeout=1.0) for a in agents if a.alive()})
+            except (OSError, ValueError, http.client.HTTPException, TestFailure):
+                pass
+        return r
+    try:
+        return wait_for(cond, timeout, interval=0.2,
+                        what=what or f"{len(agents)} agents to converge on one cluster")
+    except Abort:
+        raise
+    except TestFailure as e:
+        detail = "\n".join(f"  {n}: {summarize_view(v)}" for n, v in sorted(last.items()))
+        fail(f"{e}\nlast views:\n{detail}")
+
+
+def leader_of(agents, views=None):
+    """The Agent that the (agreeing) views name as leader, or None."""
+    views = views or cluster_views(agents)
+    ids = {(v.get("leader") or {}).get("id") for v in views.values()}
+    if len(ids) != 1:
+        return None
+    lid = ids.pop()
+    for a in agents:
+        if getattr(a, "id", None) == lid:
+            return a
+    return None
+
+
+class KvReader:
+    """GETs /v1/kv/{key} from one agent over a kept-alive connection (thousands
+    of reads without a connection each); reconnects once on a broken one."""
+
+    def __init__(self, agent, timeout=3.0):
+        self.agent = agent
+        self.timeout = timeout
+        self.conn = None
+
+    def get(self, key):
+        """(status, parsed JSON body or None)."""
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.agent.addr, self.agent.api_port,
+                                                       timeout=self.timeout)
+            try:
+                self.conn.request("GET", "/v1/kv/" + key)
+                r = self.conn.getresponse()
+                body = r.read()
+                if r.getheader("connection", "").lower() == "close":
+                    self.close()
+                try:
+                    doc = json.loads(body.decode("utf-8"))
+                except ValueError:
+                    doc = None
+                return r.status, doc
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt == 1:
+                    raise
+        return None, None
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def verify_kv(agents, expected, label):
+    """Every key of `expected` ({key: value}) is on every agent with its value
+    (GET on each agent's local replica; one reading thread per agent). Fails
+    naming the first few misses."""
+    import threading
+    results = {}
+
+    def read_all(a):
+        reader = KvReader(a)
+        bad = []
+        try:
+            for key, value in expected.items():
+                status, doc = reader.get(key)
+                if status != 200 or not isinstance(doc, dict) or doc.get("value") != value:
+                    bad.append((key, value, status, doc))
+        except Exception as e:  # reported below
+            bad.append(("exception", type(e).__name__, str(e)))
+        finally:
+            reader.close()
+        results[a.name] = bad
+    threads = [threading.Thread(target=read_all, args=(a,), daemon=True) for a in agents]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120.0)
+    check(not any(t.is_alive() for t in threads), f"{label}: reading the keys took over 120 s")
+    for a in agents:
+        bad = results.get(a.name, [("no result",)])
+        check(not bad, f"{label}: {len(bad)} of {len(expected)} acknowledged keys wrong on "
+                       f"{a.name}; first: {bad[:5]}")
+
+
+def check_exit_leaks(agents):
+    """Fail if any agent stopped with stop_cleanly() logged handles left open."""
+    bad = {a.name: a.exit_leaks for a in agents if getattr(a, "exit_leaks", None)}
+    check(not bad, "agents exited 0 but left event-loop handles open (resources never "
+                   "released): " + "; ".join(f"{n}: {len(v)} x {v[0].split(' ', 1)[-1]!r}"
+                                             for n, v in bad.items()))

@@ -5,8 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -196,22 +198,44 @@ Status Workspace::Start(WorkspaceNode& node, const std::vector<std::string>& ext
                                    "250ms"};
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   const std::string self = fs::read_symlink("/proc/self/exe").string();
+  // The child reports a failed exec through a close-on-exec pipe: EOF means it became the agent.
+  int handshake[2];
+  if (::pipe2(handshake, O_CLOEXEC) != 0) return Status::Error("cannot start an agent: pipe");
   const pid_t pid = ::fork();
-  if (pid < 0) return Status::Error(std::string("cannot start an agent: fork failed"));
+  if (pid < 0) {
+    ::close(handshake[0]);
+    ::close(handshake[1]);
+    return Status::Error("cannot start an agent: fork failed");
+  }
   if (pid == 0) {
     // The daemon: its own session, output to its log, nothing inherited from the terminal.
+    ::close(handshake[0]);
     ::setsid();
     int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (out < 0 || in < 0) _exit(127);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    ::execv(self.c_str(), argv.data());
+    if (out >= 0 && in >= 0) {
+      ::dup2(in, 0);
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+      std::vector<char*> argv;
+      for (auto& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      ::execv(self.c_str(), argv.data());
+    }
+    const int error = errno;
+    (void)!::write(handshake[1], &error, sizeof error);
     _exit(127);
+  }
+  ::close(handshake[1]);
+  int exec_errno = 0;
+  ssize_t got;
+  do {
+    got = ::read(handshake[0], &exec_errno, sizeof exec_errno);
+  } while (got < 0 && errno == EINTR);
+  ::close(handshake[0]);
+  if (got > 0) {
+    ::waitpid(pid, nullptr, 0);
+    return Status::Error("cannot start the agent " + self + ": " + std::strerror(exec_errno));
   }
   node.pid = pid;
   node.removed = false;

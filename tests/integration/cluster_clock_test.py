@@ -57,14 +57,19 @@ def main():
     def check_offset(agent, truth_ms_fn, what):
         # A few samples after the filter settles: each within 1 ms and inside its bound.
         for _ in range(5):
-            before = time.time()
-            status = clock(agent)
-            after = time.time()
+            # Where the truth is read off this test's own clock, it is known only to half the
+            # call's duration: retry (bounded) until a call is quick.
+            for _attempt in range(20):
+                before = time.time()
+                status = clock(agent)
+                after = time.time()
+                if after - before < 0.001:
+                    break
             truth = truth_ms_fn(status, before, after)
             miss = abs(status["offset_ms"] - truth)
-            h.check(miss < 1.0, f"{what}: offset {status['offset_ms']:.3f} ms, truth "
-                                f"{truth:.3f} ms, miss {miss:.3f} ms")
             slack = (after - before) * 1000 / 2  # the truth itself is known only this well
+            h.check(miss < 1.0 + slack, f"{what}: offset {status['offset_ms']:.3f} ms, truth "
+                                        f"{truth:.3f} ms ± {slack:.3f}, miss {miss:.3f} ms")
             h.check(miss <= status["error_ms"] + slack,
                     f"{what}: truth {truth:.3f} ms outside offset {status['offset_ms']:.3f} "
                     f"± {status['error_ms']:.3f} ms")

@@ -35,7 +35,6 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -44,6 +43,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from benchlib import log, tail, Interrupted, _on_signal, machine_info, percentile, binary_identity
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
@@ -91,18 +92,6 @@ print(best[1], best[0])
 """
 
 
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class Interrupted(Exception):
-    pass
-
-
-def _on_signal(signum, _frame):
-    raise Interrupted(f"signal {signum}")
-
-
 ERRORS = {}          # error kind -> count (HTTP polls, chronyc calls)
 ABNORMAL_EXITS = []  # processes that exited non-zero or died before being stopped
 LOG_PROBLEMS = {}    # label -> warning/error lines of Synod agent logs
@@ -112,14 +101,6 @@ _errors_lock = threading.Lock()
 def count_error(kind):
     with _errors_lock:
         ERRORS[kind] = ERRORS.get(kind, 0) + 1
-
-
-def tail(path, lines=5):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace").splitlines()[-lines:]
-    except OSError:
-        return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,13 +179,6 @@ def machine_busy_s():
 def self_cpu_s():
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
-
-
-def percentile(sorted_values, p):
-    if not sorted_values:
-        return None
-    k = min(len(sorted_values) - 1, max(0, int(round(p / 100.0 * (len(sorted_values) - 1)))))
-    return sorted_values[k]
 
 
 def stats(values, digits=6):
@@ -864,34 +838,6 @@ def fill_pool(result):
         if vals:
             _POOL[system] = vals
             _POOL[system + "_from_10s"] = steady
-
-
-def machine_info():
-    info = {"cores": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version()}
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    with contextlib.suppress(OSError):
-        info["loadavg_at_start"] = [float(x) for x in open("/proc/loadavg").read().split()[:3]]
-    return info
-
-
-def binary_identity(path):
-    import hashlib
-    try:
-        st = os.stat(path)
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return {"mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime)),
-                "sha256_12": h.hexdigest()[:12]}
-    except OSError as e:
-        return {"error": str(e)}
 
 
 def main():

@@ -25,7 +25,6 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import selectors
 import shutil
 import signal
@@ -35,6 +34,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from benchlib import log, tail, Interrupted, _on_signal, summarize, machine_info, percentile, binary_identity
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
@@ -48,10 +49,6 @@ DEFAULT_PLAN = ("async:leader:128,async:leader:256,async:leader:512,async:spread
 
 # One address block per cluster, so that a cluster never reuses a previous one's addresses.
 NETS = {"failover": "127.67.1.", "throughput": "127.67.2.", "restart": "127.67.3."}
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 ABNORMAL_EXITS = []  # agents that exited non-zero when stopped (SIGKILLs we sent are not listed)
@@ -84,22 +81,6 @@ HTTP_ERRORS = {}  # error kind -> count, over the whole run (polls and single re
 
 def count_error(kind):
     HTTP_ERRORS[kind] = HTTP_ERRORS.get(kind, 0) + 1
-
-
-def tail(path, lines=5):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace").splitlines()[-lines:]
-    except OSError:
-        return []
-
-
-class Interrupted(Exception):
-    pass
-
-
-def _on_signal(signum, _frame):
-    raise Interrupted(f"signal {signum}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,28 +205,6 @@ def dir_size_mb(path):
             with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(root, name))
     return round(total / 1e6, 2)
-
-
-def percentile(sorted_values, p):
-    if not sorted_values:
-        return None
-    k = min(len(sorted_values) - 1, max(0, int(round(p / 100.0 * (len(sorted_values) - 1)))))
-    return sorted_values[k]
-
-
-def summarize(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    s = sorted(values)
-    n = len(s)
-    return {
-        "n": n,
-        "min": round(s[0], 4),
-        "mean": round(sum(s) / n, 4),
-        "median": round(s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2, 4),
-        "max": round(s[-1], 4),
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1345,33 +1304,6 @@ def bench_restart(args, workdir):
 
 
 # ---------------------------------------------------------------------------------------------
-
-def binary_identity(path):
-    import hashlib
-    try:
-        st = os.stat(path)
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return {"mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime)),
-                "sha256_12": h.hexdigest()[:12]}
-    except OSError as e:
-        return {"error": str(e)}
-
-
-def machine_info():
-    info = {"cores": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version()}
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    with contextlib.suppress(OSError):
-        info["loadavg_at_start"] = [float(x) for x in open("/proc/loadavg").read().split()[:3]]
-    return info
 
 
 def main():

@@ -21,7 +21,6 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -29,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import log, tail, Interrupted, _on_signal, summarize, machine_info
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
@@ -43,27 +44,7 @@ IDLE5_NET = "127.66.1."   # .2 .. .6
 OFFSET_NETS = ["127.66.2.", "127.66.3."]
 
 
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
 ABNORMAL_EXITS = []  # agents that exited non-zero (crash, or died before being stopped)
-
-
-def tail(path, lines=5):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace").splitlines()[-lines:]
-    except OSError:
-        return []
-
-
-class Interrupted(Exception):
-    pass
-
-
-def _on_signal(signum, _frame):
-    raise Interrupted(f"signal {signum}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,21 +155,6 @@ def naive_to_epoch(dt, near):
     local = time.mktime(dt.timetuple()) + dt.microsecond / 1e6
     utc = dt.replace(tzinfo=datetime.timezone.utc).timestamp()
     return local if abs(local - near) <= abs(utc - near) else utc
-
-
-def summarize(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    s = sorted(values)
-    n = len(s)
-    return {
-        "n": n,
-        "min": round(s[0], 4),
-        "mean": round(sum(s) / n, 4),
-        "median": round(s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2, 4),
-        "max": round(s[-1], 4),
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -619,19 +585,6 @@ def bench_offset(args, workdir):
 
 
 # ---------------------------------------------------------------------------------------------
-
-def machine_info():
-    info = {"cores": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version()}
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    with contextlib.suppress(OSError):
-        info["loadavg_at_start"] = [float(x) for x in open("/proc/loadavg").read().split()[:3]]
-    return info
 
 
 def main():

@@ -47,12 +47,20 @@ Status WaitForMembers(Workspace& workspace, const std::vector<std::string>& watc
     }
     size_t alive = 0;
     bool leader = false;
+    bool master = false;
     if (auto api = workspace.AnyApi()) {
       if (auto reply = CallNode(*api, "GET", "/v1/cluster"); reply.ok()) {
         leader = reply.value().body["leader"].is_object();
         for (const auto& member : reply.value().body["members"]) {
           alive += member.value("state", "") == "alive";
         }
+      }
+      // A master clock chosen, and every member reporting that it follows it.
+      if (auto clocks = CallNode(*api, "GET", "/v1/clock/members");
+          clocks.ok() && clocks.value().body.is_array()) {
+        size_t following = 0;
+        for (const auto& report : clocks.value().body) following += report["master_id"].is_string();
+        master = following > 0 && following >= workspace.Running().size();
       }
     }
     if (!quiet && alive != last_reported) {
@@ -61,7 +69,8 @@ Status WaitForMembers(Workspace& workspace, const std::vector<std::string>& watc
                 << std::flush;
       last_reported = alive;
     }
-    if (leader && alive >= workspace.Running().size()) return Status::Ok();
+    // Formed: every agent a live member, a leader, and a master clock chosen.
+    if (leader && master && alive >= workspace.Running().size()) return Status::Ok();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return Status::Error("the cluster did not form within " + std::to_string(limit.count()) +
@@ -141,8 +150,15 @@ int StartAgents(const std::string& command, Workspace& workspace, unsigned count
       leader = cluster.value().body["leader"].value("name", "?") + " (" +
                cluster.value().body["leader"].value("ip", "?") + ")";
     }
+    std::string master = "?";
+    if (auto clock = CallNode(*api, "GET", "/v1/clock");
+        clock.ok() && clock.value().body["master"].is_object()) {
+      master = clock.value().body["master"].value("name", "?") + " (" +
+               clock.value().body["master"].value("ip", "?") + ")";
+    }
     std::cout << "Cluster up: " << workspace.Running().size() << " agents, leader " << leader
-              << ".\nTry: synod clients list -v -p " << workspace.path() << "\n";
+              << ", master clock " << master << ".\nTry: synod clients list -v -p "
+              << workspace.path() << "\n";
   }
   return 0;
 }

@@ -67,6 +67,7 @@ void ClockService::FollowMaster() {
   last_sample_.reset();
   peers_.SetFastProbe(master == options_.self_id ? std::nullopt : MasterIp(),
                       options_.probe_interval);
+  consensus_.HeartbeatSoon();  // the leader hears which master we follow without delay
 }
 
 void ClockService::ChooseMasterIfNeeded() {

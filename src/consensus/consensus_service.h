@@ -88,6 +88,8 @@ class ConsensusService {
   void SetHeartbeatDecorator(std::function<void(wire::Heartbeat&)> decorate) {
     heartbeat_decorator_ = std::move(decorate);
   }
+  // Sends this node's next heartbeat on the next tick rather than at its usual time.
+  void HeartbeatSoon() { next_heartbeat_ = MonoTime{}; }
   // On the leader: every heartbeat received, its own included, once per tick.
   void SetHeartbeatListener(std::function<void(const wire::Heartbeat&)> listener) {
     heartbeat_listener_ = std::move(listener);

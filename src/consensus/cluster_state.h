@@ -41,9 +41,7 @@ class ClusterState final : public RaftStateMachine {
   const wire::MemberRecord* FindMember(const std::string& id) const;
   const wire::MemberRecord* FindMemberByRaftId(uint64_t raft_id) const;
   std::optional<std::string> Get(const std::string& key) const;
-  uint64_t commands_applied() const { return commands_applied_; }
   const std::string& master_id() const { return master_id_; }
-  int64_t master_since_nanos() const { return master_since_nanos_; }
   // A digest of the whole state, to compare replicas in tests.
   std::string Fingerprint() const { return Snapshot(); }
 

@@ -100,14 +100,6 @@ HttpResponse HttpResponse::Error(int status, const std::string& message) {
   return Json(status, nlohmann::json{{"error", message}});
 }
 
-HttpResponse HttpResponse::Text(int status, std::string body, std::string content_type) {
-  HttpResponse response;
-  response.status = status;
-  response.body = std::move(body);
-  response.content_type = std::move(content_type);
-  return response;
-}
-
 void HttpRouter::Handle(const std::string& method, const std::string& pattern,
                         HttpHandler handler) {
   routes_.push_back(Route{method, SplitPath(pattern), std::move(handler)});

@@ -45,7 +45,6 @@ struct HttpResponse {
 
   static HttpResponse Json(int status, const nlohmann::json& body);
   static HttpResponse Error(int status, const std::string& message);
-  static HttpResponse Text(int status, std::string body, std::string content_type = "text/plain");
 };
 
 using HttpResponder = std::function<void(HttpResponse)>;

@@ -6,6 +6,7 @@
 
 #include "api/cluster_routes.h"
 #include "api/neighbors_json.h"
+#include "api/ranks_routes.h"
 #include "clock/clock_service.h"
 #include "consensus/consensus_service.h"
 #include "core/clock.h"
@@ -15,6 +16,7 @@
 #include "net/http_server.h"
 #include "net/uv_util.h"
 #include "peer/peer_service.h"
+#include "ranks/ranks_service.h"
 
 namespace synod {
 
@@ -32,6 +34,7 @@ struct Agent::Impl {
   std::unique_ptr<PeerService> peers;
   std::unique_ptr<ConsensusService> consensus;
   std::unique_ptr<ClockService> cluster_clock;
+  std::unique_ptr<RanksService> ranks;
   std::unique_ptr<Timer> exit_deadline;
   uv_signal_t* sigint = nullptr;
   uv_signal_t* sigterm = nullptr;
@@ -91,6 +94,14 @@ Status Agent::Start() {
       s.loop, s.clock, *s.peers, *s.consensus,
       ClockOptions{s.identity.id, policy.value(), s.config.master_timeout,
                    std::chrono::milliseconds(1000)});
+  RanksOptions ranks;
+  ranks.self_id = s.identity.id;
+  ranks.data_dir = s.config.data_dir;
+  ranks.on_command = s.config.on_command;
+  ranks.on_command_timeout = s.config.on_command_timeout;
+  ranks.courier.external_failures = s.config.external_failures;
+  ranks.demo_commands = s.config.demo_commands;
+  s.ranks = std::make_unique<RanksService>(s.loop, s.clock, *s.peers, *s.consensus, ranks);
   SdssOptions sdss{s.identity.ShortId(),
                    s.config.bind,
                    s.interface.subnet,
@@ -122,6 +133,7 @@ Status Agent::Start() {
 
   Status status = s.http->Listen(s.config.bind, s.config.api_port);
   if (status.ok()) status = s.peers->Start();
+  if (status.ok()) status = s.ranks->Start();
   if (status.ok()) status = s.consensus->Start();
   if (status.ok()) s.cluster_clock->Start();
   if (status.ok()) status = s.discovery->Start();
@@ -170,6 +182,7 @@ void Agent::Impl::AddRoutes() {
                            : HttpResponse::Error(503, members.error()));
     });
   });
+  AddRanksRoutes(router, *ranks);
   router.Handle("GET", "/v1/neighbors", [this](const HttpRequest&, HttpResponder respond) {
     respond(HttpResponse::Json(200, NeighborsJson(discovery->table(), *peers, clock)));
   });
@@ -201,6 +214,7 @@ void Agent::Impl::Shutdown(const char* why) {
   sigint = sigterm = nullptr;
   if (discovery) discovery->Stop();
   if (cluster_clock) cluster_clock->Stop();
+  if (ranks) ranks->Stop();
   if (http) http->Close();
   // Leaving the cluster needs the peer links; everything else can go now. If something hangs,
   // the deadline ends the loop anyway.

@@ -36,6 +36,10 @@ struct AgentConfig {
   std::chrono::milliseconds heartbeat_timeout{50};
   std::chrono::milliseconds master_timeout{60'000};
   std::string master_policy = "lowest-ip";
+  std::string on_command;  // program run for each received command
+  std::chrono::milliseconds on_command_timeout{10'000};
+  unsigned external_failures = 3;
+  bool demo_commands = false;
 };
 
 class Agent {

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <iostream>
 #include <memory>
 
@@ -30,6 +32,10 @@ struct AgentFlags {
   std::string heartbeat_timeout = "50ms";
   std::string master_timeout = "60s";
   std::string master_policy = "lowest-ip";
+  std::string on_command;
+  std::string on_command_timeout = "10s";
+  unsigned external_failures = 3;
+  bool demo_commands = false;
 };
 
 int Fail(const std::string& message, int status) {
@@ -96,6 +102,20 @@ int RunAgent(const AgentFlags& flags) {
   config.master_policy = flags.master_policy;
   config.election_timeout = election.value();
   config.heartbeat_timeout = heartbeat.value();
+  if (!flags.on_command.empty() && access(flags.on_command.c_str(), X_OK) != 0) {
+    return Fail("--on-command: " + flags.on_command + " is not an executable file", 2);
+  }
+  config.on_command = flags.on_command;
+  Result<std::chrono::milliseconds> on_command_timeout = ParseDuration(flags.on_command_timeout);
+  if (!on_command_timeout.ok()) {
+    return Fail("--on-command-timeout: " + on_command_timeout.error(), 2);
+  }
+  if (on_command_timeout.value() < std::chrono::milliseconds(10)) {
+    return Fail("--on-command-timeout must be at least 10ms", 2);
+  }
+  config.on_command_timeout = on_command_timeout.value();
+  config.external_failures = flags.external_failures;
+  config.demo_commands = flags.demo_commands;
 
   auto level = spdlog::level::from_str(flags.log_level);
   auto logger = spdlog::stderr_color_mt("synod");
@@ -157,6 +177,18 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--master-policy", flags->master_policy, "How the master clock is chosen")
       ->capture_default_str()
       ->check(CLI::IsMember({"lowest-ip"}));
+  cmd->add_option("--on-command", flags->on_command,
+                  "Program run (not through a shell) as PROGRAM <command> for each received "
+                  "command");
+  cmd->add_option("--on-command-timeout", flags->on_command_timeout,
+                  "An --on-command program running longer is killed")
+      ->capture_default_str();
+  cmd->add_option("--external-failures", flags->external_failures,
+                  "Failed receive-command calls in a row before an external client is unranked")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  cmd->add_flag("--demo-commands", flags->demo_commands,
+                "Send a random START/STOP/PAUSE/RESTART_TRANSMIT command every 10-60 s");
   cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

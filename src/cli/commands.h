@@ -13,6 +13,7 @@ using CommandRunner = std::function<int()>;
 void RegisterAgentCommand(CLI::App& app, CommandRunner& run);
 void RegisterNeighborsCommand(CLI::App& app, CommandRunner& run);
 void RegisterClusterCommands(CLI::App& app, CommandRunner& run);
+void RegisterRanksCommands(CLI::App& app, CommandRunner& run);
 // After RegisterClusterCommands: adds to its `clients` subcommand.
 void RegisterLocalClusterCommands(CLI::App& app, CommandRunner& run);
 

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   synod::cli::RegisterAgentCommand(app, run);
   synod::cli::RegisterNeighborsCommand(app, run);
   synod::cli::RegisterClusterCommands(app, run);
+  synod::cli::RegisterRanksCommands(app, run);
   synod::cli::RegisterLocalClusterCommands(app, run);
   try {
     app.parse(argc, argv);

@@ -45,12 +45,25 @@ Resolved ResolveOrExplain(const NodeTarget& target) {
   return Resolved{"", usage ? 2 : 1, node.error()};
 }
 
+Resolved ResolveClient(const NodeTarget& target, const std::string& client) {
+  if (client.empty()) return ResolveOrExplain(target);
+  if (client.find(':') != std::string::npos || Ipv4::Parse(client).ok()) {
+    return Resolved{client, 0, ""};
+  }
+  Result<Workspace> workspace = Workspace::Open(target.workspace);
+  if (!workspace.ok()) return Resolved{"", 2, workspace.error()};
+  Result<WorkspaceNode*> node = workspace.value().Find(client);
+  if (!node.ok()) return Resolved{"", 2, node.error()};
+  return Resolved{node.value()->ip + ":7400", 0, ""};
+}
+
 Result<NodeReply> CallNode(const std::string& node, const std::string& method,
-                           const std::string& path, const std::string& body) {
+                           const std::string& path, const std::string& body,
+                           std::chrono::milliseconds timeout) {
   Result<HostPort> address = ParseHostPort(node, 7400);
   if (!address.ok()) return Status::Error("--node: " + address.error());
-  Result<HttpReply> reply = HttpCall(method, "http://" + address.value().ToString() + path, body,
-                                     std::chrono::seconds(8));
+  Result<HttpReply> reply =
+      HttpCall(method, "http://" + address.value().ToString() + path, body, timeout);
   if (!reply.ok()) return Status::Error(reply.error() + " (is an agent running there? see --node)");
   NodeReply parsed;
   parsed.status = reply.value().status;

@@ -3,6 +3,7 @@
 // for the user.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -39,7 +40,12 @@ struct NodeReply {
 // Sends the request and parses the JSON answer. Transport failures and non-JSON answers are
 // errors that name the node; HTTP error statuses are replies (the body says why).
 Result<NodeReply> CallNode(const std::string& node, const std::string& method,
-                           const std::string& path, const std::string& body = "");
+                           const std::string& path, const std::string& body = "",
+                           std::chrono::milliseconds timeout = std::chrono::seconds(8));
+
+// The agent of one member: `client` is a workspace client (id, unique id prefix or name) or an
+// ADDR[:PORT]; empty means ResolveNode(target). Errors carry the exit status to use.
+Resolved ResolveClient(const NodeTarget& target, const std::string& client);
 
 // Prints "synod <command>: error: <message>" and returns `status`.
 int CommandError(const std::string& command, const std::string& message, int status = 1);

@@ -28,9 +28,10 @@ void ClockService::Start() {
       reports_[heartbeat.node_id()] = Report{heartbeat.clock(), clock_.Monotonic()};
     }
   });
-  consensus_.SetExtraRequestHandler(
-      [this](const wire::PeerMessage& request, PeerService::Reply reply) {
-        if (!request.has_clock_reports_request() || !consensus_.IsLeader()) return;
+  consensus_.HandleRequests(
+      wire::PeerMessage::kClockReportsRequest,
+      [this](const wire::PeerMessage&, PeerService::Reply reply) {
+        if (!consensus_.IsLeader()) return;
         wire::PeerMessage response;
         *response.mutable_clock_reports_response() = LeaderReports();
         reply(response);

@@ -22,6 +22,11 @@ wire::CommandResult Error(std::string message) {
   return result;
 }
 
+// Where a member's commands go, and how it is shown in the rank list.
+std::string MemberAddress(const wire::MemberRecord& member) {
+  return member.ip() + ":" + std::to_string(member.api_port());
+}
+
 constexpr size_t kMaxKeyBytes = 1024;
 constexpr size_t kMaxValueBytes = 512 * 1024;
 
@@ -40,6 +45,11 @@ std::string ClusterState::ApplyEntry(std::string_view entry) {
   return batch.SerializeAsString();
 }
 
+void ClusterState::NotifyChange() const {
+  for (const auto& listener : change_listeners_) listener();
+}
+
+
 std::vector<wire::CommandResult> ClusterState::Apply(std::string_view entry) {
   wire::CommandBatch batch;
   if (!batch.ParseFromArray(entry.data(), static_cast<int>(entry.size()))) {
@@ -54,6 +64,7 @@ std::vector<wire::CommandResult> ClusterState::Apply(std::string_view entry) {
   std::vector<wire::CommandResult> results;
   results.reserve(batch.commands_size());
   for (const auto& command : batch.commands()) results.push_back(ApplyOne(command));
+  NotifyChange();
   return results;
 }
 
@@ -81,6 +92,9 @@ wire::CommandResult ClusterState::ApplyOne(const wire::Command& command) {
         existing.set_role(incoming.role());
         existing.set_state(wire::ALIVE);
         existing.set_last_heartbeat_nanos(command.at_nanos());
+        // Keeps its rank, or, if it was declared dead meanwhile, is ranked last again.
+        ranks_.Assign(wire::MEMBER_RANK, existing.id(), MemberAddress(existing),
+                      command.at_nanos());
         return Ok(existing.id());
       }
       wire::MemberRecord record = incoming;
@@ -89,6 +103,7 @@ wire::CommandResult ClusterState::ApplyOne(const wire::Command& command) {
       record.set_last_heartbeat_nanos(command.at_nanos());
       record.set_join_order(next_join_order_++);
       members_[record.id()] = record;
+      ranks_.Assign(wire::MEMBER_RANK, record.id(), MemberAddress(record), command.at_nanos());
       return Ok(record.id());
     }
     case wire::Command::kMemberRole: {
@@ -101,6 +116,13 @@ wire::CommandResult ClusterState::ApplyOne(const wire::Command& command) {
       for (const auto& entry : command.member_liveness().entries()) {
         auto it = members_.find(entry.id());
         if (it == members_.end() || it->second.state() == wire::LEFT) continue;
+        const bool was_dead = it->second.state() == wire::DEAD;
+        const bool is_dead = entry.state() == wire::DEAD;
+        if (is_dead && !was_dead) ranks_.Unassign(entry.id(), "declared dead");
+        if (was_dead && !is_dead) {
+          ranks_.Assign(wire::MEMBER_RANK, entry.id(), MemberAddress(it->second),
+                        command.at_nanos());
+        }
         it->second.set_state(entry.state());
         it->second.set_last_heartbeat_nanos(entry.last_heartbeat_nanos());
       }
@@ -111,6 +133,7 @@ wire::CommandResult ClusterState::ApplyOne(const wire::Command& command) {
       if (it == members_.end()) return Error("no member " + command.member_leave().id());
       it->second.set_state(wire::LEFT);
       it->second.set_role(wire::SPARE);
+      ranks_.Unassign(it->first, "left the cluster");
       return Ok();
     }
     case wire::Command::kChooseMaster: {
@@ -132,10 +155,61 @@ wire::CommandResult ClusterState::ApplyOne(const wire::Command& command) {
     case wire::Command::kKvDelete: {
       return kv_.erase(command.kv_delete().key()) ? Ok() : Error("no such key");
     }
+    case wire::Command::kAssignRank:
+    case wire::Command::kUnassignRank:
+    case wire::Command::kSendCommand:
+    case wire::Command::kDeliveryOutcomes:
+      return ApplyRanks(command);
     case wire::Command::BODY_NOT_SET:
       break;
   }
   return Error("unknown command kind");
+}
+
+wire::CommandResult ClusterState::ApplyRanks(const wire::Command& command) {
+  switch (command.body_case()) {
+    case wire::Command::kAssignRank: {
+      Result<std::string> key = NormalizeExternalAddress(command.assign_rank().address());
+      if (!key.ok()) return Error(key.error());
+      const wire::MemberRecord* member = nullptr;
+      for (const auto& [id, record] : members_) {
+        if (MemberAddress(record) == key.value() && record.state() != wire::LEFT) member = &record;
+      }
+      if (member != nullptr) {
+        // A member's own address: it is ranked as a member, or not at all while dead.
+        auto rank = ranks_.RankOf(member->id());
+        if (!rank) return Error(key.value() + " is a member that is not ranked now");
+        return Ok(std::to_string(*rank));
+      }
+      return Ok(std::to_string(ranks_.Assign(wire::EXTERNAL_RANK, key.value(),
+                                             command.assign_rank().address(),
+                                             command.at_nanos())));
+    }
+    case wire::Command::kUnassignRank: {
+      Result<std::string> key = NormalizeExternalAddress(command.unassign_rank().address());
+      if (!key.ok()) return Error(key.error());
+      const std::string& reason = command.unassign_rank().reason();
+      const bool was_ranked = ranks_.Unassign(key.value(), reason.empty() ? "unassigned" : reason);
+      return Ok(was_ranked ? "unassigned" : "not ranked");
+    }
+    case wire::Command::kSendCommand: {
+      const auto& send = command.send_command();
+      Result<uint64_t> id = ranks_.AddCommand(send.request_id(), send.sender(), send.text(),
+                                              command.at_nanos());
+      if (!id.ok()) return Error(id.error());
+      return Ok(std::to_string(id.value()));
+    }
+    case wire::Command::kDeliveryOutcomes: {
+      for (const auto& outcome : command.delivery_outcomes().outcomes()) {
+        ranks_.Settle(outcome.command_id(), outcome.recipient(), outcome.delivered(),
+                      outcome.error());
+      }
+      return Ok();
+    }
+    default:
+      break;
+  }
+  return Error("not a ranks command");
 }
 
 std::string ClusterState::Snapshot() const {
@@ -149,6 +223,7 @@ std::string ClusterState::Snapshot() const {
   snapshot.set_commands_applied(commands_applied_);
   snapshot.set_master_id(master_id_);
   snapshot.set_master_since_nanos(master_since_nanos_);
+  ranks_.SaveTo(snapshot);
   std::string out;
   google::protobuf::io::StringOutputStream stream(&out);
   google::protobuf::io::CodedOutputStream coded(&stream);
@@ -176,7 +251,9 @@ Status ClusterState::Restore(std::string_view data) {
   commands_applied_ = snapshot.commands_applied();
   master_id_ = snapshot.master_id();
   master_since_nanos_ = snapshot.master_since_nanos();
-  return Status::Ok();
+  Status ranks = ranks_.LoadFrom(snapshot);
+  NotifyChange();
+  return ranks;
 }
 
 std::vector<const wire::MemberRecord*> ClusterState::MembersInJoinOrder() const {

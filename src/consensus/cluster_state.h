@@ -1,6 +1,7 @@
 // ClusterState: the deterministic state machine replicated by Raft.
 //
-// Holds the cluster id, the member records and the key/value debugging surface. Apply() takes
+// Holds the cluster id, the member records, the master clock choice, the ranks and commands
+// (RankState) and the key/value debugging surface. Apply() takes
 // one log entry (a serialized CommandBatch) and returns one result per command; it reads no
 // clock, draws no random number and does no I/O, so every node that applies the same entries
 // ends in the same state. Snapshot()/Restore() serialize the whole state. Malformed entries are
@@ -8,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -17,6 +19,7 @@
 #include "consensus/raft_engine.h"
 #include "core/status.h"
 #include "proto/consensus.pb.h"
+#include "ranks/rank_state.h"
 
 namespace synod {
 
@@ -42,11 +45,19 @@ class ClusterState final : public RaftStateMachine {
   const wire::MemberRecord* FindMemberByRaftId(uint64_t raft_id) const;
   std::optional<std::string> Get(const std::string& key) const;
   const std::string& master_id() const { return master_id_; }
+  const RankState& ranks() const { return ranks_; }
+  // Runs after every applied entry and every restored snapshot (never during one), so that
+  // modules can act on what changed. Must not apply anything itself.
+  void AddChangeListener(std::function<void()> listener) {
+    change_listeners_.push_back(std::move(listener));
+  }
   // A digest of the whole state, to compare replicas in tests.
   std::string Fingerprint() const { return Snapshot(); }
 
  private:
   wire::CommandResult ApplyOne(const wire::Command& command);
+  wire::CommandResult ApplyRanks(const wire::Command& command);
+  void NotifyChange() const;
 
   std::string cluster_id_;
   std::map<std::string, wire::MemberRecord> members_;  // by node id
@@ -55,6 +66,8 @@ class ClusterState final : public RaftStateMachine {
   uint64_t commands_applied_ = 0;
   std::string master_id_;
   int64_t master_since_nanos_ = 0;
+  RankState ranks_;
+  std::vector<std::function<void()>> change_listeners_;
 };
 
 // Builds a one-command entry.

@@ -99,5 +99,77 @@ TEST(ClusterState, SnapshotRestoreIsExactAndDeterministic) {
   EXPECT_FALSE(b.Restore("garbage\xff").ok());
 }
 
+wire::Command Liveness(const std::string& id, wire::MemberState state) {
+  wire::Command command;
+  auto* entry = command.mutable_member_liveness()->add_entries();
+  entry->set_id(id);
+  entry->set_state(state);
+  return command;
+}
+
+std::vector<std::string> RankKeys(const ClusterState& state) {
+  std::vector<std::string> keys;
+  for (const auto& holder : state.ranks().holders()) keys.push_back(holder.key());
+  return keys;
+}
+
+TEST(ClusterState, MembersAreRankedWhileTheyAreInTheCluster) {
+  ClusterState state;
+  state.Apply(EncodeCommands({Join("aa", 1), Join("bb", 2), Join("cc", 3)}));
+  using Keys = std::vector<std::string>;
+  EXPECT_EQ(RankKeys(state), (Keys{"aa", "bb", "cc"}));
+  EXPECT_EQ(state.ranks().holders()[0].address(), "127.0.0.2:0");
+
+  state.Apply(EncodeCommands({Liveness("bb", wire::SUSPECT)}));
+  EXPECT_EQ(RankKeys(state), (Keys{"aa", "bb", "cc"})) << "suspect keeps its rank";
+  state.Apply(EncodeCommands({Liveness("bb", wire::DEAD)}));
+  EXPECT_EQ(RankKeys(state), (Keys{"aa", "cc"}));
+  state.Apply(EncodeCommands({Liveness("bb", wire::ALIVE)}));
+  EXPECT_EQ(RankKeys(state), (Keys{"aa", "cc", "bb"})) << "back from the dead: ranked last";
+  state.Apply(EncodeCommands({Join("aa", 4)}));
+  EXPECT_EQ(RankKeys(state), (Keys{"aa", "cc", "bb"})) << "a restart keeps the rank";
+
+  wire::Command leave;
+  leave.mutable_member_leave()->set_id("aa");
+  state.Apply(EncodeCommands({leave}));
+  EXPECT_EQ(RankKeys(state), (Keys{"cc", "bb"}));
+}
+
+TEST(ClusterState, ExternalClientsAndCommandsGoThroughTheLog) {
+  ClusterState state;
+  int changes = 0;
+  state.AddChangeListener([&changes] { ++changes; });
+  wire::Command assign;
+  assign.mutable_assign_rank()->set_address("http://127.0.0.9:5001/");
+  wire::Command send;
+  send.mutable_send_command()->set_sender("aa");
+  send.mutable_send_command()->set_text("START_TRANSMIT");
+  auto results = state.Apply(EncodeCommands({Join("aa", 1), assign, assign, send}));
+  EXPECT_EQ(changes, 1) << "once per entry";
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_EQ(results[1].value(), "1");
+  EXPECT_EQ(results[2].value(), "1") << "idempotent";
+  ASSERT_TRUE(results[3].ok()) << results[3].error();
+  const wire::CommandRecord* record = state.ranks().FindCommand(std::stoull(results[3].value()));
+  ASSERT_NE(record, nullptr);
+  ASSERT_EQ(record->deliveries_size(), 1);
+  EXPECT_EQ(record->deliveries(0).recipient(), "127.0.0.9:5001");
+  EXPECT_EQ(record->deliveries(0).address(), "http://127.0.0.9:5001/");
+
+  wire::Command bad;
+  bad.mutable_assign_rank()->set_address("no port");
+  EXPECT_FALSE(state.Apply(EncodeCommands({bad}))[0].ok());
+  EXPECT_EQ(changes, 2);
+  wire::Command unassign;
+  unassign.mutable_unassign_rank()->set_address("127.0.0.9:5001");
+  auto unassigned = state.Apply(EncodeCommands({unassign}));
+  EXPECT_EQ(unassigned[0].value(), "unassigned");
+  EXPECT_TRUE(RankState::IsSettled(*state.ranks().FindCommand(record->id())));
+
+  ClusterState copy;
+  ASSERT_TRUE(copy.Restore(state.Snapshot()).ok());
+  EXPECT_EQ(copy.Fingerprint(), state.Fingerprint());
+}
+
 }  // namespace
 }  // namespace synod

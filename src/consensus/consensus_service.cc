@@ -432,7 +432,10 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
       }
       return;
     default:
-      if (extra_request_handler_) extra_request_handler_(request, std::move(reply));
+      if (auto handler = request_handlers_.find(request.body_case());
+          handler != request_handlers_.end()) {
+        handler->second(request, std::move(reply));
+      }
       return;
   }
 }

@@ -96,9 +96,13 @@ class ConsensusService {
   }
   // On the leader: how long since `id` was heard from; nothing elsewhere or if never.
   std::optional<Nanos> SilenceOf(const std::string& id) const;
-  // Answers requests of other modules' kinds that arrive over the peer protocol.
-  void SetExtraRequestHandler(PeerService::RequestHandler handler) {
-    extra_request_handler_ = std::move(handler);
+  // Answers requests of another module's kind that arrive over the peer protocol.
+  void HandleRequests(wire::PeerMessage::BodyCase kind, PeerService::RequestHandler handler) {
+    request_handlers_[kind] = std::move(handler);
+  }
+  // Runs after every applied log entry and every restored snapshot.
+  void AddStateListener(std::function<void()> listener) {
+    state_.AddChangeListener(std::move(listener));
   }
   // The leader's peer address, if there is a leader.
   std::optional<Ipv4> LeaderAddress() const { return LeaderIp(); }
@@ -180,7 +184,7 @@ class ConsensusService {
   std::function<void()> on_closed_;
   std::function<void(wire::Heartbeat&)> heartbeat_decorator_;
   std::function<void(const wire::Heartbeat&)> heartbeat_listener_;
-  PeerService::RequestHandler extra_request_handler_;
+  std::map<wire::PeerMessage::BodyCase, PeerService::RequestHandler> request_handlers_;
   std::unique_ptr<Timer> leave_deadline_;
 };
 

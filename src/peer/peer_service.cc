@@ -24,6 +24,8 @@ bool IsResponse(const wire::PeerMessage& message) {
     case wire::PeerMessage::kJoinResponse:
     case wire::PeerMessage::kLeaveResponse:
     case wire::PeerMessage::kClockReportsResponse:
+    case wire::PeerMessage::kCommandSendResponse:
+    case wire::PeerMessage::kCommandDeliveryAck:
       return true;
     default:
       return false;

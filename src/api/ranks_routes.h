@@ -1,0 +1,21 @@
+// HTTP routes of ranks and commands.
+//
+// The seed's API, for its clients unchanged: POST /assign-rank {"ip_port"} -> {"rank"},
+// DELETE /unassign-rank {"ip_port"} -> {"success": true}, POST /send-command {"command",
+// "ip_port"} -> {"<recipient address>": {"success": bool}}. The native one: GET /v1/ranks,
+// POST /v1/commands {"command"} (sent by this node's member), GET /v1/commands?since=ID&limit=N
+// (the commands this member received). Bad bodies get 400 with a JSON error.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "net/http_server.h"
+#include "ranks/ranks_service.h"
+
+namespace synod {
+
+void AddRanksRoutes(HttpRouter& router, RanksService& ranks);
+
+nlohmann::json CommandRecordJson(const wire::CommandRecord& record);
+
+}  // namespace synod

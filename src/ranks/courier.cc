@@ -1,0 +1,258 @@
+#include "ranks/courier.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+namespace synod {
+namespace {
+
+const wire::Delivery* DeliveryTo(const wire::CommandRecord& record, const std::string& key) {
+  for (const auto& delivery : record.deliveries()) {
+    if (delivery.recipient() == key) return &delivery;
+  }
+  return nullptr;
+}
+
+// The seed's clients registered "ip:port"; some send a URL.
+std::string ReceiveCommandUrl(std::string address) {
+  while (!address.empty() && address.back() == '/') address.pop_back();
+  if (address.rfind("http://", 0) != 0 && address.rfind("https://", 0) != 0) {
+    address = "http://" + address;
+  }
+  return address + "/receive-command";
+}
+
+std::chrono::milliseconds Backoff(unsigned failures, std::chrono::milliseconds first) {
+  const unsigned doublings = std::min(failures > 0 ? failures - 1 : 0u, 5u);
+  return std::min(first * (1 << doublings), std::chrono::milliseconds(2000));
+}
+
+}  // namespace
+
+Courier::Courier(EventLoop& loop, const Clock& clock, PeerService& peers,
+                 ConsensusService& consensus, CourierOptions options)
+    : loop_(loop),
+      clock_(clock),
+      peers_(peers),
+      consensus_(consensus),
+      options_(options),
+      http_(loop),
+      flush_timer_(loop),
+      tick_timer_(loop) {}
+
+void Courier::Start() {
+  tick_timer_.Start(std::chrono::milliseconds(100), std::chrono::milliseconds(100),
+                    [this] { Reconcile(); });
+}
+
+void Courier::Stop() {
+  stopped_ = true;
+  tick_timer_.Stop();
+  flush_timer_.Stop();
+  recipients_.clear();
+}
+
+void Courier::Reconcile() {
+  if (stopped_) return;
+  if (!consensus_.IsLeader()) {
+    if (leading_) {
+      leading_ = false;
+      ++term_;
+      recipients_.clear();
+      outcomes_.Clear();
+    }
+    return;
+  }
+  if (!leading_) {
+    leading_ = true;
+    ++term_;
+  }
+  const RankState& ranks = consensus_.state().ranks();
+  const auto& pending = ranks.pending();
+  for (auto it = recipients_.begin(); it != recipients_.end();) {
+    auto ids = pending.find(it->first);
+    std::set<uint64_t>& acknowledged = it->second.acknowledged;
+    if (ids == pending.end()) {
+      acknowledged.clear();
+    } else {
+      std::erase_if(acknowledged, [&](uint64_t id) { return ids->second.count(id) == 0; });
+    }
+    if (ids == pending.end() && !it->second.in_flight) {
+      it = recipients_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  const MonoTime now = clock_.Monotonic();
+  for (const auto& [key, ids] : pending) {
+    Recipient& recipient = recipients_[key];
+    if (recipient.in_flight || now < recipient.retry_at) continue;
+    std::vector<uint64_t> batch;
+    for (uint64_t id : ids) {
+      if (recipient.acknowledged.count(id) != 0) continue;
+      batch.push_back(id);
+      if (batch.size() == kMaxBatch) break;
+    }
+    if (batch.empty()) continue;
+    const wire::CommandRecord* record = ranks.FindCommand(batch.front());
+    const wire::Delivery* delivery = record ? DeliveryTo(*record, key) : nullptr;
+    if (delivery == nullptr) {
+      spdlog::error("ranks: pending command {} for {} has no delivery record", batch.front(), key);
+      continue;
+    }
+    if (delivery->kind() == wire::EXTERNAL_RANK) {
+      DeliverToExternal(key, batch.front());
+    } else {
+      DeliverToMember(key, std::move(batch));
+    }
+  }
+}
+
+void Courier::DeliverToMember(const std::string& key, std::vector<uint64_t> ids) {
+  const ClusterState& state = consensus_.state();
+  const wire::MemberRecord* member = state.FindMember(key);
+  Result<Ipv4> ip = member ? Ipv4::Parse(member->ip()) : Result<Ipv4>(Status::Error("unknown"));
+  if (!ip.ok()) {
+    Failed(key, "no address known for member " + key, false);
+    return;
+  }
+  wire::PeerMessage request;
+  wire::CommandDelivery* delivery = request.mutable_command_delivery();
+  for (uint64_t id : ids) {
+    const wire::CommandRecord* record = state.ranks().FindCommand(id);
+    const wire::Delivery* to = DeliveryTo(*record, key);
+    wire::CommandDelivery::Item* item = delivery->add_items();
+    item->set_command_id(id);
+    item->set_sender_rank(record->sender_rank());
+    item->set_sender(record->sender_address());
+    item->set_text(record->text());
+    item->set_sent_at_nanos(record->sent_at_nanos());
+    item->set_rank(to->rank());
+  }
+  recipients_[key].in_flight = true;
+  const uint64_t term = term_;
+  peers_.Call(ip.value(), std::move(request), options_.member_timeout,
+              [this, key, ids = std::move(ids), term](Result<wire::PeerMessage> response) {
+                if (stopped_ || term != term_) return;
+                auto it = recipients_.find(key);
+                if (it == recipients_.end()) return;
+                it->second.in_flight = false;
+                if (!response.ok()) {
+                  Failed(key, response.error(), false);
+                  return;
+                }
+                const wire::CommandDeliveryAck& ack = response.value().command_delivery_ack();
+                if (!response.value().has_command_delivery_ack() || !ack.error().empty()) {
+                  Failed(key, ack.error().empty() ? "no acknowledgement" : ack.error(), false);
+                  return;
+                }
+                std::vector<uint64_t> delivered;
+                for (uint64_t id : ids) {
+                  if (id <= ack.received_through()) delivered.push_back(id);
+                }
+                if (delivered.size() < ids.size()) {
+                  for (uint64_t id : delivered) RecordDelivered(id, key);
+                  Failed(key, "acknowledged only through " + std::to_string(ack.received_through()),
+                         false);
+                  return;
+                }
+                Succeeded(key, delivered);
+              });
+}
+
+void Courier::DeliverToExternal(const std::string& key, uint64_t id) {
+  const wire::CommandRecord* record = consensus_.state().ranks().FindCommand(id);
+  const wire::Delivery* to = DeliveryTo(*record, key);
+  OutgoingHttpRequest request;
+  request.method = "POST";
+  request.url = ReceiveCommandUrl(to->address());
+  request.body = nlohmann::json{{"sender", record->sender_rank()}, {"command", record->text()}}
+                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  request.headers = {"Idempotency-Key: synod-command-" + std::to_string(id),
+                     "X-Synod-Command-Id: " + std::to_string(id)};
+  request.timeout = options_.external_timeout;
+  recipients_[key].in_flight = true;
+  const uint64_t term = term_;
+  http_.Send(std::move(request), [this, key, id, term](Result<HttpReply> reply) {
+    if (stopped_ || term != term_) return;
+    auto it = recipients_.find(key);
+    if (it == recipients_.end()) return;
+    it->second.in_flight = false;
+    if (!reply.ok()) {
+      Failed(key, reply.error(), true);
+    } else if (reply.value().status < 200 || reply.value().status > 299) {
+      Failed(key, "receive-command answered HTTP " + std::to_string(reply.value().status), true);
+    } else {
+      Succeeded(key, {id});
+    }
+  });
+}
+
+void Courier::Succeeded(const std::string& key, const std::vector<uint64_t>& ids) {
+  if (ids.empty()) return;
+  Recipient& recipient = recipients_[key];
+  recipient.failures = 0;
+  recipient.retry_at = MonoTime{};
+  for (uint64_t id : ids) RecordDelivered(id, key);
+  Reconcile();  // the next batch, if any, goes now
+}
+
+void Courier::Failed(const std::string& key, const std::string& why, bool external) {
+  Recipient& recipient = recipients_[key];
+  ++recipient.failures;
+  if (recipient.failures == 1 || recipient.failures % 10 == 0) {
+    spdlog::warn("ranks: delivery to {} failed ({} in a row): {}", key, recipient.failures, why);
+  }
+  if (external && recipient.failures >= options_.external_failures) {
+    const std::string reason = "receive-command failed " + std::to_string(recipient.failures) +
+                               " times in a row: " + why;
+    spdlog::warn("ranks: unranking {}: {}", key, reason);
+    wire::Command unassign;
+    unassign.mutable_unassign_rank()->set_address(key);
+    unassign.mutable_unassign_rank()->set_reason(reason);
+    consensus_.Propose(unassign, [key](Result<wire::CommandResult> result) {
+      if (!result.ok()) spdlog::warn("ranks: cannot unrank {}: {}", key, result.error());
+    });
+    recipient.failures = 0;
+    recipient.retry_at = clock_.Monotonic() + std::chrono::seconds(1);
+    return;
+  }
+  recipient.retry_at = clock_.Monotonic() + Backoff(recipient.failures,
+                                                    std::chrono::milliseconds(external ? 200 : 100));
+}
+
+void Courier::RecordDelivered(uint64_t id, const std::string& key) {
+  recipients_[key].acknowledged.insert(id);
+  wire::DeliveryOutcomes::Outcome* outcome = outcomes_.add_outcomes();
+  outcome->set_command_id(id);
+  outcome->set_recipient(key);
+  outcome->set_delivered(true);
+  if (outcomes_.outcomes_size() == 1) {
+    // Every outcome learned during this turn of the loop goes into one command.
+    flush_timer_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
+                       [this] { FlushOutcomes(); });
+  }
+}
+
+void Courier::FlushOutcomes() {
+  if (outcomes_.outcomes_size() == 0) return;
+  wire::Command command;
+  command.mutable_delivery_outcomes()->Swap(&outcomes_);
+  const uint64_t term = term_;
+  auto outcomes = std::make_shared<wire::DeliveryOutcomes>(command.delivery_outcomes());
+  consensus_.Propose(std::move(command), [this, term, outcomes](Result<wire::CommandResult> result) {
+    if (result.ok() || stopped_ || term != term_) return;
+    // Not recorded: deliver those again (the recipients drop what they already have).
+    spdlog::warn("ranks: cannot record {} delivery outcomes: {}", outcomes->outcomes_size(),
+                 result.error());
+    for (const auto& outcome : outcomes->outcomes()) {
+      auto it = recipients_.find(outcome.recipient());
+      if (it != recipients_.end()) it->second.acknowledged.erase(outcome.command_id());
+    }
+  });
+}
+
+}  // namespace synod

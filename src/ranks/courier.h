@@ -1,0 +1,77 @@
+// Courier: the leader's duty of delivering every command to each of its recipients.
+//
+// It works from the replicated state alone (RankState::pending()), so a new leader carries on
+// where the last one stopped. Per recipient, deliveries go in command id order, one request in
+// flight at a time: to a member, a CommandDelivery of up to kMaxBatch commands over the peer
+// protocol, which the member acknowledges with the highest id it has received (it drops what it
+// saw before, so redelivery is harmless); to an external client, `POST <addr>/receive-command
+// {"sender": rank, "command": text}` with an Idempotency-Key header, one command at a time.
+// Outcomes are committed in batches (DeliveryOutcomes). A member is retried until it is delivered
+// or unranked (declared dead, or gone); an external client that fails `external_failures` times
+// in a row is unranked, which fails what was pending for it.
+// Loop thread only.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "consensus/consensus_service.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "net/async_http_client.h"
+#include "peer/peer_service.h"
+
+namespace synod {
+
+struct CourierOptions {
+  unsigned external_failures = 3;
+  std::chrono::milliseconds external_timeout{3000};
+  std::chrono::milliseconds member_timeout{2000};
+};
+
+class Courier {
+ public:
+  static constexpr size_t kMaxBatch = 256;
+
+  Courier(EventLoop& loop, const Clock& clock, PeerService& peers, ConsensusService& consensus,
+          CourierOptions options);
+
+  void Start();
+  // Starts what is due. Call whenever the replicated state changed; cheap when nothing is due.
+  void Reconcile();
+  void Stop();
+
+ private:
+  struct Recipient {
+    bool in_flight = false;
+    std::set<uint64_t> acknowledged;  // delivered; the outcome is not applied yet
+    unsigned failures = 0;            // in a row
+    MonoTime retry_at{};
+  };
+
+  void DeliverToMember(const std::string& key, std::vector<uint64_t> ids);
+  void DeliverToExternal(const std::string& key, uint64_t id);
+  void Succeeded(const std::string& key, const std::vector<uint64_t>& ids);
+  void Failed(const std::string& key, const std::string& why, bool external);
+  void RecordDelivered(uint64_t id, const std::string& key);
+  void FlushOutcomes();
+
+  EventLoop& loop_;
+  const Clock& clock_;
+  PeerService& peers_;
+  ConsensusService& consensus_;
+  CourierOptions options_;
+  AsyncHttpClient http_;
+  std::map<std::string, Recipient> recipients_;
+  uint64_t term_ = 0;  // leadership generation; answers from an earlier one are ignored
+  bool leading_ = false;
+  wire::DeliveryOutcomes outcomes_;
+  Timer flush_timer_;
+  Timer tick_timer_;  // retries and leadership changes
+  bool stopped_ = false;
+};
+
+}  // namespace synod

@@ -1,0 +1,180 @@
+#include "ranks/rank_state.h"
+
+#include <gtest/gtest.h>
+
+namespace synod {
+namespace {
+
+std::vector<std::string> Keys(const RankState& state) {
+  std::vector<std::string> keys;
+  for (const auto& holder : state.holders()) keys.push_back(holder.key());
+  return keys;
+}
+
+RankState WithHolders(const std::vector<std::string>& keys) {
+  RankState state;
+  for (const auto& key : keys) state.Assign(wire::EXTERNAL_RANK, key, key, 1);
+  return state;
+}
+
+using Keys_ = std::vector<std::string>;
+
+TEST(RankState, RanksInJoinOrderFromZero) {
+  RankState state;
+  EXPECT_EQ(state.Assign(wire::MEMBER_RANK, "m1", "127.0.0.1:7400", 1), 0u);
+  EXPECT_EQ(state.Assign(wire::EXTERNAL_RANK, "h:1", "h:1", 2), 1u);
+  EXPECT_EQ(state.Assign(wire::MEMBER_RANK, "m2", "127.0.0.2:7400", 3), 2u);
+  EXPECT_EQ(Keys(state), (Keys_{"m1", "h:1", "m2"}));
+  EXPECT_EQ(state.holders()[1].kind(), wire::EXTERNAL_RANK);
+  EXPECT_EQ(state.holders()[2].ranked_at_nanos(), 3);
+}
+
+TEST(RankState, AssigningARankedKeyAgainKeepsItsRank) {
+  RankState state = WithHolders({"a:1", "b:1", "c:1"});
+  const uint64_t version = state.ranks_version();
+  EXPECT_EQ(state.Assign(wire::EXTERNAL_RANK, "b:1", "b:1", 9), 1u);
+  EXPECT_EQ(Keys(state), (Keys_{"a:1", "b:1", "c:1"}));
+  EXPECT_EQ(state.ranks_version(), version) << "nothing changed";
+  EXPECT_EQ(state.Assign(wire::MEMBER_RANK, "b:1", "10.0.0.1:1", 9), 1u);
+  EXPECT_EQ(state.holders()[1].address(), "10.0.0.1:1") << "a new address is recorded";
+}
+
+TEST(RankState, HoldersBehindALeaverMoveUp) {
+  for (const auto& [leaver, expected] : std::vector<std::pair<std::string, Keys_>>{
+           {"a:1", {"b:1", "c:1", "d:1"}},  // first
+           {"b:1", {"a:1", "c:1", "d:1"}},  // middle
+           {"d:1", {"a:1", "b:1", "c:1"}},  // last
+       }) {
+    RankState state = WithHolders({"a:1", "b:1", "c:1", "d:1"});
+    EXPECT_TRUE(state.Unassign(leaver, "left"));
+    EXPECT_EQ(Keys(state), expected) << leaver;
+    EXPECT_FALSE(state.RankOf(leaver).has_value());
+    EXPECT_FALSE(state.Unassign(leaver, "left")) << "not ranked any more";
+    EXPECT_EQ(state.Assign(wire::EXTERNAL_RANK, leaver, leaver, 5), 3u) << "returns last";
+  }
+}
+
+TEST(RankState, CommandTargetsEveryHolderRankedAfterTheSender) {
+  RankState state = WithHolders({"a:1", "b:1", "c:1", "d:1", "e:1"});
+  Result<uint64_t> id = state.AddCommand("r1", "b:1", "START_TRANSMIT", 42);
+  ASSERT_TRUE(id.ok()) << id.error();
+  const wire::CommandRecord* record = state.FindCommand(id.value());
+  ASSERT_NE(record, nullptr);
+  EXPECT_EQ(record->sender_rank(), 1u);
+  EXPECT_EQ(record->text(), "START_TRANSMIT");
+  ASSERT_EQ(record->deliveries_size(), 3);
+  EXPECT_EQ(record->deliveries(0).recipient(), "c:1");
+  EXPECT_EQ(record->deliveries(0).rank(), 2u);
+  EXPECT_EQ(record->deliveries(2).recipient(), "e:1");
+  EXPECT_EQ(record->deliveries(2).rank(), 4u);
+  EXPECT_FALSE(RankState::IsSettled(*record));
+  EXPECT_EQ(state.pending().size(), 3u);
+  EXPECT_EQ(state.pending().count("a:1"), 0u);
+  EXPECT_EQ(state.pending().count("b:1"), 0u) << "a sender never receives its own command";
+}
+
+TEST(RankState, LowestRankedSenderReachesNobodyAndIsSettledAtOnce) {
+  RankState state = WithHolders({"a:1", "b:1"});
+  Result<uint64_t> id = state.AddCommand("", "b:1", "x", 1);
+  ASSERT_TRUE(id.ok());
+  EXPECT_TRUE(RankState::IsSettled(*state.FindCommand(id.value())));
+}
+
+TEST(RankState, RejectsUnknownSendersAndBadCommands) {
+  RankState state = WithHolders({"a:1"});
+  EXPECT_FALSE(state.AddCommand("", "zz:1", "x", 1).ok());
+  EXPECT_FALSE(state.AddCommand("", "a:1", "", 1).ok());
+  EXPECT_FALSE(state.AddCommand("", "a:1", std::string(RankState::kMaxCommandBytes + 1, 'x'), 1)
+                   .ok());
+  EXPECT_EQ(state.last_command_id(), 0u) << "a rejected command takes no id";
+}
+
+TEST(RankState, ARetriedRequestReturnsTheSameCommand) {
+  RankState state = WithHolders({"a:1", "b:1"});
+  Result<uint64_t> first = state.AddCommand("req-7", "a:1", "x", 1);
+  Result<uint64_t> retry = state.AddCommand("req-7", "a:1", "x", 2);
+  ASSERT_TRUE(first.ok() && retry.ok());
+  EXPECT_EQ(first.value(), retry.value());
+  EXPECT_EQ(state.last_command_id(), 1u);
+  EXPECT_EQ(state.pending().at("b:1").size(), 1u) << "delivered once, not twice";
+}
+
+TEST(RankState, SettlingRecordsEachOutcomeOnce) {
+  RankState state = WithHolders({"a:1", "b:1", "c:1"});
+  const uint64_t id = state.AddCommand("", "a:1", "x", 1).value();
+  state.Settle(id, "b:1", true, "");
+  state.Settle(id, "b:1", false, "late failure");  // already settled: ignored
+  const wire::CommandRecord* record = state.FindCommand(id);
+  EXPECT_EQ(record->deliveries(0).state(), wire::DELIVERED);
+  EXPECT_FALSE(RankState::IsSettled(*record));
+  state.Settle(id, "c:1", false, "refused");
+  EXPECT_EQ(record->deliveries(1).state(), wire::DELIVERY_FAILED);
+  EXPECT_EQ(record->deliveries(1).error(), "refused");
+  EXPECT_TRUE(RankState::IsSettled(*record));
+  EXPECT_TRUE(state.pending().empty());
+}
+
+TEST(RankState, UnrankingARecipientFailsWhatWasPendingForIt) {
+  RankState state = WithHolders({"a:1", "b:1", "c:1"});
+  const uint64_t one = state.AddCommand("", "a:1", "x", 1).value();
+  const uint64_t two = state.AddCommand("", "a:1", "y", 1).value();
+  state.Settle(one, "c:1", true, "");
+  state.Unassign("b:1", "declared dead");
+  for (uint64_t id : {one, two}) {
+    const wire::CommandRecord* record = state.FindCommand(id);
+    EXPECT_EQ(record->deliveries(0).state(), wire::DELIVERY_FAILED);
+    EXPECT_EQ(record->deliveries(0).error(), "declared dead");
+  }
+  EXPECT_TRUE(RankState::IsSettled(*state.FindCommand(one)));
+  EXPECT_EQ(state.pending().count("b:1"), 0u);
+  EXPECT_EQ(state.pending().at("c:1"), std::set<uint64_t>{two});
+}
+
+TEST(RankState, KeepsABoundedNumberOfSettledCommands) {
+  RankState state = WithHolders({"a:1"});
+  const size_t total = RankState::kKeptSettledCommands + 10;
+  for (size_t i = 0; i < total; ++i) ASSERT_TRUE(state.AddCommand("", "a:1", "x", 1).ok());
+  EXPECT_EQ(state.commands().size(), RankState::kKeptSettledCommands);
+  EXPECT_EQ(state.FindCommand(1), nullptr) << "the oldest go first";
+  EXPECT_NE(state.FindCommand(total), nullptr);
+}
+
+TEST(RankState, SnapshotRoundTripKeepsEverything) {
+  RankState state = WithHolders({"a:1", "b:1", "c:1"});
+  state.AddCommand("r1", "a:1", "x", 1);
+  state.AddCommand("r2", "b:1", "y", 2);
+  state.Settle(1, "b:1", true, "");
+  wire::ClusterSnapshot snapshot;
+  state.SaveTo(snapshot);
+  RankState restored;
+  ASSERT_TRUE(restored.LoadFrom(snapshot).ok());
+  EXPECT_EQ(Keys(restored), Keys(state));
+  EXPECT_EQ(restored.pending(), state.pending());
+  EXPECT_EQ(restored.last_command_id(), 2u);
+  EXPECT_EQ(restored.AddCommand("r2", "b:1", "y", 3).value(), 2u) << "request ids survive";
+  wire::ClusterSnapshot again;
+  restored.SaveTo(again);
+  state.AddCommand("r2", "b:1", "y", 3);
+  wire::ClusterSnapshot original;
+  state.SaveTo(original);
+  EXPECT_EQ(again.SerializeAsString(), original.SerializeAsString());
+}
+
+TEST(NormalizeExternalAddress, AcceptsWhatSeedClientsSend) {
+  EXPECT_EQ(NormalizeExternalAddress("127.0.0.1:5001").value(), "127.0.0.1:5001");
+  EXPECT_EQ(NormalizeExternalAddress("http://client1:5001").value(), "client1:5001");
+  EXPECT_EQ(NormalizeExternalAddress("http://10.0.0.3:80/").value(), "10.0.0.3:80");
+  EXPECT_EQ(NormalizeExternalAddress("https://h:443").value(), "h:443");
+}
+
+TEST(NormalizeExternalAddress, RejectsWhatCannotBeAnAddress) {
+  for (const char* bad : {"", "http://", "host", ":5000", "host:", "host:0", "host:65536",
+                          "host:12ab", "ho st:1", "h/x:1", "ftp://h:1"}) {
+    Result<std::string> result = NormalizeExternalAddress(bad);
+    EXPECT_FALSE(result.ok()) << bad;
+  }
+  EXPECT_FALSE(NormalizeExternalAddress(std::string(300, 'a') + ":1").ok());
+}
+
+}  // namespace
+}  // namespace synod

@@ -93,7 +93,7 @@ Status Agent::Start() {
   s.cluster_clock = std::make_unique<ClockService>(
       s.loop, s.clock, *s.peers, *s.consensus,
       ClockOptions{s.identity.id, policy.value(), s.config.master_timeout,
-                   std::chrono::milliseconds(1000)});
+                   std::chrono::milliseconds(1000), s.config.bootstrap_expect});
   RanksOptions ranks;
   ranks.self_id = s.identity.id;
   ranks.data_dir = s.config.data_dir;

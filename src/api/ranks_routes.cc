@@ -83,9 +83,8 @@ nlohmann::json CommandRecordJson(const wire::CommandRecord& record) {
 
 void AddRanksRoutes(HttpRouter& router, RanksService& ranks) {
   auto respond_json = [](HttpResponder respond) {
-    return [respond](int status, nlohmann::json body) {
-      respond(HttpResponse::Json(status, body));
-    };
+    return
+        [respond](int status, nlohmann::json body) { respond(HttpResponse::Json(status, body)); };
   };
   router.Handle("POST", "/assign-rank",
                 [&ranks, respond_json](const HttpRequest& request, HttpResponder respond) {
@@ -93,8 +92,7 @@ void AddRanksRoutes(HttpRouter& router, RanksService& ranks) {
                   if (!ip_port.ok()) return respond(HttpResponse::Error(400, ip_port.error()));
                   ranks.AssignExternal(ip_port.value(), respond_json(respond));
                 });
-  HttpHandler unassign = [&ranks, respond_json](const HttpRequest& request,
-                                                HttpResponder respond) {
+  HttpHandler unassign = [&ranks, respond_json](const HttpRequest& request, HttpResponder respond) {
     Result<std::string> ip_port = StringField(request, "ip_port");
     if (!ip_port.ok()) {
       return respond(HttpResponse::Json(400, {{"success", false}, {"error", ip_port.error()}}));
@@ -103,41 +101,41 @@ void AddRanksRoutes(HttpRouter& router, RanksService& ranks) {
   };
   router.Handle("DELETE", "/unassign-rank", unassign);
   router.Handle("POST", "/unassign-rank", unassign);
-  router.Handle("POST", "/send-command", [&ranks](const HttpRequest& request,
-                                                  HttpResponder respond) {
-    Result<std::string> command = StringField(request, "command");
-    if (!command.ok()) return respond(HttpResponse::Error(400, command.error()));
-    Result<std::string> ip_port = StringField(request, "ip_port");
-    if (!ip_port.ok()) return respond(HttpResponse::Error(400, ip_port.error()));
-    Result<std::string> sender = ranks.SenderFor(ip_port.value());
-    if (!sender.ok()) return respond(HttpResponse::Error(400, sender.error()));
-    ranks.Send(sender.value(), command.value(), [respond](SendOutcome outcome) {
-      if (outcome.status != 200) return respond(SendError(outcome));
-      nlohmann::json results = nlohmann::json::object();
-      for (const auto& d : outcome.record.deliveries()) {
-        nlohmann::json result = {{"success", d.state() == wire::DELIVERED}};
-        if (d.state() == wire::DELIVERY_PENDING) result["error"] = "still being delivered";
-        if (!d.error().empty()) result["error"] = d.error();
-        results[d.address()] = std::move(result);
-      }
-      respond(HttpResponse::Json(200, results));
-    });
-  });
+  router.Handle("POST", "/send-command",
+                [&ranks](const HttpRequest& request, HttpResponder respond) {
+                  Result<std::string> command = StringField(request, "command");
+                  if (!command.ok()) return respond(HttpResponse::Error(400, command.error()));
+                  Result<std::string> ip_port = StringField(request, "ip_port");
+                  if (!ip_port.ok()) return respond(HttpResponse::Error(400, ip_port.error()));
+                  Result<std::string> sender = ranks.SenderFor(ip_port.value());
+                  if (!sender.ok()) return respond(HttpResponse::Error(400, sender.error()));
+                  ranks.Send(sender.value(), command.value(), [respond](SendOutcome outcome) {
+                    if (outcome.status != 200) return respond(SendError(outcome));
+                    nlohmann::json results = nlohmann::json::object();
+                    for (const auto& d : outcome.record.deliveries()) {
+                      nlohmann::json result = {{"success", d.state() == wire::DELIVERED}};
+                      if (d.state() == wire::DELIVERY_PENDING)
+                        result["error"] = "still being delivered";
+                      if (!d.error().empty()) result["error"] = d.error();
+                      results[d.address()] = std::move(result);
+                    }
+                    respond(HttpResponse::Json(200, results));
+                  });
+                });
 
   router.Handle("GET", "/v1/ranks", [&ranks](const HttpRequest&, HttpResponder respond) {
     respond(HttpResponse::Json(200, ranks.RanksJson()));
   });
-  router.Handle("POST", "/v1/commands", [&ranks](const HttpRequest& request,
-                                                 HttpResponder respond) {
-    Result<std::string> command = StringField(request, "command");
-    if (!command.ok()) return respond(HttpResponse::Error(400, command.error()));
-    ranks.Send(ranks.self_key(), command.value(), [respond](SendOutcome outcome) {
-      if (outcome.status != 200) return respond(SendError(outcome));
-      respond(HttpResponse::Json(200, CommandRecordJson(outcome.record)));
-    });
-  });
-  router.Handle("GET", "/v1/commands", [&ranks](const HttpRequest& request,
-                                                HttpResponder respond) {
+  router.Handle("POST", "/v1/commands",
+                [&ranks](const HttpRequest& request, HttpResponder respond) {
+                  Result<std::string> command = StringField(request, "command");
+                  if (!command.ok()) return respond(HttpResponse::Error(400, command.error()));
+                  ranks.Send(ranks.self_key(), command.value(), [respond](SendOutcome outcome) {
+                    if (outcome.status != 200) return respond(SendError(outcome));
+                    respond(HttpResponse::Json(200, CommandRecordJson(outcome.record)));
+                  });
+                });
+  router.Handle("GET", "/v1/commands", [&ranks](const HttpRequest& request, HttpResponder respond) {
     Result<uint64_t> since = NumberParam(request, "since", 0);
     Result<uint64_t> limit = NumberParam(request, "limit", 100);
     if (!since.ok()) return respond(HttpResponse::Error(400, since.error()));

@@ -64,9 +64,8 @@ int RunRanks(const RanksFlags& flags) {
     if (entry["id"].is_string()) {
       member = entry.value("name", "") + " (" + entry["id"].get<std::string>() + ")";
     }
-    std::printf("%-5d %-9s %-22s %s\n", entry.value("rank", -1),
-                entry.value("kind", "?").c_str(), entry.value("address", "?").c_str(),
-                member.c_str());
+    std::printf("%-5d %-9s %-22s %s\n", entry.value("rank", -1), entry.value("kind", "?").c_str(),
+                entry.value("address", "?").c_str(), member.c_str());
   }
   return 0;
 }
@@ -110,10 +109,10 @@ int RunCommandsTail(const RanksFlags& flags) {
     if (flags.json) {
       std::cout << command.dump() << "\n";
     } else {
-      std::cout << LocalTime(command.value("received_at", 0.0)) << "  #"
-                << command.value("id", 0) << " from rank " << command.value("sender_rank", -1)
-                << " (" << command.value("sender", "?") << ") to rank "
-                << command.value("rank", -1) << ": " << command.value("command", "") << "\n";
+      std::cout << LocalTime(command.value("received_at", 0.0)) << "  #" << command.value("id", 0)
+                << " from rank " << command.value("sender_rank", -1) << " ("
+                << command.value("sender", "?") << ") to rank " << command.value("rank", -1) << ": "
+                << command.value("command", "") << "\n";
     }
   };
   Result<nlohmann::json> first = Ask(resolved.node, "GET", "/v1/commands?since=0&limit=1000");
@@ -162,8 +161,9 @@ void RegisterRanksCommands(CLI::App& app, CommandRunner& run) {
                      "ADDR[:PORT] of its agent (default: the agent --node selects)");
     AddNodeOption(*send, flags->target);
     send->add_flag("--json", flags->json, "Print the delivery record as JSON");
-    send->footer("Exit status: 0 when every recipient got it, 1 otherwise.\n"
-                 "Example: synod send START_TRANSMIT --from node2");
+    send->footer(
+        "Exit status: 0 when every recipient got it, 1 otherwise.\n"
+        "Example: synod send START_TRANSMIT --from node2");
     send->callback([&run, flags] { run = [flags] { return RunSend(*flags); }; });
   }
   {

@@ -11,15 +11,18 @@ ClockService::ClockService(EventLoop& loop, const Clock& clock, PeerService& pee
       peers_(peers),
       consensus_(consensus),
       options_(std::move(options)),
-      tick_timer_(loop) {}
+      tick_timer_(loop),
+      follow_timer_(loop) {}
 
 void ClockService::Start() {
   peers_.SetTimeSampleListener([this](Ipv4 ip, const TimeSample& sample) {
-    auto master = MasterIp();
-    if (master && *master == ip && !following_.empty()) {
-      estimator_.Add(sample);
-      last_sample_ = clock_.Monotonic();
-    }
+    PeerClock& peer = peer_clocks_[ip.ToString()];
+    if (peer.estimator.Add(sample)) peer.last_sample = clock_.Monotonic();
+  });
+  consensus_.AddStateListener([this] {
+    // After the apply, not inside it.
+    follow_timer_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
+                        [this] { FollowMaster(); });
   });
   consensus_.SetHeartbeatDecorator(
       [this](wire::Heartbeat& heartbeat) { *heartbeat.mutable_clock() = OwnReport(); });
@@ -28,19 +31,21 @@ void ClockService::Start() {
       reports_[heartbeat.node_id()] = Report{heartbeat.clock(), clock_.Monotonic()};
     }
   });
-  consensus_.HandleRequests(
-      wire::PeerMessage::kClockReportsRequest,
-      [this](const wire::PeerMessage&, PeerService::Reply reply) {
-        if (!consensus_.IsLeader()) return;
-        wire::PeerMessage response;
-        *response.mutable_clock_reports_response() = LeaderReports();
-        reply(response);
-      });
+  consensus_.HandleRequests(wire::PeerMessage::kClockReportsRequest,
+                            [this](const wire::PeerMessage&, PeerService::Reply reply) {
+                              if (!consensus_.IsLeader()) return;
+                              wire::PeerMessage response;
+                              *response.mutable_clock_reports_response() = LeaderReports();
+                              reply(response);
+                            });
   tick_timer_.Start(std::chrono::milliseconds(200), std::chrono::milliseconds(200),
                     [this] { Tick(); });
 }
 
-void ClockService::Stop() { tick_timer_.Stop(); }
+void ClockService::Stop() {
+  tick_timer_.Stop();
+  follow_timer_.Stop();
+}
 
 std::optional<Ipv4> ClockService::MasterIp() const {
   const auto* master = consensus_.state().FindMember(consensus_.state().master_id());
@@ -50,8 +55,19 @@ std::optional<Ipv4> ClockService::MasterIp() const {
   return ip.value();
 }
 
+const ClockService::PeerClock* ClockService::MasterClock() const {
+  const auto ip = MasterIp();
+  if (!ip) return nullptr;
+  auto it = peer_clocks_.find(ip->ToString());
+  return it == peer_clocks_.end() ? nullptr : &it->second;
+}
+
 void ClockService::Tick() {
   FollowMaster();
+  const MonoTime now = clock_.Monotonic();
+  std::erase_if(peer_clocks_, [now](const auto& entry) {
+    return now - entry.second.last_sample > std::chrono::minutes(10);
+  });
   if (consensus_.IsLeader()) {
     ChooseMasterIfNeeded();
   } else {
@@ -64,8 +80,6 @@ void ClockService::FollowMaster() {
   if (master == following_) return;
   spdlog::info("clock: following master {}", master.empty() ? "(none)" : master);
   following_ = master;
-  estimator_.Reset();
-  last_sample_.reset();
   peers_.SetFastProbe(master == options_.self_id ? std::nullopt : MasterIp(),
                       options_.probe_interval);
   consensus_.HeartbeatSoon();  // the leader hears which master we follow without delay
@@ -83,7 +97,10 @@ void ClockService::ChooseMasterIfNeeded() {
     members_seen_ = members;
     membership_changed_at_ = now;
   }
-  if (current.empty() && now - membership_changed_at_ < std::chrono::milliseconds(500)) return;
+  if (current.empty() && members_seen_ < options_.expected_members &&
+      now - membership_changed_at_ < std::chrono::milliseconds(500)) {
+    return;
+  }
   // The current master stays a candidate until it has been silent for the master timeout
   // (a member is declared dead much sooner); the others count while alive.
   bool current_stays = false;
@@ -137,7 +154,8 @@ wire::ClockReport ClockService::OwnReport() {
   report.set_master_id(following_);
   if (!following_.empty() && following_ == options_.self_id) {
     report.set_synced(true);
-  } else if (auto estimate = estimator_.Estimate(local)) {
+  } else if (const PeerClock* master = MasterClock();
+             auto estimate = master ? master->estimator.Estimate(local) : std::nullopt) {
     report.set_synced(true);
     report.set_offset_nanos(estimate->offset_nanos);
     report.set_error_nanos(estimate->error_nanos);
@@ -165,11 +183,11 @@ nlohmann::json ClockService::StatusJson() {
     status["offset_ms"] = NanosToMillis(report.offset_nanos());
     status["error_ms"] = NanosToMillis(report.error_nanos());
     status["drift_ppm"] = report.drift_ppm();
-    status["last_sync_age_ms"] = last_sample_
-                                     ? std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           clock_.Monotonic() - *last_sample_)
-                                           .count()
-                                     : 0;
+    const PeerClock* master = MasterClock();
+    status["last_sync_age_ms"] = master ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              clock_.Monotonic() - master->last_sample)
+                                              .count()
+                                        : 0;
   } else {
     status["cluster_time"] = nullptr;
     status["offset_ms"] = nullptr;

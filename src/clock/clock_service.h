@@ -1,12 +1,12 @@
 // ClockService: the cluster clock on one node.
 //
 // Every node measures its offset to the master clock (four-timestamp probes over the peer
-// protocol, once a second) and serves cluster time = local time + estimated offset, never
-// backwards. Every member reports its clock to the leader with its heartbeats. The leader keeps
-// the master chosen by policy among live members, the current master counting as live until it
-// has been silent for the master timeout; each choice is committed to the log, so every node
-// follows the same one.
-// The system clock is never changed. Loop thread only.
+// protocol, once a second; every other peer more slowly, so a new master's offset is known) and
+// serves cluster time = local time + estimated offset, never backwards. Every member reports its
+// clock to the leader with its heartbeats. The leader keeps the master chosen by policy among live
+// members, the current master counting as live until it has been silent for the master timeout;
+// each choice is committed to the log, so every node follows the same one. The system clock is
+// never changed. Loop thread only.
 #pragma once
 
 #include <chrono>
@@ -30,6 +30,9 @@ struct ClockOptions {
   MasterPolicy policy = MasterPolicy::kLowestIp;
   std::chrono::milliseconds master_timeout{60'000};
   std::chrono::milliseconds probe_interval{1000};
+  // Members the cluster is expected to form with (--bootstrap-expect); once that many have
+  // joined, the first master is chosen without waiting for membership to settle.
+  size_t expected_members = 0;
 };
 
 class ClockService {
@@ -46,8 +49,16 @@ class ClockService {
   void MembersJson(std::function<void(Result<nlohmann::json>)> done);
 
  private:
+  // Samples of one peer's clock. Every peer is measured from the moment it is discovered, so
+  // the offset to a new master is known as soon as it is chosen.
+  struct PeerClock {
+    OffsetEstimator estimator;
+    MonoTime last_sample{};
+  };
+
   void Tick();
   void FollowMaster();
+  const PeerClock* MasterClock() const;
   void ChooseMasterIfNeeded();
   wire::ClockReport OwnReport();
   wire::ClockReportsResponse LeaderReports() const;
@@ -59,10 +70,10 @@ class ClockService {
   ConsensusService& consensus_;
   ClockOptions options_;
   Timer tick_timer_;
-  OffsetEstimator estimator_;
+  std::map<std::string, PeerClock> peer_clocks_;  // by IP address
   MonotonicServe serve_;
-  std::string following_;  // the master the estimator measures
-  std::optional<MonoTime> last_sample_;
+  std::string following_;  // the master whose clock we serve
+  Timer follow_timer_;     // follows a newly committed master without waiting for the tick
   struct Report {
     wire::ClockReport report;
     MonoTime received;

@@ -49,7 +49,6 @@ void ClusterState::NotifyChange() const {
   for (const auto& listener : change_listeners_) listener();
 }
 
-
 std::vector<wire::CommandResult> ClusterState::Apply(std::string_view entry) {
   wire::CommandBatch batch;
   if (!batch.ParseFromArray(entry.data(), static_cast<int>(entry.size()))) {
@@ -182,8 +181,7 @@ wire::CommandResult ClusterState::ApplyRanks(const wire::Command& command) {
         return Ok(std::to_string(*rank));
       }
       return Ok(std::to_string(ranks_.Assign(wire::EXTERNAL_RANK, key.value(),
-                                             command.assign_rank().address(),
-                                             command.at_nanos())));
+                                             command.assign_rank().address(), command.at_nanos())));
     }
     case wire::Command::kUnassignRank: {
       Result<std::string> key = NormalizeExternalAddress(command.unassign_rank().address());
@@ -194,8 +192,8 @@ wire::CommandResult ClusterState::ApplyRanks(const wire::Command& command) {
     }
     case wire::Command::kSendCommand: {
       const auto& send = command.send_command();
-      Result<uint64_t> id = ranks_.AddCommand(send.request_id(), send.sender(), send.text(),
-                                              command.at_nanos());
+      Result<uint64_t> id =
+          ranks_.AddCommand(send.request_id(), send.sender(), send.text(), command.at_nanos());
       if (!id.ok()) return Error(id.error());
       return Ok(std::to_string(id.value()));
     }

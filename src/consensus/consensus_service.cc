@@ -155,8 +155,14 @@ void ConsensusService::Tick() {
     phase_ = Phase::kMember;
     spdlog::info("consensus: member of cluster {}", state_.cluster_id());
   }
-  if (phase_ == Phase::kJoining && !(in_configuration && recorded) && !engine_.IsLeader()) {
-    FormationStep();  // ask again
+  if (phase_ == Phase::kJoining && !(in_configuration && recorded)) {
+    if (!engine_.IsLeader()) {
+      FormationStep();  // ask again
+    } else if (in_configuration) {
+      // Restarted after leaving (its record says so) and elected before rejoining: it records
+      // itself, as it would any joiner.
+      HandleJoin(SelfRecord(wire::VOTER), [](const wire::PeerMessage&) {});
+    }
   }
 
   const bool leader = engine_.IsLeader();

@@ -162,8 +162,8 @@ void AsyncHttpClient::CollectFinished() {
     if (code == CURLE_OK) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &transfer->reply.status);
     curl_easy_cleanup(easy);
     if (code != CURLE_OK) {
-      transfer->done(Status::Error("cannot reach " + transfer->request.url + ": " +
-                                   curl_easy_strerror(code)));
+      transfer->done(
+          Status::Error("cannot reach " + transfer->request.url + ": " + curl_easy_strerror(code)));
     } else {
       transfer->done(std::move(transfer->reply));
     }

@@ -97,8 +97,8 @@ void CommandRunner::StartNext() {
 void CommandRunner::OnExit(int64_t status, int signal) {
   deadline_.Stop();
   if (signal != 0) {
-    spdlog::warn("on-command: {} for command {} ended by signal {}", program_,
-                 running_->command_id, signal);
+    spdlog::warn("on-command: {} for command {} ended by signal {}", program_, running_->command_id,
+                 signal);
   } else if (status != 0) {
     spdlog::warn("on-command: {} for command {} exited with status {}", program_,
                  running_->command_id, status);

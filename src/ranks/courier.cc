@@ -43,7 +43,9 @@ Courier::Courier(EventLoop& loop, const Clock& clock, PeerService& peers,
       flush_timer_(loop),
       tick_timer_(loop) {}
 
-void Courier::Start() {
+void Courier::Start(std::string self_id, PeerService::RequestHandler deliver_locally) {
+  self_id_ = std::move(self_id);
+  deliver_locally_ = std::move(deliver_locally);
   tick_timer_.Start(std::chrono::milliseconds(100), std::chrono::milliseconds(100),
                     [this] { Reconcile(); });
 }
@@ -134,33 +136,36 @@ void Courier::DeliverToMember(const std::string& key, std::vector<uint64_t> ids)
   }
   recipients_[key].in_flight = true;
   const uint64_t term = term_;
-  peers_.Call(ip.value(), std::move(request), options_.member_timeout,
-              [this, key, ids = std::move(ids), term](Result<wire::PeerMessage> response) {
-                if (stopped_ || term != term_) return;
-                auto it = recipients_.find(key);
-                if (it == recipients_.end()) return;
-                it->second.in_flight = false;
-                if (!response.ok()) {
-                  Failed(key, response.error(), false);
-                  return;
-                }
-                const wire::CommandDeliveryAck& ack = response.value().command_delivery_ack();
-                if (!response.value().has_command_delivery_ack() || !ack.error().empty()) {
-                  Failed(key, ack.error().empty() ? "no acknowledgement" : ack.error(), false);
-                  return;
-                }
-                std::vector<uint64_t> delivered;
-                for (uint64_t id : ids) {
-                  if (id <= ack.received_through()) delivered.push_back(id);
-                }
-                if (delivered.size() < ids.size()) {
-                  for (uint64_t id : delivered) RecordDelivered(id, key);
-                  Failed(key, "acknowledged only through " + std::to_string(ack.received_through()),
-                         false);
-                  return;
-                }
-                Succeeded(key, delivered);
-              });
+  auto on_response = [this, key, ids = std::move(ids), term](Result<wire::PeerMessage> response) {
+    if (stopped_ || term != term_) return;
+    auto it = recipients_.find(key);
+    if (it == recipients_.end()) return;
+    it->second.in_flight = false;
+    if (!response.ok()) {
+      Failed(key, response.error(), false);
+      return;
+    }
+    const wire::CommandDeliveryAck& ack = response.value().command_delivery_ack();
+    if (!response.value().has_command_delivery_ack() || !ack.error().empty()) {
+      Failed(key, ack.error().empty() ? "no acknowledgement" : ack.error(), false);
+      return;
+    }
+    std::vector<uint64_t> delivered;
+    for (uint64_t id : ids) {
+      if (id <= ack.received_through()) delivered.push_back(id);
+    }
+    if (delivered.size() < ids.size()) {
+      for (uint64_t id : delivered) RecordDelivered(id, key);
+      Failed(key, "acknowledged only through " + std::to_string(ack.received_through()), false);
+      return;
+    }
+    Succeeded(key, delivered);
+  };
+  if (key == self_id_) {
+    deliver_locally_(request, [on_response](wire::PeerMessage ack) { on_response(ack); });
+  } else {
+    peers_.Call(ip.value(), std::move(request), options_.member_timeout, on_response);
+  }
 }
 
 void Courier::DeliverToExternal(const std::string& key, uint64_t id) {
@@ -169,8 +174,9 @@ void Courier::DeliverToExternal(const std::string& key, uint64_t id) {
   OutgoingHttpRequest request;
   request.method = "POST";
   request.url = ReceiveCommandUrl(to->address());
-  request.body = nlohmann::json{{"sender", record->sender_rank()}, {"command", record->text()}}
-                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  request.body =
+      nlohmann::json{{"sender", record->sender_rank()}, {"command", record->text()}}.dump(
+          -1, ' ', false, nlohmann::json::error_handler_t::replace);
   request.headers = {"Idempotency-Key: synod-command-" + std::to_string(id),
                      "X-Synod-Command-Id: " + std::to_string(id)};
   request.timeout = options_.external_timeout;
@@ -207,8 +213,8 @@ void Courier::Failed(const std::string& key, const std::string& why, bool extern
     spdlog::warn("ranks: delivery to {} failed ({} in a row): {}", key, recipient.failures, why);
   }
   if (external && recipient.failures >= options_.external_failures) {
-    const std::string reason = "receive-command failed " + std::to_string(recipient.failures) +
-                               " times in a row: " + why;
+    const std::string reason =
+        "receive-command failed " + std::to_string(recipient.failures) + " times in a row: " + why;
     spdlog::warn("ranks: unranking {}: {}", key, reason);
     wire::Command unassign;
     unassign.mutable_unassign_rank()->set_address(key);
@@ -220,8 +226,8 @@ void Courier::Failed(const std::string& key, const std::string& why, bool extern
     recipient.retry_at = clock_.Monotonic() + std::chrono::seconds(1);
     return;
   }
-  recipient.retry_at = clock_.Monotonic() + Backoff(recipient.failures,
-                                                    std::chrono::milliseconds(external ? 200 : 100));
+  recipient.retry_at = clock_.Monotonic() +
+                       Backoff(recipient.failures, std::chrono::milliseconds(external ? 200 : 100));
 }
 
 void Courier::RecordDelivered(uint64_t id, const std::string& key) {
@@ -243,16 +249,19 @@ void Courier::FlushOutcomes() {
   command.mutable_delivery_outcomes()->Swap(&outcomes_);
   const uint64_t term = term_;
   auto outcomes = std::make_shared<wire::DeliveryOutcomes>(command.delivery_outcomes());
-  consensus_.Propose(std::move(command), [this, term, outcomes](Result<wire::CommandResult> result) {
-    if (result.ok() || stopped_ || term != term_) return;
-    // Not recorded: deliver those again (the recipients drop what they already have).
-    spdlog::warn("ranks: cannot record {} delivery outcomes: {}", outcomes->outcomes_size(),
-                 result.error());
-    for (const auto& outcome : outcomes->outcomes()) {
-      auto it = recipients_.find(outcome.recipient());
-      if (it != recipients_.end()) it->second.acknowledged.erase(outcome.command_id());
-    }
-  });
+  consensus_.Propose(std::move(command),
+                     [this, term, outcomes](Result<wire::CommandResult> result) {
+                       if (result.ok() || stopped_ || term != term_) return;
+                       // Not recorded: deliver those again (the recipients drop what they already
+                       // have).
+                       spdlog::warn("ranks: cannot record {} delivery outcomes: {}",
+                                    outcomes->outcomes_size(), result.error());
+                       for (const auto& outcome : outcomes->outcomes()) {
+                         auto it = recipients_.find(outcome.recipient());
+                         if (it != recipients_.end())
+                           it->second.acknowledged.erase(outcome.command_id());
+                       }
+                     });
 }
 
 }  // namespace synod

@@ -39,7 +39,8 @@ class Courier {
   Courier(EventLoop& loop, const Clock& clock, PeerService& peers, ConsensusService& consensus,
           CourierOptions options);
 
-  void Start();
+  // `deliver_locally` takes this node's own deliveries (when the leader is a recipient).
+  void Start(std::string self_id, PeerService::RequestHandler deliver_locally);
   // Starts what is due. Call whenever the replicated state changed; cheap when nothing is due.
   void Reconcile();
   void Stop();
@@ -64,6 +65,8 @@ class Courier {
   PeerService& peers_;
   ConsensusService& consensus_;
   CourierOptions options_;
+  std::string self_id_;
+  PeerService::RequestHandler deliver_locally_;
   AsyncHttpClient http_;
   std::map<std::string, Recipient> recipients_;
   uint64_t term_ = 0;  // leadership generation; answers from an earlier one are ignored

@@ -28,8 +28,7 @@ Result<std::string> NormalizeExternalAddress(const std::string& address) {
   }
   const std::string port_text = rest.substr(colon + 1);
   unsigned port = 0;
-  auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
       port == 0 || port > 65535) {
     return Status::Error("ip_port '" + address + "' has no valid port (1-65535)");
@@ -37,8 +36,8 @@ Result<std::string> NormalizeExternalAddress(const std::string& address) {
   return rest;
 }
 
-uint32_t RankState::Assign(wire::RankKind kind, const std::string& key,
-                           const std::string& address, int64_t at_nanos) {
+uint32_t RankState::Assign(wire::RankKind kind, const std::string& key, const std::string& address,
+                           int64_t at_nanos) {
   for (size_t i = 0; i < holders_.size(); ++i) {
     if (holders_[i].key() == key) {
       if (holders_[i].address() != address) {

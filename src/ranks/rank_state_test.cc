@@ -84,8 +84,8 @@ TEST(RankState, RejectsUnknownSendersAndBadCommands) {
   RankState state = WithHolders({"a:1"});
   EXPECT_FALSE(state.AddCommand("", "zz:1", "x", 1).ok());
   EXPECT_FALSE(state.AddCommand("", "a:1", "", 1).ok());
-  EXPECT_FALSE(state.AddCommand("", "a:1", std::string(RankState::kMaxCommandBytes + 1, 'x'), 1)
-                   .ok());
+  EXPECT_FALSE(
+      state.AddCommand("", "a:1", std::string(RankState::kMaxCommandBytes + 1, 'x'), 1).ok());
   EXPECT_EQ(state.last_command_id(), 0u) << "a rejected command takes no id";
 }
 

@@ -49,34 +49,35 @@ Status RanksService::Start() {
                  journal);
   }
   if (!options_.on_command.empty()) {
-    runner_ = std::make_unique<CommandRunner>(loop_, options_.on_command,
-                                              options_.on_command_timeout);
+    runner_ =
+        std::make_unique<CommandRunner>(loop_, options_.on_command, options_.on_command_timeout);
   }
   consensus_.AddStateListener([this] { OnStateChanged(); });
-  consensus_.HandleRequests(wire::PeerMessage::kCommandDelivery,
+  auto on_delivery = [this](const wire::PeerMessage& request, PeerService::Reply reply) {
+    OnDelivery(request.command_delivery(), std::move(reply));
+  };
+  consensus_.HandleRequests(wire::PeerMessage::kCommandDelivery, on_delivery);
+  consensus_.HandleRequests(wire::PeerMessage::kCommandSendRequest,
                             [this](const wire::PeerMessage& request, PeerService::Reply reply) {
-                              OnDelivery(request.command_delivery(), std::move(reply));
+                              auto answer = [reply](SendOutcome outcome) {
+                                wire::PeerMessage response;
+                                wire::CommandSendResponse* sent =
+                                    response.mutable_command_send_response();
+                                *sent->mutable_record() = std::move(outcome.record);
+                                sent->set_error(outcome.error);
+                                sent->set_bad_request(outcome.status == 400);
+                                reply(response);
+                              };
+                              if (stopped_ || !consensus_.IsLeader()) {
+                                answer(SendOutcome{503, "not the leader", {}});
+                                return;
+                              }
+                              const auto& send = request.command_send_request();
+                              const auto wait = std::min(options_.send_timeout,
+                                                         std::chrono::milliseconds(send.wait_ms()));
+                              Lead(send, clock_.Monotonic() + wait, answer);
                             });
-  consensus_.HandleRequests(
-      wire::PeerMessage::kCommandSendRequest,
-      [this](const wire::PeerMessage& request, PeerService::Reply reply) {
-        auto answer = [reply](SendOutcome outcome) {
-          wire::PeerMessage response;
-          wire::CommandSendResponse* sent = response.mutable_command_send_response();
-          *sent->mutable_record() = std::move(outcome.record);
-          sent->set_error(outcome.error);
-          sent->set_bad_request(outcome.status == 400);
-          reply(response);
-        };
-        if (stopped_ || !consensus_.IsLeader()) {
-          answer(SendOutcome{503, "not the leader", {}});
-          return;
-        }
-        const auto& send = request.command_send_request();
-        const auto wait = std::min(options_.send_timeout, std::chrono::milliseconds(send.wait_ms()));
-        Lead(send, clock_.Monotonic() + wait, answer);
-      });
-  courier_.Start();
+  courier_.Start(options_.self_id, on_delivery);
   waiter_timer_.Start(std::chrono::milliseconds(200), std::chrono::milliseconds(200),
                       [this] { AnswerWaiters(true); });
   if (options_.demo_commands) ScheduleDemoCommand();
@@ -147,7 +148,8 @@ Result<std::string> RanksService::SenderFor(const std::string& ip_port) const {
     Result<std::string> address = NormalizeExternalAddress(holder.address());
     if (address.ok() && address.value() == wanted.value()) return holder.key();
   }
-  return Status::Error("unknown sender " + ip_port + ": it holds no rank (POST /assign-rank first)");
+  return Status::Error("unknown sender " + ip_port +
+                       ": it holds no rank (POST /assign-rank first)");
 }
 
 // ---- sending -----------------------------------------------------------------------------
@@ -170,9 +172,8 @@ void RanksService::Submit(wire::CommandSendRequest request, MonoTime deadline,
   // The cluster's trouble is retried with the same request id, so the command is committed once.
   auto finish = [this, request, deadline, done](SendOutcome outcome) {
     if (outcome.status == 503 && !stopped_ && clock_.Monotonic() + kRetryDelay < deadline) {
-      loop_.RunAfter(kRetryDelay, [this, request, deadline, done] {
-        Submit(request, deadline, done);
-      });
+      loop_.RunAfter(kRetryDelay,
+                     [this, request, deadline, done] { Submit(request, deadline, done); });
       return;
     }
     done(std::move(outcome));

@@ -52,8 +52,8 @@ struct SendOutcome {
 
 class RanksService {
  public:
-  RanksService(EventLoop& loop, const Clock& clock, PeerService& peers,
-               ConsensusService& consensus, RanksOptions options);
+  RanksService(EventLoop& loop, const Clock& clock, PeerService& peers, ConsensusService& consensus,
+               RanksOptions options);
   ~RanksService();
 
   // Opens the inbox journal; errors name the file.
@@ -62,8 +62,7 @@ class RanksService {
 
   // Ranks an external client (idempotently); `done` gets its rank, or a 400/503 error.
   void AssignExternal(const std::string& ip_port, std::function<void(int, nlohmann::json)> done);
-  void UnassignExternal(const std::string& ip_port,
-                        std::function<void(int, nlohmann::json)> done);
+  void UnassignExternal(const std::string& ip_port, std::function<void(int, nlohmann::json)> done);
   // Sends `text` from the holder with key `sender` to every holder ranked after it.
   void Send(const std::string& sender, const std::string& text,
             std::function<void(SendOutcome)> done);

@@ -188,8 +188,13 @@ void PeerService::Connect(const std::string& key, Tracked& peer) {
         peer.pending.reset();
         if (!connection) {
           const bool refused = status == UV_ECONNREFUSED;
-          peer.view.status =
-              refused ? "not a Synod node (peer port refused)" : "unreachable: " + UvError(status);
+          if (!refused) {
+            peer.view.status = "unreachable: " + UvError(status);
+          } else if (peer.view.is_synod) {
+            peer.view.status = "peer port refused: its agent is down";
+          } else {
+            peer.view.status = "not a Synod node (peer port refused)";
+          }
           peer.next_attempt = clock_.Monotonic() + (refused ? kRetryNotSynod : kRetryAfterError);
           OnLinkLost(key, peer.view.status);
           Reschedule();

@@ -43,9 +43,11 @@ Courier::Courier(EventLoop& loop, const Clock& clock, PeerService& peers,
       flush_timer_(loop),
       tick_timer_(loop) {}
 
-void Courier::Start(std::string self_id, PeerService::RequestHandler deliver_locally) {
+void Courier::Start(std::string self_id, PeerService::RequestHandler deliver_locally,
+                    std::function<void()> on_delivered) {
   self_id_ = std::move(self_id);
   deliver_locally_ = std::move(deliver_locally);
+  on_delivered_ = std::move(on_delivered);
   tick_timer_.Start(std::chrono::milliseconds(100), std::chrono::milliseconds(100),
                     [this] { Reconcile(); });
 }
@@ -111,6 +113,11 @@ void Courier::Reconcile() {
       DeliverToMember(key, std::move(batch));
     }
   }
+}
+
+bool Courier::Acknowledged(const std::string& recipient, uint64_t id) const {
+  auto it = recipients_.find(recipient);
+  return it != recipients_.end() && it->second.acknowledged.count(id) != 0;
 }
 
 void Courier::DeliverToMember(const std::string& key, std::vector<uint64_t> ids) {
@@ -203,6 +210,7 @@ void Courier::Succeeded(const std::string& key, const std::vector<uint64_t>& ids
   recipient.failures = 0;
   recipient.retry_at = MonoTime{};
   for (uint64_t id : ids) RecordDelivered(id, key);
+  on_delivered_();
   Reconcile();  // the next batch, if any, goes now
 }
 
@@ -237,9 +245,7 @@ void Courier::RecordDelivered(uint64_t id, const std::string& key) {
   outcome->set_recipient(key);
   outcome->set_delivered(true);
   if (outcomes_.outcomes_size() == 1) {
-    // Every outcome learned during this turn of the loop goes into one command.
-    flush_timer_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
-                       [this] { FlushOutcomes(); });
+    flush_timer_.Start(kOutcomeBatching, std::chrono::milliseconds(0), [this] { FlushOutcomes(); });
   }
 }
 

@@ -6,10 +6,10 @@
 // protocol, which the member acknowledges with the highest id it has received (it drops what it
 // saw before, so redelivery is harmless); to an external client, `POST <addr>/receive-command
 // {"sender": rank, "command": text}` with an Idempotency-Key header, one command at a time.
-// Outcomes are committed in batches (DeliveryOutcomes). A member is retried until it is delivered
-// or unranked (declared dead, or gone); an external client that fails `external_failures` times
-// in a row is unranked, which fails what was pending for it.
-// Loop thread only.
+// Outcomes are committed in batches (DeliveryOutcomes), every kOutcomeBatching at most. A member is
+// retried until it is delivered or unranked (declared dead, or gone); an external client that fails
+// `external_failures` times in a row is unranked, which fails what was pending for it. Loop thread
+// only.
 #pragma once
 
 #include <chrono>
@@ -35,15 +35,24 @@ struct CourierOptions {
 class Courier {
  public:
   static constexpr size_t kMaxBatch = 256;
+  // Every node of the cluster applies each entry, and writes it to disk, so outcomes are
+  // gathered for a while rather than committed one acknowledgement at a time.
+  static constexpr std::chrono::milliseconds kOutcomeBatching{50};
 
   Courier(EventLoop& loop, const Clock& clock, PeerService& peers, ConsensusService& consensus,
           CourierOptions options);
 
-  // `deliver_locally` takes this node's own deliveries (when the leader is a recipient).
-  void Start(std::string self_id, PeerService::RequestHandler deliver_locally);
+  // `deliver_locally` takes this node's own deliveries (when the leader is a recipient);
+  // `on_delivered` hears of every acknowledgement, before its outcome is committed.
+  void Start(std::string self_id, PeerService::RequestHandler deliver_locally,
+             std::function<void()> on_delivered);
   // Starts what is due. Call whenever the replicated state changed; cheap when nothing is due.
   void Reconcile();
   void Stop();
+
+  // Whether `recipient` acknowledged command `id` while its outcome is not applied yet. The
+  // sender need not wait for that commit: a redelivery would be dropped by the recipient.
+  bool Acknowledged(const std::string& recipient, uint64_t id) const;
 
  private:
   struct Recipient {
@@ -67,6 +76,7 @@ class Courier {
   CourierOptions options_;
   std::string self_id_;
   PeerService::RequestHandler deliver_locally_;
+  std::function<void()> on_delivered_;
   AsyncHttpClient http_;
   std::map<std::string, Recipient> recipients_;
   uint64_t term_ = 0;  // leadership generation; answers from an earlier one are ignored

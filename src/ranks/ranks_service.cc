@@ -77,7 +77,7 @@ Status RanksService::Start() {
                                                          std::chrono::milliseconds(send.wait_ms()));
                               Lead(send, clock_.Monotonic() + wait, answer);
                             });
-  courier_.Start(options_.self_id, on_delivery);
+  courier_.Start(options_.self_id, on_delivery, [this] { OnStateChanged(); });
   waiter_timer_.Start(std::chrono::milliseconds(200), std::chrono::milliseconds(200),
                       [this] { AnswerWaiters(true); });
   if (options_.demo_commands) ScheduleDemoCommand();
@@ -226,9 +226,35 @@ void RanksService::Lead(const wire::CommandSendRequest& request, MonoTime deadli
       done(SendOutcome{503, "shutting down", {}});
       return;
     }
-    waiters_.emplace(std::stoull(result.value().value()), Waiter{deadline, done});
+    const uint64_t id = std::stoull(result.value().value());
+    if (const wire::CommandRecord* record = consensus_.state().ranks().FindCommand(id)) {
+      spdlog::info("ranks: command {} from rank {} goes to {} lower-ranked: {}", id,
+                   record->sender_rank(), record->deliveries_size(), record->text());
+    }
+    waiters_.emplace(id, Waiter{deadline, done});
     AnswerWaiters(false);
   });
+}
+
+wire::CommandRecord RanksService::WithAcknowledgements(const wire::CommandRecord& record) const {
+  wire::CommandRecord known = record;
+  for (wire::Delivery& delivery : *known.mutable_deliveries()) {
+    if (delivery.state() == wire::DELIVERY_PENDING &&
+        courier_.Acknowledged(delivery.recipient(), record.id())) {
+      delivery.set_state(wire::DELIVERED);
+    }
+  }
+  return known;
+}
+
+bool RanksService::SettledHere(const wire::CommandRecord& record) const {
+  for (const wire::Delivery& delivery : record.deliveries()) {
+    if (delivery.state() == wire::DELIVERY_PENDING &&
+        !courier_.Acknowledged(delivery.recipient(), record.id())) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void RanksService::AnswerWaiters(bool expire) {
@@ -244,8 +270,8 @@ void RanksService::AnswerWaiters(bool expire) {
       outcome = {503, "leadership lost while the command was delivered", {}};
     } else if (record == nullptr) {
       outcome = {503, "command " + std::to_string(it->first) + " is no longer known", {}};
-    } else if (RankState::IsSettled(*record) || (expire && now >= it->second.deadline)) {
-      outcome = {200, "", *record};
+    } else if (SettledHere(*record) || (expire && now >= it->second.deadline)) {
+      outcome = {200, "", WithAcknowledgements(*record)};
     } else {
       answer = false;
     }

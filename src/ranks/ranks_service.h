@@ -4,10 +4,9 @@
 // carries them to the leader; receives the commands delivered to this member, each once, keeps
 // them in its CommandInbox, logs them and runs the --on-command program. On the leader: commits
 // each command (a retried request keeps its request id, so it is committed once), lets the
-// Courier deliver it, and answers the sender once every delivery is settled (or the send timeout
-// passes, with the deliveries still pending marked so). The leader also logs every change of the
-// rank list as a table, as the seed's server printed it.
-// Loop thread only.
+// Courier deliver it, and answers the sender once every delivery is acknowledged or settled (or the
+// send timeout passes, with the deliveries still pending marked so). The leader also logs every
+// change of the rank list as a table, as the seed's server printed it. Loop thread only.
 #pragma once
 
 #include <chrono>
@@ -86,6 +85,9 @@ class RanksService {
   void Lead(const wire::CommandSendRequest& request, MonoTime deadline,
             std::function<void(SendOutcome)> done);
   void AnswerWaiters(bool expire);
+  // The record as the leader knows it: acknowledged deliveries count before their commit.
+  wire::CommandRecord WithAcknowledgements(const wire::CommandRecord& record) const;
+  bool SettledHere(const wire::CommandRecord& record) const;
   void OnDelivery(const wire::CommandDelivery& delivery, PeerService::Reply reply);
   void LogRanks() const;
   void ScheduleDemoCommand();

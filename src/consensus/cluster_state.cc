@@ -157,7 +157,7 @@ wire::CommandResult ClusterState::ApplyOne(const wire::Command& command) {
     case wire::Command::kAssignRank:
     case wire::Command::kUnassignRank:
     case wire::Command::kSendCommand:
-    case wire::Command::kDeliveryOutcomes:
+    case wire::Command::kDeliveryProgress:
       return ApplyRanks(command);
     case wire::Command::BODY_NOT_SET:
       break;
@@ -197,10 +197,9 @@ wire::CommandResult ClusterState::ApplyRanks(const wire::Command& command) {
       if (!id.ok()) return Error(id.error());
       return Ok(std::to_string(id.value()));
     }
-    case wire::Command::kDeliveryOutcomes: {
-      for (const auto& outcome : command.delivery_outcomes().outcomes()) {
-        ranks_.Settle(outcome.command_id(), outcome.recipient(), outcome.delivered(),
-                      outcome.error());
+    case wire::Command::kDeliveryProgress: {
+      for (const auto& progress : command.delivery_progress().recipients()) {
+        ranks_.DeliveredThrough(progress.recipient(), progress.through());
       }
       return Ok();
     }

@@ -66,7 +66,7 @@ void Courier::Reconcile() {
       leading_ = false;
       ++term_;
       recipients_.clear();
-      outcomes_.Clear();
+      progress_.clear();
     }
     return;
   }
@@ -76,48 +76,38 @@ void Courier::Reconcile() {
   }
   const RankState& ranks = consensus_.state().ranks();
   const auto& pending = ranks.pending();
-  for (auto it = recipients_.begin(); it != recipients_.end();) {
-    auto ids = pending.find(it->first);
-    std::set<uint64_t>& acknowledged = it->second.acknowledged;
-    if (ids == pending.end()) {
-      acknowledged.clear();
-    } else {
-      std::erase_if(acknowledged, [&](uint64_t id) { return ids->second.count(id) == 0; });
-    }
-    if (ids == pending.end() && !it->second.in_flight) {
-      it = recipients_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  std::erase_if(recipients_, [&](const auto& entry) {
+    return !entry.second.in_flight && pending.count(entry.first) == 0;
+  });
   const MonoTime now = clock_.Monotonic();
-  for (const auto& [key, ids] : pending) {
-    Recipient& recipient = recipients_[key];
-    if (recipient.in_flight || now < recipient.retry_at) continue;
-    std::vector<uint64_t> batch;
-    for (uint64_t id : ids) {
-      if (recipient.acknowledged.count(id) != 0) continue;
-      batch.push_back(id);
-      if (batch.size() == kMaxBatch) break;
-    }
-    if (batch.empty()) continue;
-    const wire::CommandRecord* record = ranks.FindCommand(batch.front());
-    const wire::Delivery* delivery = record ? DeliveryTo(*record, key) : nullptr;
-    if (delivery == nullptr) {
-      spdlog::error("ranks: pending command {} for {} has no delivery record", batch.front(), key);
-      continue;
-    }
-    if (delivery->kind() == wire::EXTERNAL_RANK) {
-      DeliverToExternal(key, batch.front());
-    } else {
-      DeliverToMember(key, std::move(batch));
-    }
+  for (const auto& [key, ids] : pending) Dispatch(key, ids, now);
+}
+
+void Courier::Dispatch(const std::string& key, const std::set<uint64_t>& ids, MonoTime now) {
+  Recipient& recipient = recipients_[key];
+  if (recipient.in_flight || now < recipient.retry_at) return;
+  std::vector<uint64_t> batch;
+  for (auto id = ids.upper_bound(recipient.acknowledged_through);
+       id != ids.end() && batch.size() < kMaxBatch; ++id) {
+    batch.push_back(*id);
+  }
+  if (batch.empty()) return;
+  const wire::CommandRecord* record = consensus_.state().ranks().FindCommand(batch.front());
+  const wire::Delivery* delivery = record ? DeliveryTo(*record, key) : nullptr;
+  if (delivery == nullptr) {
+    spdlog::error("ranks: pending command {} for {} has no delivery record", batch.front(), key);
+    return;
+  }
+  if (delivery->kind() == wire::EXTERNAL_RANK) {
+    DeliverToExternal(key, batch.front());
+  } else {
+    DeliverToMember(key, std::move(batch));
   }
 }
 
 bool Courier::Acknowledged(const std::string& recipient, uint64_t id) const {
   auto it = recipients_.find(recipient);
-  return it != recipients_.end() && it->second.acknowledged.count(id) != 0;
+  return it != recipients_.end() && id <= it->second.acknowledged_through;
 }
 
 void Courier::DeliverToMember(const std::string& key, std::vector<uint64_t> ids) {
@@ -157,16 +147,13 @@ void Courier::DeliverToMember(const std::string& key, std::vector<uint64_t> ids)
       Failed(key, ack.error().empty() ? "no acknowledgement" : ack.error(), false);
       return;
     }
-    std::vector<uint64_t> delivered;
-    for (uint64_t id : ids) {
-      if (id <= ack.received_through()) delivered.push_back(id);
-    }
-    if (delivered.size() < ids.size()) {
-      for (uint64_t id : delivered) RecordDelivered(id, key);
-      Failed(key, "acknowledged only through " + std::to_string(ack.received_through()), false);
+    const uint64_t through = ack.received_through();
+    if (through < ids.back()) {
+      Acknowledge(key, through);
+      Failed(key, "acknowledged only through " + std::to_string(through), false);
       return;
     }
-    Succeeded(key, delivered);
+    Succeeded(key, through);
   };
   if (key == self_id_) {
     deliver_locally_(request, [on_response](wire::PeerMessage ack) { on_response(ack); });
@@ -199,19 +186,22 @@ void Courier::DeliverToExternal(const std::string& key, uint64_t id) {
     } else if (reply.value().status < 200 || reply.value().status > 299) {
       Failed(key, "receive-command answered HTTP " + std::to_string(reply.value().status), true);
     } else {
-      Succeeded(key, {id});
+      Succeeded(key, id);
     }
   });
 }
 
-void Courier::Succeeded(const std::string& key, const std::vector<uint64_t>& ids) {
-  if (ids.empty()) return;
+void Courier::Succeeded(const std::string& key, uint64_t through) {
   Recipient& recipient = recipients_[key];
   recipient.failures = 0;
   recipient.retry_at = MonoTime{};
-  for (uint64_t id : ids) RecordDelivered(id, key);
+  Acknowledge(key, through);
   on_delivered_();
-  Reconcile();  // the next batch, if any, goes now
+  // The next batch for this recipient, if any, goes now.
+  const auto& pending = consensus_.state().ranks().pending();
+  if (auto ids = pending.find(key); ids != pending.end() && consensus_.IsLeader()) {
+    Dispatch(key, ids->second, clock_.Monotonic());
+  }
 }
 
 void Courier::Failed(const std::string& key, const std::string& why, bool external) {
@@ -238,36 +228,37 @@ void Courier::Failed(const std::string& key, const std::string& why, bool extern
                        Backoff(recipient.failures, std::chrono::milliseconds(external ? 200 : 100));
 }
 
-void Courier::RecordDelivered(uint64_t id, const std::string& key) {
-  recipients_[key].acknowledged.insert(id);
-  wire::DeliveryOutcomes::Outcome* outcome = outcomes_.add_outcomes();
-  outcome->set_command_id(id);
-  outcome->set_recipient(key);
-  outcome->set_delivered(true);
-  if (outcomes_.outcomes_size() == 1) {
-    flush_timer_.Start(kOutcomeBatching, std::chrono::milliseconds(0), [this] { FlushOutcomes(); });
+void Courier::Acknowledge(const std::string& key, uint64_t through) {
+  uint64_t& acknowledged = recipients_[key].acknowledged_through;
+  if (through <= acknowledged) return;
+  acknowledged = through;
+  progress_[key] = through;
+  if (progress_.size() == 1) {
+    flush_timer_.Start(kProgressInterval, std::chrono::milliseconds(0),
+                       [this] { FlushProgress(); });
   }
 }
 
-void Courier::FlushOutcomes() {
-  if (outcomes_.outcomes_size() == 0) return;
+void Courier::FlushProgress() {
+  if (progress_.empty()) return;
   wire::Command command;
-  command.mutable_delivery_outcomes()->Swap(&outcomes_);
+  for (const auto& [key, through] : progress_) {
+    wire::DeliveryProgress::Recipient* recipient =
+        command.mutable_delivery_progress()->add_recipients();
+    recipient->set_recipient(key);
+    recipient->set_through(through);
+  }
+  progress_.clear();
   const uint64_t term = term_;
-  auto outcomes = std::make_shared<wire::DeliveryOutcomes>(command.delivery_outcomes());
-  consensus_.Propose(std::move(command),
-                     [this, term, outcomes](Result<wire::CommandResult> result) {
-                       if (result.ok() || stopped_ || term != term_) return;
-                       // Not recorded: deliver those again (the recipients drop what they already
-                       // have).
-                       spdlog::warn("ranks: cannot record {} delivery outcomes: {}",
-                                    outcomes->outcomes_size(), result.error());
-                       for (const auto& outcome : outcomes->outcomes()) {
-                         auto it = recipients_.find(outcome.recipient());
-                         if (it != recipients_.end())
-                           it->second.acknowledged.erase(outcome.command_id());
-                       }
-                     });
+  consensus_.Propose(command, [this, term, command](Result<wire::CommandResult> result) {
+    if (result.ok() || stopped_ || term != term_) return;
+    // Not recorded: deliver again what is pending (the recipients drop what they have).
+    spdlog::warn("ranks: cannot record delivery progress: {}", result.error());
+    for (const auto& recipient : command.delivery_progress().recipients()) {
+      auto it = recipients_.find(recipient.recipient());
+      if (it != recipients_.end()) it->second.acknowledged_through = 0;
+    }
+  });
 }
 
 }  // namespace synod

@@ -6,7 +6,8 @@
 // protocol, which the member acknowledges with the highest id it has received (it drops what it
 // saw before, so redelivery is harmless); to an external client, `POST <addr>/receive-command
 // {"sender": rank, "command": text}` with an Idempotency-Key header, one command at a time.
-// Outcomes are committed in batches (DeliveryOutcomes), every kOutcomeBatching at most. A member is
+// Progress is committed as "recipient received everything through command N" (DeliveryProgress),
+// at most every kProgressInterval. A member is
 // retried until it is delivered or unranked (declared dead, or gone); an external client that fails
 // `external_failures` times in a row is unranked, which fails what was pending for it. Loop thread
 // only.
@@ -35,9 +36,9 @@ struct CourierOptions {
 class Courier {
  public:
   static constexpr size_t kMaxBatch = 256;
-  // Every node of the cluster applies each entry, and writes it to disk, so outcomes are
-  // gathered for a while rather than committed one acknowledgement at a time.
-  static constexpr std::chrono::milliseconds kOutcomeBatching{50};
+  // Every node of the cluster applies each entry, and writes it to disk, so acknowledgements
+  // are gathered for a while rather than committed one at a time. Senders do not wait for it.
+  static constexpr std::chrono::milliseconds kProgressInterval{200};
 
   Courier(EventLoop& loop, const Clock& clock, PeerService& peers, ConsensusService& consensus,
           CourierOptions options);
@@ -57,17 +58,19 @@ class Courier {
  private:
   struct Recipient {
     bool in_flight = false;
-    std::set<uint64_t> acknowledged;  // delivered; the outcome is not applied yet
-    unsigned failures = 0;            // in a row
+    uint64_t acknowledged_through = 0;  // it received every command up to this one
+    unsigned failures = 0;              // in a row
     MonoTime retry_at{};
   };
 
+  // Sends `key` its next batch of `ids` unless a request is in flight or a retry is not due.
+  void Dispatch(const std::string& key, const std::set<uint64_t>& ids, MonoTime now);
   void DeliverToMember(const std::string& key, std::vector<uint64_t> ids);
   void DeliverToExternal(const std::string& key, uint64_t id);
-  void Succeeded(const std::string& key, const std::vector<uint64_t>& ids);
+  void Succeeded(const std::string& key, uint64_t through);
   void Failed(const std::string& key, const std::string& why, bool external);
-  void RecordDelivered(uint64_t id, const std::string& key);
-  void FlushOutcomes();
+  void Acknowledge(const std::string& key, uint64_t through);
+  void FlushProgress();
 
   EventLoop& loop_;
   const Clock& clock_;
@@ -81,7 +84,7 @@ class Courier {
   std::map<std::string, Recipient> recipients_;
   uint64_t term_ = 0;  // leadership generation; answers from an earlier one are ignored
   bool leading_ = false;
-  wire::DeliveryOutcomes outcomes_;
+  std::map<std::string, uint64_t> progress_;  // acknowledged, not proposed yet
   Timer flush_timer_;
   Timer tick_timer_;  // retries and leadership changes
   bool stopped_ = false;

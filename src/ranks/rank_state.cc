@@ -121,6 +121,17 @@ Result<uint64_t> RankState::AddCommand(const std::string& request_id, const std:
   return id;
 }
 
+void RankState::DeliveredThrough(const std::string& recipient, uint64_t through) {
+  auto pending = pending_.find(recipient);
+  if (pending == pending_.end()) return;
+  std::vector<uint64_t> delivered;
+  for (uint64_t id : pending->second) {
+    if (id > through) break;
+    delivered.push_back(id);
+  }
+  for (uint64_t id : delivered) Settle(id, recipient, true, "");
+}
+
 void RankState::Settle(uint64_t command_id, const std::string& recipient, bool delivered,
                        const std::string& error) {
   auto record = commands_.find(command_id);

@@ -48,9 +48,8 @@ class RankState {
   // returns the command it created.
   Result<uint64_t> AddCommand(const std::string& request_id, const std::string& sender,
                               const std::string& text, int64_t at_nanos);
-  // Settles one pending delivery; a delivery already settled, or unknown, is left alone.
-  void Settle(uint64_t command_id, const std::string& recipient, bool delivered,
-              const std::string& error);
+  // Settles every delivery to `recipient` still pending up to command `through` as delivered.
+  void DeliveredThrough(const std::string& recipient, uint64_t through);
   const wire::CommandRecord* FindCommand(uint64_t id) const;
   // Recipient key -> ids of the commands still to deliver to it, ascending.
   const std::map<std::string, std::set<uint64_t>>& pending() const { return pending_; }
@@ -64,6 +63,9 @@ class RankState {
   static bool IsSettled(const wire::CommandRecord& record);
 
  private:
+  // Settles one pending delivery; a delivery already settled, or unknown, is left alone.
+  void Settle(uint64_t command_id, const std::string& recipient, bool delivered,
+              const std::string& error);
   void MarkSettledIfDone(const wire::CommandRecord& record);
 
   std::vector<wire::RankHolder> holders_;

@@ -99,26 +99,29 @@ TEST(RankState, ARetriedRequestReturnsTheSameCommand) {
   EXPECT_EQ(state.pending().at("b:1").size(), 1u) << "delivered once, not twice";
 }
 
-TEST(RankState, SettlingRecordsEachOutcomeOnce) {
+TEST(RankState, DeliveredThroughSettlesEveryDeliveryUpToIt) {
   RankState state = WithHolders({"a:1", "b:1", "c:1"});
-  const uint64_t id = state.AddCommand("", "a:1", "x", 1).value();
-  state.Settle(id, "b:1", true, "");
-  state.Settle(id, "b:1", false, "late failure");  // already settled: ignored
-  const wire::CommandRecord* record = state.FindCommand(id);
-  EXPECT_EQ(record->deliveries(0).state(), wire::DELIVERED);
-  EXPECT_FALSE(RankState::IsSettled(*record));
-  state.Settle(id, "c:1", false, "refused");
-  EXPECT_EQ(record->deliveries(1).state(), wire::DELIVERY_FAILED);
-  EXPECT_EQ(record->deliveries(1).error(), "refused");
-  EXPECT_TRUE(RankState::IsSettled(*record));
-  EXPECT_TRUE(state.pending().empty());
+  const uint64_t one = state.AddCommand("", "a:1", "x", 1).value();
+  const uint64_t two = state.AddCommand("", "a:1", "y", 1).value();
+  const uint64_t three = state.AddCommand("", "a:1", "z", 1).value();
+  state.DeliveredThrough("b:1", two);
+  state.DeliveredThrough("b:1", one);  // older news: changes nothing
+  EXPECT_EQ(state.FindCommand(one)->deliveries(0).state(), wire::DELIVERED);
+  EXPECT_EQ(state.FindCommand(two)->deliveries(0).state(), wire::DELIVERED);
+  EXPECT_EQ(state.FindCommand(three)->deliveries(0).state(), wire::DELIVERY_PENDING);
+  EXPECT_FALSE(RankState::IsSettled(*state.FindCommand(one))) << "c:1 has not got it";
+  state.DeliveredThrough("c:1", three);
+  EXPECT_TRUE(RankState::IsSettled(*state.FindCommand(one)));
+  EXPECT_TRUE(RankState::IsSettled(*state.FindCommand(two)));
+  EXPECT_EQ(state.pending().at("b:1"), std::set<uint64_t>{three});
+  EXPECT_EQ(state.pending().count("c:1"), 0u);
 }
 
 TEST(RankState, UnrankingARecipientFailsWhatWasPendingForIt) {
   RankState state = WithHolders({"a:1", "b:1", "c:1"});
   const uint64_t one = state.AddCommand("", "a:1", "x", 1).value();
   const uint64_t two = state.AddCommand("", "a:1", "y", 1).value();
-  state.Settle(one, "c:1", true, "");
+  state.DeliveredThrough("c:1", one);
   state.Unassign("b:1", "declared dead");
   for (uint64_t id : {one, two}) {
     const wire::CommandRecord* record = state.FindCommand(id);
@@ -143,7 +146,7 @@ TEST(RankState, SnapshotRoundTripKeepsEverything) {
   RankState state = WithHolders({"a:1", "b:1", "c:1"});
   state.AddCommand("r1", "a:1", "x", 1);
   state.AddCommand("r2", "b:1", "y", 2);
-  state.Settle(1, "b:1", true, "");
+  state.DeliveredThrough("b:1", 1);
   wire::ClusterSnapshot snapshot;
   state.SaveTo(snapshot);
   RankState restored;

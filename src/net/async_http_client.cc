@@ -5,14 +5,6 @@
 #include "net/uv_util.h"
 
 namespace synod {
-namespace {
-
-size_t AppendBody(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
-}  // namespace
 
 struct AsyncHttpClient::Transfer {
   OutgoingHttpRequest request;
@@ -61,24 +53,7 @@ void AsyncHttpClient::Send(OutgoingHttpRequest request, Callback done) {
   auto transfer = std::make_unique<Transfer>();
   transfer->request = std::move(request);
   transfer->done = std::move(done);
-  const OutgoingHttpRequest& r = transfer->request;
-  transfer->headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  for (const auto& header : r.headers) {
-    transfer->headers = curl_slist_append(transfer->headers, header.c_str());
-  }
-  curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
-  curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count()));
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, AppendBody);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer->reply.body);
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);
-  if (!r.body.empty() || r.method == "POST" || r.method == "PUT") {
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.c_str());
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(r.body.size()));
-  }
+  transfer->headers = PrepareCurlRequest(easy, transfer->request, &transfer->reply.body);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get());
   transfers_[easy] = std::move(transfer);
   const CURLMcode added = curl_multi_add_handle(multi_, easy);

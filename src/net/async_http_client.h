@@ -12,21 +12,12 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "core/event_loop.h"
 #include "core/status.h"
 #include "net/http_client.h"
 
 namespace synod {
-
-struct OutgoingHttpRequest {
-  std::string method = "POST";
-  std::string url;
-  std::string body;
-  std::vector<std::string> headers;  // "Name: value"
-  std::chrono::milliseconds timeout{5000};
-};
 
 class AsyncHttpClient {
  public:

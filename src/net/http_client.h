@@ -1,10 +1,14 @@
-// A blocking HTTP client for the CLI (libcurl). Not for the agent's loop thread.
+// HTTP requests with libcurl: HttpCall blocks (for the CLI, never on the agent's loop thread);
+// AsyncHttpClient (async_http_client.h) is the agent's. Both prepare requests the same way.
 #pragma once
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
+
+struct curl_slist;
 
 namespace synod {
 
@@ -13,10 +17,25 @@ struct HttpReply {
   std::string body;
 };
 
+struct OutgoingHttpRequest {
+  std::string method = "POST";
+  std::string url;
+  std::string body;
+  std::vector<std::string> headers;  // "Name: value"
+  std::chrono::milliseconds timeout{5000};
+};
+
 // Performs one request. Transport failures (refused, timeout, ...) are errors that name the URL;
 // any HTTP status, 4xx and 5xx included, is a reply.
 Result<HttpReply> HttpCall(const std::string& method, const std::string& url,
                            const std::string& body = "",
                            std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// Sets up a libcurl easy handle for `request` as every request of ours is made (JSON content
+// type, no proxy, no signals, http and https only, the timeout), appending the answer's body to
+// `reply_body`. `request` and `reply_body` must outlive the transfer. Returns the header list,
+// which the caller frees with curl_slist_free_all once the transfer is over.
+curl_slist* PrepareCurlRequest(void* easy, const OutgoingHttpRequest& request,
+                               std::string* reply_body);
 
 }  // namespace synod

@@ -2,8 +2,11 @@
 import contextlib
 import os
 import platform
+import signal
 import sys
 import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def log(msg):
@@ -24,6 +27,19 @@ class Interrupted(Exception):
 
 def _on_signal(signum, _frame):
     raise Interrupted(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def signals_ignored():
+    """SIGINT and SIGTERM are ignored inside the block (a second Ctrl-C must not cut a cleanup
+    short); the previous handlers are restored after it."""
+    saved = [(sig, signal.signal(sig, signal.SIG_IGN)) for sig in (signal.SIGINT,
+                                                                   signal.SIGTERM)]
+    try:
+        yield
+    finally:
+        for sig, handler in saved:
+            signal.signal(sig, handler)
 
 
 def summarize(values):
@@ -51,8 +67,14 @@ def machine_info():
                     info["cpu"] = line.split(":", 1)[1].strip()
                     break
     with contextlib.suppress(OSError):
-        info["loadavg_at_start"] = [float(x) for x in open("/proc/loadavg").read().split()[:3]]
+        info["loadavg_at_start"] = loadavg()
     return info
+
+
+def loadavg():
+    """The machine's 1, 5 and 15 minute load averages."""
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
 
 
 def percentile(sorted_values, p):
@@ -74,3 +96,52 @@ def binary_identity(path):
                 "sha256_12": h.hexdigest()[:12]}
     except OSError as e:
         return {"error": str(e)}
+
+
+def note_binary_change(result, path, before):
+    """Records in result["binary_changed_during_run"] (and warns) if the binary at `path` no
+    longer matches `before`, its binary_identity() from the start of the run."""
+    after = binary_identity(path)
+    if after != before:
+        result["binary_changed_during_run"] = after
+        log("warning: the binary changed during the run (rebuilt?)")
+
+
+def read_cpu_ticks(pid):
+    """utime + stime of the whole process (all threads), in clock ticks; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2:].split()  # fields from #3 (state) on
+    return int(fields[11]) + int(fields[12])       # #14 utime, #15 stime
+
+
+def self_cpu_s(children=False):
+    """CPU seconds (user + system) of this process; with children=True also those of the
+    children it has waited for."""
+    t = os.times()
+    if children:
+        return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system
+
+
+def machine_busy_s():
+    """CPU seconds spent by everything on the machine (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest is counted in user already)
+    busy = vals[0] + vals[1] + vals[2] + vals[5] + vals[6] + (vals[7] if len(vals) > 7 else 0)
+    return busy / CLK_TCK
+
+
+def close_selector(sel, socks):
+    """Unregisters every socket of `socks` from `sel` and closes it (errors ignored: some may
+    be closed already), then closes `sel`."""
+    for s in socks:
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            sel.unregister(s)
+        with contextlib.suppress(OSError):
+            s.close()
+    sel.close()

@@ -44,7 +44,9 @@ import tempfile
 import threading
 import time
 
-from benchlib import log, tail, Interrupted, _on_signal, machine_info, percentile, binary_identity
+from benchlib import (log, tail, Interrupted, _on_signal, machine_info, percentile,
+                      binary_identity, CLK_TCK, signals_ignored, read_cpu_ticks, self_cpu_s,
+                      machine_busy_s, loadavg)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
@@ -52,7 +54,6 @@ FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 API_PORT = 7400
 RAFT_PORT = 7401
 PEER_PORT = 7402
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SYNOD_NET = "127.68.1."                                 # .2 master, .3 +0.25 s, .4 -1.5 s
 CHRONY_NETS = {"+0.25": "127.68.2.", "-1.5": "127.68.3."}  # .1 server (shifted), .2 client
@@ -159,28 +160,6 @@ def http_get_json(ip, path, timeout=0.4):
         conn.close()
 
 
-def read_cpu_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def machine_busy_s():
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
-    busy = vals[0] + vals[1] + vals[2] + vals[5] + vals[6] + (vals[7] if len(vals) > 7 else 0)
-    return busy / CLK_TCK
-
-
-def self_cpu_s():
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def stats(values, digits=6):
     """n, median, p99 (nearest rank), max, mean, min of a list of numbers (None dropped)."""
     values = [v for v in values if v is not None]
@@ -233,9 +212,7 @@ class Procs:
         return [p for p in (procs or self.procs) if p.popen.poll() is not None]
 
     def stop(self, procs=None):
-        saved = [(sig, signal.signal(sig, signal.SIG_IGN)) for sig in (signal.SIGINT,
-                                                                       signal.SIGTERM)]
-        try:
+        with signals_ignored():
             targets = list(procs) if procs is not None else list(self.procs)
             early = [p for p in targets if p.popen.poll() is not None]
             running = [p for p in targets if p.popen.poll() is None]
@@ -261,9 +238,6 @@ class Procs:
                                            "log_tail": tail(p.log_path)})
                 if p in self.procs:
                     self.procs.remove(p)
-        finally:
-            for sig, handler in saved:
-                signal.signal(sig, handler)
 
 
 def scan_log_problems(label, paths):
@@ -674,7 +648,7 @@ def run(args, workdir, result, procs):
                     pair["client"].started, args.seconds, args.interval, args.fast_interval, 1.0,
                     stop)
         ticks0 = {p.label: read_cpu_ticks(p.popen.pid) for p in started_procs}
-        busy0, self0, w0 = machine_busy_s(), self_cpu_s(), time.monotonic()
+        busy0, self0, w0 = machine_busy_s(), self_cpu_s(children=True), time.monotonic()
         for s in samplers.values():
             s.start()
         master_view = {"is_master": {}, "offset_ms": [], "polls": 0}
@@ -705,14 +679,14 @@ def run(args, workdir, result, procs):
                    "machine_cpu_pct_of_all_cores": round(
                        100.0 * (machine_busy_s() - busy0) / wall / os.cpu_count(), 1),
                    "benchmark_and_children_cpu_pct_of_one_core": round(
-                       100.0 * (self_cpu_s() - self0) / wall, 1)}
+                       100.0 * (self_cpu_s(children=True) - self0) / wall, 1)}
         cpu = cpu_pcts(started_procs, ticks0, wall)
         machine["other_processes_cpu_pct_of_all_cores"] = round(
             machine["machine_cpu_pct_of_all_cores"]
             - sum(cpu.values()) / os.cpu_count()
             - machine["benchmark_and_children_cpu_pct_of_one_core"] / os.cpu_count(), 1)
         with contextlib.suppress(OSError):
-            machine["loadavg_after"] = [float(x) for x in open("/proc/loadavg").read().split()[:3]]
+            machine["loadavg_after"] = loadavg()
         if synod_started:
             mo = [x for x in master_view["offset_ms"] if x is not None]
             mv = {"polls": master_view["polls"], "is_master": master_view["is_master"],

@@ -35,7 +35,9 @@ import tempfile
 import threading
 import time
 
-from benchlib import log, tail, Interrupted, _on_signal, summarize, machine_info, percentile, binary_identity
+from benchlib import (log, tail, Interrupted, _on_signal, summarize, machine_info, percentile,
+                      binary_identity, CLK_TCK, signals_ignored, read_cpu_ticks, self_cpu_s,
+                      machine_busy_s, close_selector, loadavg, note_binary_change)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
@@ -43,7 +45,6 @@ RAW_SOURCE = os.path.join(HERE, "raw_raft.c")
 API_PORT = 7400
 RAFT_PORT = 7401
 PEER_PORT = 7402
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_PLAN = ("async:leader:128,async:leader:256,async:leader:512,async:spread:128,"
                 "async:spread:512,threads:leader:128,threads:spread:128")
 
@@ -161,17 +162,6 @@ def http_put(ip, key, value, timeout=3.0):
         conn.close()
 
 
-def read_cpu_ticks(pid):
-    """utime + stime of the whole process (all threads), in clock ticks; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
-
 def read_rss_mb(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -181,21 +171,6 @@ def read_rss_mb(pid):
     except OSError:
         pass
     return None
-
-
-def self_cpu_s():
-    t = os.times()
-    return t.user + t.system
-
-
-def machine_busy_s():
-    """CPU seconds spent by everything on the machine (all cores), from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = f.readline().split()[1:]
-    vals = [int(x) for x in fields]
-    # user nice system idle iowait irq softirq steal (guest is counted in user already)
-    busy = vals[0] + vals[1] + vals[2] + vals[5] + vals[6] + (vals[7] if len(vals) > 7 else 0)
-    return busy / CLK_TCK
 
 
 def dir_size_mb(path):
@@ -303,13 +278,8 @@ class Cluster:
         return None
 
     def stop(self):
-        saved = [(sig, signal.signal(sig, signal.SIG_IGN)) for sig in (signal.SIGINT,
-                                                                       signal.SIGTERM)]
-        try:
+        with signals_ignored():
             self._stop()
-        finally:
-            for sig, handler in saved:
-                signal.signal(sig, handler)
 
     def _stop(self):
         running = [a for a in self.agents if a.proc is not None and a.proc.poll() is None]
@@ -553,12 +523,7 @@ class AsyncPutLoad:
             if cpu_w0 is None:
                 cpu_w0 = cpu0
         finally:
-            for c in conns:
-                with contextlib.suppress(OSError, KeyError, ValueError):
-                    sel.unregister(c.sock)
-                with contextlib.suppress(OSError):
-                    c.sock.close()
-            sel.close()
+            close_selector(sel, [c.sock for c in conns])
         stats["outstanding_at_end"] = active
         if fill:
             stats["committed"] = stats["ok_total"]
@@ -1363,7 +1328,7 @@ def main():
         for part in want:
             t0 = time.monotonic()
             m0, o0 = machine_busy_s(), os.times()
-            load0 = open("/proc/loadavg").read().split()[:3]
+            load0 = loadavg()
             try:
                 result[part] = {"failover": bench_failover, "throughput": bench_throughput,
                                 "restart": bench_restart}[part](args, workdir)
@@ -1380,8 +1345,8 @@ def main():
                 "busy_cpu_pct_of_one_core": round(100.0 * (m1 - m0) / wall, 1),
                 "this_benchmark_and_its_processes_pct": round(100.0 * ours / wall, 1),
                 "other_processes_pct": round(max(0.0, 100.0 * (m1 - m0 - ours) / wall), 1),
-                "loadavg_before": [float(x) for x in load0],
-                "loadavg_after": [float(x) for x in open("/proc/loadavg").read().split()[:3]],
+                "loadavg_before": load0,
+                "loadavg_after": loadavg(),
             }
     except Interrupted as e:
         result["interrupted"] = str(e)
@@ -1389,13 +1354,9 @@ def main():
         result["error"] = f"{type(e).__name__}: {e}"
         log(f"error: {result['error']}")
     finally:
-        after = binary_identity(args.binary)
-        if after != binary_before:
-            result["binary_changed_during_run"] = after
-            log("warning: the binary changed during the run (rebuilt?)")
+        note_binary_change(result, args.binary, binary_before)
         with contextlib.suppress(OSError):
-            result["loadavg_at_end"] = [float(x) for x in
-                                        open("/proc/loadavg").read().split()[:3]]
+            result["loadavg_at_end"] = loadavg()
         result["agent_exits_abnormal"] = ABNORMAL_EXITS
         result["agent_log_problems"] = LOG_PROBLEMS
         result["http_errors"] = HTTP_ERRORS

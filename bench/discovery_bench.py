@@ -29,14 +29,14 @@ import sys
 import tempfile
 import time
 
-from benchlib import log, tail, Interrupted, _on_signal, summarize, machine_info
+from benchlib import (log, tail, Interrupted, _on_signal, summarize, machine_info, CLK_TCK,
+                      signals_ignored, read_cpu_ticks)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 API_PORT = 7400
 PEER_PORT = 7402
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Address blocks, one per cluster, so that a cluster never reuses a previous one's addresses.
 SCALE_NET = "127.66.0."   # .2 .. .N+1
@@ -98,14 +98,6 @@ def http_get_json(ip, path, timeout=0.5):
         return None
     finally:
         conn.close()
-
-
-def read_cpu_ticks(pid):
-    """utime + stime of the whole process (all threads), in clock ticks."""
-    with open(f"/proc/{pid}/stat") as f:
-        data = f.read()
-    fields = data[data.rindex(")") + 2:].split()  # fields from #3 (state) on
-    return int(fields[11]) + int(fields[12])       # #14 utime, #15 stime
 
 
 def read_sched_ns(pid):
@@ -215,14 +207,8 @@ class Cluster:
         return [a for a in self.agents if a.proc.poll() is not None]
 
     def stop(self):
-        # A second Ctrl-C must not cut the cleanup short.
-        saved = [(sig, signal.signal(sig, signal.SIG_IGN)) for sig in (signal.SIGINT,
-                                                                       signal.SIGTERM)]
-        try:
+        with signals_ignored():
             self._stop()
-        finally:
-            for sig, handler in saved:
-                signal.signal(sig, handler)
 
     def _stop(self):
         early = {a.name for a in self.agents if a.proc.poll() is not None}

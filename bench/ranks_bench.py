@@ -37,12 +37,13 @@ import tempfile
 import threading
 import time
 
-from benchlib import log, tail, Interrupted, _on_signal, summarize, machine_info, percentile, binary_identity
+from benchlib import (log, tail, Interrupted, _on_signal, summarize, machine_info, percentile,
+                      binary_identity, CLK_TCK, signals_ignored, read_cpu_ticks, self_cpu_s,
+                      machine_busy_s, close_selector, loadavg, note_binary_change)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
 DEFAULT_OUT = os.path.join(HERE, "results", f"ranks-{time.strftime('%Y-%m-%d')}.json")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 INBOX_KEPT = 1000  # CommandInbox::kKept: a compacted journal holds the last 1000 commands
 
 # One address block per part, so that a cluster never reuses the previous one's addresses.
@@ -102,17 +103,6 @@ def http_json(address, method, path, body=None, timeout=2.0):
         conn.close()
 
 
-def read_cpu_ticks(pid):
-    """utime + stime of the whole process (all threads), in clock ticks; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
-
 def read_threads(pid):
     """{tid: (comm, cpu ticks, run ns, runqueue wait ns)} of every thread; {} if gone."""
     out = {}
@@ -132,30 +122,6 @@ def read_threads(pid):
         fields = data[data.rindex(")") + 2:].split()
         out[tid] = (comm, int(fields[11]) + int(fields[12]), sched[0], sched[1])
     return out
-
-
-def read_rss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024.0, 1)
-    except OSError:
-        pass
-    return None
-
-
-def self_cpu_s():
-    t = os.times()
-    return t.user + t.system
-
-
-def machine_busy_s():
-    """CPU seconds spent by everything on the machine (all cores), from /proc/stat."""
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
-    busy = vals[0] + vals[1] + vals[2] + vals[5] + vals[6] + (vals[7] if len(vals) > 7 else 0)
-    return busy / CLK_TCK
 
 
 def cmdline(pid):
@@ -209,13 +175,8 @@ class LocalCluster:
         return self
 
     def __exit__(self, *exc):
-        saved = [(sig, signal.signal(sig, signal.SIG_IGN)) for sig in (signal.SIGINT,
-                                                                       signal.SIGTERM)]
-        try:
+        with signals_ignored():
             self.stop()
-        finally:
-            for sig, handler in saved:
-                signal.signal(sig, handler)
         return False
 
     def recorded_pids(self):
@@ -332,19 +293,18 @@ class CpuWindow:
     def __init__(self, nodes):
         self.nodes = nodes
 
+    def _sample(self):
+        """(now, agents' ticks, agents' threads, this process's CPU s, machine busy s)."""
+        return (time.monotonic(),
+                {n["name"]: read_cpu_ticks(n["pid"]) for n in self.nodes},
+                {n["name"]: read_threads(n["pid"]) for n in self.nodes},
+                self_cpu_s(), machine_busy_s())
+
     def start(self):
-        self.t0 = time.monotonic()
-        self.ticks0 = {n["name"]: read_cpu_ticks(n["pid"]) for n in self.nodes}
-        self.threads0 = {n["name"]: read_threads(n["pid"]) for n in self.nodes}
-        self.self0 = self_cpu_s()
-        self.machine0 = machine_busy_s()
+        self.t0, self.ticks0, self.threads0, self.self0, self.machine0 = self._sample()
 
     def stop(self):
-        self.t1 = time.monotonic()
-        self.ticks1 = {n["name"]: read_cpu_ticks(n["pid"]) for n in self.nodes}
-        self.threads1 = {n["name"]: read_threads(n["pid"]) for n in self.nodes}
-        self.self1 = self_cpu_s()
-        self.machine1 = machine_busy_s()
+        self.t1, self.ticks1, self.threads1, self.self1, self.machine1 = self._sample()
 
     def sched(self, name):
         """(run s, runqueue wait s) summed over the threads, from schedstat (ns resolution)."""
@@ -598,6 +558,23 @@ def roles_of(cluster, ranks, leader_ip):
     return roles
 
 
+def ranked_start(cl, args, out):
+    """Waits until every agent of the new cluster `cl` is ranked; records the bootstrap and
+    ranking times, rank 0 and the leader in `out`. Returns (rank 0's entry of /v1/ranks, its
+    node, the leader's ip, rank 0's recipient count, roles_of(), the leader's /v1/cluster)."""
+    out["bootstrap_s"] = cl.bootstrap_s
+    ranks, lcluster, waited = cl.wait_ranked(args.rank_timeout)
+    out["ranked_after_bootstrap_s"] = round(waited, 2)
+    holders = ranks["ranks"]
+    rank0 = holders[0]
+    leader_ip = lcluster["leader"]["ip"]
+    out["rank0"] = {"name": rank0.get("name"), "address": rank0["address"]}
+    out["leader"] = {"name": lcluster["leader"].get("name"), "ip": leader_ip}
+    out["rank0_is_leader"] = rank0["address"].startswith(leader_ip + ":")
+    return (rank0, cl.by_id[rank0["id"]], leader_ip, len(holders) - 1,
+            roles_of(cl, ranks, leader_ip), lcluster)
+
+
 # ---------------------------------------------------------------------------------------------
 # Part 1: fan-out latency
 
@@ -618,19 +595,8 @@ def bench_fanout(args, workdir):
                                                 "p99 < 20 ms"}
     with LocalCluster(args.binary, workdir, "fanout", NETS["fanout"], args.fanout_agents,
                       args.keep) as cl:
-        out["bootstrap_s"] = cl.bootstrap_s
-        ranks, lcluster, waited = cl.wait_ranked(args.rank_timeout)
-        out["ranked_after_bootstrap_s"] = round(waited, 2)
-        holders = ranks["ranks"]
-        rank0 = holders[0]
-        leader_ip = lcluster["leader"]["ip"]
-        expect = len(holders) - 1
-        out["rank0"] = {"name": rank0.get("name"), "address": rank0["address"]}
-        out["leader"] = {"name": lcluster["leader"].get("name"), "ip": leader_ip}
-        out["rank0_is_leader"] = rank0["address"].startswith(leader_ip + ":")
+        rank0, rank0_node, leader_ip, expect, roles, lcluster = ranked_start(cl, args, out)
         out["voters"] = lcluster.get("voters")
-        roles = roles_of(cl, ranks, leader_ip)
-        rank0_node = cl.by_id[rank0["id"]]
         out["idle_cpu"] = idle_window(cl, roles, args.idle_seconds)
         recipients = {n["name"]: cl.journal(n) for n in cl.nodes if n["id"] != rank0["id"]}
         watch = JournalWatch(recipients)
@@ -824,12 +790,7 @@ class CommandLoad:
                             active -= 1
                             break
         finally:
-            for c in conns:
-                with contextlib.suppress(OSError, KeyError, ValueError):
-                    sel.unregister(c.sock)
-                with contextlib.suppress(OSError):
-                    c.sock.close()
-            sel.close()
+            close_selector(sel, [c.sock for c in conns])
         return {"answers": answers, "sent": next_n[0], "unanswered": active,
                 "connections_lost": lost, "t_start": t_start,
                 "stopped_by_time_limit": next_n[0] < self.total}
@@ -840,18 +801,7 @@ def bench_throughput(args, workdir):
            "goal": ">= 2000 commands/s, all delivered exactly once"}
     with LocalCluster(args.binary, workdir, "throughput", NETS["throughput"], args.tp_agents,
                       args.keep) as cl:
-        out["bootstrap_s"] = cl.bootstrap_s
-        ranks, lcluster, waited = cl.wait_ranked(args.rank_timeout)
-        out["ranked_after_bootstrap_s"] = round(waited, 2)
-        holders = ranks["ranks"]
-        rank0 = holders[0]
-        leader_ip = lcluster["leader"]["ip"]
-        expect = len(holders) - 1
-        out["rank0"] = {"name": rank0.get("name"), "address": rank0["address"]}
-        out["leader"] = {"name": lcluster["leader"].get("name"), "ip": leader_ip}
-        out["rank0_is_leader"] = rank0["address"].startswith(leader_ip + ":")
-        roles = roles_of(cl, ranks, leader_ip)
-        rank0_node = cl.by_id[rank0["id"]]
+        rank0, rank0_node, leader_ip, expect, roles, _ = ranked_start(cl, args, out)
         out["idle_cpu"] = idle_window(cl, roles, args.idle_seconds)
         watch = JournalWatch({n["name"]: cl.journal(n) for n in cl.nodes
                               if n["id"] != rank0["id"]})
@@ -989,7 +939,7 @@ def main():
     try:
         for part in parts:
             t0 = time.monotonic()
-            m0, load0 = machine_busy_s(), open("/proc/loadavg").read().split()[:3]
+            m0, load0 = machine_busy_s(), loadavg()
             try:
                 result[part] = {"fanout": bench_fanout, "throughput": bench_throughput}[part](
                     args, workdir)
@@ -1002,8 +952,8 @@ def main():
             result[part]["machine_during_part"] = {
                 "busy_cpu_pct_of_all_cores": round(
                     100.0 * (machine_busy_s() - m0) / wall / os.cpu_count(), 1),
-                "loadavg_before": [float(x) for x in load0],
-                "loadavg_after": [float(x) for x in open("/proc/loadavg").read().split()[:3]],
+                "loadavg_before": load0,
+                "loadavg_after": loadavg(),
             }
     except Interrupted as e:
         result["interrupted"] = str(e)
@@ -1011,10 +961,7 @@ def main():
         result["error"] = f"{type(e).__name__}: {e}"
         log(f"error: {result['error']}")
     finally:
-        after = binary_identity(args.binary)
-        if after != binary_before:
-            result["binary_changed_during_run"] = after
-            log("warning: the binary changed during the run (rebuilt?)")
+        note_binary_change(result, args.binary, binary_before)
         result["teardown_problems"] = ABNORMAL
         result["http_errors"] = HTTP_ERRORS
         if args.keep:

@@ -511,6 +511,10 @@ class Agent:
     def discovery(self):
         return self.get("/v1/node")["discovery"]
 
+    def ranks(self):
+        """GET /v1/ranks (dict: "ranks" entries, "last_command_id", ...)."""
+        return self.get("/v1/ranks")
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -685,6 +689,51 @@ def leader_of(agents, views=None):
         if getattr(a, "id", None) == lid:
             return a
     return None
+
+
+# --------------------------------------------------------------------------
+# Ranks and commands
+# --------------------------------------------------------------------------
+
+def rank_key(entries):
+    """What every node must agree on in /v1/ranks: (rank, kind, id, address) per entry."""
+    return [(e.get("rank"), e.get("kind"), e.get("id"), e.get("address")) for e in entries]
+
+
+def wait_ranks(agents, want, timeout, what):
+    """Wait until every agent's /v1/ranks lists the same ranks and want(entries)
+    is true; returns the entries. On timeout the failure names every agent's
+    last rank table."""
+    last = {}
+
+    def cond():
+        docs = {a.name: a.ranks() for a in agents}
+        last.clear()
+        last.update({n: rank_key(d["ranks"]) for n, d in docs.items()})
+        if len({json.dumps(k) for k in last.values()}) != 1:
+            return False
+        entries = next(iter(docs.values()))["ranks"]
+        return want(entries) and entries
+    try:
+        return wait_for(cond, timeout, interval=0.2, what=what)
+    except TestFailure as e:
+        detail = "\n".join(f"  {n}: {v}" for n, v in sorted(last.items()))
+        fail(f"{e}\nlast rank tables:\n{detail}")
+
+
+def post_command(agent, text, timeout=40.0):
+    """POST /v1/commands {"command": text} to `agent`; returns the HttpResult.
+    The default timeout outlasts the agent's 30 s send timeout."""
+    return http_request(agent.addr, agent.api_port, "POST", "/v1/commands",
+                        body=json.dumps({"command": text}).encode(),
+                        headers={"Content-Type": "application/json"}, timeout=timeout)
+
+
+def post_command_ok(agent, text, timeout=40.0):
+    """post_command() that must answer 200; returns the command's record (JSON)."""
+    r = post_command(agent, text, timeout=timeout)
+    check(r.status == 200, f"POST /v1/commands {text!r} on {agent.name}: {r}")
+    return r.json()
 
 
 class KvReader:

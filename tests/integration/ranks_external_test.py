@@ -49,39 +49,8 @@ SEND_TIMEOUT_S = 40.0
 QUIET_S = 1.0          # how long to watch for a duplicate delivery
 
 
-def rank_key(entries):
-    return [(e.get("rank"), e.get("kind"), e.get("id"), e.get("address")) for e in entries]
-
-
-def wait_ranks(agents, want, timeout, what):
-    """Wait until every agent's /v1/ranks is the same table and want(entries) holds."""
-    last = {}
-
-    def cond():
-        docs = {a.name: a.get("/v1/ranks") for a in agents}
-        last.clear()
-        last.update({n: rank_key(d["ranks"]) for n, d in docs.items()})
-        if len({json.dumps(k) for k in last.values()}) != 1:
-            return False
-        entries = next(iter(docs.values()))["ranks"]
-        return want(entries) and entries
-    try:
-        return h.wait_for(cond, timeout, interval=0.2, what=what)
-    except h.TestFailure as e:
-        detail = "\n".join(f"  {n}: {v}" for n, v in sorted(last.items()))
-        h.fail(f"{e}\nlast rank tables:\n{detail}")
-
-
 def api(agent):
     return f"{agent.addr}:{agent.api_port}"
-
-
-def post_command(agent, text):
-    r = h.http_request(agent.addr, agent.api_port, "POST", "/v1/commands",
-                       body=json.dumps({"command": text}).encode(),
-                       headers={"Content-Type": "application/json"}, timeout=SEND_TIMEOUT_S)
-    h.check(r.status == 200, f"POST /v1/commands {text!r} on {agent.name}: {r}")
-    return r.json()
 
 
 def expect_400(client, method, path, label, via, body=None, raw=None):
@@ -99,9 +68,9 @@ def main():
     agents = h.start_cluster_agents(args.synod, addrs[:N], bport, ["--bootstrap-expect", str(N)])
     h.wait_converged(agents, FORM_BOUND_S, members=N, voters=N)
     by_id = {a.id: a for a in agents}
-    entries = wait_ranks(agents, lambda es: len(es) == N and {e["id"] for e in es} == set(by_id)
-                         and all(e["kind"] == "member" for e in es),
-                         FORM_BOUND_S, f"{N} member ranks")
+    entries = h.wait_ranks(agents, lambda es: len(es) == N and {e["id"] for e in es} == set(by_id)
+                           and all(e["kind"] == "member" for e in es),
+                           FORM_BOUND_S, f"{N} member ranks")
     members = [by_id[e["id"]] for e in entries]   # index = rank
     h.log(f"member ranks: {[a.name for a in members]}")
     servers = [api(a) for a in agents]
@@ -137,7 +106,7 @@ def run(agents, members, servers, addrs, new_client):
                 and [e["id"] for e in es[:N]] == [m.id for m in members]
                 and [(e["kind"], e["id"], e["address"]) for e in es[N:]]
                 == [("external", None, a.ip_port), ("external", None, b.ip_port)])
-    wait_ranks(agents, with_externals, 10.0, "the two externals on every node")
+    h.wait_ranks(agents, with_externals, 10.0, "the two externals on every node")
     h.log(f"A rank {ra} (via {agents[0].name}), B rank {rb} (via {agents[1].name}); "
           f"idempotent, same table on every node")
 
@@ -152,11 +121,11 @@ def run(agents, members, servers, addrs, new_client):
                body={"ip_port": a.ip_port})
     expect_400(probe, "POST", "/send-command", "send from unranked", servers[1],
                body={"command": "START_TRANSMIT", "ip_port": probe.ip_port})
-    wait_ranks(agents, with_externals, 2.0, "the rank table unchanged by hostile input")
+    h.wait_ranks(agents, with_externals, 2.0, "the rank table unchanged by hostile input")
     h.log("hostile assign/send requests answered 400 with a JSON error")
 
     # Member rank 0 sends: both externals get exactly one receive-command.
-    rec = post_command(members[0], "START_TRANSMIT")
+    rec = h.post_command_ok(members[0], "START_TRANSMIT")
     got = [(r["rank"], r["kind"], r["address"], r["state"]) for r in rec["recipients"]]
     want = ([(k, "member", api(members[k]), "delivered") for k in range(1, N)]
             + [(N, "external", a.ip_port, "delivered"), (N + 1, "external", b.ip_port,
@@ -205,16 +174,16 @@ def run(agents, members, servers, addrs, new_client):
     h.check(r.status == 200 and isinstance(r.doc, dict) and r.doc.get("success") is True
             and r.doc.get("was_ranked") is False,
             f"DELETE /unassign-rank of A again: {r}, want success true, was_ranked false")
-    wait_ranks(agents, lambda es: len(es) == N + 1 and es[N]["address"] == b.ip_port
-               and es[N]["rank"] == N and es[N]["kind"] == "external",
-               10.0, f"B moved up to rank {N}")
+    h.wait_ranks(agents, lambda es: len(es) == N + 1 and es[N]["address"] == b.ip_port
+                 and es[N]["rank"] == N and es[N]["kind"] == "external",
+                 10.0, f"B moved up to rank {N}")
     h.log(f"A unassigned ({r.doc}); B now rank {N} on every node")
 
     # B fails every receive-command: unranked after 3 failures in a row.
     b.set_failing(True)
     calls_before = len(b.all_calls())
     t0 = time.monotonic()
-    rec = post_command(members[0], "PAUSE_TRANSMIT")
+    rec = h.post_command_ok(members[0], "PAUSE_TRANSMIT")
     took = time.monotonic() - t0
     states = {r["address"]: (r["state"], r.get("error")) for r in rec["recipients"]}
     h.check(rec["settled"] is True and states.get(b.ip_port, ("?",))[0] == "failed"
@@ -223,8 +192,8 @@ def run(agents, members, servers, addrs, new_client):
             f"error: {rec}")
     h.check(all(states[api(m)][0] == "delivered" for m in members[1:]),
             f"members not delivered: {rec}")
-    wait_ranks(agents, lambda es: len(es) == N and all(e["kind"] == "member" for e in es),
-               max(1.0, UNRANK_BOUND_S - took), "the failing client unranked")
+    h.wait_ranks(agents, lambda es: len(es) == N and all(e["kind"] == "member" for e in es),
+                 max(1.0, UNRANK_BOUND_S - took), "the failing client unranked")
     time.sleep(QUIET_S)                     # no call after the unranking
     calls = b.all_calls()[calls_before:]
     h.check(len(calls) == 3 and all(c["answered"] == 500 for c in calls),
@@ -255,9 +224,9 @@ def run(agents, members, servers, addrs, new_client):
             and ev.get("ip_port") == f"{addrs[N]}:{cport}",
             f"seed client program's first event {ev}, want assigned rank {N}")
     prog = f"{addrs[N]}:{cport}"
-    wait_ranks(agents, lambda es: len(es) == N + 1 and es[N]["address"] == prog, 10.0,
-               "the program's client ranked")
-    rec = post_command(members[1], "RESTART_TRANSMIT")
+    h.wait_ranks(agents, lambda es: len(es) == N + 1 and es[N]["address"] == prog, 10.0,
+                 "the program's client ranked")
+    rec = h.post_command_ok(members[1], "RESTART_TRANSMIT")
     h.check([(r["address"], r["state"]) for r in rec["recipients"]]
             == [(api(members[2]), "delivered"), (prog, "delivered")],
             f"command from rank 1 to the program's client: {rec}")
@@ -274,7 +243,7 @@ def run(agents, members, servers, addrs, new_client):
     rest = proc.stdout.read()
     h.check(code == 0 and '"unassigned"' in rest,
             f"seed client program exit {code}, output {rest!r}")
-    wait_ranks(agents, lambda es: len(es) == N, 5.0, "the program's client un-assigned on exit")
+    h.wait_ranks(agents, lambda es: len(es) == N, 5.0, "the program's client un-assigned on exit")
     h.log("seed client program: assigned at start, received one command, un-assigned on "
           "SIGTERM")
 
@@ -283,7 +252,7 @@ def run(agents, members, servers, addrs, new_client):
     h.check(c.assign(via=servers[2]) == N, "a new client did not get rank N")
     c.close()
     h.check(not c.assigned, "close() did not un-assign")
-    wait_ranks(agents, lambda es: len(es) == N, 5.0, "close() un-assigned the client")
+    h.wait_ranks(agents, lambda es: len(es) == N, 5.0, "close() un-assigned the client")
     h.log("SeedClient.close() un-assigned")
 
 

@@ -29,7 +29,6 @@ Asserts:
     acknowledged id only on a node its record names as a "delivered" recipient.
 """
 
-import json
 import os
 import random
 import sys
@@ -51,48 +50,6 @@ SEED_COMMANDS = ("START_TRANSMIT", "STOP_TRANSMIT", "PAUSE_TRANSMIT", "RESTART_T
 
 
 # ---- helpers -----------------------------------------------------------------------------
-
-def ranks_doc(agent):
-    return agent.get("/v1/ranks")
-
-
-def rank_key(entries):
-    """What every node must agree on: (rank, kind, id, address) per entry."""
-    return [(e.get("rank"), e.get("kind"), e.get("id"), e.get("address")) for e in entries]
-
-
-def wait_ranks(agents, want, timeout, what):
-    """Wait until every agent's /v1/ranks lists the same ranks and want(entries) is true;
-    returns the entries."""
-    last = {}
-
-    def cond():
-        docs = {a.name: ranks_doc(a) for a in agents}
-        last.clear()
-        last.update({n: rank_key(d["ranks"]) for n, d in docs.items()})
-        keys = {json.dumps(k) for k in last.values()}
-        if len(keys) != 1:
-            return False
-        entries = next(iter(docs.values()))["ranks"]
-        return want(entries) and entries
-    try:
-        return h.wait_for(cond, timeout, interval=0.2, what=what)
-    except h.TestFailure as e:
-        detail = "\n".join(f"  {n}: {v}" for n, v in sorted(last.items()))
-        h.fail(f"{e}\nlast rank tables:\n{detail}")
-
-
-def post_command(agent, text, timeout=SEND_TIMEOUT_S):
-    return h.http_request(agent.addr, agent.api_port, "POST", "/v1/commands",
-                          body=json.dumps({"command": text}).encode(),
-                          headers={"Content-Type": "application/json"}, timeout=timeout)
-
-
-def send_ok(agent, text):
-    r = post_command(agent, text)
-    h.check(r.status == 200, f"POST /v1/commands {text!r} on {agent.name}: {r}")
-    return r.json()
-
 
 def inbox(agent):
     doc = agent.get("/v1/commands?since=0&limit=1000")
@@ -192,7 +149,7 @@ class Burst(threading.Thread):
                 while True:
                     t0 = time.monotonic()
                     try:
-                        r = post_command(self.sender, text)
+                        r = h.post_command(self.sender, text, timeout=SEND_TIMEOUT_S)
                     except Exception as e:  # noqa: BLE001 (recorded)
                         r, why = None, f"{type(e).__name__}: {e}"
                     if r is not None and r.status == 200:
@@ -230,7 +187,7 @@ def main():
                 and all(e["kind"] == "member" for e in entries)
                 and {e["id"] for e in entries} == set(by_id))
     t0 = time.monotonic()
-    entries = wait_ranks(agents, all_members, FORM_BOUND_S, f"{N} member ranks on every node")
+    entries = h.wait_ranks(agents, all_members, FORM_BOUND_S, f"{N} member ranks on every node")
     for e in entries:
         a = by_id[e["id"]]
         h.check(e["address"] == f"{a.addr}:{a.api_port}",
@@ -240,7 +197,7 @@ def main():
     h.log(f"ranks after {time.monotonic() - t0:.2f} s: {[a.name for a in ranked]}")
 
     # Hostile input: nothing recorded.
-    before = ranks_doc(agents[0])["last_command_id"]
+    before = agents[0].ranks()["last_command_id"]
     target = ranked[1]
     expect_400(target, "POST", "/v1/commands", b"this is {not json", "non-JSON body")
     expect_400(target, "POST", "/v1/commands", b'{"command": 5}', "numeric command")
@@ -249,13 +206,13 @@ def main():
     expect_400(target, "POST", "/v1/commands", b'["START_TRANSMIT"]', "JSON array body")
     expect_400(target, "GET", "/v1/commands?since=abc", None, "since=abc")
     expect_400(target, "GET", "/v1/commands?limit=-1", None, "limit=-1")
-    after = ranks_doc(agents[0])["last_command_id"]
+    after = agents[0].ranks()["last_command_id"]
     h.check(after == before, f"hostile requests recorded commands: last_command_id "
                              f"{before} -> {after}")
     h.log("hostile /v1/commands requests answered 400 with a JSON error")
 
     # Rank 1 sends: ranks 2-4 receive it once; 0 and 1 do not.
-    rec = send_ok(ranked[1], "START_TRANSMIT")
+    rec = h.post_command_ok(ranked[1], "START_TRANSMIT")
     check_record_shape(rec, ranked[1], 1, "START_TRANSMIT")
     got = [(r["rank"], r["kind"], r.get("id"), r["state"]) for r in rec["recipients"]]
     want = [(k, "member", ranked[k].id, "delivered") for k in (2, 3, 4)]
@@ -274,7 +231,7 @@ def main():
     h.log(f"killed rank 2 ({victim.name})")
     # Sent before the victim is declared dead: its delivery can only settle as "failed" once
     # it is unranked; the others get it at once.
-    rec = send_ok(ranked[1], "PAUSE_TRANSMIT")
+    rec = h.post_command_ok(ranked[1], "PAUSE_TRANSMIT")
     took = time.monotonic() - t0
     check_record_shape(rec, ranked[1], 1, "PAUSE_TRANSMIT")
     got = [(r["rank"], r.get("id"), r["state"]) for r in rec["recipients"]]
@@ -289,7 +246,7 @@ def main():
     h.log(f"command {rec['id']} sent while {victim.name} was dying: answered after "
           f"{took:.2f} s, failed for it ({rec['recipients'][0].get('error')!r}), delivered "
           f"to ranks 3-4")
-    entries = wait_ranks(
+    entries = h.wait_ranks(
         survivors,
         lambda es: [e["id"] for e in es] == [a.id for a in expected_order]
         and [e["rank"] for e in es] == list(range(N - 1)),
@@ -298,7 +255,7 @@ def main():
           f"{[by_id[e['id']].name for e in entries]}")
     ranked = expected_order
     h.wait_converged(survivors, NEW_LEADER_BOUND_S, what="survivors agree on a leader")
-    rec = send_ok(ranked[1], "STOP_TRANSMIT")
+    rec = h.post_command_ok(ranked[1], "STOP_TRANSMIT")
     check_record_shape(rec, ranked[1], 1, "STOP_TRANSMIT")
     got = [(r["rank"], r.get("id"), r["state"]) for r in rec["recipients"]]
     want = [(k, ranked[k].id, "delivered") for k in (2, 3)]
@@ -329,8 +286,8 @@ def main():
     views = h.wait_converged(live, NEW_LEADER_BOUND_S, what="a new leader after the crash")
     h.log(f"new leader {h.leader_of(live, views).name} after {time.monotonic() - t_kill:.2f} s")
     final_order = [a for a in ranked if a is not leader]
-    wait_ranks(live, lambda es: [e["id"] for e in es] == [a.id for a in final_order],
-               DEAD_BOUND_S, f"the dead leader {leader.name} unranked")
+    h.wait_ranks(live, lambda es: [e["id"] for e in es] == [a.id for a in final_order],
+                 DEAD_BOUND_S, f"the dead leader {leader.name} unranked")
     h.log(f"leader {leader.name} unranked after {time.monotonic() - t_kill:.2f} s")
     burst.join(timeout=BURST * (SEND_TIMEOUT_S + 1))
     h.check(not burst.is_alive(), "the burst did not finish")

@@ -36,6 +36,7 @@ struct Agent::Impl {
   std::unique_ptr<ClockService> cluster_clock;
   std::unique_ptr<RanksService> ranks;
   std::unique_ptr<Timer> exit_deadline;
+  Timer steady_beacons_check{loop};
   uv_signal_t* sigint = nullptr;
   uv_signal_t* sigterm = nullptr;
   bool stopping = false;
@@ -85,8 +86,8 @@ Status Agent::Start() {
   consensus.max_voters = s.config.voters;
   consensus.election_timeout_ms = static_cast<unsigned>(s.config.election_timeout.count());
   consensus.heartbeat_timeout_ms = static_cast<unsigned>(s.config.heartbeat_timeout.count());
-  consensus.formation_settle =
-      std::max(std::chrono::milliseconds(300), 2 * s.config.beacon_interval);
+  const auto first_interval = s.config.formation_beacon_interval.value_or(s.config.beacon_interval);
+  consensus.formation_settle = std::max(std::chrono::milliseconds(300), 2 * first_interval);
   s.consensus = std::make_unique<ConsensusService>(s.loop, s.clock, *s.peers, consensus);
   Result<MasterPolicy> policy = ParseMasterPolicy(s.config.master_policy);
   if (!policy.ok()) return Status::Error("--master-policy: " + policy.error());
@@ -107,7 +108,7 @@ Status Agent::Start() {
                    s.interface.subnet,
                    s.broadcast_ip,
                    s.config.broadcast_port,
-                   s.config.beacon_interval,
+                   first_interval,
                    std::chrono::milliseconds(2000)};
   s.discovery = std::make_unique<SdssService>(s.loop, s.clock, sdss);
   s.discovery->table().SetListener(NeighborTable::Listener{
@@ -141,6 +142,14 @@ Status Agent::Start() {
     s.Shutdown(nullptr);  // the caller reports the error
     s.loop.Run();         // let what was opened close
     return status;
+  }
+  if (s.config.formation_beacon_interval) {
+    s.steady_beacons_check.Start(std::chrono::milliseconds(200), std::chrono::milliseconds(200),
+                                 [&s] {
+                                   if (!s.consensus->GetStatus().member) return;
+                                   s.discovery->SetBeaconInterval(s.config.beacon_interval);
+                                   s.steady_beacons_check.Stop();
+                                 });
   }
   s.WatchSignals();
   spdlog::info("agent {} ({}) up on {}: api {}, peer {}, sdss timestamp {}, data {}", s.config.name,
@@ -212,6 +221,7 @@ void Agent::Impl::Shutdown(const char* why) {
   CloseAndDelete(sigint);
   CloseAndDelete(sigterm);
   sigint = sigterm = nullptr;
+  steady_beacons_check.Stop();
   if (discovery) discovery->Stop();
   if (cluster_clock) cluster_clock->Stop();
   if (ranks) ranks->Stop();

@@ -28,6 +28,8 @@ struct AgentConfig {
   uint16_t broadcast_port = 35498;
   std::optional<Ipv4> broadcast_addr;  // default: directed broadcast of the bound interface
   std::chrono::milliseconds beacon_interval{1000};
+  // Until the node is a cluster member, beacons this often instead (a cluster forms faster).
+  std::optional<std::chrono::milliseconds> formation_beacon_interval;
   bool bootstrap = false;
   unsigned bootstrap_expect = 0;
   std::vector<Ipv4> join;

@@ -23,6 +23,7 @@ struct AgentFlags {
   uint16_t broadcast_port = 35498;
   std::string broadcast_addr;
   std::string beacon_interval = "1s";
+  std::string formation_beacon_interval;
   std::string log_level = "info";
   bool bootstrap = false;
   unsigned bootstrap_expect = 0;
@@ -58,13 +59,26 @@ int RunAgent(const AgentFlags& flags) {
     if (!broadcast.ok()) return Fail("--broadcast-addr: " + broadcast.error(), 2);
     config.broadcast_addr = broadcast.value();
   }
-  Result<std::chrono::milliseconds> interval = ParseDuration(flags.beacon_interval);
-  if (!interval.ok()) return Fail("--beacon-interval: " + interval.error(), 2);
-  if (interval.value() < std::chrono::milliseconds(10) ||
-      interval.value() > std::chrono::hours(1)) {
-    return Fail("--beacon-interval must be between 10ms and 1h", 2);
-  }
+  auto beacon_interval = [](const std::string& flag,
+                            const std::string& text) -> Result<std::chrono::milliseconds> {
+    Result<std::chrono::milliseconds> interval = ParseDuration(text);
+    if (!interval.ok()) return Status::Error(flag + ": " + interval.error());
+    if (interval.value() < std::chrono::milliseconds(10) ||
+        interval.value() > std::chrono::hours(1)) {
+      return Status::Error(flag + " must be between 10ms and 1h");
+    }
+    return interval;
+  };
+  Result<std::chrono::milliseconds> interval =
+      beacon_interval("--beacon-interval", flags.beacon_interval);
+  if (!interval.ok()) return Fail(interval.error(), 2);
   config.beacon_interval = interval.value();
+  if (!flags.formation_beacon_interval.empty()) {
+    Result<std::chrono::milliseconds> formation =
+        beacon_interval("--formation-beacon-interval", flags.formation_beacon_interval);
+    if (!formation.ok()) return Fail(formation.error(), 2);
+    config.formation_beacon_interval = formation.value();
+  }
   if (config.api_port == config.peer_port || config.api_port == flags.raft_port ||
       config.peer_port == flags.raft_port) {
     return Fail("--api-port, --raft-port and --peer-port must differ", 2);
@@ -158,6 +172,9 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
                   "Where beacons go (default: the bound interface's directed broadcast)");
   cmd->add_option("--beacon-interval", flags->beacon_interval, "Time between beacons (e.g. 1s)")
       ->capture_default_str();
+  cmd->add_option("--formation-beacon-interval", flags->formation_beacon_interval,
+                  "Time between beacons until the node is a cluster member (default: "
+                  "--beacon-interval)");
   cmd->add_flag("--bootstrap", flags->bootstrap,
                 "Form a new one-node cluster that others join (only on a first start)");
   cmd->add_option("--bootstrap-expect", flags->bootstrap_expect,

@@ -184,18 +184,12 @@ Status Workspace::Start(WorkspaceNode& node, const std::vector<std::string>& ext
   std::error_code ec;
   fs::create_directories(node.DataDir(path_), ec);
   const std::string log = node.LogPath(path_);
-  std::vector<std::string> args = {"/proc/self/exe",
-                                   "agent",
-                                   "--name",
-                                   node.name,
-                                   "--bind",
-                                   node.ip,
-                                   "--data-dir",
-                                   node.DataDir(path_),
-                                   "--broadcast-port",
-                                   std::to_string(broadcast_port_),
-                                   "--beacon-interval",
-                                   "250ms"};
+  std::vector<std::string> args = {
+      "/proc/self/exe", "agent", "--name", node.name, "--bind", node.ip, "--data-dir",
+      node.DataDir(path_), "--broadcast-port", std::to_string(broadcast_port_),
+      // Quick to form, then quiet: N agents on one
+      // machine hear N-1 beacons each per interval.
+      "--formation-beacon-interval", "250ms", "--beacon-interval", "1s"};
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   // The child reports a failed exec through a close-on-exec pipe: EOF means it became the agent.

@@ -99,6 +99,8 @@ class NeighborTable {
 
   // One received datagram and the address it came from.
   Verdict OnDatagram(std::string_view payload, Ipv4 source);
+  // Silence is counted in intervals of this length (this node's own beacon interval).
+  void SetBeaconInterval(Nanos interval) { options_.beacon_interval = interval; }
   // Starts the refreshes that silence made due. Call about once per beacon interval.
   void Tick();
 

@@ -100,8 +100,20 @@ Status SdssService::Start() {
   if (status = OpenReceiver(); !status.ok()) return status;
   if (status = OpenSender(); !status.ok()) return status;
   beacon_ = FormatBeacon(Beacon{options_.self_id, timestamp_server_.port()});
+  StartBeacons(std::chrono::milliseconds(0));
+  return Status::Ok();
+}
+
+void SdssService::SetBeaconInterval(std::chrono::milliseconds interval) {
+  if (interval == options_.beacon_interval) return;
+  options_.beacon_interval = interval;
+  table_.SetBeaconInterval(std::chrono::duration_cast<Nanos>(interval));
+  StartBeacons(interval);
+}
+
+void SdssService::StartBeacons(std::chrono::milliseconds first) {
   // One wake-up per interval does everything periodic: silence is counted in intervals anyway.
-  beacon_timer_.Start(std::chrono::milliseconds(0), options_.beacon_interval, [this] {
+  beacon_timer_.Start(first, options_.beacon_interval, [this] {
     SendBeacon();
     table_.Tick();
     SweepServedClients();
@@ -109,7 +121,6 @@ Status SdssService::Start() {
   spdlog::info("discovery: beaconing '{}' to {}:{} every {} ms", beacon_,
                options_.broadcast_ip.ToString(), options_.broadcast_port,
                options_.beacon_interval.count());
-  return Status::Ok();
 }
 
 void SdssService::Stop() {

@@ -45,6 +45,9 @@ class SdssService final : public ProbeTransport {
   Status Start();
   void Stop();
 
+  // Beacons (and counts silence) every `interval` from now on.
+  void SetBeaconInterval(std::chrono::milliseconds interval);
+
   NeighborTable& table() { return table_; }
   const NeighborTable& table() const { return table_; }
   uint16_t timestamp_port() const { return timestamp_server_.port(); }
@@ -55,6 +58,7 @@ class SdssService final : public ProbeTransport {
   Status OpenReceiver();
   Status OpenSender();
   void ServeTimestamp(std::shared_ptr<TcpConnection> client);
+  void StartBeacons(std::chrono::milliseconds first);
   void SendBeacon();
   void SweepServedClients();
 

@@ -34,8 +34,7 @@ std::chrono::milliseconds Backoff(unsigned failures, std::chrono::milliseconds f
 
 Courier::Courier(EventLoop& loop, const Clock& clock, PeerService& peers,
                  ConsensusService& consensus, CourierOptions options)
-    : loop_(loop),
-      clock_(clock),
+    : clock_(clock),
       peers_(peers),
       consensus_(consensus),
       options_(options),

@@ -72,7 +72,6 @@ class Courier {
   void Acknowledge(const std::string& key, uint64_t through);
   void FlushProgress();
 
-  EventLoop& loop_;
   const Clock& clock_;
   PeerService& peers_;
   ConsensusService& consensus_;

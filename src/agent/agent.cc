@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/cluster_routes.h"
+#include "api/metrics.h"
 #include "api/neighbors_json.h"
 #include "api/ranks_routes.h"
 #include "clock/clock_service.h"
@@ -192,6 +193,14 @@ void Agent::Impl::AddRoutes() {
     });
   });
   AddRanksRoutes(router, *ranks);
+  router.Handle("GET", "/metrics", [this](const HttpRequest&, HttpResponder respond) {
+    HttpResponse response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body =
+        RenderMetrics(MetricsSources{discovery->table(), *consensus, *cluster_clock, *ranks,
+                                     NanosToSeconds((clock.Monotonic() - started_at).count())});
+    respond(std::move(response));
+  });
   router.Handle("GET", "/v1/neighbors", [this](const HttpRequest&, HttpResponder respond) {
     respond(HttpResponse::Json(200, NeighborsJson(discovery->table(), *peers, clock)));
   });

@@ -68,6 +68,8 @@ class RanksService {
   // The holder key for a seed client's ip_port (an external client or a member's ip:api_port).
   Result<std::string> SenderFor(const std::string& ip_port) const;
   const std::string& self_key() const { return options_.self_id; }
+  // Every command id up to this one has reached this member.
+  uint64_t received_through() const { return inbox_ ? inbox_->received_through() : 0; }
 
   nlohmann::json RanksJson() const;
   nlohmann::json ReceivedJson(uint64_t since, size_t limit) const;

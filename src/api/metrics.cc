@@ -1,0 +1,126 @@
+#include "api/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace synod {
+namespace {
+
+using prometheus::Labels;
+
+class Writer {
+ public:
+  void Gauge(const std::string& name, const std::string& help, double value,
+             const Labels& labels = {}) {
+    prometheus::BuildGauge().Name(name).Help(help).Register(registry_).Add(labels).Set(value);
+  }
+  // One family, one sample per label set.
+  void Gauges(const std::string& name, const std::string& help,
+              const std::vector<std::pair<Labels, double>>& samples) {
+    auto& family = prometheus::BuildGauge().Name(name).Help(help).Register(registry_);
+    for (const auto& [labels, value] : samples) family.Add(labels).Set(value);
+  }
+  void Counters(const std::string& name, const std::string& help,
+                const std::vector<std::pair<Labels, double>>& samples) {
+    auto& family = prometheus::BuildCounter().Name(name).Help(help).Register(registry_);
+    for (const auto& [labels, value] : samples) family.Add(labels).Increment(value);
+  }
+  std::string Text() const {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, registry_.Collect());
+    return out.str();
+  }
+
+ private:
+  prometheus::Registry registry_;
+};
+
+double Number(const nlohmann::json& value) { return value.is_number() ? value.get<double>() : 0; }
+
+}  // namespace
+
+std::string RenderMetrics(const MetricsSources& sources) {
+  Writer w;
+  w.Gauge("synod_uptime_seconds", "Seconds since the agent started", sources.uptime_seconds);
+
+  const DiscoveryStats& d = sources.discovery.stats();
+  w.Counters("synod_discovery_beacons_total", "SDSS beacons received, by verdict",
+             {{{{"verdict", "accepted"}}, double(d.beacons_accepted)},
+              {{{"verdict", "malformed"}}, double(d.beacons_malformed)},
+              {{{"verdict", "foreign_subnet"}}, double(d.beacons_foreign)},
+              {{{"verdict", "own"}}, double(d.beacons_own)}});
+  w.Counters("synod_discovery_probes_total", "SDSS timestamp probes, by outcome",
+             {{{{"outcome", "ok"}}, double(d.probes_ok)},
+              {{{"outcome", "refused"}}, double(d.probes_refused)},
+              {{{"outcome", "reset"}}, double(d.probes_reset)},
+              {{{"outcome", "timeout"}}, double(d.probes_timed_out)},
+              {{{"outcome", "bad_payload"}}, double(d.probes_bad_payload)},
+              {{{"outcome", "other"}}, double(d.probes_other_error)}});
+  w.Gauge("synod_discovery_neighbors", "Neighbours in the SDSS table",
+          double(sources.discovery.neighbors().size()));
+
+  const ClusterStatus status = sources.consensus.GetStatus();
+  w.Gauge("synod_raft_term", "Current Raft term", double(status.term));
+  w.Gauge("synod_raft_commit_index", "Raft commit index", double(status.commit_index));
+  w.Gauge("synod_raft_applied_index", "Last log index applied here", double(status.applied_index));
+  w.Gauge("synod_raft_is_leader", "1 on the Raft leader", sources.consensus.IsLeader() ? 1 : 0);
+  w.Gauge("synod_cluster_member", "1 when this node is a member of a cluster",
+          status.member ? 1 : 0);
+  w.Gauge("synod_cluster_quorum", "1 while the cluster has a quorum of live voters",
+          status.quorum ? 1 : 0);
+  w.Gauges("synod_cluster_voters", "Voters of the cluster",
+           {{{{"state", "all"}}, double(status.voters)},
+            {{{"state", "alive"}}, double(status.voters_alive)}});
+  std::map<std::string, double> by_state = {{"alive", 0}, {"suspect", 0}, {"dead", 0}, {"left", 0}};
+  for (const auto* member : sources.consensus.state().MembersInJoinOrder()) {
+    switch (member->state()) {
+      case wire::ALIVE:
+        by_state["alive"] += 1;
+        break;
+      case wire::SUSPECT:
+        by_state["suspect"] += 1;
+        break;
+      case wire::DEAD:
+        by_state["dead"] += 1;
+        break;
+      case wire::LEFT:
+        by_state["left"] += 1;
+        break;
+      default:
+        break;
+    }
+  }
+  std::vector<std::pair<Labels, double>> members;
+  for (const auto& [state, count] : by_state) members.push_back({{{"state", state}}, count});
+  w.Gauges("synod_cluster_members", "Members in the replicated member list, by state", members);
+
+  const nlohmann::json clock = sources.clock.StatusJson();
+  w.Gauge("synod_clock_synced", "1 when this node knows its offset to the master clock",
+          clock.value("synced", false) ? 1 : 0);
+  w.Gauge("synod_clock_is_master", "1 on the master clock",
+          clock.value("is_master", false) ? 1 : 0);
+  w.Gauge("synod_clock_offset_seconds", "Master clock minus local clock",
+          Number(clock["offset_ms"]) / 1e3);
+  w.Gauge("synod_clock_error_seconds", "Bound on the error of the offset",
+          Number(clock["error_ms"]) / 1e3);
+  w.Gauge("synod_clock_drift_ppm", "Master clock's rate relative to ours",
+          Number(clock["drift_ppm"]));
+
+  const RankState& ranks = sources.consensus.state().ranks();
+  double pending = 0;
+  for (const auto& [recipient, ids] : ranks.pending()) pending += double(ids.size());
+  w.Gauge("synod_ranks_holders", "Rank holders (members and external clients)",
+          double(ranks.holders().size()));
+  w.Gauge("synod_ranks_last_command_id", "Id of the last command committed",
+          double(ranks.last_command_id()));
+  w.Gauge("synod_ranks_pending_deliveries", "Deliveries committed as pending", pending);
+  w.Gauge("synod_ranks_received_through", "Highest command id this member received",
+          double(sources.ranks.received_through()));
+  return w.Text();
+}
+
+}  // namespace synod

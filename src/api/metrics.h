@@ -1,0 +1,27 @@
+// GET /metrics: one node's figures in the Prometheus text format (version 0.0.4).
+//
+// Gathered when scraped, from what the modules already keep (discovery counters, the Raft
+// engine's indexes, the replicated member list, the clock estimate, the ranks ledger and inbox),
+// so no module carries metrics code of its own. Loop thread only.
+#pragma once
+
+#include <string>
+
+#include "clock/clock_service.h"
+#include "consensus/consensus_service.h"
+#include "discovery/neighbor_table.h"
+#include "ranks/ranks_service.h"
+
+namespace synod {
+
+struct MetricsSources {
+  const NeighborTable& discovery;
+  const ConsensusService& consensus;
+  ClockService& clock;
+  const RanksService& ranks;
+  double uptime_seconds = 0;
+};
+
+std::string RenderMetrics(const MetricsSources& sources);
+
+}  // namespace synod

@@ -59,23 +59,7 @@ Status RanksService::Start() {
   consensus_.HandleRequests(wire::PeerMessage::kCommandDelivery, on_delivery);
   consensus_.HandleRequests(wire::PeerMessage::kCommandSendRequest,
                             [this](const wire::PeerMessage& request, PeerService::Reply reply) {
-                              auto answer = [reply](SendOutcome outcome) {
-                                wire::PeerMessage response;
-                                wire::CommandSendResponse* sent =
-                                    response.mutable_command_send_response();
-                                *sent->mutable_record() = std::move(outcome.record);
-                                sent->set_error(outcome.error);
-                                sent->set_bad_request(outcome.status == 400);
-                                reply(response);
-                              };
-                              if (stopped_ || !consensus_.IsLeader()) {
-                                answer(SendOutcome{503, "not the leader", {}});
-                                return;
-                              }
-                              const auto& send = request.command_send_request();
-                              const auto wait = std::min(options_.send_timeout,
-                                                         std::chrono::milliseconds(send.wait_ms()));
-                              Lead(send, clock_.Monotonic() + wait, answer);
+                              OnSendRequest(request.command_send_request(), std::move(reply));
                             });
   courier_.Start(options_.self_id, on_delivery, [this] { OnStateChanged(); });
   waiter_timer_.Start(std::chrono::milliseconds(200), std::chrono::milliseconds(200),
@@ -204,6 +188,24 @@ void RanksService::Submit(wire::CommandSendRequest request, MonoTime deadline,
                 }
                 finish(SendOutcome{200, "", sent.record()});
               });
+}
+
+void RanksService::OnSendRequest(const wire::CommandSendRequest& request,
+                                 PeerService::Reply reply) {
+  auto answer = [reply](SendOutcome outcome) {
+    wire::PeerMessage response;
+    wire::CommandSendResponse* sent = response.mutable_command_send_response();
+    *sent->mutable_record() = std::move(outcome.record);
+    sent->set_error(outcome.error);
+    sent->set_bad_request(outcome.status == 400);
+    reply(response);
+  };
+  if (stopped_ || !consensus_.IsLeader()) {
+    answer(SendOutcome{503, "not the leader", {}});
+    return;
+  }
+  const auto wait = std::min(options_.send_timeout, std::chrono::milliseconds(request.wait_ms()));
+  Lead(request, clock_.Monotonic() + wait, answer);
 }
 
 void RanksService::Lead(const wire::CommandSendRequest& request, MonoTime deadline,

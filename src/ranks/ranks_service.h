@@ -84,6 +84,8 @@ class RanksService {
   void AfterStateChanged();
   void Submit(wire::CommandSendRequest request, MonoTime deadline,
               std::function<void(SendOutcome)> done);
+  // On the leader: a send carried here by another node.
+  void OnSendRequest(const wire::CommandSendRequest& request, PeerService::Reply reply);
   void Lead(const wire::CommandSendRequest& request, MonoTime deadline,
             std::function<void(SendOutcome)> done);
   void AnswerWaiters(bool expire);

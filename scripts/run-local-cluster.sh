@@ -48,6 +48,8 @@ The cluster is running (workspace $SYNOD_WORKSPACE). In another terminal, try:
   $synod clients add -n 2
   $synod clients kill -c <ID>      then: $synod cluster status
   $synod server tail -f
+  $synod ranks && $synod send START_TRANSMIT --from node1
+  $synod commands tail -c node$nodes -f
 Press Ctrl-C to stop every agent (each leaves the cluster gracefully).
 MSG
 while sleep 3600; do :; done

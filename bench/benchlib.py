@@ -3,6 +3,7 @@ import contextlib
 import os
 import platform
 import signal
+import socket
 import sys
 import time
 
@@ -145,3 +146,32 @@ def close_selector(sel, socks):
         with contextlib.suppress(OSError):
             s.close()
     sel.close()
+
+
+def free_udp_port(ip="0.0.0.0"):
+    """A UDP port free on `ip` (0.0.0.0: where the agents' beacon receivers bind), never SDSS's
+    default 35498 nor NTP's 123."""
+    for _ in range(20):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((ip, 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in (35498, 123):
+            return port
+    raise RuntimeError("no free UDP port found")
+
+
+def tcp_port_free(ip, port):
+    """Whether a listener could bind ip:port now (TIME_WAIT leftovers of a previous run do not
+    count, listeners do)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((ip, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()

@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import (log, tail, Interrupted, _on_signal, machine_info, percentile,
+from benchlib import (free_udp_port, tcp_port_free, log, tail, Interrupted, _on_signal, machine_info, percentile,
                       binary_identity, CLK_TCK, signals_ignored, read_cpu_ticks, self_cpu_s,
                       machine_busy_s, loadavg)
 
@@ -107,17 +107,6 @@ def count_error(kind):
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
-def free_udp_port(ip="0.0.0.0"):
-    for _ in range(20):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.bind((ip, 0))
-            port = s.getsockname()[1]
-        finally:
-            s.close()
-        if port not in (35498, 123):
-            return port
-    raise RuntimeError("no free UDP port found")
 
 
 def udp_port_bound(ip, port):
@@ -131,16 +120,6 @@ def udp_port_bound(ip, port):
         s.close()
 
 
-def tcp_port_free(ip, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((ip, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def http_get_json(ip, path, timeout=0.4):

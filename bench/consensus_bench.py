@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import (log, tail, Interrupted, _on_signal, summarize, machine_info, percentile,
+from benchlib import (free_udp_port, tcp_port_free, log, tail, Interrupted, _on_signal, summarize, machine_info, percentile,
                       binary_identity, CLK_TCK, signals_ignored, read_cpu_ticks, self_cpu_s,
                       machine_busy_s, close_selector, loadavg, note_binary_change)
 
@@ -87,18 +87,6 @@ def count_error(kind):
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
-def free_udp_port():
-    """A UDP port that is free on 0.0.0.0 (where the agents' beacon receivers bind)."""
-    for _ in range(20):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.bind(("0.0.0.0", 0))
-            port = s.getsockname()[1]
-        finally:
-            s.close()
-        if port != 35498:
-            return port
-    raise RuntimeError("no free UDP port found")
 
 
 def free_tcp_ports(ip, n):
@@ -115,16 +103,6 @@ def free_tcp_ports(ip, n):
             s.close()
 
 
-def tcp_port_free(ip, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((ip, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def http_get_json(ip, path, timeout=0.5):

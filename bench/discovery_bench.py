@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import (log, tail, Interrupted, _on_signal, summarize, machine_info, CLK_TCK,
+from benchlib import (free_udp_port, tcp_port_free, log, tail, Interrupted, _on_signal, summarize, machine_info, CLK_TCK,
                       signals_ignored, read_cpu_ticks)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,31 +50,8 @@ ABNORMAL_EXITS = []  # agents that exited non-zero (crash, or died before being 
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
-def free_udp_port():
-    """A UDP port that is free on 0.0.0.0 (where the agents' beacon receivers bind)."""
-    for _ in range(20):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.bind(("0.0.0.0", 0))
-            port = s.getsockname()[1]
-        finally:
-            s.close()
-        if port != 35498:
-            return port
-    raise RuntimeError("no free UDP port found")
 
 
-def tcp_port_free(ip, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # SO_REUSEADDR: TIME_WAIT leftovers of a previous run do not count, listeners do.
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((ip, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 HTTP_ERRORS = {}  # error kind -> count, over the whole run

@@ -177,7 +177,7 @@ class Agent:
 class Cluster:
     """A 3-node (or N-node) cluster whose agents are always stopped (context manager)."""
 
-    def __init__(self, binary, workdir, label, net, n=3, election="300ms", heartbeat="50ms",
+    def __init__(self, binary, workdir, label, net, n=3, election="300ms", heartbeat="100ms",
                  beacon="200ms", log_level="info"):
         self.binary = binary
         self.dir = os.path.join(workdir, label)
@@ -683,7 +683,7 @@ class CpuSampler:
 # 1. failover
 
 def bench_failover(args, workdir):
-    out = {"rounds": [], "election_timeout": "300ms", "heartbeat_timeout": "50ms",
+    out = {"rounds": [], "election_timeout": "300ms", "heartbeat_timeout": "100ms",
            "method": "SIGKILL the leader; poll every survivor's GET /v1/cluster about every "
                      "10 ms (0.2 s HTTP timeout) until one names a different leader; meanwhile a "
                      "thread PUTs through a survivor (3 s timeout, retried at once on failure) "

@@ -12,7 +12,7 @@
  * becomes leader drives the load, prints the JSON and exits; the others run until killed or
  * until --max-seconds (default 60) have passed, so that none is ever left behind.
  *
- * Settings match the Synod agent's engine: election 300 ms, heartbeat 50 ms, pre-vote, snapshot
+ * Settings match the Synod agent's engine: election 300 ms, heartbeat 100 ms, pre-vote, snapshot
  * threshold 8192 / trailing 2048, install-snapshot timeout 2 s, connect retry 100 ms.
  * libraft requires entry payloads to be multiples of 8 bytes: --payload is rounded up.
  *
@@ -280,7 +280,7 @@ static int start_server(struct server *s, int id) {
   }
   s->raft.data = s;
   raft_set_election_timeout(&s->raft, 300);
-  raft_set_heartbeat_timeout(&s->raft, 50);
+  raft_set_heartbeat_timeout(&s->raft, 100);
   raft_set_snapshot_threshold(&s->raft, 8192);
   raft_set_snapshot_trailing(&s->raft, 2048);
   raft_set_install_snapshot_timeout(&s->raft, 2000);

@@ -35,7 +35,7 @@ struct AgentConfig {
   std::vector<Ipv4> join;
   unsigned voters = 3;
   std::chrono::milliseconds election_timeout{300};
-  std::chrono::milliseconds heartbeat_timeout{50};
+  std::chrono::milliseconds heartbeat_timeout{100};
   std::chrono::milliseconds master_timeout{60'000};
   std::string master_policy = "lowest-ip";
   std::string on_command;  // program run for each received command

@@ -30,7 +30,7 @@ struct AgentFlags {
   std::vector<std::string> join;
   unsigned voters = 3;
   std::string election_timeout = "300ms";
-  std::string heartbeat_timeout = "50ms";
+  std::string heartbeat_timeout = "100ms";
   std::string master_timeout = "60s";
   std::string master_policy = "lowest-ip";
   std::string on_command;

@@ -150,8 +150,9 @@ TEST(ClusterState, ExternalClientsAndCommandsGoThroughTheLog) {
   EXPECT_EQ(results[1].value(), "1");
   EXPECT_EQ(results[2].value(), "1") << "idempotent";
   ASSERT_TRUE(results[3].ok()) << results[3].error();
-  const wire::CommandRecord* record = state.ranks().FindCommand(std::stoull(results[3].value()));
-  ASSERT_NE(record, nullptr);
+  const std::optional<wire::CommandRecord> record =
+      state.ranks().FindCommand(std::stoull(results[3].value()));
+  ASSERT_TRUE(record.has_value());
   ASSERT_EQ(record->deliveries_size(), 1);
   EXPECT_EQ(record->deliveries(0).recipient(), "127.0.0.9:5001");
   EXPECT_EQ(record->deliveries(0).address(), "http://127.0.0.9:5001/");

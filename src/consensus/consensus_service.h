@@ -40,7 +40,7 @@ struct ConsensusOptions {
   std::vector<Ipv4> join;         // addresses of members to ask, where broadcast does not reach
   unsigned max_voters = 3;
   unsigned election_timeout_ms = 300;
-  unsigned heartbeat_timeout_ms = 50;
+  unsigned heartbeat_timeout_ms = 100;
   std::chrono::milliseconds member_heartbeat{500};
   std::chrono::milliseconds suspect_after{2000};
   std::chrono::milliseconds dead_after{5000};

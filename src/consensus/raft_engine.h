@@ -49,7 +49,7 @@ struct RaftOptions {
   uint64_t id = 0;      // > 0
   std::string address;  // "ip:port", also where it listens
   unsigned election_timeout_ms = 300;
-  unsigned heartbeat_timeout_ms = 50;
+  unsigned heartbeat_timeout_ms = 100;
   unsigned snapshot_threshold = 8192;
   unsigned snapshot_trailing = 2048;
   unsigned install_snapshot_timeout_ms = 2000;

@@ -167,7 +167,7 @@ Status SdssService::OpenReceiver() {
     return Status::Error("cannot use " + where + ": " + UvError(rc));
   }
   uv_udp_recv_start(
-      receiver_, AllocReadBuffer,
+      receiver_, LendReadBuffer,
       [](uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* from,
          unsigned flags) {
         auto* self = static_cast<SdssService*>(handle->data);
@@ -180,7 +180,6 @@ Status SdssService::OpenReceiver() {
             spdlog::debug("discovery: dropped beacon: {}", self->table_.last_malformed_reason());
           }
         }
-        delete[] buf->base;
       });
   return Status::Ok();
 }

@@ -109,7 +109,6 @@ void TcpConnection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* b
   } else if (self != nullptr && nread < 0) {
     self->Fail(nread == UV_EOF ? 0 : static_cast<int>(nread));
   }
-  delete[] buf->base;
 }
 
 void TcpConnection::PauseReading() {
@@ -121,7 +120,7 @@ void TcpConnection::PauseReading() {
 void TcpConnection::ResumeReading() {
   if (closed_ || reading_) return;
   reading_ = true;
-  uv_read_start(reinterpret_cast<uv_stream_t*>(socket_), AllocReadBuffer, OnRead);
+  uv_read_start(reinterpret_cast<uv_stream_t*>(socket_), LendReadBuffer, OnRead);
 }
 
 void TcpConnection::Write(std::string bytes, std::function<void(int)> done) {

@@ -16,8 +16,11 @@ void CloseAndDelete(Handle* handle) {
   uv_close(base, [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
 }
 
-// Allocation callback for uv_read_start: a fresh heap buffer per read, freed by the read callback.
-void AllocReadBuffer(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+// Allocation callback for uv_read_start and uv_udp_recv_start: lends the calling thread's one
+// 64 KiB read buffer, reused by every read on that thread (libuv's recommended pattern). The read
+// callback must consume the bytes before it returns and must not free the buffer. A fresh heap
+// buffer per read cost a 64 KiB malloc, page faults and a free on every received message.
+void LendReadBuffer(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
 
 std::string UvError(int code);
 

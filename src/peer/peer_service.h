@@ -38,7 +38,9 @@ struct PeerOptions {
   uint16_t api_port = 7400;
   uint16_t raft_port = 7401;
   // After the first burst. Every node probes every neighbour, so this is N^2 traffic: keep it slow.
-  std::chrono::milliseconds probe_interval{4000};
+  // 10 s re-measures as often as SDSS does (every 10 of a neighbour's 1 s beacons); the master
+  // clock is probed faster (SetFastProbe).
+  std::chrono::milliseconds probe_interval{10'000};
 };
 
 // What is known of a tracked neighbour over the native protocol.

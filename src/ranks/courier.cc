@@ -9,13 +9,6 @@
 namespace synod {
 namespace {
 
-const wire::Delivery* DeliveryTo(const wire::CommandRecord& record, const std::string& key) {
-  for (const auto& delivery : record.deliveries()) {
-    if (delivery.recipient() == key) return &delivery;
-  }
-  return nullptr;
-}
-
 // The seed's clients registered "ip:port"; some send a URL.
 std::string ReceiveCommandUrl(std::string address) {
   while (!address.empty() && address.back() == '/') address.pop_back();
@@ -82,23 +75,25 @@ void Courier::Reconcile() {
   for (const auto& [key, ids] : pending) Dispatch(key, ids, now);
 }
 
-void Courier::Dispatch(const std::string& key, const std::set<uint64_t>& ids, MonoTime now) {
+void Courier::Dispatch(const std::string& key, const RankState::PendingDeliveries& pending,
+                       MonoTime now) {
   Recipient& recipient = recipients_[key];
   if (recipient.in_flight || now < recipient.retry_at) return;
-  std::vector<uint64_t> batch;
-  for (auto id = ids.upper_bound(recipient.acknowledged_through);
-       id != ids.end() && batch.size() < kMaxBatch; ++id) {
-    batch.push_back(*id);
+  Batch batch;
+  for (auto it = pending.upper_bound(recipient.acknowledged_through);
+       it != pending.end() && batch.size() < kMaxBatch; ++it) {
+    batch.push_back(*it);
   }
   if (batch.empty()) return;
-  const wire::CommandRecord* record = consensus_.state().ranks().FindCommand(batch.front());
-  const wire::Delivery* delivery = record ? DeliveryTo(*record, key) : nullptr;
+  const wire::Delivery* delivery =
+      consensus_.state().ranks().FindRecipient(batch.front().first, batch.front().second);
   if (delivery == nullptr) {
-    spdlog::error("ranks: pending command {} for {} has no delivery record", batch.front(), key);
+    spdlog::error("ranks: pending command {} for {} has no delivery record", batch.front().first,
+                  key);
     return;
   }
   if (delivery->kind() == wire::EXTERNAL_RANK) {
-    DeliverToExternal(key, batch.front());
+    DeliverToExternal(key, batch.front().first, *delivery);
   } else {
     DeliverToMember(key, std::move(batch));
   }
@@ -109,7 +104,7 @@ bool Courier::Acknowledged(const std::string& recipient, uint64_t id) const {
   return it != recipients_.end() && id <= it->second.acknowledged_through;
 }
 
-void Courier::DeliverToMember(const std::string& key, std::vector<uint64_t> ids) {
+void Courier::DeliverToMember(const std::string& key, Batch batch) {
   const ClusterState& state = consensus_.state();
   const wire::MemberRecord* member = state.FindMember(key);
   Result<Ipv4> ip = member ? Ipv4::Parse(member->ip()) : Result<Ipv4>(Status::Error("unknown"));
@@ -119,9 +114,9 @@ void Courier::DeliverToMember(const std::string& key, std::vector<uint64_t> ids)
   }
   wire::PeerMessage request;
   wire::CommandDelivery* delivery = request.mutable_command_delivery();
-  for (uint64_t id : ids) {
-    const wire::CommandRecord* record = state.ranks().FindCommand(id);
-    const wire::Delivery* to = DeliveryTo(*record, key);
+  for (const auto& [id, index] : batch) {
+    const wire::CommandRecord* record = state.ranks().FindHeader(id);
+    const wire::Delivery* to = state.ranks().FindRecipient(id, index);
     wire::CommandDelivery::Item* item = delivery->add_items();
     item->set_command_id(id);
     item->set_sender_rank(record->sender_rank());
@@ -132,7 +127,8 @@ void Courier::DeliverToMember(const std::string& key, std::vector<uint64_t> ids)
   }
   recipients_[key].in_flight = true;
   const uint64_t term = term_;
-  auto on_response = [this, key, ids = std::move(ids), term](Result<wire::PeerMessage> response) {
+  const uint64_t last = batch.back().first;
+  auto on_response = [this, key, last, term](Result<wire::PeerMessage> response) {
     if (stopped_ || term != term_) return;
     auto it = recipients_.find(key);
     if (it == recipients_.end()) return;
@@ -147,7 +143,7 @@ void Courier::DeliverToMember(const std::string& key, std::vector<uint64_t> ids)
       return;
     }
     const uint64_t through = ack.received_through();
-    if (through < ids.back()) {
+    if (through < last) {
       Acknowledge(key, through);
       Failed(key, "acknowledged only through " + std::to_string(through), false);
       return;
@@ -161,12 +157,11 @@ void Courier::DeliverToMember(const std::string& key, std::vector<uint64_t> ids)
   }
 }
 
-void Courier::DeliverToExternal(const std::string& key, uint64_t id) {
-  const wire::CommandRecord* record = consensus_.state().ranks().FindCommand(id);
-  const wire::Delivery* to = DeliveryTo(*record, key);
+void Courier::DeliverToExternal(const std::string& key, uint64_t id, const wire::Delivery& to) {
+  const wire::CommandRecord* record = consensus_.state().ranks().FindHeader(id);
   OutgoingHttpRequest request;
   request.method = "POST";
-  request.url = ReceiveCommandUrl(to->address());
+  request.url = ReceiveCommandUrl(to.address());
   request.body =
       nlohmann::json{{"sender", record->sender_rank()}, {"command", record->text()}}.dump(
           -1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -24,6 +24,7 @@
 #include "core/event_loop.h"
 #include "net/async_http_client.h"
 #include "peer/peer_service.h"
+#include "ranks/rank_state.h"
 
 namespace synod {
 
@@ -63,10 +64,14 @@ class Courier {
     MonoTime retry_at{};
   };
 
-  // Sends `key` its next batch of `ids` unless a request is in flight or a retry is not due.
-  void Dispatch(const std::string& key, const std::set<uint64_t>& ids, MonoTime now);
-  void DeliverToMember(const std::string& key, std::vector<uint64_t> ids);
-  void DeliverToExternal(const std::string& key, uint64_t id);
+  // Command ids, ascending, each with the recipient's index in that command.
+  using Batch = std::vector<std::pair<uint64_t, uint32_t>>;
+
+  // Sends `key` its next batch of what is pending unless a request is in flight or a retry is
+  // not due.
+  void Dispatch(const std::string& key, const RankState::PendingDeliveries& pending, MonoTime now);
+  void DeliverToMember(const std::string& key, Batch batch);
+  void DeliverToExternal(const std::string& key, uint64_t id, const wire::Delivery& to);
   void Succeeded(const std::string& key, uint64_t through);
   void Failed(const std::string& key, const std::string& why, bool external);
   void Acknowledge(const std::string& key, uint64_t through);

@@ -65,8 +65,8 @@ bool RankState::Unassign(const std::string& key, const std::string& reason) {
   ++ranks_version_;
   auto pending = pending_.find(key);
   if (pending != pending_.end()) {
-    const std::set<uint64_t> ids = pending->second;  // Settle() edits pending_
-    for (uint64_t id : ids) Settle(id, key, false, reason);
+    const PendingDeliveries deliveries = pending->second;  // Settle() edits pending_
+    for (const auto& [id, index] : deliveries) Settle(id, index, false, reason);
   }
   return true;
 }
@@ -76,6 +76,23 @@ std::optional<uint32_t> RankState::RankOf(const std::string& key) const {
     if (holders_[i].key() == key) return static_cast<uint32_t>(i);
   }
   return std::nullopt;
+}
+
+std::shared_ptr<const RankState::Targets> RankState::CurrentTargets() {
+  if (targets_ == nullptr || targets_version_ != ranks_version_) {
+    auto targets = std::make_shared<Targets>();
+    targets->reserve(holders_.size());
+    for (size_t rank = 0; rank < holders_.size(); ++rank) {
+      wire::Delivery& delivery = targets->emplace_back();
+      delivery.set_recipient(holders_[rank].key());
+      delivery.set_kind(holders_[rank].kind());
+      delivery.set_address(holders_[rank].address());
+      delivery.set_rank(static_cast<uint32_t>(rank));
+    }
+    targets_ = std::move(targets);
+    targets_version_ = ranks_version_;
+  }
+  return targets_;
 }
 
 Result<uint64_t> RankState::AddCommand(const std::string& request_id, const std::string& sender,
@@ -89,25 +106,25 @@ Result<uint64_t> RankState::AddCommand(const std::string& request_id, const std:
   const std::optional<uint32_t> sender_rank = RankOf(sender);
   if (!sender_rank) return Status::Error("sender " + sender + " is not ranked");
 
-  wire::CommandRecord record;
-  record.set_id(next_command_id_++);
-  record.set_request_id(request_id);
-  record.set_sender(sender);
-  record.set_sender_address(holders_[*sender_rank].address());
-  record.set_sender_rank(*sender_rank);
-  record.set_text(text);
-  record.set_sent_at_nanos(at_nanos);
-  for (size_t rank = *sender_rank + 1; rank < holders_.size(); ++rank) {
-    const wire::RankHolder& holder = holders_[rank];
-    wire::Delivery* delivery = record.add_deliveries();
-    delivery->set_recipient(holder.key());
-    delivery->set_kind(holder.kind());
-    delivery->set_address(holder.address());
-    delivery->set_rank(static_cast<uint32_t>(rank));
-    delivery->set_state(wire::DELIVERY_PENDING);
-    pending_[holder.key()].insert(record.id());
+  Command command;
+  wire::CommandRecord& header = command.header;
+  header.set_id(next_command_id_++);
+  header.set_request_id(request_id);
+  header.set_sender(sender);
+  header.set_sender_address(holders_[*sender_rank].address());
+  header.set_sender_rank(*sender_rank);
+  header.set_text(text);
+  header.set_sent_at_nanos(at_nanos);
+  command.targets = CurrentTargets();
+  command.first = *sender_rank + 1;
+  const uint64_t id = header.id();
+  const auto recipients = static_cast<uint32_t>(command.targets->size() - command.first);
+  command.states.assign(recipients, wire::DELIVERY_PENDING);
+  command.pending = recipients;
+  for (uint32_t i = 0; i < recipients; ++i) {
+    PendingDeliveries& deliveries = pending_[(*command.targets)[command.first + i].recipient()];
+    deliveries.emplace_hint(deliveries.end(), id, i);  // ids only grow
   }
-  const uint64_t id = record.id();
   if (!request_id.empty()) {
     by_request_[request_id] = id;
     request_order_.emplace_back(id, request_id);
@@ -116,43 +133,52 @@ Result<uint64_t> RankState::AddCommand(const std::string& request_id, const std:
       request_order_.pop_front();
     }
   }
-  const wire::CommandRecord& stored = commands_[id] = std::move(record);
-  MarkSettledIfDone(stored);
+  Keep(id, std::move(command));
   return id;
 }
 
 void RankState::DeliveredThrough(const std::string& recipient, uint64_t through) {
   auto pending = pending_.find(recipient);
   if (pending == pending_.end()) return;
-  std::vector<uint64_t> delivered;
-  for (uint64_t id : pending->second) {
+  std::vector<std::pair<uint64_t, uint32_t>> delivered;
+  for (const auto& [id, index] : pending->second) {
     if (id > through) break;
-    delivered.push_back(id);
+    delivered.emplace_back(id, index);
   }
-  for (uint64_t id : delivered) Settle(id, recipient, true, "");
+  for (const auto& [id, index] : delivered) Settle(id, index, true, "");
 }
 
-void RankState::Settle(uint64_t command_id, const std::string& recipient, bool delivered,
+void RankState::Settle(uint64_t command_id, uint32_t index, bool delivered,
                        const std::string& error) {
-  auto record = commands_.find(command_id);
-  if (record == commands_.end()) return;
-  for (wire::Delivery& delivery : *record->second.mutable_deliveries()) {
-    if (delivery.recipient() != recipient || delivery.state() != wire::DELIVERY_PENDING) continue;
-    delivery.set_state(delivered ? wire::DELIVERED : wire::DELIVERY_FAILED);
-    delivery.set_error(delivered ? "" : error);
-    auto pending = pending_.find(recipient);
-    if (pending != pending_.end()) {
-      pending->second.erase(command_id);
-      if (pending->second.empty()) pending_.erase(pending);
-    }
-    MarkSettledIfDone(record->second);
-    return;
+  auto it = commands_.find(command_id);
+  if (it == commands_.end() || index >= it->second.states.size()) return;
+  Command& command = it->second;
+  if (command.states[index] != wire::DELIVERY_PENDING) return;
+  command.states[index] = delivered ? wire::DELIVERED : wire::DELIVERY_FAILED;
+  if (!delivered) command.errors[index] = error;
+  --command.pending;
+  const std::string& recipient = (*command.targets)[command.first + index].recipient();
+  auto pending = pending_.find(recipient);
+  if (pending != pending_.end()) {
+    pending->second.erase(command_id);
+    if (pending->second.empty()) pending_.erase(pending);
+  }
+  if (command.pending == 0) {
+    settled_.insert(command_id);
+    PruneSettled();
   }
 }
 
-void RankState::MarkSettledIfDone(const wire::CommandRecord& record) {
-  if (!IsSettled(record)) return;
-  settled_.insert(record.id());
+void RankState::Keep(uint64_t id, Command command) {
+  const bool settled = command.pending == 0;
+  commands_[id] = std::move(command);
+  if (settled) {
+    settled_.insert(id);
+    PruneSettled();
+  }
+}
+
+void RankState::PruneSettled() {
   while (settled_.size() > kKeptSettledCommands) {
     commands_.erase(*settled_.begin());
     settled_.erase(settled_.begin());
@@ -164,14 +190,51 @@ bool RankState::IsSettled(const wire::CommandRecord& record) {
                       [](const wire::Delivery& d) { return d.state() == wire::DELIVERY_PENDING; });
 }
 
-const wire::CommandRecord* RankState::FindCommand(uint64_t id) const {
+std::optional<wire::CommandRecord> RankState::FindCommand(uint64_t id) const {
   auto it = commands_.find(id);
-  return it == commands_.end() ? nullptr : &it->second;
+  if (it == commands_.end()) return std::nullopt;
+  const Command& command = it->second;
+  wire::CommandRecord record = command.header;
+  record.mutable_deliveries()->Reserve(static_cast<int>(command.states.size()));
+  for (uint32_t i = 0; i < command.states.size(); ++i) {
+    wire::Delivery* delivery = record.add_deliveries();
+    *delivery = (*command.targets)[command.first + i];
+    delivery->set_state(command.states[i]);
+    if (auto error = command.errors.find(i); error != command.errors.end()) {
+      delivery->set_error(error->second);
+    }
+  }
+  return record;
+}
+
+const wire::CommandRecord* RankState::FindHeader(uint64_t id) const {
+  auto it = commands_.find(id);
+  return it == commands_.end() ? nullptr : &it->second.header;
+}
+
+const wire::Delivery* RankState::FindRecipient(uint64_t id, uint32_t index) const {
+  auto it = commands_.find(id);
+  if (it == commands_.end() || index >= it->second.states.size()) return nullptr;
+  return &(*it->second.targets)[it->second.first + index];
+}
+
+bool RankState::AllPendingRecipients(
+    uint64_t id, const std::function<bool(const wire::Delivery&)>& predicate) const {
+  auto it = commands_.find(id);
+  if (it == commands_.end()) return true;
+  const Command& command = it->second;
+  for (uint32_t i = 0; i < command.states.size(); ++i) {
+    if (command.states[i] == wire::DELIVERY_PENDING &&
+        !predicate((*command.targets)[command.first + i])) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void RankState::SaveTo(wire::ClusterSnapshot& snapshot) const {
   for (const auto& holder : holders_) *snapshot.add_ranks() = holder;
-  for (const auto& [id, record] : commands_) *snapshot.add_commands() = record;
+  for (const auto& [id, command] : commands_) *snapshot.add_commands() = *FindCommand(id);
   snapshot.set_next_command_id(next_command_id_);
   for (const auto& [id, request_id] : request_order_) {
     wire::SentRequest* sent = snapshot.add_recent_requests();
@@ -186,18 +249,42 @@ Status RankState::LoadFrom(const wire::ClusterSnapshot& snapshot) {
   holders_.assign(snapshot.ranks().begin(), snapshot.ranks().end());
   ranks_version_ = version;
   next_command_id_ = std::max<uint64_t>(1, snapshot.next_command_id());
+  std::shared_ptr<Targets> previous;  // consecutive commands to the same holders share them
   for (const auto& record : snapshot.commands()) {
     if (record.id() == 0 || record.id() >= next_command_id_) {
       return Status::Error("snapshot holds a command with an impossible id " +
                            std::to_string(record.id()));
     }
-    commands_[record.id()] = record;
-    for (const auto& delivery : record.deliveries()) {
-      if (delivery.state() == wire::DELIVERY_PENDING) {
-        pending_[delivery.recipient()].insert(record.id());
+    auto same_targets = [&record](const Targets& targets) {
+      return std::equal(targets.begin(), targets.end(), record.deliveries().begin(),
+                        record.deliveries().end(),
+                        [](const wire::Delivery& a, const wire::Delivery& b) {
+                          return a.recipient() == b.recipient() && a.kind() == b.kind() &&
+                                 a.address() == b.address() && a.rank() == b.rank();
+                        });
+    };
+    if (previous == nullptr || !same_targets(*previous)) {
+      previous = std::make_shared<Targets>();
+      for (const auto& delivery : record.deliveries()) {
+        wire::Delivery& target = previous->emplace_back(delivery);
+        target.clear_state();
+        target.clear_error();
       }
     }
-    if (IsSettled(record)) settled_.insert(record.id());
+    Command command;
+    command.header = record;
+    command.header.clear_deliveries();
+    command.targets = previous;
+    for (uint32_t i = 0; i < static_cast<uint32_t>(record.deliveries_size()); ++i) {
+      const wire::Delivery& delivery = record.deliveries(static_cast<int>(i));
+      command.states.push_back(delivery.state());
+      if (!delivery.error().empty()) command.errors[i] = delivery.error();
+      if (delivery.state() == wire::DELIVERY_PENDING) {
+        ++command.pending;
+        pending_[delivery.recipient()][record.id()] = i;
+      }
+    }
+    Keep(record.id(), std::move(command));
   }
   for (const auto& sent : snapshot.recent_requests()) {
     by_request_[sent.request_id()] = sent.command_id();

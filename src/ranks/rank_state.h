@@ -11,7 +11,9 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -50,12 +52,27 @@ class RankState {
                               const std::string& text, int64_t at_nanos);
   // Settles every delivery to `recipient` still pending up to command `through` as delivered.
   void DeliveredThrough(const std::string& recipient, uint64_t through);
-  const wire::CommandRecord* FindCommand(uint64_t id) const;
-  // Recipient key -> ids of the commands still to deliver to it, ascending.
-  const std::map<std::string, std::set<uint64_t>>& pending() const { return pending_; }
+
+  // The whole record, one Delivery per recipient with its state, as readers see it. Builds it:
+  // O(recipients). Nullopt once the command is pruned (or if it never existed).
+  std::optional<wire::CommandRecord> FindCommand(uint64_t id) const;
+  // The same record without its deliveries (id, sender, text, ...). O(log commands).
+  const wire::CommandRecord* FindHeader(uint64_t id) const;
+  // Recipient `index` of command `id` as recorded at commit (key, kind, address, rank); its
+  // state is not kept there. Null if there is no such recipient.
+  const wire::Delivery* FindRecipient(uint64_t id, uint32_t index) const;
+  // Whether `predicate` holds for every recipient of command `id` whose delivery is pending
+  // (true if none is, or if there is no such command). Stops at the first that fails it.
+  bool AllPendingRecipients(uint64_t id,
+                            const std::function<bool(const wire::Delivery&)>& predicate) const;
+
+  // Recipient key -> the deliveries still to make to it: command id (ascending) -> the
+  // recipient's index in that command.
+  using PendingDeliveries = std::map<uint64_t, uint32_t>;
+  const std::map<std::string, PendingDeliveries>& pending() const { return pending_; }
   uint64_t last_command_id() const { return next_command_id_ - 1; }
-  // Settled commands kept, and commands still being delivered, by id.
-  const std::map<uint64_t, wire::CommandRecord>& commands() const { return commands_; }
+  // Settled commands kept, and commands still being delivered.
+  size_t command_count() const { return commands_.size(); }
 
   void SaveTo(wire::ClusterSnapshot& snapshot) const;
   Status LoadFrom(const wire::ClusterSnapshot& snapshot);
@@ -63,16 +80,32 @@ class RankState {
   static bool IsSettled(const wire::CommandRecord& record);
 
  private:
+  // The recipients of a command are the holders ranked after its sender when it was committed.
+  // Rank lists change rarely and commands are many, so a command shares the list it was sent
+  // with (one Delivery per holder, at its rank) and keeps only its recipients' states.
+  using Targets = std::vector<wire::Delivery>;
+  struct Command {
+    wire::CommandRecord header;  // no deliveries
+    std::shared_ptr<const Targets> targets;
+    uint32_t first = 0;  // recipient i is (*targets)[first + i]
+    std::vector<wire::DeliveryState> states;
+    std::map<uint32_t, std::string> errors;  // of failed deliveries, by recipient index
+    uint32_t pending = 0;
+  };
+
+  std::shared_ptr<const Targets> CurrentTargets();
   // Settles one pending delivery; a delivery already settled, or unknown, is left alone.
-  void Settle(uint64_t command_id, const std::string& recipient, bool delivered,
-              const std::string& error);
-  void MarkSettledIfDone(const wire::CommandRecord& record);
+  void Settle(uint64_t command_id, uint32_t index, bool delivered, const std::string& error);
+  void Keep(uint64_t id, Command command);
+  void PruneSettled();
 
   std::vector<wire::RankHolder> holders_;
   uint64_t ranks_version_ = 0;
-  std::map<uint64_t, wire::CommandRecord> commands_;
+  std::shared_ptr<const Targets> targets_;  // for holders_, built when a command needs it
+  uint64_t targets_version_ = 0;
+  std::map<uint64_t, Command> commands_;
   std::set<uint64_t> settled_;  // ids in commands_ that are settled
-  std::map<std::string, std::set<uint64_t>> pending_;
+  std::map<std::string, PendingDeliveries> pending_;
   std::map<std::string, uint64_t> by_request_;
   std::deque<std::pair<uint64_t, std::string>> request_order_;  // ascending command id
   uint64_t next_command_id_ = 1;

@@ -17,6 +17,21 @@ RankState WithHolders(const std::vector<std::string>& keys) {
   return state;
 }
 
+std::vector<uint64_t> PendingIds(const RankState& state, const std::string& recipient) {
+  std::vector<uint64_t> ids;
+  auto it = state.pending().find(recipient);
+  if (it != state.pending().end()) {
+    for (const auto& [id, index] : it->second) ids.push_back(id);
+  }
+  return ids;
+}
+
+std::vector<std::string> Recipients(const wire::CommandRecord& record) {
+  std::vector<std::string> keys;
+  for (const auto& delivery : record.deliveries()) keys.push_back(delivery.recipient());
+  return keys;
+}
+
 using Keys_ = std::vector<std::string>;
 
 TEST(RankState, RanksInJoinOrderFromZero) {
@@ -58,8 +73,8 @@ TEST(RankState, CommandTargetsEveryHolderRankedAfterTheSender) {
   RankState state = WithHolders({"a:1", "b:1", "c:1", "d:1", "e:1"});
   Result<uint64_t> id = state.AddCommand("r1", "b:1", "START_TRANSMIT", 42);
   ASSERT_TRUE(id.ok()) << id.error();
-  const wire::CommandRecord* record = state.FindCommand(id.value());
-  ASSERT_NE(record, nullptr);
+  const std::optional<wire::CommandRecord> record = state.FindCommand(id.value());
+  ASSERT_TRUE(record.has_value());
   EXPECT_EQ(record->sender_rank(), 1u);
   EXPECT_EQ(record->text(), "START_TRANSMIT");
   ASSERT_EQ(record->deliveries_size(), 3);
@@ -113,7 +128,7 @@ TEST(RankState, DeliveredThroughSettlesEveryDeliveryUpToIt) {
   state.DeliveredThrough("c:1", three);
   EXPECT_TRUE(RankState::IsSettled(*state.FindCommand(one)));
   EXPECT_TRUE(RankState::IsSettled(*state.FindCommand(two)));
-  EXPECT_EQ(state.pending().at("b:1"), std::set<uint64_t>{three});
+  EXPECT_EQ(PendingIds(state, "b:1"), std::vector<uint64_t>{three});
   EXPECT_EQ(state.pending().count("c:1"), 0u);
 }
 
@@ -124,22 +139,53 @@ TEST(RankState, UnrankingARecipientFailsWhatWasPendingForIt) {
   state.DeliveredThrough("c:1", one);
   state.Unassign("b:1", "declared dead");
   for (uint64_t id : {one, two}) {
-    const wire::CommandRecord* record = state.FindCommand(id);
+    const std::optional<wire::CommandRecord> record = state.FindCommand(id);
+    ASSERT_TRUE(record.has_value());
     EXPECT_EQ(record->deliveries(0).state(), wire::DELIVERY_FAILED);
     EXPECT_EQ(record->deliveries(0).error(), "declared dead");
   }
   EXPECT_TRUE(RankState::IsSettled(*state.FindCommand(one)));
   EXPECT_EQ(state.pending().count("b:1"), 0u);
-  EXPECT_EQ(state.pending().at("c:1"), std::set<uint64_t>{two});
+  EXPECT_EQ(PendingIds(state, "c:1"), std::vector<uint64_t>{two});
+}
+
+TEST(RankState, CommandsKeepTheRecipientsRankedWhenTheyWereSent) {
+  RankState state = WithHolders({"a:1", "b:1", "c:1"});
+  const uint64_t one = state.AddCommand("", "a:1", "x", 1).value();
+  state.Assign(wire::EXTERNAL_RANK, "d:1", "d:1", 2);
+  const uint64_t two = state.AddCommand("", "a:1", "y", 2).value();
+  state.Unassign("b:1", "gone");
+  const uint64_t three = state.AddCommand("", "a:1", "z", 3).value();
+  EXPECT_EQ(Recipients(*state.FindCommand(one)), (Keys_{"b:1", "c:1"}));
+  EXPECT_EQ(Recipients(*state.FindCommand(two)), (Keys_{"b:1", "c:1", "d:1"}));
+  EXPECT_EQ(Recipients(*state.FindCommand(three)), (Keys_{"c:1", "d:1"}));
+  EXPECT_EQ(state.FindCommand(three)->deliveries(1).rank(), 2u) << "d moved up";
+  // Each pending delivery names the recipient's place in its command.
+  for (const auto& [key, deliveries] : state.pending()) {
+    for (const auto& [id, index] : deliveries) {
+      const wire::Delivery* recipient = state.FindRecipient(id, index);
+      ASSERT_NE(recipient, nullptr);
+      EXPECT_EQ(recipient->recipient(), key) << "command " << id;
+    }
+  }
+  EXPECT_EQ(PendingIds(state, "c:1"), (std::vector<uint64_t>{one, two, three}));
+  EXPECT_EQ(PendingIds(state, "d:1"), (std::vector<uint64_t>{two, three}));
+  state.DeliveredThrough("c:1", three);
+  state.DeliveredThrough("d:1", three);
+  EXPECT_TRUE(RankState::IsSettled(*state.FindCommand(one)));
+  EXPECT_EQ(state.FindCommand(two)->deliveries(0).state(), wire::DELIVERY_FAILED);
+  EXPECT_EQ(state.FindCommand(two)->deliveries(0).error(), "gone");
+  EXPECT_EQ(state.FindCommand(two)->deliveries(2).state(), wire::DELIVERED);
+  EXPECT_TRUE(state.pending().empty());
 }
 
 TEST(RankState, KeepsABoundedNumberOfSettledCommands) {
   RankState state = WithHolders({"a:1"});
   const size_t total = RankState::kKeptSettledCommands + 10;
   for (size_t i = 0; i < total; ++i) ASSERT_TRUE(state.AddCommand("", "a:1", "x", 1).ok());
-  EXPECT_EQ(state.commands().size(), RankState::kKeptSettledCommands);
-  EXPECT_EQ(state.FindCommand(1), nullptr) << "the oldest go first";
-  EXPECT_NE(state.FindCommand(total), nullptr);
+  EXPECT_EQ(state.command_count(), RankState::kKeptSettledCommands);
+  EXPECT_FALSE(state.FindCommand(1).has_value()) << "the oldest go first";
+  EXPECT_TRUE(state.FindCommand(total).has_value());
 }
 
 TEST(RankState, SnapshotRoundTripKeepsEverything) {
@@ -147,14 +193,18 @@ TEST(RankState, SnapshotRoundTripKeepsEverything) {
   state.AddCommand("r1", "a:1", "x", 1);
   state.AddCommand("r2", "b:1", "y", 2);
   state.DeliveredThrough("b:1", 1);
+  state.Assign(wire::EXTERNAL_RANK, "d:1", "d:1", 3);  // later commands go to other holders
+  state.AddCommand("r3", "a:1", "w", 3);
+  state.Unassign("c:1", "gone");  // a failed delivery, with its reason
   wire::ClusterSnapshot snapshot;
   state.SaveTo(snapshot);
   RankState restored;
   ASSERT_TRUE(restored.LoadFrom(snapshot).ok());
   EXPECT_EQ(Keys(restored), Keys(state));
   EXPECT_EQ(restored.pending(), state.pending());
-  EXPECT_EQ(restored.last_command_id(), 2u);
+  EXPECT_EQ(restored.last_command_id(), 3u);
   EXPECT_EQ(restored.AddCommand("r2", "b:1", "y", 3).value(), 2u) << "request ids survive";
+  EXPECT_EQ(restored.FindCommand(3)->deliveries(1).error(), "gone");
   wire::ClusterSnapshot again;
   restored.SaveTo(again);
   state.AddCommand("r2", "b:1", "y", 3);

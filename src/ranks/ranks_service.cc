@@ -229,7 +229,7 @@ void RanksService::Lead(const wire::CommandSendRequest& request, MonoTime deadli
       return;
     }
     const uint64_t id = std::stoull(result.value().value());
-    if (const wire::CommandRecord* record = consensus_.state().ranks().FindCommand(id)) {
+    if (const auto record = consensus_.state().ranks().FindCommand(id)) {
       spdlog::info("ranks: command {} from rank {} goes to {} lower-ranked: {}", id,
                    record->sender_rank(), record->deliveries_size(), record->text());
     }
@@ -249,14 +249,11 @@ wire::CommandRecord RanksService::WithAcknowledgements(const wire::CommandRecord
   return known;
 }
 
-bool RanksService::SettledHere(const wire::CommandRecord& record) const {
-  for (const wire::Delivery& delivery : record.deliveries()) {
-    if (delivery.state() == wire::DELIVERY_PENDING &&
-        !courier_.Acknowledged(delivery.recipient(), record.id())) {
-      return false;
-    }
-  }
-  return true;
+bool RanksService::SettledHere(uint64_t id) const {
+  return consensus_.state().ranks().AllPendingRecipients(
+      id, [this, id](const wire::Delivery& delivery) {
+        return courier_.Acknowledged(delivery.recipient(), id);
+      });
 }
 
 void RanksService::AnswerWaiters(bool expire) {
@@ -265,15 +262,15 @@ void RanksService::AnswerWaiters(bool expire) {
   const bool leading = consensus_.IsLeader();
   std::vector<std::pair<std::function<void(SendOutcome)>, SendOutcome>> ready;
   for (auto it = waiters_.begin(); it != waiters_.end();) {
-    const wire::CommandRecord* record = consensus_.state().ranks().FindCommand(it->first);
+    const RankState& ranks = consensus_.state().ranks();
     SendOutcome outcome;
     bool answer = true;
     if (!leading) {
       outcome = {503, "leadership lost while the command was delivered", {}};
-    } else if (record == nullptr) {
+    } else if (ranks.FindHeader(it->first) == nullptr) {
       outcome = {503, "command " + std::to_string(it->first) + " is no longer known", {}};
-    } else if (SettledHere(*record) || (expire && now >= it->second.deadline)) {
-      outcome = {200, "", WithAcknowledgements(*record)};
+    } else if (SettledHere(it->first) || (expire && now >= it->second.deadline)) {
+      outcome = {200, "", WithAcknowledgements(*ranks.FindCommand(it->first))};
     } else {
       answer = false;
     }

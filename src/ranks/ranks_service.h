@@ -91,7 +91,7 @@ class RanksService {
   void AnswerWaiters(bool expire);
   // The record as the leader knows it: acknowledged deliveries count before their commit.
   wire::CommandRecord WithAcknowledgements(const wire::CommandRecord& record) const;
-  bool SettledHere(const wire::CommandRecord& record) const;
+  bool SettledHere(uint64_t id) const;
   void OnDelivery(const wire::CommandDelivery& delivery, PeerService::Reply reply);
   void LogRanks() const;
   void ScheduleDemoCommand();

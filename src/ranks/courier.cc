@@ -228,12 +228,20 @@ void Courier::Acknowledge(const std::string& key, uint64_t through) {
   acknowledged = through;
   progress_[key] = through;
   if (progress_.size() == 1) {
+    progress_since_ = clock_.Monotonic();
     flush_timer_.Start(kProgressInterval, std::chrono::milliseconds(0),
                        [this] { FlushProgress(); });
   }
 }
 
+void Courier::FlushProgressIfDue() {
+  if (!progress_.empty() && clock_.Monotonic() - progress_since_ >= kProgressInterval / 2) {
+    FlushProgress();
+  }
+}
+
 void Courier::FlushProgress() {
+  flush_timer_.Stop();
   if (progress_.empty()) return;
   wire::Command command;
   for (const auto& [key, through] : progress_) {

@@ -6,8 +6,9 @@
 // protocol, which the member acknowledges with the highest id it has received (it drops what it
 // saw before, so redelivery is harmless); to an external client, `POST <addr>/receive-command
 // {"sender": rank, "command": text}` with an Idempotency-Key header, one command at a time.
-// Progress is committed as "recipient received everything through command N" (DeliveryProgress),
-// at most every kProgressInterval. A member is
+// Progress is committed as "recipient received everything through command N" (DeliveryProgress):
+// in the log entry of a command sent once it has waited half of kProgressInterval, or on its own
+// after kProgressInterval. A member is
 // retried until it is delivered or unranked (declared dead, or gone); an external client that fails
 // `external_failures` times in a row is unranked, which fails what was pending for it. Loop thread
 // only.
@@ -38,7 +39,8 @@ class Courier {
  public:
   static constexpr size_t kMaxBatch = 256;
   // Every node of the cluster applies each entry, and writes it to disk, so acknowledgements
-  // are gathered for a while rather than committed one at a time. Senders do not wait for it.
+  // are gathered for a while rather than committed one at a time, and preferably ride in the
+  // entry of a command (FlushProgressIfDue). Senders do not wait for it.
   static constexpr std::chrono::milliseconds kProgressInterval{200};
 
   Courier(EventLoop& loop, const Clock& clock, PeerService& peers, ConsensusService& consensus,
@@ -55,6 +57,12 @@ class Courier {
   // Whether `recipient` acknowledged command `id` while its outcome is not applied yet. The
   // sender need not wait for that commit: a redelivery would be dropped by the recipient.
   bool Acknowledged(const std::string& recipient, uint64_t id) const;
+
+  // Called just before a command is proposed: if the acknowledgements gathered have waited half
+  // of kProgressInterval, proposes them now, so that they share the command's log entry (the
+  // consensus puts what is proposed in one turn of the loop in one entry) instead of taking an
+  // entry of their own, which every node would write and apply.
+  void FlushProgressIfDue();
 
  private:
   struct Recipient {
@@ -89,6 +97,7 @@ class Courier {
   uint64_t term_ = 0;  // leadership generation; answers from an earlier one are ignored
   bool leading_ = false;
   std::map<std::string, uint64_t> progress_;  // acknowledged, not proposed yet
+  MonoTime progress_since_{};                 // when progress_ stopped being empty
   Timer flush_timer_;
   Timer tick_timer_;  // retries and leadership changes
   bool stopped_ = false;

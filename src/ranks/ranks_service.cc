@@ -215,6 +215,7 @@ void RanksService::Lead(const wire::CommandSendRequest& request, MonoTime deadli
   send->set_request_id(request.request_id());
   send->set_sender(request.sender());
   send->set_text(request.text());
+  courier_.FlushProgressIfDue();
   consensus_.Propose(command, [this, deadline, done](Result<wire::CommandResult> result) {
     if (!result.ok()) {
       done(SendOutcome{503, result.error(), {}});

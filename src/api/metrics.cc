@@ -111,13 +111,12 @@ std::string RenderMetrics(const MetricsSources& sources) {
           Number(clock["drift_ppm"]));
 
   const RankState& ranks = sources.consensus.state().ranks();
-  double pending = 0;
-  for (const auto& [recipient, ids] : ranks.pending()) pending += double(ids.size());
   w.Gauge("synod_ranks_holders", "Rank holders (members and external clients)",
           double(ranks.holders().size()));
   w.Gauge("synod_ranks_last_command_id", "Id of the last command committed",
           double(ranks.last_command_id()));
-  w.Gauge("synod_ranks_pending_deliveries", "Deliveries committed as pending", pending);
+  w.Gauge("synod_ranks_pending_deliveries", "Deliveries committed as pending",
+          double(ranks.pending_count()));
   w.Gauge("synod_ranks_received_through", "Highest command id this member received",
           double(sources.ranks.received_through()));
   return w.Text();

@@ -126,7 +126,7 @@ wire::MemberRecord ConsensusService::SelfRecord(wire::Role role) const {
 }
 
 bool ConsensusService::InConfiguration() const {
-  return RoleIn(engine_.Configuration(), engine_.options().id).has_value();
+  return engine_.RoleOf(engine_.options().id).has_value();
 }
 
 std::optional<Ipv4> ConsensusService::LeaderIp() const {

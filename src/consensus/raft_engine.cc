@@ -371,6 +371,15 @@ uint64_t RaftEngine::term() const { return started_ ? impl_->raft.current_term :
 uint64_t RaftEngine::commit_index() const { return started_ ? impl_->raft.commit_index : 0; }
 uint64_t RaftEngine::last_applied() const { return started_ ? raft_last_applied(&impl_->raft) : 0; }
 
+std::optional<RaftRole> RaftEngine::RoleOf(uint64_t id) const {
+  if (!started_) return std::nullopt;
+  const raft_configuration& configuration = impl_->raft.configuration;
+  for (unsigned i = 0; i < configuration.n; ++i) {
+    if (configuration.servers[i].id == id) return FromRaftRole(configuration.servers[i].role);
+  }
+  return std::nullopt;
+}
+
 std::vector<RaftServer> RaftEngine::Configuration() const {
   std::vector<RaftServer> servers;
   if (!started_) return servers;

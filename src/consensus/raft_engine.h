@@ -101,6 +101,8 @@ class RaftEngine {
   uint64_t commit_index() const;
   uint64_t last_applied() const;
   std::vector<RaftServer> Configuration() const;
+  // The role of server `id` in the configuration, if it is in it; no copy of the configuration.
+  std::optional<RaftRole> RoleOf(uint64_t id) const;
   const RaftOptions& options() const { return options_; }
 
  private:

@@ -69,7 +69,8 @@ void Courier::Reconcile() {
   const RankState& ranks = consensus_.state().ranks();
   const auto& pending = ranks.pending();
   std::erase_if(recipients_, [&](const auto& entry) {
-    return !entry.second.in_flight && pending.count(entry.first) == 0;
+    auto it = pending.find(entry.first);
+    return !entry.second.in_flight && (it == pending.end() || it->second.empty());
   });
   const MonoTime now = clock_.Monotonic();
   for (const auto& [key, ids] : pending) Dispatch(key, ids, now);
@@ -80,8 +81,9 @@ void Courier::Dispatch(const std::string& key, const RankState::PendingDeliverie
   Recipient& recipient = recipients_[key];
   if (recipient.in_flight || now < recipient.retry_at) return;
   Batch batch;
-  for (auto it = pending.upper_bound(recipient.acknowledged_through);
-       it != pending.end() && batch.size() < kMaxBatch; ++it) {
+  auto it = std::upper_bound(pending.begin(), pending.end(), recipient.acknowledged_through,
+                             [](uint64_t id, const auto& delivery) { return id < delivery.first; });
+  for (; it != pending.end() && batch.size() < kMaxBatch; ++it) {
     batch.push_back(*it);
   }
   if (batch.empty()) return;

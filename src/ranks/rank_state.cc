@@ -65,8 +65,8 @@ bool RankState::Unassign(const std::string& key, const std::string& reason) {
   ++ranks_version_;
   auto pending = pending_.find(key);
   if (pending != pending_.end()) {
-    const PendingDeliveries deliveries = pending->second;  // Settle() edits pending_
-    for (const auto& [id, index] : deliveries) Settle(id, index, false, reason);
+    for (const auto& [id, index] : pending->second) Settle(id, index, false, reason);
+    pending_.erase(pending);
   }
   return true;
 }
@@ -122,8 +122,7 @@ Result<uint64_t> RankState::AddCommand(const std::string& request_id, const std:
   command.states.assign(recipients, wire::DELIVERY_PENDING);
   command.pending = recipients;
   for (uint32_t i = 0; i < recipients; ++i) {
-    PendingDeliveries& deliveries = pending_[(*command.targets)[command.first + i].recipient()];
-    deliveries.emplace_hint(deliveries.end(), id, i);  // ids only grow
+    pending_[(*command.targets)[command.first + i].recipient()].emplace_back(id, i);
   }
   if (!request_id.empty()) {
     by_request_[request_id] = id;
@@ -140,12 +139,12 @@ Result<uint64_t> RankState::AddCommand(const std::string& request_id, const std:
 void RankState::DeliveredThrough(const std::string& recipient, uint64_t through) {
   auto pending = pending_.find(recipient);
   if (pending == pending_.end()) return;
-  std::vector<std::pair<uint64_t, uint32_t>> delivered;
-  for (const auto& [id, index] : pending->second) {
-    if (id > through) break;
-    delivered.emplace_back(id, index);
+  PendingDeliveries& deliveries = pending->second;
+  auto end = deliveries.begin();
+  for (; end != deliveries.end() && end->first <= through; ++end) {
+    Settle(end->first, end->second, true, "");
   }
-  for (const auto& [id, index] : delivered) Settle(id, index, true, "");
+  deliveries.erase(deliveries.begin(), end);
 }
 
 void RankState::Settle(uint64_t command_id, uint32_t index, bool delivered,
@@ -157,16 +156,16 @@ void RankState::Settle(uint64_t command_id, uint32_t index, bool delivered,
   command.states[index] = delivered ? wire::DELIVERED : wire::DELIVERY_FAILED;
   if (!delivered) command.errors[index] = error;
   --command.pending;
-  const std::string& recipient = (*command.targets)[command.first + index].recipient();
-  auto pending = pending_.find(recipient);
-  if (pending != pending_.end()) {
-    pending->second.erase(command_id);
-    if (pending->second.empty()) pending_.erase(pending);
-  }
   if (command.pending == 0) {
     settled_.insert(command_id);
     PruneSettled();
   }
+}
+
+size_t RankState::pending_count() const {
+  size_t count = 0;
+  for (const auto& [key, deliveries] : pending_) count += deliveries.size();
+  return count;
 }
 
 void RankState::Keep(uint64_t id, Command command) {
@@ -281,7 +280,7 @@ Status RankState::LoadFrom(const wire::ClusterSnapshot& snapshot) {
       if (!delivery.error().empty()) command.errors[i] = delivery.error();
       if (delivery.state() == wire::DELIVERY_PENDING) {
         ++command.pending;
-        pending_[delivery.recipient()][record.id()] = i;
+        pending_[delivery.recipient()].emplace_back(record.id(), i);  // ids ascend
       }
     }
     Keep(record.id(), std::move(command));

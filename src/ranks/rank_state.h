@@ -66,10 +66,13 @@ class RankState {
   bool AllPendingRecipients(uint64_t id,
                             const std::function<bool(const wire::Delivery&)>& predicate) const;
 
-  // Recipient key -> the deliveries still to make to it: command id (ascending) -> the
-  // recipient's index in that command.
-  using PendingDeliveries = std::map<uint64_t, uint32_t>;
+  // Recipient key -> the deliveries still to make to it: (command id, the recipient's index in
+  // that command), ids ascending. A holder keeps its (possibly empty) list while it is ranked,
+  // so that applying a command allocates nothing per recipient.
+  using PendingDeliveries = std::vector<std::pair<uint64_t, uint32_t>>;
   const std::map<std::string, PendingDeliveries>& pending() const { return pending_; }
+  // How many deliveries are pending, to anyone.
+  size_t pending_count() const;
   uint64_t last_command_id() const { return next_command_id_ - 1; }
   // Settled commands kept, and commands still being delivered.
   size_t command_count() const { return commands_.size(); }
@@ -94,7 +97,8 @@ class RankState {
   };
 
   std::shared_ptr<const Targets> CurrentTargets();
-  // Settles one pending delivery; a delivery already settled, or unknown, is left alone.
+  // Settles one pending delivery (its caller updates pending_); a delivery already settled, or
+  // unknown, is left alone.
   void Settle(uint64_t command_id, uint32_t index, bool delivered, const std::string& error);
   void Keep(uint64_t id, Command command);
   void PruneSettled();

@@ -170,7 +170,8 @@ void ConsensusService::Tick() {
   was_leader_ = leader;
   if (leader) LeaderStep();
   if (in_configuration && clock_.Monotonic() >= next_heartbeat_) {
-    next_heartbeat_ = clock_.Monotonic() + options_.member_heartbeat;
+    // Every node calls HeartbeatSoon() when the same entry is applied (a new master clock).
+    next_heartbeat_ = clock_.Monotonic() + heartbeat_jitter_.Spread(options_.member_heartbeat);
     wire::PeerMessage message;
     wire::Heartbeat* heartbeat = message.mutable_heartbeat();
     heartbeat->set_node_id(options_.identity.id);

@@ -21,6 +21,7 @@
 #include "consensus/raft_engine.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
+#include "core/jitter.h"
 #include "core/node_identity.h"
 #include "net/ipv4.h"
 #include "peer/peer_service.h"
@@ -170,6 +171,7 @@ class ConsensusService {
   MonoTime next_hello_refresh_{};
   size_t join_rotation_ = 0;
   MonoTime next_heartbeat_{};
+  Jitter heartbeat_jitter_{0.25};
   Timer tick_timer_;
 
   std::vector<Queued> batch_;

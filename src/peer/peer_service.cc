@@ -369,9 +369,10 @@ void PeerService::OnTick() {
       --peer.burst_left;
       peer.next_probe = now + kBurstSpacing;
     } else if (fast_probe_ip_ && *fast_probe_ip_ == peer.ip) {
-      peer.next_probe = now + fast_probe_interval_;
+      // Every node starts probing a new master clock at the same moment.
+      peer.next_probe = now + probe_jitter_.Spread(fast_probe_interval_);
     } else {
-      peer.next_probe = now + options_.probe_interval;
+      peer.next_probe = now + probe_jitter_.Spread(options_.probe_interval);
     }
   }
   Reschedule();

@@ -23,6 +23,7 @@
 
 #include "core/clock.h"
 #include "core/event_loop.h"
+#include "core/jitter.h"
 #include "core/node_identity.h"
 #include "net/tcp.h"
 #include "peer/peer_link.h"
@@ -153,6 +154,7 @@ class PeerService {
   std::function<void(Ipv4, const TimeSample&)> time_sample_listener_;
   std::optional<Ipv4> fast_probe_ip_;
   std::chrono::milliseconds fast_probe_interval_{1000};
+  Jitter probe_jitter_{0.1};
 };
 
 }  // namespace synod

@@ -11,7 +11,8 @@ workspace broadcasts to 127.255.255.255 on its own random UDP port), stopped wit
               time (10 warm-up, then 200 measured); client-side latency of each POST (the answer
               comes once every delivery is settled) and whether every answer says delivered=49.
               Every recipient's journal must hold each command exactly once.
-              Goal: all acknowledged, p99 < 20 ms.
+              Goal: all acknowledged, p99 < 20 ms. Then, as a reference, the last-ranked member
+              sends as many commands (nobody to deliver to): the commit-and-answer floor.
   throughput  11 agents (rank 0 sends, 10 recipients). 20,000 commands (bounded by 60 s) from
               64 concurrent keep-alive connections to rank 0's agent; commands/s with every
               delivery settled (delivered=10 in each answer), then exactly-once from each
@@ -590,6 +591,37 @@ def check_answer(status, body, expect):
     return None
 
 
+def reference_without_recipients(address, n):
+    """The same command path with nobody to deliver to: the last-ranked member sends `n`
+    commands one at a time (its agent forwards each to the leader). What is left is the Raft
+    commit, with every agent of the cluster writing the entry, and the answer: the part of the
+    fan-out latency that is not delivery. Returns latency_summary() plus failures."""
+    host, port = split_addr(address)
+    conn = http.client.HTTPConnection(host, port, timeout=40.0)
+    latencies, failures = [], 0
+    try:
+        for i in range(n):
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/v1/commands", body=json.dumps({"command": f"REF-{i}"}),
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                answer = json.loads(resp.read() or b"null")
+                status = resp.status
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                count_error(f"reference POST /v1/commands {type(e).__name__}")
+                failures += 1
+                conn.close()
+                continue
+            if check_answer(status, answer, 0):
+                failures += 1
+            else:
+                latencies.append(time.perf_counter() - t0)
+    finally:
+        conn.close()
+    return dict(latency_summary(latencies), failures=failures)
+
+
 def bench_fanout(args, workdir):
     out = {"agents": args.fanout_agents, "goal": "every answer delivered == agents-1, "
                                                 "p99 < 20 ms"}
@@ -681,6 +713,13 @@ def bench_fanout(args, workdir):
                           and lat["p99"] < 20.0 and out["journals"]["ok"])
         log(f"fanout: p50 {lat.get('p50')} p99 {lat.get('p99')} max {lat.get('max')} ms, "
             f"all acknowledged {out['all_acknowledged']}, journals ok {out['journals']['ok']}")
+        _, ranks = http_json(rank0["address"], "GET", "/v1/ranks", timeout=2.0)
+        holders = (ranks or {}).get("ranks") or []
+        if holders:
+            ref = reference_without_recipients(holders[-1]["address"], args.fanout_commands)
+            out["reference_no_recipients_latency_ms"] = ref
+            log(f"fanout: reference, last rank sends (no recipients): p50 {ref.get('p50')} "
+                f"p99 {ref.get('p99')} ms")
     return out
 
 

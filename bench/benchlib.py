@@ -3,6 +3,7 @@ import contextlib
 import os
 import platform
 import signal
+import shutil
 import socket
 import sys
 import time
@@ -108,6 +109,32 @@ def note_binary_change(result, path, before):
         log("warning: the binary changed during the run (rebuilt?)")
 
 
+def record_failure(result, error):
+    """Records in `result` what stopped a run: an interruption (a signal) or an unexpected error,
+    so that the JSON gathered so far is still printed."""
+    if isinstance(error, Interrupted):
+        result["interrupted"] = str(error)
+    else:
+        result["error"] = f"{type(error).__name__}: {error}"
+        log(f"error: {result['error']}")
+
+
+def keep_or_remove(result, workdir, keep, what="logs"):
+    """Removes the run's work dir, or with --keep leaves it and says where it is."""
+    if keep:
+        result["workdir"] = workdir
+        log(f"{what} kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def ordered(result, first):
+    """`result` with the keys of `first` first, in that order, then the rest as they came."""
+    out = {k: result[k] for k in first if k in result}
+    out.update({k: v for k, v in result.items() if k not in out})
+    return out
+
+
 def read_cpu_ticks(pid):
     """utime + stime of the whole process (all threads), in clock ticks; None if gone."""
     try:
@@ -163,15 +190,21 @@ def free_udp_port(ip="0.0.0.0"):
     raise RuntimeError("no free UDP port found")
 
 
-def tcp_port_free(ip, port):
-    """Whether a listener could bind ip:port now (TIME_WAIT leftovers of a previous run do not
-    count, listeners do)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def can_bind(ip, port, sock_type=socket.SOCK_STREAM, reuse=False):
+    """Whether a socket of `sock_type` could bind ip:port now (with SO_REUSEADDR if `reuse`)."""
+    s = socket.socket(socket.AF_INET, sock_type)
     try:
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((ip, port))
         return True
     except OSError:
         return False
     finally:
         s.close()
+
+
+def tcp_port_free(ip, port):
+    """Whether a listener could bind ip:port now (TIME_WAIT leftovers of a previous run do not
+    count, listeners do)."""
+    return can_bind(ip, port, socket.SOCK_STREAM, reuse=True)

@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import (free_udp_port, tcp_port_free, log, tail, Interrupted, _on_signal, machine_info, percentile,
+from benchlib import (record_failure, keep_or_remove, ordered, can_bind, free_udp_port, tcp_port_free, log, tail, _on_signal, machine_info, percentile,
                       binary_identity, CLK_TCK, signals_ignored, read_cpu_ticks, self_cpu_s,
                       machine_busy_s, loadavg)
 
@@ -110,14 +110,7 @@ def count_error(kind):
 
 
 def udp_port_bound(ip, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((ip, port))
-        return False
-    except OSError:
-        return True
-    finally:
-        s.close()
+    return not can_bind(ip, port, socket.SOCK_DGRAM)
 
 
 
@@ -831,11 +824,8 @@ def main():
     procs = Procs()
     try:
         run(args, workdir, result, procs)
-    except Interrupted as e:
-        result["interrupted"] = str(e)
-    except Exception as e:
-        result["error"] = f"{type(e).__name__}: {e}"
-        log(f"error: {result['error']}")
+    except Exception as e:  # report, still print the JSON gathered so far
+        record_failure(result, e)
     finally:
         procs.stop()
         fill_pool(result)
@@ -845,16 +835,11 @@ def main():
         result["poll_errors"] = ERRORS
         if binary_identity(args.binary) != result["binary_identity"]:
             result["binary_changed_during_run"] = True
-        if args.keep:
-            result["workdir"] = workdir
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        keep_or_remove(result, workdir, args.keep, "logs")
     order = ["benchmark", "binary", "binary_identity", "machine", "mode", "comparison",
              "faketime_calibration", "synod", "chrony"]
-    ordered = {k: result[k] for k in order if k in result}
-    ordered.update({k: v for k, v in result.items() if k not in ordered})
-    print(json.dumps(ordered, indent=2))
+    ordered_result = ordered(result, order)
+    print(json.dumps(ordered_result, indent=2))
     if "interrupted" in result:
         return 130
     return 1 if "error" in result else 0

@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import (free_udp_port, tcp_port_free, log, tail, Interrupted, _on_signal, summarize, machine_info, percentile,
+from benchlib import (record_failure, keep_or_remove, ordered, free_udp_port, tcp_port_free, log, tail, _on_signal, summarize, machine_info, percentile,
                       binary_identity, CLK_TCK, signals_ignored, read_cpu_ticks, self_cpu_s,
                       machine_busy_s, close_selector, loadavg, note_binary_change)
 
@@ -1326,11 +1326,8 @@ def main():
                 "loadavg_before": load0,
                 "loadavg_after": loadavg(),
             }
-    except Interrupted as e:
-        result["interrupted"] = str(e)
     except Exception as e:  # report, still print the JSON gathered so far
-        result["error"] = f"{type(e).__name__}: {e}"
-        log(f"error: {result['error']}")
+        record_failure(result, e)
     finally:
         note_binary_change(result, args.binary, binary_before)
         with contextlib.suppress(OSError):
@@ -1338,15 +1335,10 @@ def main():
         result["agent_exits_abnormal"] = ABNORMAL_EXITS
         result["agent_log_problems"] = LOG_PROBLEMS
         result["http_errors"] = HTTP_ERRORS
-        if args.keep:
-            result["workdir"] = workdir
-            log(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        keep_or_remove(result, workdir, args.keep, "logs")
     order = ["benchmark", "binary", "machine", "failover", "throughput", "restart"]
-    ordered = {k: result[k] for k in order if k in result}
-    ordered.update({k: v for k, v in result.items() if k not in ordered})
-    print(json.dumps(ordered, indent=2))
+    ordered_result = ordered(result, order)
+    print(json.dumps(ordered_result, indent=2))
     if "interrupted" in result:
         return 130
     failed = "error" in result or any("error" in result.get(k, {}) for k in order[3:])

@@ -21,15 +21,13 @@ import contextlib
 import http.client
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import (free_udp_port, tcp_port_free, log, tail, Interrupted, _on_signal, summarize, machine_info, CLK_TCK,
+from benchlib import (record_failure, keep_or_remove, ordered, free_udp_port, tcp_port_free, log, tail, _on_signal, summarize, machine_info, CLK_TCK,
                       signals_ignored, read_cpu_ticks)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -592,23 +590,15 @@ def main():
                                          and result["idle"]["cluster"]["met"])
         if "offset" in want:
             result["offset"] = bench_offset(args, workdir)
-    except Interrupted as e:
-        result["interrupted"] = str(e)
     except Exception as e:  # report, still print the JSON gathered so far
-        result["error"] = f"{type(e).__name__}: {e}"
-        log(f"error: {result['error']}")
+        record_failure(result, e)
     finally:
         result["agent_exits_abnormal"] = ABNORMAL_EXITS
         result["http_errors"] = HTTP_ERRORS
-        if args.keep:
-            result["workdir"] = workdir
-            log(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        keep_or_remove(result, workdir, args.keep, "logs")
     order = ["benchmark", "binary", "machine", "scale", "idle", "offset"]
-    ordered = {k: result[k] for k in order if k in result}
-    ordered.update({k: v for k, v in result.items() if k not in ordered})
-    print(json.dumps(ordered, indent=2))
+    ordered_result = ordered(result, order)
+    print(json.dumps(ordered_result, indent=2))
     if "interrupted" in result:
         return 130
     return 1 if "error" in result else 0

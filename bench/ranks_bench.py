@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import (log, tail, Interrupted, _on_signal, summarize, machine_info, percentile,
+from benchlib import (record_failure, keep_or_remove, ordered, log, tail, _on_signal, summarize, machine_info, percentile,
                       binary_identity, CLK_TCK, signals_ignored, read_cpu_ticks, self_cpu_s,
                       machine_busy_s, close_selector, loadavg, note_binary_change)
 
@@ -591,6 +591,21 @@ def check_answer(status, body, expect):
     return None
 
 
+def post_command(conn, text):
+    """POST /v1/commands {"command": text} on the keep-alive `conn`: (HTTP status, the parsed
+    answer or None, seconds until the whole answer was read). Raises what http.client raises."""
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/commands", body=json.dumps({"command": text}),
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    took = time.perf_counter() - t0
+    try:
+        return resp.status, json.loads(data), took
+    except ValueError:
+        return resp.status, None, took
+
+
 def reference_without_recipients(address, n):
     """The same command path with nobody to deliver to: the last-ranked member sends `n`
     commands one at a time (its agent forwards each to the leader). What is left is the Raft
@@ -601,14 +616,9 @@ def reference_without_recipients(address, n):
     latencies, failures = [], 0
     try:
         for i in range(n):
-            t0 = time.perf_counter()
             try:
-                conn.request("POST", "/v1/commands", body=json.dumps({"command": f"REF-{i}"}),
-                             headers={"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                answer = json.loads(resp.read() or b"null")
-                status = resp.status
-            except (OSError, http.client.HTTPException, ValueError) as e:
+                status, answer, dt = post_command(conn, f"REF-{i}")
+            except (OSError, http.client.HTTPException) as e:
                 count_error(f"reference POST /v1/commands {type(e).__name__}")
                 failures += 1
                 conn.close()
@@ -616,7 +626,7 @@ def reference_without_recipients(address, n):
             if check_answer(status, answer, 0):
                 failures += 1
             else:
-                latencies.append(time.perf_counter() - t0)
+                latencies.append(dt)
     finally:
         conn.close()
     return dict(latency_summary(latencies), failures=failures)
@@ -656,24 +666,13 @@ def bench_fanout(args, workdir):
                     cpu.start()
                     logs.start()
                     c0 = cl.commit_index(leader_ip)
-                body = json.dumps({"command": f"BENCH-{i}"})
-                t0 = time.perf_counter()
                 try:
-                    conn.request("POST", "/v1/commands", body=body,
-                                 headers={"Content-Type": "application/json"})
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    status = resp.status
+                    status, answer, dt = post_command(conn, f"BENCH-{i}")
                 except (OSError, http.client.HTTPException) as e:
                     count_error(f"POST /v1/commands {type(e).__name__}")
                     failures.append({"n": i, "error": type(e).__name__})
                     conn.close()
                     continue
-                dt = time.perf_counter() - t0
-                try:
-                    answer = json.loads(data)
-                except ValueError:
-                    answer = None
                 why = check_answer(status, answer, expect)
                 if isinstance(answer, dict) and answer.get("id"):
                     sent_ids.append(answer["id"])
@@ -994,20 +993,13 @@ def main():
                 "loadavg_before": load0,
                 "loadavg_after": loadavg(),
             }
-    except Interrupted as e:
-        result["interrupted"] = str(e)
     except Exception as e:  # report, still print the JSON gathered so far
-        result["error"] = f"{type(e).__name__}: {e}"
-        log(f"error: {result['error']}")
+        record_failure(result, e)
     finally:
         note_binary_change(result, args.binary, binary_before)
         result["teardown_problems"] = ABNORMAL
         result["http_errors"] = HTTP_ERRORS
-        if args.keep:
-            result["workdir"] = workdir
-            log(f"workspaces kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        keep_or_remove(result, workdir, args.keep, "workspaces")
     summary = {}
     for part in ("fanout", "throughput"):
         r = result.get(part)
@@ -1021,9 +1013,8 @@ def main():
                              "all_delivered_exactly_once": r.get("all_delivered_exactly_once")}
     result["summary"] = summary
     order = ["benchmark", "binary", "machine", "summary", "fanout", "throughput"]
-    ordered = {k: result[k] for k in order if k in result}
-    ordered.update({k: v for k, v in result.items() if k not in ordered})
-    text = json.dumps(ordered, indent=2)
+    ordered_result = ordered(result, order)
+    text = json.dumps(ordered_result, indent=2)
     if not args.no_save:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -735,7 +735,7 @@ ClusterStatus ConsensusService::GetStatus() const {
   status.member = engine_.started() && InConfiguration();
   status.term = engine_.term();
   status.commit_index = engine_.commit_index();
-  status.applied_index = engine_.last_applied();
+  status.applied_index = engine_.applied_index();
   if (auto leader = engine_.Leader()) {
     if (const auto* record = state_.FindMemberByRaftId(leader->id)) status.leader = *record;
   }

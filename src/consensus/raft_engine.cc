@@ -5,6 +5,7 @@ extern "C" {
 #include <raft/uv.h>
 }
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -99,7 +100,18 @@ uint64_t RaftIdFromNodeId(const std::string& node_id) {
 struct RaftFsmAdapter::Impl {
   raft_fsm fsm{};
   RaftStateMachine* machine;
+  const struct raft* server = nullptr;
+  // The feed has brought every entry up to this one (0 after a restore from the log).
+  uint64_t fed_through = 0;
+  AppliedEntryObserver observer;
   std::string last_result;  // handed to the apply callback, which runs right after apply
+
+  uint64_t raft_applied() const { return server == nullptr ? 0 : server->last_applied; }
+  uint64_t applied_index() const { return std::max(raft_applied(), fed_through); }
+  void Apply(uint64_t index, std::string_view payload) {
+    last_result = machine->ApplyEntry(payload);
+    if (observer.on_entry) observer.on_entry(index, payload);
+  }
 };
 
 RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_unique<Impl>()) {
@@ -108,15 +120,24 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
   impl_->fsm.data = impl_.get();
   impl_->fsm.apply = [](raft_fsm* fsm, const raft_buffer* buf, void** result) {
     auto* self = static_cast<Impl*>(fsm->data);
+    *result = &self->last_result;
+    // libraft applies entries in order and moves last_applied past each one after applying it.
+    const uint64_t index = self->server == nullptr ? 0 : self->server->last_applied + 1;
+    if (index != 0 && index <= self->fed_through) {
+      self->last_result.clear();  // the feed applied it already; nobody here proposed it
+      return 0;
+    }
     // An unframed entry is applied as an empty (and so refused) one: the same on every node.
     auto payload =
         UnframeRaftPayload(std::string_view(static_cast<const char*>(buf->base), buf->len));
-    self->last_result = self->machine->ApplyEntry(payload.ok() ? payload.value() : "");
-    *result = &self->last_result;
+    self->Apply(index, payload.ok() ? payload.value() : "");
     return 0;
   };
   impl_->fsm.snapshot = [](raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
     auto* self = static_cast<Impl*>(fsm->data);
+    // The state is ahead of the log (fed entries the log has not brought yet): a snapshot now
+    // would be labelled with an older index than its content. libraft tries again later.
+    if (self->fed_through > self->raft_applied()) return RAFT_BUSY;
     const std::string data = FrameRaftPayload(self->machine->TakeSnapshot());
     *bufs = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
     if (*bufs == nullptr) return RAFT_NOMEM;
@@ -141,8 +162,37 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
       return RAFT_MALFORMED;
     }
     raft_free(buf->base);
+    self->fed_through = 0;  // the state is the snapshot's now, whatever the feed had brought
+    if (self->observer.on_restore) self->observer.on_restore(0);
     return 0;
   };
+}
+
+void RaftFsmAdapter::Attach(const struct raft* server) { impl_->server = server; }
+uint64_t RaftFsmAdapter::applied_index() const { return impl_->applied_index(); }
+void RaftFsmAdapter::SetAppliedObserver(AppliedEntryObserver observer) {
+  impl_->observer = std::move(observer);
+}
+
+void RaftFsmAdapter::ApplyFed(uint64_t index, std::string_view payload) {
+  if (impl_->server == nullptr || index <= impl_->applied_index()) return;
+  impl_->Apply(index, payload);
+  impl_->fed_through = index;
+}
+
+void RaftFsmAdapter::FedThrough(uint64_t index) {
+  if (impl_->server != nullptr) impl_->fed_through = std::max(impl_->fed_through, index);
+}
+
+Status RaftFsmAdapter::RestoreFed(uint64_t index, std::string_view snapshot) {
+  if (impl_->server == nullptr) return Status::Error("the state machine is not attached");
+  if (index <= impl_->applied_index()) return Status::Ok();  // it has that much already
+  if (Status restored = impl_->machine->RestoreSnapshot(snapshot); !restored.ok()) {
+    return restored;
+  }
+  impl_->fed_through = index;
+  if (impl_->observer.on_restore) impl_->observer.on_restore(index);
+  return Status::Ok();
 }
 
 RaftFsmAdapter::~RaftFsmAdapter() = default;
@@ -197,6 +247,7 @@ Status RaftEngine::Open() {
   }
   s.raft_ready = true;
   s.raft.data = &s;
+  s.fsm.Attach(&s.raft);
   raft_set_election_timeout(&s.raft, options_.election_timeout_ms);
   raft_set_heartbeat_timeout(&s.raft, options_.heartbeat_timeout_ms);
   raft_set_snapshot_threshold(&s.raft, options_.snapshot_threshold);
@@ -369,7 +420,24 @@ std::optional<RaftServer> RaftEngine::Leader() const {
 
 uint64_t RaftEngine::term() const { return started_ ? impl_->raft.current_term : 0; }
 uint64_t RaftEngine::commit_index() const { return started_ ? impl_->raft.commit_index : 0; }
-uint64_t RaftEngine::last_applied() const { return started_ ? raft_last_applied(&impl_->raft) : 0; }
+uint64_t RaftEngine::applied_index() const { return started_ ? impl_->fsm.applied_index() : 0; }
+
+void RaftEngine::ApplyFed(uint64_t index, std::string_view payload) {
+  if (started_) impl_->fsm.ApplyFed(index, payload);
+}
+
+void RaftEngine::FedThrough(uint64_t index) {
+  if (started_) impl_->fsm.FedThrough(index);
+}
+
+Status RaftEngine::RestoreFed(uint64_t index, std::string_view snapshot) {
+  if (!started_) return Status::Error("not part of a cluster yet");
+  return impl_->fsm.RestoreFed(index, snapshot);
+}
+
+void RaftEngine::SetAppliedObserver(AppliedEntryObserver observer) {
+  impl_->fsm.SetAppliedObserver(std::move(observer));
+}
 
 std::optional<RaftRole> RaftEngine::RoleOf(uint64_t id) const {
   if (!started_) return std::nullopt;

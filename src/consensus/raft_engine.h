@@ -23,6 +23,7 @@
 #include "core/status.h"
 
 struct raft_fsm;
+struct raft;
 
 namespace synod {
 
@@ -66,6 +67,14 @@ Result<std::string_view> UnframeRaftPayload(std::string_view framed);
 // Derives a Raft server id (non-zero) from a node id of hex digits.
 uint64_t RaftIdFromNodeId(const std::string& node_id);
 
+// Hears every entry applied to the state machine, with its Raft index, whichever way it came
+// (the Raft log, or the leader's feed to spares), and every snapshot restored.
+struct AppliedEntryObserver {
+  std::function<void(uint64_t index, std::string_view payload)> on_entry;
+  // `index` is 0 when it is not known yet (libraft sets it only after the restore).
+  std::function<void(uint64_t index)> on_restore;
+};
+
 class RaftEngine {
  public:
   using ApplyCallback = std::function<void(Result<std::string> result, uint64_t index)>;
@@ -99,11 +108,23 @@ class RaftEngine {
   std::optional<RaftServer> Leader() const;
   uint64_t term() const;
   uint64_t commit_index() const;
-  uint64_t last_applied() const;
+  // The newest entry the state machine holds: applied from the log or from the feed.
+  uint64_t applied_index() const;
   std::vector<RaftServer> Configuration() const;
   // The role of server `id` in the configuration, if it is in it; no copy of the configuration.
   std::optional<RaftRole> RoleOf(uint64_t id) const;
   const RaftOptions& options() const { return options_; }
+
+  // Entries that reach a spare outside Raft, through the leader's feed. They go through the
+  // engine so that each index is applied once whichever way it comes: when the log later brings
+  // an entry the feed already applied (a spare promoted), it is skipped.
+  // Applies committed entry `index`, if it is newer than applied_index().
+  void ApplyFed(uint64_t index, std::string_view payload);
+  // Entries up to `index` that change no state (Raft's own) were committed too.
+  void FedThrough(uint64_t index);
+  // Replaces the state with the leader's, as of `index`.
+  Status RestoreFed(uint64_t index, std::string_view snapshot);
+  void SetAppliedObserver(AppliedEntryObserver observer);
 
  private:
   struct Impl;
@@ -122,6 +143,16 @@ class RaftFsmAdapter {
   RaftFsmAdapter(const RaftFsmAdapter&) = delete;
   RaftFsmAdapter& operator=(const RaftFsmAdapter&) = delete;
   raft_fsm* get();
+
+  // The server whose entries this applies: it gives each entry its index. Without it, entries
+  // have index 0, none is skipped and fed entries cannot be taken.
+  void Attach(const struct raft* server);
+  // As RaftEngine's members of the same names.
+  uint64_t applied_index() const;
+  void ApplyFed(uint64_t index, std::string_view payload);
+  void FedThrough(uint64_t index);
+  Status RestoreFed(uint64_t index, std::string_view snapshot);
+  void SetAppliedObserver(AppliedEntryObserver observer);
 
  private:
   struct Impl;

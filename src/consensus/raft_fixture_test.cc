@@ -7,7 +7,10 @@ extern "C" {
 #include <raft/fixture.h>
 }
 
+#include <algorithm>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "consensus/cluster_state.h"
@@ -166,6 +169,74 @@ TEST_F(FixtureCluster, PartitionedMinorityHealsToTheSameState) {
   }
   Put("after", "heal");
   EXPECT_EQ(states_[minority]->Get("p19").value_or(""), "x");
+  ExpectIdentical();
+}
+
+// A spare fed by the leader (as ConsensusService feeds spares), then promoted: the log brings it
+// the entries the feed already applied, and none may be applied twice.
+TEST_F(FixtureCluster, AFedSpareIsPromotedWithoutApplyingAnyEntryTwice) {
+  for (unsigned i = 0; i < 3; ++i) {
+    // Catch-up by log, not snapshot, so that the log replays what was fed.
+    raft_set_snapshot_threshold(raft_fixture_get(&f_, i), 1000);
+  }
+  // What each server applied, by index, in order.
+  std::vector<std::vector<uint64_t>> applied(4);
+  std::vector<std::pair<uint64_t, std::string>> feed;  // what the leader would send
+  Grow(1);
+  ASSERT_EQ(raft_start(raft_fixture_get(&f_, 3)), 0);
+  for (unsigned i = 0; i < 4; ++i) {
+    fsms_[i]->Attach(raft_fixture_get(&f_, i));
+    fsms_[i]->SetAppliedObserver(
+        AppliedEntryObserver{.on_entry =
+                                 [&, i](uint64_t index, std::string_view payload) {
+                                   applied[i].push_back(index);
+                                   if (raft_state(raft_fixture_get(&f_, i)) == RAFT_LEADER) {
+                                     feed.emplace_back(index, std::string(payload));
+                                   }
+                                 },
+                             .on_restore = {}});
+  }
+  auto change = [&](auto&& start) {
+    struct raft_change request {};
+    bool done = false;
+    request.data = &done;
+    ASSERT_EQ(start(&request,
+                    [](struct raft_change* req, int status) {
+                      ASSERT_EQ(status, 0);
+                      *static_cast<bool*>(req->data) = true;
+                    }),
+              0);
+    for (int step = 0; step < 100000 && !done; ++step) raft_fixture_step(&f_);
+    ASSERT_TRUE(done);
+  };
+  raft* leader = raft_fixture_get(&f_, Leader());
+  change([&](raft_change* req, raft_change_cb cb) { return raft_add(leader, req, 4, "4", cb); });
+
+  auto feed_spare = [&] {
+    for (const auto& [index, payload] : feed) fsms_[3]->ApplyFed(index, payload);
+    fsms_[3]->FedThrough(raft_last_applied(leader));
+  };
+  for (int i = 0; i < 5; ++i) Put("fed" + std::to_string(i), "x", /*cut_off=*/3);
+  EXPECT_EQ(applied[Leader()].back(), raft_last_applied(leader))
+      << "each entry is applied with its own index";
+  EXPECT_EQ(raft_last_applied(raft_fixture_get(&f_, 3)), 0u) << "a spare gets nothing from Raft";
+  feed_spare();
+  EXPECT_EQ(states_[3]->Get("fed4").value_or(""), "x");
+  EXPECT_EQ(fsms_[3]->applied_index(), raft_last_applied(leader));
+  feed_spare();  // a feed repeated (a retry, a new leader) changes nothing
+  EXPECT_EQ(applied[3].size(), 5u);
+
+  change([&](raft_change* req, raft_change_cb cb) {
+    return raft_assign(leader, req, 4, RAFT_VOTER, cb);
+  });
+  Put("after", "promotion");
+  EXPECT_EQ(states_[3]->Get("after").value_or(""), "promotion");
+  for (unsigned i = 0; i < 4; ++i) {
+    EXPECT_TRUE(std::is_sorted(applied[i].begin(), applied[i].end()) &&
+                std::adjacent_find(applied[i].begin(), applied[i].end()) == applied[i].end())
+        << "server " << i << " applied an entry twice or out of order";
+  }
+  EXPECT_EQ(applied[3], applied[Leader()]) << "the spare applied exactly what the leader did";
   ExpectIdentical();
 }
 

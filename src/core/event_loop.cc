@@ -17,6 +17,27 @@ EventLoop::EventLoop() {
   wakeup_.data = this;
   // Posting is a way in, not a reason to keep running: the loop lives as long as its handles.
   uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup_));
+  uv_prepare_init(&loop_, &before_poll_);
+  before_poll_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&before_poll_));
+}
+
+void EventLoop::Defer(std::function<void()> fn) {
+  if (deferred_.empty()) {
+    uv_prepare_start(&before_poll_, [](uv_prepare_t* prepare) {
+      static_cast<EventLoop*>(prepare->data)->DrainDeferred();
+    });
+  }
+  deferred_.push_back(std::move(fn));
+}
+
+void EventLoop::DrainDeferred() {
+  while (!deferred_.empty()) {
+    std::vector<std::function<void()>> batch;
+    batch.swap(deferred_);
+    for (auto& fn : batch) fn();
+  }
+  uv_prepare_stop(&before_poll_);
 }
 
 struct EventLoop::OneShot {
@@ -53,6 +74,10 @@ void EventLoop::RunAfter(std::chrono::milliseconds delay, std::function<void()> 
 EventLoop::~EventLoop() {
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&wakeup_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
+  }
+  deferred_.clear();
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&before_poll_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);
   }
   // One-shots still pending die with the loop, unrun.
   while (!one_shots_.empty()) CloseOneShot(*one_shots_.begin());

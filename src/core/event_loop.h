@@ -13,6 +13,7 @@
 #include <functional>
 #include <mutex>
 #include <set>
+#include <vector>
 
 namespace synod {
 
@@ -38,13 +39,21 @@ class EventLoop {
   // captures by reference: capture weak references, or only what lives as long as the loop.
   void RunAfter(std::chrono::milliseconds delay, std::function<void()> fn);
 
+  // Runs fn once at the end of this turn of the loop, just before it waits for I/O again (in
+  // the order deferred; what fn defers runs in the same turn). Writes deferred this way leave as
+  // one write per connection instead of one per message. Loop thread only.
+  void Defer(std::function<void()> fn);
+
  private:
   struct OneShot;
   void DrainPosted();
+  void DrainDeferred();
   void CloseOneShot(OneShot* shot);
 
   uv_loop_t loop_{};
   uv_async_t wakeup_{};
+  uv_prepare_t before_poll_{};
+  std::vector<std::function<void()>> deferred_;
   std::mutex posted_mutex_;
   std::deque<std::function<void()>> posted_;
   bool stopping_ = false;

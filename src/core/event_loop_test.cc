@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 namespace synod {
 namespace {
@@ -30,6 +31,28 @@ TEST(EventLoop, RepeatingTimerCanStopItself) {
   });
   loop.Run();
   EXPECT_EQ(fired, 3);
+}
+
+TEST(EventLoop, DeferredWorkRunsAfterTheCallbackAndBeforeTheLoopWaits) {
+  EventLoop loop;
+  std::vector<int> order;
+  Timer waiter(loop);
+  loop.RunAfter(milliseconds(0), [&] {
+    order.push_back(1);
+    // The loop would now wait a minute for this timer, unless the deferred work, which stops
+    // it, runs first.
+    waiter.Start(milliseconds(60'000), milliseconds(0), [&] { order.push_back(0); });
+    loop.Defer([&] {
+      order.push_back(3);
+      loop.Defer([&] {
+        order.push_back(4);
+        waiter.Stop();
+      });
+    });
+    order.push_back(2);
+  });
+  loop.Run();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4}));
 }
 
 TEST(EventLoop, PostFromAnotherThreadRunsOnTheLoopThread) {

@@ -6,8 +6,8 @@
 
 namespace synod {
 
-PeerLink::PeerLink(std::shared_ptr<TcpConnection> connection, const Clock& clock)
-    : connection_(std::move(connection)), clock_(clock) {}
+PeerLink::PeerLink(EventLoop& loop, std::shared_ptr<TcpConnection> connection, const Clock& clock)
+    : loop_(loop), connection_(std::move(connection)), clock_(clock) {}
 
 void PeerLink::Start(MessageCallback on_message, ClosedCallback on_closed) {
   on_message_ = std::move(on_message);
@@ -41,7 +41,25 @@ void PeerLink::Start(MessageCallback on_message, ClosedCallback on_closed) {
 }
 
 void PeerLink::Send(const wire::PeerMessage& message) {
+  if (connection_->closed()) return;
+  if (queued_.empty()) {
+    loop_.Defer([weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->Flush();
+    });
+  }
+  queued_ += EncodeFrame(message.SerializeAsString());
+}
+
+void PeerLink::SendNow(const wire::PeerMessage& message) {
+  Flush();
   connection_->Write(EncodeFrame(message.SerializeAsString()));
+}
+
+void PeerLink::Flush() {
+  if (queued_.empty()) return;
+  std::string bytes;
+  bytes.swap(queued_);
+  if (!connection_->closed()) connection_->Write(std::move(bytes));
 }
 
 void PeerLink::Fail(const std::string& why) {

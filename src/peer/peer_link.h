@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/clock.h"
+#include "core/event_loop.h"
 #include "net/frame_codec.h"
 #include "net/tcp.h"
 #include "proto/peer.pb.h"
@@ -24,18 +25,25 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   using MessageCallback = std::function<void(const wire::PeerMessage&, int64_t received_utc_nanos)>;
   using ClosedCallback = std::function<void(const std::string& why)>;
 
-  PeerLink(std::shared_ptr<TcpConnection> connection, const Clock& clock);
+  PeerLink(EventLoop& loop, std::shared_ptr<TcpConnection> connection, const Clock& clock);
 
   void Start(MessageCallback on_message, ClosedCallback on_closed);
+  // Queues the message; everything queued in one turn of the loop leaves in one write at the
+  // end of it (see EventLoop::Defer), so that a peer sent several messages wakes up once.
   void Send(const wire::PeerMessage& message);
+  // Writes at once, after what is queued: for messages that carry the time they were sent.
+  void SendNow(const wire::PeerMessage& message);
   // Closes without calling on_closed.
   void Close();
   Ipv4 peer_ip() const { return connection_->peer_ip(); }
 
  private:
   void Fail(const std::string& why);
+  void Flush();
 
+  EventLoop& loop_;
   std::shared_ptr<TcpConnection> connection_;
+  std::string queued_;
   const Clock& clock_;
   FrameDecoder decoder_{kMaxPeerFrameBytes};
   MessageCallback on_message_;

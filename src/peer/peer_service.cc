@@ -77,7 +77,7 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
     connection->Close();
     return;
   }
-  auto link = std::make_shared<PeerLink>(std::move(connection), clock_);
+  auto link = std::make_shared<PeerLink>(loop_, std::move(connection), clock_);
   incoming_.insert(link);
   std::weak_ptr<PeerLink> weak = link;
   link->Start(
@@ -95,7 +95,7 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
             response->set_t1_nanos(message.time_request().t1_nanos());
             response->set_t2_nanos(received);
             response->set_t3_nanos(clock_.WallUtcNanos());
-            link->Send(reply);
+            link->SendNow(reply);
             break;
           }
           default:
@@ -200,7 +200,7 @@ void PeerService::Connect(const std::string& key, Tracked& peer) {
           Reschedule();
           return;
         }
-        peer.link = std::make_shared<PeerLink>(std::move(connection), clock_);
+        peer.link = std::make_shared<PeerLink>(loop_, std::move(connection), clock_);
         peer.link->Start(
             [this, key](const wire::PeerMessage& message, int64_t received) {
               OnOutgoingMessage(key, message, received);
@@ -364,7 +364,7 @@ void PeerService::OnTick() {
     wire::PeerMessage message;
     message.mutable_time_request()->set_sequence(peer.next_sequence++);
     message.mutable_time_request()->set_t1_nanos(clock_.WallUtcNanos());
-    peer.link->Send(message);
+    peer.link->SendNow(message);
     if (peer.burst_left > 0) {
       --peer.burst_left;
       peer.next_probe = now + kBurstSpacing;

@@ -34,6 +34,7 @@ struct AgentConfig {
   unsigned bootstrap_expect = 0;
   std::vector<Ipv4> join;
   unsigned voters = 3;
+  unsigned standbys = 2;
   std::chrono::milliseconds election_timeout{300};
   std::chrono::milliseconds heartbeat_timeout{100};
   std::chrono::milliseconds master_timeout{60'000};

@@ -58,6 +58,7 @@ nlohmann::json ClusterJson(const ConsensusService& consensus) {
       {"voters", status.voters},
       {"voters_alive", status.voters_alive},
       {"standbys", status.standbys},
+      {"spares", status.spares},
       {"quorum", status.quorum},
       {"members", members},
   };

@@ -29,6 +29,7 @@ struct AgentFlags {
   unsigned bootstrap_expect = 0;
   std::vector<std::string> join;
   unsigned voters = 3;
+  unsigned standbys = 2;
   std::string election_timeout = "300ms";
   std::string heartbeat_timeout = "100ms";
   std::string master_timeout = "60s";
@@ -95,6 +96,7 @@ int RunAgent(const AgentFlags& flags) {
     config.join.push_back(ip.value());
   }
   config.voters = flags.voters;
+  config.standbys = flags.standbys;
   Result<std::chrono::milliseconds> election = ParseDuration(flags.election_timeout);
   if (!election.ok()) return Fail("--election-timeout: " + election.error(), 2);
   Result<std::chrono::milliseconds> heartbeat = ParseDuration(flags.heartbeat_timeout);
@@ -181,9 +183,14 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
                   "Wait until N nodes are discovered, then form one cluster of them")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--join", flags->join, "Address of a member to join through (repeatable)");
-  cmd->add_option("--voters", flags->voters, "Voting members (the rest are standbys)")
+  cmd->add_option("--voters", flags->voters, "Voting members")
       ->capture_default_str()
       ->check(CLI::IsMember({1, 3, 5, 7}));
+  cmd->add_option("--standbys", flags->standbys,
+                  "Members replicated by Raft without a vote, ready to replace a voter; the "
+                  "rest are spares, fed committed entries by the leader")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 15));
   cmd->add_option("--election-timeout", flags->election_timeout, "Raft election timeout")
       ->capture_default_str();
   cmd->add_option("--heartbeat-timeout", flags->heartbeat_timeout, "Raft heartbeat interval")

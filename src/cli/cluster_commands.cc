@@ -156,7 +156,8 @@ int RunClusterStatus(const ClusterFlags& flags) {
   } else {
     std::printf("Leader   none\n");
   }
-  std::printf("Voters   %u (%u alive), standbys %u\n", voters, alive, c.value("standbys", 0u));
+  std::printf("Voters   %u (%u alive), standbys %u, spares %u\n", voters, alive,
+              c.value("standbys", 0u), c.value("spares", 0u));
   if (c.value("quorum", false)) {
     std::printf("Quorum   healthy (%u of %u voters alive, %u needed)\n", alive, voters,
                 voters / 2 + 1);
@@ -227,7 +228,8 @@ void RegisterClusterCommands(CLI::App& app, CommandRunner& run) {
   {
     auto flags = std::make_shared<ClusterFlags>();
     CLI::App* status = cluster->add_subcommand(
-        "status", "Leader, term, voters and standbys, quorum health (exit 1 without quorum)");
+        "status",
+        "Leader, term, voters, standbys and spares, quorum health (exit 1 without quorum)");
     AddNodeOption(*status, flags->target);
     status->add_flag("--json", flags->json, "Print the raw JSON");
     status->callback([&run, flags] { run = [flags] { return RunClusterStatus(*flags); }; });

@@ -19,6 +19,13 @@ constexpr auto kForwardRetry = std::chrono::milliseconds(100);
 constexpr auto kLivenessRefresh = std::chrono::seconds(5);
 constexpr auto kLeaveBudget = std::chrono::milliseconds(2500);
 constexpr size_t kMaxBatch = 1024;
+// The feed to spares: an empty message tells a spare who leads when there is nothing new; a
+// spare that has not heard from the feed for kFeedFresh goes back to what Raft says.
+constexpr auto kFeedKeepalive = std::chrono::milliseconds(250);
+constexpr auto kFeedFresh = std::chrono::milliseconds(1000);
+constexpr auto kFeedReplySpacing = std::chrono::milliseconds(100);
+constexpr size_t kRecentEntries = 4096;
+constexpr size_t kRecentBytes = 8 << 20;
 constexpr const char* kClusterIdFile = "cluster_id";
 
 wire::CommandResult ErrorResult(const std::string& message) {
@@ -47,7 +54,21 @@ ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerServ
                           options_.election_timeout_ms, options_.heartbeat_timeout_ms},
               state_),
       tick_timer_(loop),
-      flush_timer_(loop) {}
+      flush_timer_(loop),
+      recent_entries_(kRecentEntries, kRecentBytes) {
+  engine_.SetAppliedObserver(AppliedEntryObserver{
+      .on_entry =
+          [this](uint64_t index, std::string_view payload) {
+            recent_entries_.Record(index, payload);
+            if (engine_.IsLeader()) FeedSpares(index);
+          },
+      .on_restore =
+          [this](uint64_t index) {
+            recent_entries_.Restored(index);
+            snapshot_cache_ = {};
+          },
+  });
+}
 
 ConsensusService::~ConsensusService() = default;
 
@@ -126,10 +147,16 @@ wire::MemberRecord ConsensusService::SelfRecord(wire::Role role) const {
 }
 
 bool ConsensusService::InConfiguration() const {
-  return engine_.RoleOf(engine_.options().id).has_value();
+  if (engine_.RoleOf(engine_.options().id).has_value()) return true;
+  // A spare added after it started knows no Raft configuration: the feed is its proof.
+  if (!FedRecently()) return false;
+  const auto* self = state_.FindMember(options_.identity.id);
+  return self != nullptr && self->state() != wire::LEFT;
 }
 
 std::optional<Ipv4> ConsensusService::LeaderIp() const {
+  // Raft tells a spare nothing, and what it told it before it became one may be stale.
+  if (!engine_.IsLeader() && FedRecently()) return feed_source_->leader_ip;
   auto leader = engine_.Leader();
   if (!leader) return std::nullopt;
   Result<Ipv4> ip = IpOfAddress(leader->address);
@@ -168,7 +195,13 @@ void ConsensusService::Tick() {
   const bool leader = engine_.IsLeader();
   if (leader && !was_leader_) OnBecameLeader();
   was_leader_ = leader;
-  if (leader) LeaderStep();
+  if (leader) {
+    LeaderStep();
+    TrackSpares();
+    FeedSpares(engine_.applied_index());  // keepalives, and whoever fell behind
+  } else {
+    spares_.clear();
+  }
   if (in_configuration && clock_.Monotonic() >= next_heartbeat_) {
     // Every node calls HeartbeatSoon() when the same entry is applied (a new master clock).
     next_heartbeat_ = clock_.Monotonic() + heartbeat_jitter_.Spread(options_.member_heartbeat);
@@ -432,6 +465,12 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
       }
       return;
     }
+    case wire::PeerMessage::kEntryFeed:
+      OnFeed(request.entry_feed());
+      return;
+    case wire::PeerMessage::kEntryFeedReply:
+      OnFeedReply(request.entry_feed_reply());
+      return;
     case wire::PeerMessage::kHeartbeat:
       if (engine_.IsLeader()) {
         last_heard_[request.heartbeat().node_id()] = clock_.Monotonic();
@@ -549,6 +588,7 @@ void ConsensusService::ChangeDone(const std::string& what, Status status) {
 void ConsensusService::MaintainMembership() {
   if (change_in_progress_) return;
   const std::vector<RaftServer> configuration = engine_.Configuration();
+  const RoleTargets targets{options_.max_voters, options_.max_standbys};
   auto role_of = [&](uint64_t raft_id) { return RoleIn(configuration, raft_id); };
 
   // 1. Joins, one configuration change at a time.
@@ -575,7 +615,7 @@ void ConsensusService::MaintainMembership() {
       Propose(join, [answer](Result<wire::CommandResult> r) { answer(r.ok() ? "" : r.error()); });
       return;
     }
-    const RaftRole role = RoleForNewMember(configuration, options_.max_voters);
+    const RaftRole role = RoleForNewMember(configuration, targets);
     change_in_progress_ = true;
     spdlog::info("consensus: adding {} ({}) as {}", record.name(), record.ip(), RaftRoleName(role));
     engine_.Add(record.raft_id(), address, [this, pending, role, answer](Status added) {
@@ -585,9 +625,7 @@ void ConsensusService::MaintainMembership() {
         return;
       }
       answer("");  // the joiner starts its engine now; the promotion below catches it up
-      engine_.Assign(pending->record.raft_id(), role, [this, pending, role](Status assigned) {
-        ChangeDone("assign " + pending->record.name(), assigned);
-        if (!assigned.ok()) return;  // stays a spare; a retried join request tries again
+      auto record_member = [this, pending, role] {
         wire::Command join;
         *join.mutable_member_join()->mutable_member() = pending->record;
         join.mutable_member_join()->mutable_member()->set_role(ToWireRole(role));
@@ -597,14 +635,24 @@ void ConsensusService::MaintainMembership() {
                          r.ok() ? r.value().error() : r.error());
           }
         });
-      });
+      };
+      if (role == RaftRole::kSpare) {  // added as one: the feed starts with the next tick
+        ChangeDone("add " + pending->record.name(), Status::Ok());
+        record_member();
+        return;
+      }
+      engine_.Assign(pending->record.raft_id(), role,
+                     [this, pending, record_member](Status assigned) {
+                       ChangeDone("assign " + pending->record.name(), assigned);
+                       // Else it stays a spare; a retried join request tries again.
+                       if (assigned.ok()) record_member();
+                     });
     });
     return;
   }
 
   // 2. Everything else the configuration and the records need, one step at a time.
-  const MembershipStep step =
-      PlanMembership(state_, configuration, options_.max_voters, options_.identity.id);
+  const MembershipStep step = PlanMembership(state_, configuration, targets, options_.identity.id);
   const wire::MemberRecord* member = step.member;
   switch (step.kind) {
     case MembershipStep::Kind::kNone:
@@ -633,7 +681,131 @@ void ConsensusService::MaintainMembership() {
       engine_.Assign(member->raft_id(), RaftRole::kVoter,
                      [this](Status status) { ChangeDone("promote a standby", status); });
       return;
+    case MembershipStep::Kind::kPromoteSpare:
+      change_in_progress_ = true;
+      spdlog::info("consensus: promoting spare {} to standby", member->name());
+      engine_.Assign(member->raft_id(), RaftRole::kStandby,
+                     [this](Status status) { ChangeDone("promote a spare", status); });
+      return;
+    case MembershipStep::Kind::kDemoteStandby:
+      change_in_progress_ = true;
+      spdlog::info("consensus: more standbys than wanted: {} becomes a spare", member->name());
+      engine_.Assign(member->raft_id(), RaftRole::kSpare,
+                     [this](Status status) { ChangeDone("demote a standby", status); });
+      return;
   }
+}
+
+// ---- the feed to spares ---------------------------------------------------------------------
+
+void ConsensusService::TrackSpares() {
+  std::erase_if(spares_, [this](const auto& entry) {
+    const auto* member = state_.FindMember(entry.first);
+    return member == nullptr || member->state() == wire::LEFT ||
+           engine_.RoleOf(member->raft_id()) != RaftRole::kSpare;
+  });
+  const uint64_t through = engine_.applied_index();
+  for (const auto* member : state_.MembersInJoinOrder()) {
+    if (member->state() == wire::LEFT || member->id() == options_.identity.id ||
+        engine_.RoleOf(member->raft_id()) != RaftRole::kSpare) {
+      continue;
+    }
+    Result<Ipv4> ip = Ipv4::Parse(member->ip());
+    if (!ip.ok()) continue;
+    // Assumed up to date: a spare that is not says so at the first message, and is caught up.
+    spares_.try_emplace(member->id(), SpareCursor{ip.value(), through, MonoTime{}});
+  }
+}
+
+void ConsensusService::FeedSpares(uint64_t through) {
+  const MonoTime now = clock_.Monotonic();
+  for (auto& [id, cursor] : spares_) FeedSpare(id, cursor, through, now);
+}
+
+void ConsensusService::FeedSpare(const std::string& id, SpareCursor& cursor, uint64_t through,
+                                 MonoTime now) {
+  if (cursor.sent_through >= through && now - cursor.last_sent < kFeedKeepalive) return;
+  wire::PeerMessage message;
+  wire::EntryFeed* feed = message.mutable_entry_feed();
+  feed->set_leader_id(options_.identity.id);
+  feed->set_leader_ip(options_.ip.ToString());
+  feed->set_term(engine_.term());
+  const uint64_t after = std::min(cursor.sent_through, through);
+  feed->set_prev_index(after);
+  feed->set_through_index(through);
+  if (!recent_entries_.Collect(after, through, *feed)) {
+    // It missed more than is kept: the whole state instead, taken once for every such spare.
+    if (snapshot_cache_.index != through || snapshot_cache_.bytes.empty()) {
+      snapshot_cache_.index = through;
+      snapshot_cache_.bytes = state_.TakeSnapshot();
+    }
+    spdlog::info("consensus: spare {} is behind (at {}): sending it the state as of {}", id, after,
+                 through);
+    feed->set_has_snapshot(true);
+    feed->set_snapshot(snapshot_cache_.bytes);
+  }
+  peers_.Send(cursor.ip, message);
+  cursor.sent_through = through;
+  cursor.last_sent = now;
+}
+
+void ConsensusService::OnFeedReply(const wire::EntryFeedReply& reply) {
+  if (!engine_.IsLeader()) return;
+  auto it = spares_.find(reply.node_id());
+  if (it == spares_.end()) return;
+  it->second.sent_through = reply.applied_index();
+  FeedSpare(it->first, it->second, engine_.applied_index(), clock_.Monotonic());
+}
+
+void ConsensusService::OnFeed(const wire::EntryFeed& feed) {
+  if (!engine_.started() || engine_.IsLeader()) return;
+  if (feed_source_ && feed.term() < feed_source_->term) return;  // a deposed leader
+  Result<Ipv4> leader_ip = Ipv4::Parse(feed.leader_ip());
+  if (!leader_ip.ok() || feed.leader_id().empty() || feed.prev_index() > feed.through_index()) {
+    spdlog::warn("consensus: ignoring a malformed entry feed from {}", feed.leader_id());
+    return;
+  }
+  const MonoTime now = clock_.Monotonic();
+  if (!feed_source_ || feed_source_->leader_id != feed.leader_id()) {
+    spdlog::info("consensus: leader {} feeds this spare (term {})", feed.leader_ip(), feed.term());
+    feed_source_ = FeedSource{};
+  }
+  feed_source_->leader_id = feed.leader_id();
+  feed_source_->leader_ip = leader_ip.value();
+  feed_source_->term = feed.term();
+  feed_source_->last_fed = now;
+
+  const uint64_t applied = engine_.applied_index();
+  if (feed.has_snapshot()) {
+    if (Status restored = engine_.RestoreFed(feed.through_index(), feed.snapshot());
+        !restored.ok()) {
+      spdlog::warn("consensus: cannot restore the leader's state: {}", restored.message());
+    }
+    return;
+  }
+  if (feed.prev_index() > applied) {
+    // A gap (a message lost with a connection, or a new leader that assumed too much).
+    if (feed_source_->last_reply_index == applied &&
+        now - feed_source_->last_reply < kFeedReplySpacing) {
+      return;  // already asked; the answer is on its way
+    }
+    feed_source_->last_reply_index = applied;
+    feed_source_->last_reply = now;
+    wire::PeerMessage reply;
+    reply.mutable_entry_feed_reply()->set_node_id(options_.identity.id);
+    reply.mutable_entry_feed_reply()->set_applied_index(applied);
+    peers_.Send(leader_ip.value(), reply);
+    return;
+  }
+  for (const auto& entry : feed.entries()) {
+    if (entry.index() > feed.through_index()) break;
+    engine_.ApplyFed(entry.index(), entry.payload());  // ignores what it holds already
+  }
+  engine_.FedThrough(feed.through_index());
+}
+
+bool ConsensusService::FedRecently() const {
+  return feed_source_ && clock_.Monotonic() - feed_source_->last_fed < kFeedFresh;
 }
 
 // ---- leaving --------------------------------------------------------------------------------
@@ -733,19 +905,36 @@ ClusterStatus ConsensusService::GetStatus() const {
   }
   status.cluster_id = state_.cluster_id().empty() ? known_cluster_id_ : state_.cluster_id();
   status.member = engine_.started() && InConfiguration();
-  status.term = engine_.term();
-  status.commit_index = engine_.commit_index();
+  const bool fed = !engine_.IsLeader() && FedRecently();
+  status.term = std::max(engine_.term(), fed ? feed_source_->term : 0);
   status.applied_index = engine_.applied_index();
-  if (auto leader = engine_.Leader()) {
+  status.commit_index = std::max(engine_.commit_index(), status.applied_index);
+  if (fed) {
+    if (const auto* record = state_.FindMember(feed_source_->leader_id)) status.leader = *record;
+  } else if (auto leader = engine_.Leader()) {
     if (const auto* record = state_.FindMemberByRaftId(leader->id)) status.leader = *record;
   }
-  for (const RaftServer& server : engine_.Configuration()) {
-    if (server.role == RaftRole::kStandby) ++status.standbys;
-    if (server.role != RaftRole::kVoter) continue;
+  auto count = [&status](RaftRole role, const wire::MemberRecord* record) {
+    if (role == RaftRole::kStandby) ++status.standbys;
+    if (role == RaftRole::kSpare) ++status.spares;
+    if (role != RaftRole::kVoter) return;
     ++status.voters;
-    const auto* record = state_.FindMemberByRaftId(server.id);
     if (record == nullptr || record->state() == wire::ALIVE || record->state() == wire::SUSPECT) {
       ++status.voters_alive;
+    }
+  };
+  if (fed) {
+    // A spare's Raft configuration is empty or stale; the member list it is fed follows the
+    // leader's.
+    for (const auto* member : state_.MembersInJoinOrder()) {
+      if (member->state() == wire::LEFT) continue;
+      if (member->role() == wire::VOTER) count(RaftRole::kVoter, member);
+      if (member->role() == wire::STANDBY) count(RaftRole::kStandby, member);
+      if (member->role() == wire::SPARE) count(RaftRole::kSpare, member);
+    }
+  } else {
+    for (const RaftServer& server : engine_.Configuration()) {
+      count(server.role, state_.FindMemberByRaftId(server.id));
     }
   }
   status.quorum = status.leader.has_value() && status.voters_alive * 2 > status.voters;

@@ -24,15 +24,17 @@ std::optional<RaftRole> RoleIn(const std::vector<RaftServer>& configuration, uin
 }
 
 namespace {
-unsigned CountVoters(const std::vector<RaftServer>& configuration) {
-  unsigned voters = 0;
-  for (const RaftServer& server : configuration) voters += server.role == RaftRole::kVoter;
-  return voters;
+unsigned Count(const std::vector<RaftServer>& configuration, RaftRole role) {
+  unsigned count = 0;
+  for (const RaftServer& server : configuration) count += server.role == role;
+  return count;
 }
 }  // namespace
 
-RaftRole RoleForNewMember(const std::vector<RaftServer>& configuration, unsigned max_voters) {
-  return CountVoters(configuration) < max_voters ? RaftRole::kVoter : RaftRole::kStandby;
+RaftRole RoleForNewMember(const std::vector<RaftServer>& configuration, RoleTargets targets) {
+  if (Count(configuration, RaftRole::kVoter) < targets.voters) return RaftRole::kVoter;
+  if (Count(configuration, RaftRole::kStandby) < targets.standbys) return RaftRole::kStandby;
+  return RaftRole::kSpare;
 }
 
 std::vector<wire::MemberLiveness::Entry> PlanLiveness(const ClusterState& state,
@@ -58,10 +60,10 @@ std::vector<wire::MemberLiveness::Entry> PlanLiveness(const ClusterState& state,
 }
 
 MembershipStep PlanMembership(const ClusterState& state,
-                              const std::vector<RaftServer>& configuration, unsigned max_voters,
+                              const std::vector<RaftServer>& configuration, RoleTargets targets,
                               const std::string& self_id) {
   auto role_of = [&](uint64_t raft_id) { return RoleIn(configuration, raft_id); };
-  const unsigned voters = CountVoters(configuration);
+  const unsigned voters = Count(configuration, RaftRole::kVoter);
   const auto members = state.MembersInJoinOrder();
 
   for (const auto* member : members) {
@@ -76,22 +78,37 @@ MembershipStep PlanMembership(const ClusterState& state,
     }
   }
   const wire::MemberRecord* dead_voter = nullptr;
-  const wire::MemberRecord* live_standby = nullptr;
+  const wire::MemberRecord* live_standby = nullptr;  // the earliest joined
+  const wire::MemberRecord* last_live_standby = nullptr;
+  const wire::MemberRecord* live_spare = nullptr;  // the earliest joined
+  unsigned live_standbys = 0;
   for (const auto* member : members) {
     auto role = role_of(member->raft_id());
     if (!role) continue;
+    const bool alive = member->state() == wire::ALIVE;
     if (*role == RaftRole::kVoter && member->state() == wire::DEAD && !dead_voter) {
       dead_voter = member;
     }
-    if (*role == RaftRole::kStandby && member->state() == wire::ALIVE && !live_standby) {
-      live_standby = member;
+    if (*role == RaftRole::kStandby && alive) {
+      if (!live_standby) live_standby = member;
+      last_live_standby = member;
+      ++live_standbys;
     }
+    if (*role == RaftRole::kSpare && alive && !live_spare) live_spare = member;
   }
   if (dead_voter != nullptr && live_standby != nullptr) {
     return {MembershipStep::Kind::kDemoteVoter, dead_voter, RaftRole::kStandby};
   }
-  if (voters < max_voters && live_standby != nullptr) {
+  if (voters < targets.voters && live_standby != nullptr) {
     return {MembershipStep::Kind::kPromoteStandby, live_standby, RaftRole::kVoter};
+  }
+  // A spare becomes a voter by way of standby, where libraft catches it up.
+  const bool voter_needed = dead_voter != nullptr || voters < targets.voters;
+  if (live_spare != nullptr && (live_standbys < targets.standbys || voter_needed)) {
+    return {MembershipStep::Kind::kPromoteSpare, live_spare, RaftRole::kStandby};
+  }
+  if (live_standbys > targets.standbys && !voter_needed) {
+    return {MembershipStep::Kind::kDemoteStandby, last_live_standby, RaftRole::kSpare};
   }
   return {};
 }

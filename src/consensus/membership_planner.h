@@ -31,25 +31,34 @@ std::vector<wire::MemberLiveness::Entry> PlanLiveness(const ClusterState& state,
 struct MembershipStep {
   enum class Kind {
     kNone,
-    kRecordRole,     // the member record says another role than the configuration
-    kRemoveLeaver,   // a member that left is still in the configuration
-    kDemoteVoter,    // a dead voter, with a live standby to replace it
-    kPromoteStandby  // fewer voters than wanted, and a live standby
+    kRecordRole,      // the member record says another role than the configuration
+    kRemoveLeaver,    // a member that left is still in the configuration
+    kDemoteVoter,     // a dead voter, with a live standby to replace it
+    kPromoteStandby,  // fewer voters than wanted, and a live standby
+    kPromoteSpare,    // fewer live standbys than wanted, or a voter to replace and none
+    kDemoteStandby    // more live standbys than wanted (one that was dead is back)
   };
   Kind kind = Kind::kNone;
   const wire::MemberRecord* member = nullptr;
   RaftRole role = RaftRole::kVoter;  // for kRecordRole: the configuration's role
 };
 
+// How many members should hold each Raft role; the other members are spares.
+struct RoleTargets {
+  unsigned voters = 3;
+  unsigned standbys = 2;
+};
+
 // The next configuration step, one at a time, in the order above.
 MembershipStep PlanMembership(const ClusterState& state,
-                              const std::vector<RaftServer>& configuration, unsigned max_voters,
+                              const std::vector<RaftServer>& configuration, RoleTargets targets,
                               const std::string& self_id);
 
 wire::Role ToWireRole(RaftRole role);
 // The role of a server in a configuration; nothing when it is not in it.
 std::optional<RaftRole> RoleIn(const std::vector<RaftServer>& configuration, uint64_t raft_id);
-// A joining member is a voter while there are fewer than `max_voters`, else a standby.
-RaftRole RoleForNewMember(const std::vector<RaftServer>& configuration, unsigned max_voters);
+// A joining member is a voter while there are fewer voters than wanted, else a standby while
+// there are fewer standbys than wanted, else a spare.
+RaftRole RoleForNewMember(const std::vector<RaftServer>& configuration, RoleTargets targets);
 
 }  // namespace synod

@@ -67,23 +67,23 @@ TEST_F(MembershipPlannerTest, SilenceMakesSuspectThenDeadAndNewLeadersGiveGrace)
 }
 
 TEST_F(MembershipPlannerTest, HealthyClusterNeedsNothing) {
-  EXPECT_EQ(PlanMembership(state_, config_, 3, "a").kind, MembershipStep::Kind::kNone);
+  EXPECT_EQ(PlanMembership(state_, config_, {3, 2}, "a").kind, MembershipStep::Kind::kNone);
 }
 
 TEST_F(MembershipPlannerTest, DeadVoterIsDemotedThenAStandbyPromoted) {
   SetState("b", wire::DEAD);
-  MembershipStep step = PlanMembership(state_, config_, 3, "a");
+  MembershipStep step = PlanMembership(state_, config_, {3, 2}, "a");
   ASSERT_EQ(step.kind, MembershipStep::Kind::kDemoteVoter);
   EXPECT_EQ(step.member->id(), "b");
   config_[1].role = RaftRole::kStandby;  // done
-  step = PlanMembership(state_, config_, 3, "a");
+  step = PlanMembership(state_, config_, {3, 2}, "a");
   ASSERT_EQ(step.kind, MembershipStep::Kind::kRecordRole) << "the record follows first";
   EXPECT_EQ(step.member->id(), "b");
   wire::Command role;
   role.mutable_member_role()->set_id("b");
   role.mutable_member_role()->set_role(wire::STANDBY);
   state_.Apply(EncodeCommands({role}));
-  step = PlanMembership(state_, config_, 3, "a");
+  step = PlanMembership(state_, config_, {3, 2}, "a");
   ASSERT_EQ(step.kind, MembershipStep::Kind::kPromoteStandby);
   EXPECT_EQ(step.member->id(), "d") << "the earliest live standby";
 }
@@ -92,23 +92,81 @@ TEST_F(MembershipPlannerTest, NoLiveStandbyMeansTheDeadVoterStays) {
   SetState("b", wire::DEAD);
   SetState("d", wire::DEAD);
   SetState("e", wire::SUSPECT);
-  EXPECT_EQ(PlanMembership(state_, config_, 3, "a").kind, MembershipStep::Kind::kNone);
+  EXPECT_EQ(PlanMembership(state_, config_, {3, 2}, "a").kind, MembershipStep::Kind::kNone);
 }
 
 TEST_F(MembershipPlannerTest, LeaversAreRemovedButNeverTheLeaderItself) {
   wire::Command leave;
   leave.mutable_member_leave()->set_id("c");
   state_.Apply(EncodeCommands({leave}));
-  MembershipStep step = PlanMembership(state_, config_, 3, "a");
+  MembershipStep step = PlanMembership(state_, config_, {3, 2}, "a");
   ASSERT_EQ(step.kind, MembershipStep::Kind::kRemoveLeaver);
   EXPECT_EQ(step.member->id(), "c");
-  EXPECT_EQ(PlanMembership(state_, config_, 3, "c").kind, MembershipStep::Kind::kNone);
+  EXPECT_EQ(PlanMembership(state_, config_, {3, 2}, "c").kind, MembershipStep::Kind::kNone);
 }
 
 TEST_F(MembershipPlannerTest, FiveVotersWantedPromotesBothStandbys) {
-  MembershipStep step = PlanMembership(state_, config_, 5, "a");
+  MembershipStep step = PlanMembership(state_, config_, {5, 2}, "a");
   ASSERT_EQ(step.kind, MembershipStep::Kind::kPromoteStandby);
   EXPECT_EQ(step.member->id(), "d");
+}
+
+class SparesTest : public MembershipPlannerTest {
+ protected:
+  // "d" and "e" are spares; no standby is wanted.
+  void SetUp() override {
+    MembershipPlannerTest::SetUp();
+    for (const char* id : {"d", "e"}) SetRole(id, RaftRole::kSpare);
+  }
+  void SetRole(const std::string& id, RaftRole role) {
+    for (RaftServer& server : config_) {
+      if (server.id == RaftIdFromNodeId(id)) server.role = role;
+    }
+    wire::Command command;
+    command.mutable_member_role()->set_id(id);
+    command.mutable_member_role()->set_role(ToWireRole(role));
+    state_.Apply(EncodeCommands({command}));
+  }
+};
+
+TEST_F(SparesTest, NewMembersAreSparesOnceVotersAndStandbysAreEnough) {
+  EXPECT_EQ(RoleForNewMember(config_, {3, 0}), RaftRole::kSpare);
+  EXPECT_EQ(RoleForNewMember(config_, {3, 1}), RaftRole::kStandby);
+  EXPECT_EQ(RoleForNewMember(config_, {4, 0}), RaftRole::kVoter);
+  EXPECT_EQ(PlanMembership(state_, config_, {3, 0}, "a").kind, MembershipStep::Kind::kNone);
+}
+
+TEST_F(SparesTest, ADeadVoterIsReplacedByASpareByWayOfStandby) {
+  SetState("b", wire::DEAD);
+  MembershipStep step = PlanMembership(state_, config_, {3, 0}, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kPromoteSpare);
+  EXPECT_EQ(step.member->id(), "d") << "the earliest live spare";
+  SetRole("d", RaftRole::kStandby);
+  step = PlanMembership(state_, config_, {3, 0}, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kDemoteVoter);
+  EXPECT_EQ(step.member->id(), "b");
+  SetRole("b", RaftRole::kStandby);
+  step = PlanMembership(state_, config_, {3, 0}, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kPromoteStandby);
+  EXPECT_EQ(step.member->id(), "d");
+  SetRole("d", RaftRole::kVoter);
+  EXPECT_EQ(PlanMembership(state_, config_, {3, 0}, "a").kind, MembershipStep::Kind::kNone)
+      << "the dead standby left behind is no live standby too many";
+  // It comes back: one standby more than wanted, so it goes back to being a spare.
+  SetState("b", wire::ALIVE);
+  step = PlanMembership(state_, config_, {3, 0}, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kDemoteStandby);
+  EXPECT_EQ(step.member->id(), "b");
+}
+
+TEST_F(SparesTest, SparesFillTheStandbysWanted) {
+  MembershipStep step = PlanMembership(state_, config_, {3, 1}, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kPromoteSpare);
+  EXPECT_EQ(step.member->id(), "d");
+  SetState("d", wire::SUSPECT);
+  step = PlanMembership(state_, config_, {3, 1}, "a");
+  ASSERT_EQ(step.kind, MembershipStep::Kind::kPromoteSpare);
+  EXPECT_EQ(step.member->id(), "e") << "only a live spare";
 }
 
 }  // namespace

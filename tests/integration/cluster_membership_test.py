@@ -1,19 +1,20 @@
 #!/usr/bin/env python3
-"""Voters, standbys, late joiners, dead voters replaced, graceful leave.
+"""Voters, standbys, spares, late joiners, dead voters replaced, graceful leave.
 
 Asserts:
   * 5 agents with --bootstrap-expect 5 form one cluster of 3 voters and 2
     standbys within 15 s;
   * a 6th agent started with no bootstrap flag joins it by itself as a
-    standby within 15 s: 6 members, voters 3, standbys 3, in every view;
+    spare (3 voters and 2 standbys are enough) within 15 s: 6 members,
+    voters 3, standbys 2, spares 1, in every view, the spare's own included;
   * kill -9 of a voter that is not the leader: within 20 s every survivor
     reports it "dead" and no longer a voter, one of the former standbys is
-    now a voter, voters 3, voters_alive 3, and the member list still has 6
-    entries;
+    now a voter, voters 3, voters_alive 3, the spare is now a standby (2
+    live standbys wanted), and the member list still has 6 entries;
   * SIGTERM of another non-leader voter: it exits 0 within 5 s, and within
     10 s every remaining node reports it "left", out of the Raft
-    configuration (voters + standbys == members not left, and the voter and
-    standby counts match the member records' roles), voters back to 3, all
+    configuration (voters + standbys + spares == members not left, and the
+    counts match the member records' roles), voters back to 3, all
     alive (another standby promoted);
   * a write through the newest voter still succeeds and reaches every node;
   * SIGTERM of the leader: it exits 0 within 5 s, and within 10 s the other
@@ -60,16 +61,17 @@ def main():
     views = h.wait_converged(agents, FORM_BOUND_S, members=5, voters=3, standbys=2)
     h.log("formed: " + h.summarize_view(views["n1"]))
 
-    # A late node with no bootstrap flag joins as a standby.
+    # A late node with no bootstrap flag joins, as a spare.
     n6 = h.Agent(args.synod, "n6", addrs[5], bport).start().wait_healthy()
     agents.append(n6)
     t0 = time.monotonic()
     views = h.wait_converged(
-        agents, JOIN_BOUND_S, members=6, voters=3, standbys=3,
-        extra=lambda vs: all((member(v, n6) or {}).get("role") == "standby"
-                             and member(v, n6)["state"] == "alive" for v in vs.values()),
-        what="n6 (no flag) to join as a standby")
-    h.log(f"n6 joined as standby in {time.monotonic() - t0:.2f} s: "
+        agents, JOIN_BOUND_S, members=6, voters=3, standbys=2,
+        extra=lambda vs: all((member(v, n6) or {}).get("role") == "spare"
+                             and member(v, n6)["state"] == "alive" and v.get("spares") == 1
+                             for v in vs.values()),
+        what="n6 (no flag) to join as a spare")
+    h.log(f"n6 joined as a spare in {time.monotonic() - t0:.2f} s: "
           + h.summarize_view(views["n6"]))
     before = roles(views["n6"])
     standbys_before = {i for i, r in before.items() if r == "standby"}
@@ -97,6 +99,8 @@ def main():
                             if mm["role"] == "voter" and mm["state"] == "alive"]
             if len(voters_alive) != 3:
                 return False
+            if now[n6.id] != "standby":  # fewer live standbys than wanted: the spare moves up
+                return False
         return True
     views = h.wait_converged(survivors, REPLACE_BOUND_S, members=6, voters=3, extra=replaced,
                              what=f"dead voter {victim.name} replaced by a standby")
@@ -123,10 +127,12 @@ def main():
             not_left = [mm for mm in v["members"] if mm["state"] != "left"]
             voter_records = [mm for mm in not_left if mm["role"] == "voter"]
             standby_records = [mm for mm in not_left if mm["role"] == "standby"]
+            spare_records = [mm for mm in not_left if mm["role"] == "spare"]
             # The configuration counts match the records: the leaver is out of it.
-            if v["voters"] + v["standbys"] != len(not_left):
+            if v["voters"] + v["standbys"] + v["spares"] != len(not_left):
                 return False
-            if len(voter_records) != v["voters"] or len(standby_records) != v["standbys"]:
+            if (len(voter_records) != v["voters"] or len(standby_records) != v["standbys"]
+                    or len(spare_records) != v["spares"]):
                 return False
             if v["voters"] != 3 or v["voters_alive"] != 3:
                 return False

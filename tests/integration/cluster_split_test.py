@@ -11,7 +11,7 @@ Asserts, for each of ROUNDS rounds (fresh block and broadcast port each):
   * at no point during settling do two agents report two different non-empty
     cluster_ids (there is no merge, so two ids would be a permanent split);
   * within 15 s of all answering /healthz, all 6 are members of the same
-    cluster, with one leader, 6 members, 3 voters and 3 standbys;
+    cluster, with one leader, 6 members, 3 voters, 2 standbys and 1 spare;
   * the 6 member lists name exactly the 6 agents.
 """
 
@@ -93,7 +93,8 @@ def settle(rnd, agents):
             h.abort(f"round {rnd}: two clusters formed: "
                     + "; ".join(f"{cid[:8]}: {sorted(names)}" for cid, names in seen.items())
                     + "\n" + detail)
-        return h.converged(agents, members=2 * GROUP, voters=3, standbys=2 * GROUP - 3)
+        views = h.converged(agents, members=2 * GROUP, voters=3, standbys=2)
+        return views if views and all(v.get("spares") == 1 for v in views.values()) else False
 
     try:
         views = h.wait_for(settled, SETTLE_BOUND_S, interval=0.2,

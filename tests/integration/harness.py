@@ -611,7 +611,8 @@ def summarize_view(v):
     return (f"cid={cid[:8]} phase={v.get('phase')!r} member={v.get('member')} "
             f"leader={leader.get('name')} term={v.get('term')} commit={v.get('commit_index')} "
             f"applied={v.get('applied_index')} voters={v.get('voters')}/"
-            f"{v.get('voters_alive')} standbys={v.get('standbys')} quorum={v.get('quorum')} "
+            f"{v.get('voters_alive')} standbys={v.get('standbys')} spares={v.get('spares')} "
+            f"quorum={v.get('quorum')} "
             f"[{members}]")
 
 

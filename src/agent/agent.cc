@@ -86,6 +86,7 @@ Status Agent::Start() {
   consensus.join = s.config.join;
   consensus.max_voters = s.config.voters;
   consensus.max_standbys = s.config.standbys;
+  consensus.feed_window = s.config.feed_window;
   consensus.election_timeout_ms = static_cast<unsigned>(s.config.election_timeout.count());
   consensus.heartbeat_timeout_ms = static_cast<unsigned>(s.config.heartbeat_timeout.count());
   const auto first_interval = s.config.formation_beacon_interval.value_or(s.config.beacon_interval);

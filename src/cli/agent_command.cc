@@ -30,6 +30,7 @@ struct AgentFlags {
   std::vector<std::string> join;
   unsigned voters = 3;
   unsigned standbys = 2;
+  unsigned feed_window = 4096;
   std::string election_timeout = "300ms";
   std::string heartbeat_timeout = "100ms";
   std::string master_timeout = "60s";
@@ -97,6 +98,7 @@ int RunAgent(const AgentFlags& flags) {
   }
   config.voters = flags.voters;
   config.standbys = flags.standbys;
+  config.feed_window = flags.feed_window;
   Result<std::chrono::milliseconds> election = ParseDuration(flags.election_timeout);
   if (!election.ok()) return Fail("--election-timeout: " + election.error(), 2);
   Result<std::chrono::milliseconds> heartbeat = ParseDuration(flags.heartbeat_timeout);
@@ -191,6 +193,11 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
                   "rest are spares, fed committed entries by the leader")
       ->capture_default_str()
       ->check(CLI::Range(0, 15));
+  cmd->add_option("--feed-window", flags->feed_window,
+                  "Committed entries the leader keeps to catch spares up; a spare further "
+                  "behind is sent the whole state")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
   cmd->add_option("--election-timeout", flags->election_timeout, "Raft election timeout")
       ->capture_default_str();
   cmd->add_option("--heartbeat-timeout", flags->heartbeat_timeout, "Raft heartbeat interval")

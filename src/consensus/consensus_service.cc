@@ -24,8 +24,7 @@ constexpr size_t kMaxBatch = 1024;
 constexpr auto kFeedKeepalive = std::chrono::milliseconds(250);
 constexpr auto kFeedFresh = std::chrono::milliseconds(1000);
 constexpr auto kFeedReplySpacing = std::chrono::milliseconds(100);
-constexpr size_t kRecentEntries = 4096;
-constexpr size_t kRecentBytes = 8 << 20;
+constexpr size_t kFeedWindowBytes = 8 << 20;
 constexpr const char* kClusterIdFile = "cluster_id";
 
 wire::CommandResult ErrorResult(const std::string& message) {
@@ -55,7 +54,7 @@ ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerServ
               state_),
       tick_timer_(loop),
       flush_timer_(loop),
-      recent_entries_(kRecentEntries, kRecentBytes) {
+      recent_entries_(options_.feed_window, kFeedWindowBytes) {
   engine_.SetAppliedObserver(AppliedEntryObserver{
       .on_entry =
           [this](uint64_t index, std::string_view payload) {

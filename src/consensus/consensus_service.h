@@ -50,6 +50,8 @@ struct ConsensusOptions {
   std::vector<Ipv4> join;         // addresses of members to ask, where broadcast does not reach
   unsigned max_voters = 3;
   unsigned max_standbys = 2;  // Raft non-voters ready to replace a voter; the rest are spares
+  // Committed entries kept to catch spares up; a spare further behind is sent a snapshot.
+  size_t feed_window = 4096;
   unsigned election_timeout_ms = 300;
   unsigned heartbeat_timeout_ms = 100;
   std::chrono::milliseconds member_heartbeat{500};

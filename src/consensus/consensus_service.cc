@@ -8,6 +8,7 @@
 
 #include "consensus/membership_planner.h"
 #include "net/tcp.h"
+#include "peer/peer_link.h"
 
 namespace synod {
 namespace {
@@ -712,7 +713,7 @@ void ConsensusService::TrackSpares() {
     Result<Ipv4> ip = Ipv4::Parse(member->ip());
     if (!ip.ok()) continue;
     // Assumed up to date: a spare that is not says so at the first message, and is caught up.
-    spares_.try_emplace(member->id(), SpareCursor{ip.value(), through, MonoTime{}});
+    spares_.try_emplace(member->id(), SpareCursor{.ip = ip.value(), .sent_through = through});
   }
 }
 
@@ -723,6 +724,7 @@ void ConsensusService::FeedSpares(uint64_t through) {
 
 void ConsensusService::FeedSpare(const std::string& id, SpareCursor& cursor, uint64_t through,
                                  MonoTime now) {
+  if (now < cursor.retry_after) return;
   if (cursor.sent_through >= through && now - cursor.last_sent < kFeedKeepalive) return;
   wire::PeerMessage message;
   wire::EntryFeed* feed = message.mutable_entry_feed();
@@ -737,6 +739,15 @@ void ConsensusService::FeedSpare(const std::string& id, SpareCursor& cursor, uin
     if (snapshot_cache_.index != through || snapshot_cache_.bytes.empty()) {
       snapshot_cache_.index = through;
       snapshot_cache_.bytes = state_.TakeSnapshot();
+    }
+    if (snapshot_cache_.bytes.size() + 4096 > kMaxPeerFrameBytes) {
+      // Too large for a peer frame: it stays behind (and is promoted if a standby is needed).
+      spdlog::error(
+          "consensus: spare {} is behind, and the state ({} bytes) is too large to "
+          "send it",
+          id, snapshot_cache_.bytes.size());
+      cursor.retry_after = now + std::chrono::seconds(5);
+      return;
     }
     spdlog::info("consensus: spare {} is behind (at {}): sending it the state as of {}", id, after,
                  through);

@@ -142,6 +142,7 @@ class ConsensusService {
     Ipv4 ip;
     uint64_t sent_through = 0;  // what it was last sent (assumed received until it says not)
     MonoTime last_sent{};
+    MonoTime retry_after{};  // after a state too large to send
   };
   // A spare's view of the leader that feeds it.
   struct FeedSource {

@@ -35,6 +35,22 @@ wire::CommandResult ErrorResult(const std::string& message) {
   return result;
 }
 
+// Why the leader changes a member's role.
+const char* Reason(MembershipStep::Kind kind) {
+  switch (kind) {
+    case MembershipStep::Kind::kDemoteVoter:
+      return "a dead voter, and a live standby to replace it";
+    case MembershipStep::Kind::kPromoteStandby:
+      return "fewer voters than wanted";
+    case MembershipStep::Kind::kPromoteSpare:
+      return "a standby is needed";
+    case MembershipStep::Kind::kDemoteStandby:
+      return "more live standbys than wanted";
+    default:
+      return "";
+  }
+}
+
 Result<Ipv4> IpOfAddress(const std::string& address) {
   return Ipv4::Parse(address.substr(0, address.rfind(':')));
 }
@@ -670,29 +686,17 @@ void ConsensusService::MaintainMembership() {
                      [this](Status status) { ChangeDone("remove a member that left", status); });
       return;
     case MembershipStep::Kind::kDemoteVoter:
-      change_in_progress_ = true;
-      spdlog::info("consensus: voter {} is dead: demoting it to standby", member->name());
-      engine_.Assign(member->raft_id(), RaftRole::kStandby,
-                     [this](Status status) { ChangeDone("demote a dead voter", status); });
-      return;
     case MembershipStep::Kind::kPromoteStandby:
-      change_in_progress_ = true;
-      spdlog::info("consensus: promoting standby {} to voter", member->name());
-      engine_.Assign(member->raft_id(), RaftRole::kVoter,
-                     [this](Status status) { ChangeDone("promote a standby", status); });
-      return;
     case MembershipStep::Kind::kPromoteSpare:
+    case MembershipStep::Kind::kDemoteStandby: {
       change_in_progress_ = true;
-      spdlog::info("consensus: promoting spare {} to standby", member->name());
-      engine_.Assign(member->raft_id(), RaftRole::kStandby,
-                     [this](Status status) { ChangeDone("promote a spare", status); });
+      const std::string change = "make " + member->name() + " a " + RaftRoleName(step.role) + " (" +
+                                 Reason(step.kind) + ")";
+      spdlog::info("consensus: {}", change);
+      engine_.Assign(member->raft_id(), step.role,
+                     [this, change](Status status) { ChangeDone(change, status); });
       return;
-    case MembershipStep::Kind::kDemoteStandby:
-      change_in_progress_ = true;
-      spdlog::info("consensus: more standbys than wanted: {} becomes a spare", member->name());
-      engine_.Assign(member->raft_id(), RaftRole::kSpare,
-                     [this](Status status) { ChangeDone("demote a standby", status); });
-      return;
+    }
   }
 }
 

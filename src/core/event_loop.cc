@@ -23,6 +23,8 @@ EventLoop::EventLoop() {
 }
 
 void EventLoop::Defer(std::function<void()> fn) {
+  // While the loop is destroyed, what its handles' close callbacks defer is dropped.
+  if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&before_poll_))) return;
   if (deferred_.empty()) {
     uv_prepare_start(&before_poll_, [](uv_prepare_t* prepare) {
       static_cast<EventLoop*>(prepare->data)->DrainDeferred();

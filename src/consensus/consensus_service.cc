@@ -928,10 +928,10 @@ ClusterStatus ConsensusService::GetStatus() const {
   } else if (auto leader = engine_.Leader()) {
     if (const auto* record = state_.FindMemberByRaftId(leader->id)) status.leader = *record;
   }
-  auto count = [&status](RaftRole role, const wire::MemberRecord* record) {
-    if (role == RaftRole::kStandby) ++status.standbys;
-    if (role == RaftRole::kSpare) ++status.spares;
-    if (role != RaftRole::kVoter) return;
+  auto count = [&status](wire::Role role, const wire::MemberRecord* record) {
+    if (role == wire::STANDBY) ++status.standbys;
+    if (role == wire::SPARE) ++status.spares;
+    if (role != wire::VOTER) return;
     ++status.voters;
     if (record == nullptr || record->state() == wire::ALIVE || record->state() == wire::SUSPECT) {
       ++status.voters_alive;
@@ -941,14 +941,11 @@ ClusterStatus ConsensusService::GetStatus() const {
     // A spare's Raft configuration is empty or stale; the member list it is fed follows the
     // leader's.
     for (const auto* member : state_.MembersInJoinOrder()) {
-      if (member->state() == wire::LEFT) continue;
-      if (member->role() == wire::VOTER) count(RaftRole::kVoter, member);
-      if (member->role() == wire::STANDBY) count(RaftRole::kStandby, member);
-      if (member->role() == wire::SPARE) count(RaftRole::kSpare, member);
+      if (member->state() != wire::LEFT) count(member->role(), member);
     }
   } else {
     for (const RaftServer& server : engine_.Configuration()) {
-      count(server.role, state_.FindMemberByRaftId(server.id));
+      count(ToWireRole(server.role), state_.FindMemberByRaftId(server.id));
     }
   }
   status.quorum = status.leader.has_value() && status.voters_alive * 2 > status.voters;

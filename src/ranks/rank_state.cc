@@ -156,10 +156,7 @@ void RankState::Settle(uint64_t command_id, uint32_t index, bool delivered,
   command.states[index] = delivered ? wire::DELIVERED : wire::DELIVERY_FAILED;
   if (!delivered) command.errors[index] = error;
   --command.pending;
-  if (command.pending == 0) {
-    settled_.insert(command_id);
-    PruneSettled();
-  }
+  if (command.pending == 0) MarkSettled(command_id);
 }
 
 size_t RankState::pending_count() const {
@@ -171,13 +168,11 @@ size_t RankState::pending_count() const {
 void RankState::Keep(uint64_t id, Command command) {
   const bool settled = command.pending == 0;
   commands_[id] = std::move(command);
-  if (settled) {
-    settled_.insert(id);
-    PruneSettled();
-  }
+  if (settled) MarkSettled(id);
 }
 
-void RankState::PruneSettled() {
+void RankState::MarkSettled(uint64_t id) {
+  settled_.insert(id);
   while (settled_.size() > kKeptSettledCommands) {
     commands_.erase(*settled_.begin());
     settled_.erase(settled_.begin());
@@ -204,6 +199,11 @@ std::optional<wire::CommandRecord> RankState::FindCommand(uint64_t id) const {
     }
   }
   return record;
+}
+
+size_t RankState::RecipientCount(uint64_t id) const {
+  auto it = commands_.find(id);
+  return it == commands_.end() ? 0 : it->second.states.size();
 }
 
 const wire::CommandRecord* RankState::FindHeader(uint64_t id) const {

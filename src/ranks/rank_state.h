@@ -58,6 +58,8 @@ class RankState {
   std::optional<wire::CommandRecord> FindCommand(uint64_t id) const;
   // The same record without its deliveries (id, sender, text, ...). O(log commands).
   const wire::CommandRecord* FindHeader(uint64_t id) const;
+  // How many recipients command `id` has (0 if it is unknown). O(log commands).
+  size_t RecipientCount(uint64_t id) const;
   // Recipient `index` of command `id` as recorded at commit (key, kind, address, rank); its
   // state is not kept there. Null if there is no such recipient.
   const wire::Delivery* FindRecipient(uint64_t id, uint32_t index) const;
@@ -101,7 +103,8 @@ class RankState {
   // unknown, is left alone.
   void Settle(uint64_t command_id, uint32_t index, bool delivered, const std::string& error);
   void Keep(uint64_t id, Command command);
-  void PruneSettled();
+  // Counts `id` among the settled commands, forgetting the oldest beyond kKeptSettledCommands.
+  void MarkSettled(uint64_t id);
 
   std::vector<wire::RankHolder> holders_;
   uint64_t ranks_version_ = 0;

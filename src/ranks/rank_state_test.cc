@@ -78,6 +78,8 @@ TEST(RankState, CommandTargetsEveryHolderRankedAfterTheSender) {
   EXPECT_EQ(record->sender_rank(), 1u);
   EXPECT_EQ(record->text(), "START_TRANSMIT");
   ASSERT_EQ(record->deliveries_size(), 3);
+  EXPECT_EQ(state.RecipientCount(id.value()), 3u);
+  EXPECT_EQ(state.RecipientCount(id.value() + 1), 0u) << "no such command";
   EXPECT_EQ(record->deliveries(0).recipient(), "c:1");
   EXPECT_EQ(record->deliveries(0).rank(), 2u);
   EXPECT_EQ(record->deliveries(2).recipient(), "e:1");

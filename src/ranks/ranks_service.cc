@@ -230,9 +230,10 @@ void RanksService::Lead(const wire::CommandSendRequest& request, MonoTime deadli
       return;
     }
     const uint64_t id = std::stoull(result.value().value());
-    if (const auto record = consensus_.state().ranks().FindCommand(id)) {
+    const RankState& ranks = consensus_.state().ranks();
+    if (const wire::CommandRecord* header = ranks.FindHeader(id)) {
       spdlog::info("ranks: command {} from rank {} goes to {} lower-ranked: {}", id,
-                   record->sender_rank(), record->deliveries_size(), record->text());
+                   header->sender_rank(), ranks.RecipientCount(id), header->text());
     }
     waiters_.emplace(id, Waiter{deadline, done});
     AnswerWaiters(false);

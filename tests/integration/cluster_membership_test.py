@@ -41,13 +41,6 @@ LEAVE_BOUND_S = 10.0
 EXIT_BOUND_S = 5.0
 
 
-def member(view, agent):
-    for m in view["members"]:
-        if m["id"] == agent.id:
-            return m
-    return None
-
-
 def roles(view):
     return {m["id"]: m["role"] for m in view["members"]}
 
@@ -67,8 +60,8 @@ def main():
     t0 = time.monotonic()
     views = h.wait_converged(
         agents, JOIN_BOUND_S, members=6, voters=3, standbys=2,
-        extra=lambda vs: all((member(v, n6) or {}).get("role") == "spare"
-                             and member(v, n6)["state"] == "alive" and v.get("spares") == 1
+        extra=lambda vs: all((h.member_of(v, n6) or {}).get("role") == "spare"
+                             and h.member_of(v, n6)["state"] == "alive" and v.get("spares") == 1
                              for v in vs.values()),
         what="n6 (no flag) to join as a spare")
     h.log(f"n6 joined as a spare in {time.monotonic() - t0:.2f} s: "
@@ -87,7 +80,7 @@ def main():
 
     def replaced(vs):
         for v in vs.values():
-            m = member(v, victim)
+            m = h.member_of(v, victim)
             if m is None or m["state"] != "dead" or m["role"] == "voter":
                 return False
             now = roles(v)
@@ -121,7 +114,7 @@ def main():
 
     def left(vs):
         for v in vs.values():
-            m = member(v, leaver)
+            m = h.member_of(v, leaver)
             if m is None or m["state"] != "left":
                 return False
             not_left = [mm for mm in v["members"] if mm["state"] != "left"]
@@ -168,14 +161,14 @@ def main():
                 v = a.cluster(timeout=1.0)
             except Exception:  # noqa: BLE001 (a view is only sampled here)
                 continue
-            m = member(v, victim)
+            m = h.member_of(v, victim)
             if m is not None and (m["state"] != "dead" or m["role"] == "voter"):
                 resurrected.append((round(time.monotonic() - t0, 2), a.name, m["role"],
                                     m["state"], (v["leader"] or {}).get("name")))
 
     def leader_left(vs):
         for v in vs.values():
-            m = member(v, leader)
+            m = h.member_of(v, leader)
             if m is None or m["state"] != "left":
                 return False
             voter_records = [mm for mm in v["members"]

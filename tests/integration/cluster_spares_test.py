@@ -35,10 +35,6 @@ NEW_LEADER_BOUND_S = 15.0
 REPAIR_BOUND_S = 20.0
 
 
-def member(view, agent):
-    return next((m for m in view["members"] if m["id"] == agent.id), None)
-
-
 def put_ok(agent, key, value):
     r = agent.kv_put(key, value)
     h.check(r.status == 200, f"PUT {key} via {agent.name}: {r}")
@@ -65,14 +61,13 @@ def restart_spare_after_missing(spare, others, writes, prefix):
 
     def caught_up(views):
         v = views[spare.name]
-        m = member(v, spare)
+        m = h.member_of(v, spare)
         return m is not None and m["role"] == "spare" and m["state"] == "alive"
     h.wait_converged(others + [spare], REJOIN_BOUND_S, members=N, voters=3, extra=caught_up,
                      what=f"{spare.name} back as a live spare")
     wait_readable([spare], f"{prefix}{writes - 1}", str(writes - 1), REJOIN_BOUND_S)
-    for i in range(writes):
-        h.check(read(spare, f"{prefix}{i}") == str(i),
-                f"{spare.name} after rejoining: {prefix}{i} -> {spare.kv_get(f'{prefix}{i}')}")
+    h.verify_kv([spare], {f"{prefix}{i}": str(i) for i in range(writes)},
+                f"{spare.name} after rejoining")
     h.log(f"{spare.name} missed {writes} writes and caught up in {time.monotonic() - t0:.2f} s")
 
 
@@ -126,7 +121,7 @@ def main():
 
     def repaired(vs):
         return all(v["voters"] == 3 and v["voters_alive"] == 3
-                   and member(v, leader)["role"] != "voter" for v in vs.values())
+                   and h.member_of(v, leader)["role"] != "voter" for v in vs.values())
     views = h.wait_converged(survivors, REPAIR_BOUND_S, members=N, voters=3, extra=repaired,
                              what="3 live voters again")
     h.log("repaired: " + h.summarize_view(views[new_leader.name]))

@@ -679,6 +679,11 @@ def wait_converged(agents, timeout, members=None, voters=None, standbys=None, wh
         fail(f"{e}\nlast views:\n{detail}")
 
 
+def member_of(view, agent):
+    """The record of `agent` in a /v1/cluster view's member list, or None."""
+    return next((m for m in view["members"] if m["id"] == agent.id), None)
+
+
 def leader_of(agents, views=None):
     """The Agent that the (agreeing) views name as leader, or None."""
     views = views or cluster_views(agents)

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/cluster_routes.h"
+#include "api/kv_routes.h"
 #include "api/metrics.h"
 #include "api/neighbors_json.h"
 #include "api/ranks_routes.h"
@@ -14,6 +15,7 @@
 #include "core/event_loop.h"
 #include "core/node_identity.h"
 #include "discovery/sdss_service.h"
+#include "kv/kv_state.h"
 #include "net/http_server.h"
 #include "net/uv_util.h"
 #include "peer/peer_service.h"
@@ -33,6 +35,7 @@ struct Agent::Impl {
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<SdssService> discovery;
   std::unique_ptr<PeerService> peers;
+  KvState kv;  // registered with, and so outlives, the consensus service
   std::unique_ptr<ConsensusService> consensus;
   std::unique_ptr<ClockService> cluster_clock;
   std::unique_ptr<RanksService> ranks;
@@ -92,6 +95,7 @@ Status Agent::Start() {
   const auto first_interval = s.config.formation_beacon_interval.value_or(s.config.beacon_interval);
   consensus.formation_settle = std::max(std::chrono::milliseconds(300), 2 * first_interval);
   s.consensus = std::make_unique<ConsensusService>(s.loop, s.clock, *s.peers, consensus);
+  s.consensus->RegisterModule(s.kv);
   Result<MasterPolicy> policy = ParseMasterPolicy(s.config.master_policy);
   if (!policy.ok()) return Status::Error("--master-policy: " + policy.error());
   s.cluster_clock = std::make_unique<ClockService>(
@@ -185,6 +189,7 @@ void Agent::Impl::AddRoutes() {
               {"discovery", DiscoveryStatsJson(discovery->table().stats())}}));
   });
   AddClusterRoutes(router, *consensus);
+  AddKvRoutes(router, *consensus, kv);
   router.Handle("GET", "/v1/clock", [this](const HttpRequest&, HttpResponder respond) {
     respond(HttpResponse::Json(200, cluster_clock->StatusJson()));
   });

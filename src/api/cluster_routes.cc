@@ -10,16 +10,6 @@ std::string Lower(std::string text) {
   return text;
 }
 
-// Maps a failed proposal to a status: the cluster cannot take writes (503) or the command was
-// refused (400/404).
-HttpResponse ProposalError(const std::string& error) {
-  if (error == "no such key") return HttpResponse::Error(404, error);
-  if (error.find("key must") != std::string::npos || error.find("exceeds") != std::string::npos) {
-    return HttpResponse::Error(400, error);
-  }
-  return HttpResponse::Error(503, error);
-}
-
 }  // namespace
 
 nlohmann::json MemberJson(const wire::MemberRecord& member) {
@@ -39,7 +29,7 @@ nlohmann::json MemberJson(const wire::MemberRecord& member) {
 nlohmann::json ClusterJson(const ConsensusService& consensus) {
   const ClusterStatus status = consensus.GetStatus();
   nlohmann::json members = nlohmann::json::array();
-  for (const auto* member : consensus.state().MembersInJoinOrder()) {
+  for (const auto* member : consensus.members().MembersInJoinOrder()) {
     members.push_back(MemberJson(*member));
   }
   nlohmann::json leader = nullptr;
@@ -68,39 +58,6 @@ void AddClusterRoutes(HttpRouter& router, ConsensusService& consensus) {
   router.Handle("GET", "/v1/cluster", [&consensus](const HttpRequest&, HttpResponder respond) {
     respond(HttpResponse::Json(200, ClusterJson(consensus)));
   });
-  router.Handle("GET", "/v1/kv/{key}",
-                [&consensus](const HttpRequest& request, HttpResponder respond) {
-                  const std::string& key = request.path_params.at("key");
-                  auto value = consensus.state().Get(key);
-                  if (!value) {
-                    respond(HttpResponse::Error(404, "no such key: " + key));
-                    return;
-                  }
-                  respond(HttpResponse::Json(200, {{"key", key}, {"value", *value}}));
-                });
-  router.Handle(
-      "PUT", "/v1/kv/{key}", [&consensus](const HttpRequest& request, HttpResponder respond) {
-        wire::Command command;
-        command.mutable_kv_put()->set_key(request.path_params.at("key"));
-        command.mutable_kv_put()->set_value(request.body);
-        consensus.Propose(command, [key = request.path_params.at("key"),
-                                    respond](Result<wire::CommandResult> result) {
-          if (!result.ok()) return respond(ProposalError(result.error()));
-          if (!result.value().ok()) return respond(ProposalError(result.value().error()));
-          respond(HttpResponse::Json(200, {{"key", key}, {"index", result.value().index()}}));
-        });
-      });
-  router.Handle(
-      "DELETE", "/v1/kv/{key}", [&consensus](const HttpRequest& request, HttpResponder respond) {
-        wire::Command command;
-        command.mutable_kv_delete()->set_key(request.path_params.at("key"));
-        consensus.Propose(command, [key = request.path_params.at("key"),
-                                    respond](Result<wire::CommandResult> result) {
-          if (!result.ok()) return respond(ProposalError(result.error()));
-          if (!result.value().ok()) return respond(ProposalError(result.value().error()));
-          respond(HttpResponse::Json(200, {{"key", key}, {"index", result.value().index()}}));
-        });
-      });
 }
 
 }  // namespace synod

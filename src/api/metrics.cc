@@ -76,7 +76,7 @@ std::string RenderMetrics(const MetricsSources& sources) {
            {{{{"state", "all"}}, double(status.voters)},
             {{{"state", "alive"}}, double(status.voters_alive)}});
   std::map<std::string, double> by_state = {{"alive", 0}, {"suspect", 0}, {"dead", 0}, {"left", 0}};
-  for (const auto* member : sources.consensus.state().MembersInJoinOrder()) {
+  for (const auto* member : sources.consensus.members().MembersInJoinOrder()) {
     switch (member->state()) {
       case wire::ALIVE:
         by_state["alive"] += 1;
@@ -110,7 +110,7 @@ std::string RenderMetrics(const MetricsSources& sources) {
   w.Gauge("synod_clock_drift_ppm", "Master clock's rate relative to ours",
           Number(clock["drift_ppm"]));
 
-  const RankState& ranks = sources.consensus.state().ranks();
+  const RankState& ranks = sources.ranks.rank_state();
   w.Gauge("synod_ranks_holders", "Rank holders (members and external clients)",
           double(ranks.holders().size()));
   w.Gauge("synod_ranks_last_command_id", "Id of the last command committed",

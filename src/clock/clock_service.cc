@@ -11,8 +11,11 @@ ClockService::ClockService(EventLoop& loop, const Clock& clock, PeerService& pee
       peers_(peers),
       consensus_(consensus),
       options_(std::move(options)),
+      master_(consensus.members()),
       tick_timer_(loop),
-      follow_timer_(loop) {}
+      follow_timer_(loop) {
+  consensus.RegisterModule(master_);
+}
 
 void ClockService::Start() {
   peers_.SetTimeSampleListener([this](Ipv4 ip, const TimeSample& sample) {
@@ -48,7 +51,7 @@ void ClockService::Stop() {
 }
 
 std::optional<Ipv4> ClockService::MasterIp() const {
-  const auto* master = consensus_.state().FindMember(consensus_.state().master_id());
+  const auto* master = consensus_.members().FindMember(master_.master_id());
   if (master == nullptr) return std::nullopt;
   Result<Ipv4> ip = Ipv4::Parse(master->ip());
   if (!ip.ok()) return std::nullopt;
@@ -76,7 +79,7 @@ void ClockService::Tick() {
 }
 
 void ClockService::FollowMaster() {
-  const std::string& master = consensus_.state().master_id();
+  const std::string& master = master_.master_id();
   if (master == following_) return;
   spdlog::info("clock: following master {}", master.empty() ? "(none)" : master);
   following_ = master;
@@ -88,8 +91,8 @@ void ClockService::FollowMaster() {
 void ClockService::ChooseMasterIfNeeded() {
   const MonoTime now = clock_.Monotonic();
   if (now < next_choice_) return;
-  const ClusterState& state = consensus_.state();
-  const std::string& current = state.master_id();
+  const MembersState& state = consensus_.members();
+  const std::string& current = master_.master_id();
   const auto* record = state.FindMember(current);
   // The first choice waits until members have stopped arriving for a moment (a cluster that is
   // forming would otherwise get a master that the next joiner, lower in address, replaces).
@@ -129,10 +132,7 @@ void ClockService::ChooseMasterIfNeeded() {
   next_choice_ = now + std::chrono::seconds(1);  // one proposal in flight at a time
   const auto* member = state.FindMember(*chosen);
   spdlog::info("clock: choosing master {} ({}): {}", member->name(), member->ip(), reason);
-  wire::Command command;
-  command.mutable_choose_master()->set_id(*chosen);
-  command.mutable_choose_master()->set_reason(reason);
-  consensus_.Propose(command, [](Result<wire::CommandResult> result) {
+  consensus_.Propose(MasterClockState::Choose(*chosen, reason), [](Result<Committed> result) {
     if (!result.ok()) spdlog::warn("clock: cannot commit the master choice: {}", result.error());
   });
 }
@@ -168,7 +168,7 @@ nlohmann::json ClockService::StatusJson() {
   const int64_t local = clock_.WallUtcNanos();
   const wire::ClockReport report = OwnReport();
   nlohmann::json master = nullptr;
-  if (const auto* record = consensus_.state().FindMember(following_)) {
+  if (const auto* record = consensus_.members().FindMember(following_)) {
     master = {{"id", record->id()}, {"name", record->name()}, {"ip", record->ip()}};
   }
   nlohmann::json status = {
@@ -203,7 +203,7 @@ void ClockService::MembersJson(std::function<void(Result<nlohmann::json>)> done)
     nlohmann::json members = nlohmann::json::array();
     for (int i = 0; i < response.reports_size(); ++i) {
       const wire::ClockReport& report = response.reports(i);
-      const auto* record = consensus_.state().FindMember(report.node_id());
+      const auto* record = consensus_.members().FindMember(report.node_id());
       const double age_s =
           i < response.report_age_nanos_size() ? NanosToSeconds(response.report_age_nanos(i)) : 0.0;
       members.push_back({

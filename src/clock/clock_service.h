@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "clock/master_policy.h"
+#include "clock/master_state.h"
 #include "clock/offset_estimator.h"
 #include "consensus/consensus_service.h"
 #include "core/clock.h"
@@ -42,6 +43,9 @@ class ClockService {
 
   void Start();
   void Stop();
+
+  // The replicated master choice.
+  const MasterClockState& master() const { return master_; }
 
   // GET /v1/clock
   nlohmann::json StatusJson();
@@ -69,6 +73,7 @@ class ClockService {
   PeerService& peers_;
   ConsensusService& consensus_;
   ClockOptions options_;
+  MasterClockState master_;
   Timer tick_timer_;
   std::map<std::string, PeerClock> peer_clocks_;  // by IP address
   MonotonicServe serve_;

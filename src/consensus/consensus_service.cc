@@ -1,6 +1,8 @@
 #include "consensus/consensus_service.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -26,13 +28,36 @@ constexpr auto kFeedKeepalive = std::chrono::milliseconds(250);
 constexpr auto kFeedFresh = std::chrono::milliseconds(1000);
 constexpr auto kFeedReplySpacing = std::chrono::milliseconds(100);
 constexpr size_t kFeedWindowBytes = 8 << 20;
+constexpr auto kStateChunkTimeout = std::chrono::milliseconds(5000);
 constexpr const char* kClusterIdFile = "cluster_id";
+constexpr size_t kMaxRequestIdBytes = 128;
 
-wire::CommandResult ErrorResult(const std::string& message) {
-  wire::CommandResult result;
-  result.set_ok(false);
-  result.set_error(message);
+wire::OpResult ErrorResult(const Status& status) {
+  wire::OpResult result;
+  result.set_code(static_cast<uint32_t>(status.code()));
+  result.set_error(status.message());
   return result;
+}
+
+Result<Committed> FromOpResult(const wire::OpResult& result) {
+  if (result.code() == 0) return Committed{result.value(), result.index()};
+  const auto code = result.code() <= static_cast<uint32_t>(StatusCode::kUnknownOutcome)
+                        ? static_cast<StatusCode>(result.code())
+                        : StatusCode::kError;
+  return Status(code == StatusCode::kOk ? StatusCode::kError : code, result.error());
+}
+
+// Whether a proposal that got this answer may be sent again (with the same request id).
+bool Retriable(StatusCode code) {
+  return code == StatusCode::kNotLeader || code == StatusCode::kUnknownOutcome ||
+         code == StatusCode::kNoQuorum || code == StatusCode::kUnavailable;
+}
+
+void ExitOnFatal(const Status& why) {
+  spdlog::critical("consensus: {}", why.message());
+  spdlog::shutdown();
+  std::fprintf(stderr, "synod: %s\n", why.message().c_str());
+  std::_Exit(78);  // EX_CONFIG: this build cannot run on this data
 }
 
 // Why the leader changes a member's role.
@@ -71,17 +96,22 @@ ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerServ
               state_),
       tick_timer_(loop),
       flush_timer_(loop),
-      recent_entries_(options_.feed_window, kFeedWindowBytes) {
+      recent_entries_(options_.feed_window, kFeedWindowBytes),
+      transfers_(RaftIdFromNodeId(options_.identity.id) << 20),
+      request_prefix_(options_.identity.ShortId() + "-" + RandomHexId().substr(0, 8) + "-") {
+  state_.Register(members_);
+  if (!options_.on_fatal) options_.on_fatal = ExitOnFatal;
   engine_.SetAppliedObserver(AppliedEntryObserver{
       .on_entry =
           [this](uint64_t index, std::string_view payload) {
             recent_entries_.Record(index, payload);
             if (engine_.IsLeader()) FeedSpares(index);
           },
-      .on_restore =
-          [this](uint64_t index) {
-            recent_entries_.Restored(index);
-            snapshot_cache_ = {};
+      .on_restore = [this](uint64_t index) { recent_entries_.Restored(index); },
+      .on_fatal =
+          [this](const Status& why) {
+            Fail(why.message());
+            options_.on_fatal(why);
           },
   });
 }
@@ -102,7 +132,7 @@ Status ConsensusService::Start() {
   if (Status opened = engine_.Open(); !opened.ok()) return opened;
   peers_.SetHelloProvider([this](wire::Hello& hello) {
     hello.set_raft_port(options_.raft_port);
-    hello.set_cluster_id(state_.cluster_id().empty() ? known_cluster_id_ : state_.cluster_id());
+    hello.set_cluster_id(members_.cluster_id().empty() ? known_cluster_id_ : members_.cluster_id());
     hello.set_member(engine_.started() && InConfiguration());
     hello.set_bootstrap_expect(options_.bootstrap_expect);
   });
@@ -159,6 +189,9 @@ wire::MemberRecord ConsensusService::SelfRecord(wire::Role role) const {
   record.set_raft_port(options_.raft_port);
   record.set_raft_id(RaftIdFromNodeId(options_.identity.id));
   record.set_role(role);
+  for (const auto& [module, version] : state_.ModuleVersions()) {
+    (*record.mutable_modules())[module] = version;
+  }
   return record;
 }
 
@@ -166,7 +199,7 @@ bool ConsensusService::InConfiguration() const {
   if (engine_.RoleOf(engine_.options().id).has_value()) return true;
   // A spare added after it started knows no Raft configuration: the feed is its proof.
   if (!FedRecently()) return false;
-  const auto* self = state_.FindMember(options_.identity.id);
+  const auto* self = members_.FindMember(options_.identity.id);
   return self != nullptr && self->state() != wire::LEFT;
 }
 
@@ -192,11 +225,11 @@ void ConsensusService::Tick() {
   const bool in_configuration = InConfiguration();
   // Joined means in the configuration *and* in the member list: a leader that died between the
   // two steps, or a lost record, is healed by asking again.
-  const auto* self = state_.FindMember(options_.identity.id);
+  const auto* self = members_.FindMember(options_.identity.id);
   const bool recorded = self != nullptr && self->state() != wire::LEFT;
   if (phase_ == Phase::kJoining && in_configuration && recorded) {
     phase_ = Phase::kMember;
-    spdlog::info("consensus: member of cluster {}", state_.cluster_id());
+    spdlog::info("consensus: member of cluster {}", members_.cluster_id());
   }
   if (phase_ == Phase::kJoining && !(in_configuration && recorded)) {
     if (!engine_.IsLeader()) {
@@ -217,7 +250,9 @@ void ConsensusService::Tick() {
     FeedSpares(engine_.applied_index());  // keepalives, and whoever fell behind
   } else {
     spares_.clear();
+    transfers_.Clear();
   }
+  transfers_.Expire(clock_.Monotonic());
   if (in_configuration && clock_.Monotonic() >= next_heartbeat_) {
     // Every node calls HeartbeatSoon() when the same entry is applied (a new master clock).
     next_heartbeat_ = clock_.Monotonic() + heartbeat_jitter_.Spread(options_.member_heartbeat);
@@ -234,7 +269,7 @@ void ConsensusService::Tick() {
 }
 
 void ConsensusService::PersistClusterId() {
-  const std::string& id = state_.cluster_id();
+  const std::string& id = members_.cluster_id();
   if (id.empty() || id == known_cluster_id_) return;
   if (!known_cluster_id_.empty()) {
     Fail("data dir " + options_.data_dir + " belongs to cluster " + known_cluster_id_ +
@@ -337,17 +372,115 @@ void ConsensusService::AskToJoin(Ipv4 target) {
 
 // ---- proposals ----------------------------------------------------------------------------
 
-void ConsensusService::Propose(wire::Command command, ProposeCallback done) {
-  if (command.at_nanos() == 0) command.set_at_nanos(clock_.WallUtcNanos());
-  if (engine_.IsLeader()) {
-    ProposeLocally(std::move(command), std::move(done));
-    return;
-  }
-  Forward(std::move(command), clock_.Monotonic() + options_.propose_timeout, std::move(done));
+std::string ConsensusService::NewRequestId() {
+  return request_prefix_ + std::to_string(++next_request_);
 }
 
-void ConsensusService::ProposeLocally(wire::Command command, ProposeCallback done) {
-  batch_.push_back(Queued{std::move(command), std::move(done)});
+Status ConsensusService::CheckOp(const wire::Op& op) const {
+  // An operation no node can apply would stop every node that reads it: it never enters the log.
+  const auto versions = state_.ModuleVersions();
+  auto it = versions.find(op.module());
+  if (it == versions.end() || op.module() == "requests") {
+    return Status::Invalid("no state module '" + op.module() + "'");
+  }
+  if (op.version() == 0 || op.version() > it->second) {
+    return Status::Unsupported("module " + op.module() + " has no version " +
+                               std::to_string(op.version()) + " here");
+  }
+  if (op.version() > 1 && members_.FeatureLevel(op.module()) < op.version()) {
+    // Some member would stop at it: wait until every member runs a build that knows it.
+    return Status::Unsupported("not every member supports " + op.module() + " version " +
+                               std::to_string(op.version()) + " yet");
+  }
+  if (op.request_id().size() > kMaxRequestIdBytes) {
+    return Status::Invalid("request id longer than " + std::to_string(kMaxRequestIdBytes) +
+                           " bytes");
+  }
+  return Status::Ok();
+}
+
+void ConsensusService::Propose(Proposal proposal, ProposeCallback done) {
+  wire::Op op;
+  op.set_module(std::move(proposal.module));
+  op.set_version(proposal.version);
+  op.set_body(std::move(proposal.body));
+  op.set_request_id(proposal.request_id.empty() ? NewRequestId() : std::move(proposal.request_id));
+  if (Status refused = CheckOp(op); !refused.ok()) {
+    done(refused);
+    return;
+  }
+  Submit(std::move(op), clock_.Monotonic() + options_.propose_timeout, false, std::move(done));
+}
+
+void ConsensusService::Submit(wire::Op op, MonoTime deadline, bool maybe_sent,
+                              ProposeCallback done) {
+  if (phase_ == Phase::kClosed || phase_ == Phase::kLeaving) {
+    done(maybe_sent ? Status(StatusCode::kUnknownOutcome,
+                             "shutting down; the proposal may have been committed (request id " +
+                                 op.request_id() + ")")
+                    : Status::Unavailable("shutting down"));
+    return;
+  }
+  // Sends it again after a pause (the same request id: applied at most once), or gives up.
+  auto retry = [this, op, deadline, done](Status why, bool sent) mutable {
+    if (clock_.Monotonic() + kForwardRetry >= deadline) {
+      if (sent && why.code() != StatusCode::kNotLeader) {
+        done(Status(StatusCode::kUnknownOutcome,
+                    why.message() +
+                        "; the proposal may have been committed (retry with request id " +
+                        op.request_id() + ")"));
+      } else {
+        done(Status(StatusCode::kNoQuorum, why.message()));
+      }
+      return;
+    }
+    loop_.RunAfter(kForwardRetry, [this, op, deadline, sent, done]() mutable {
+      Submit(std::move(op), deadline, sent, std::move(done));
+    });
+  };
+  if (engine_.IsLeader()) {
+    ProposeLocally(op, [retry, maybe_sent, done](wire::OpResult answer) mutable {
+      Result<Committed> result = FromOpResult(answer);
+      if (!result.ok() && Retriable(result.code())) {
+        retry(result.status(), maybe_sent || result.code() == StatusCode::kUnknownOutcome);
+        return;
+      }
+      done(std::move(result));
+    });
+    return;
+  }
+  auto leader = LeaderIp();
+  if (!leader || *leader == options_.ip) {
+    retry(engine_.started()
+              ? Status(StatusCode::kNoQuorum,
+                       "no leader: the cluster has lost its quorum or is electing one")
+              : Status::Unavailable("this node is not part of a cluster yet"),
+          maybe_sent);
+    return;
+  }
+  wire::PeerMessage request;
+  *request.mutable_propose_request()->mutable_op() = op;
+  const auto budget =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_.Monotonic());
+  peers_.Call(
+      *leader, request, std::max(budget, std::chrono::milliseconds(1)),
+      [retry, done](Result<wire::PeerMessage> response) mutable {
+        if (!response.ok()) {
+          // It may have reached the leader before the connection failed.
+          retry(Status(StatusCode::kNoQuorum, "leader unreachable: " + response.error()), true);
+          return;
+        }
+        Result<Committed> result = FromOpResult(response.value().propose_response().result());
+        if (!result.ok() && Retriable(result.code())) {
+          retry(result.status(), result.code() != StatusCode::kNotLeader);
+          return;
+        }
+        done(std::move(result));
+      });
+}
+
+void ConsensusService::ProposeLocally(wire::Op op, std::function<void(wire::OpResult)> done) {
+  batch_.push_back(Queued{std::move(op), std::move(done)});
   if (batch_.size() >= kMaxBatch) {
     FlushBatch();
   } else if (batch_.size() == 1) {
@@ -361,70 +494,29 @@ void ConsensusService::FlushBatch() {
   if (batch_.empty()) return;
   auto batch = std::make_shared<std::vector<Queued>>(std::move(batch_));
   batch_.clear();
-  std::vector<wire::Command> commands;
-  commands.reserve(batch->size());
-  for (const Queued& queued : *batch) commands.push_back(queued.command);
-  engine_.Apply(EncodeCommands(commands), [batch](Result<std::string> applied, uint64_t index) {
-    wire::BatchResult results;
-    if (applied.ok() && !results.ParseFromString(applied.value())) {
-      applied = Status::Error("undecodable apply result");
-    }
-    for (size_t i = 0; i < batch->size(); ++i) {
-      auto& done = (*batch)[i].done;
-      if (!applied.ok()) {
-        done(applied.status());
-      } else if (static_cast<int>(i) < results.results_size()) {
-        wire::CommandResult result = results.results(static_cast<int>(i));
-        result.set_index(index);
-        done(result);
-      } else {
-        done(Status::Error("no result for the command"));
-      }
-    }
-  });
-}
-
-void ConsensusService::Forward(wire::Command command, MonoTime deadline, ProposeCallback done) {
-  if (phase_ == Phase::kClosed) {
-    done(Status::Error("shutting down"));
-    return;
-  }
-  if (engine_.IsLeader()) {
-    ProposeLocally(std::move(command), std::move(done));
-    return;
-  }
-  const MonoTime now = clock_.Monotonic();
-  auto retry = [this, command, deadline, done](const std::string& why) mutable {
-    if (clock_.Monotonic() + kForwardRetry >= deadline) {
-      done(Status::Error(why));
-      return;
-    }
-    loop_.RunAfter(kForwardRetry, [this, command, deadline, done]() mutable {
-      Forward(std::move(command), deadline, std::move(done));
-    });
-  };
-  auto leader = LeaderIp();
-  if (!leader || *leader == options_.ip) {
-    retry(engine_.started() ? "no leader: the cluster has lost its quorum or is electing one"
-                            : "this node is not part of a cluster yet");
-    return;
-  }
-  wire::PeerMessage request;
-  *request.mutable_propose_request()->mutable_command() = command;
-  const auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-  peers_.Call(*leader, request, std::max(budget, std::chrono::milliseconds(1)),
-              [retry, done](Result<wire::PeerMessage> response) mutable {
-                if (!response.ok()) {
-                  retry("leader unreachable: " + response.error());
-                  return;
-                }
-                const wire::CommandResult& result = response.value().propose_response().result();
-                if (!result.ok() && result.error() == "not the leader") {
-                  retry("leadership moved");
-                  return;
-                }
-                done(result);
-              });
+  std::vector<wire::Op> ops;
+  ops.reserve(batch->size());
+  for (const Queued& queued : *batch) ops.push_back(queued.op);
+  // The leader's clock is the entry's time, whoever proposed it.
+  engine_.Apply(EncodeEntry(clock_.WallUtcNanos(), ops),
+                [batch](Result<std::string> applied, uint64_t index) {
+                  wire::EntryResult results;
+                  if (applied.ok() && !results.ParseFromString(applied.value())) {
+                    applied = Status::Error("undecodable apply result");
+                  }
+                  for (size_t i = 0; i < batch->size(); ++i) {
+                    auto& done = (*batch)[i].done;
+                    if (!applied.ok()) {
+                      done(ErrorResult(applied.status()));
+                    } else if (static_cast<int>(i) < results.results_size()) {
+                      wire::OpResult result = results.results(static_cast<int>(i));
+                      result.set_index(index);
+                      done(std::move(result));
+                    } else {
+                      done(ErrorResult(Status::Error("no result for the operation")));
+                    }
+                  }
+                });
 }
 
 // ---- requests from other nodes --------------------------------------------------------------
@@ -432,19 +524,21 @@ void ConsensusService::Forward(wire::Command command, MonoTime deadline, Propose
 void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::Reply reply) {
   switch (request.body_case()) {
     case wire::PeerMessage::kProposeRequest: {
-      if (!engine_.IsLeader()) {
-        wire::PeerMessage response;
-        *response.mutable_propose_response()->mutable_result() = ErrorResult("not the leader");
+      wire::PeerMessage response;
+      const wire::Op& op = request.propose_request().op();
+      Status refused =
+          engine_.IsLeader() ? CheckOp(op) : Status(StatusCode::kNotLeader, "not the leader");
+      if (refused.ok() && op.request_id().empty()) refused = Status::Invalid("no request id");
+      if (!refused.ok()) {
+        *response.mutable_propose_response()->mutable_result() = ErrorResult(refused);
         reply(response);
         return;
       }
-      ProposeLocally(request.propose_request().command(),
-                     [reply](Result<wire::CommandResult> result) {
-                       wire::PeerMessage response;
-                       *response.mutable_propose_response()->mutable_result() =
-                           result.ok() ? result.value() : ErrorResult(result.error());
-                       reply(response);
-                     });
+      ProposeLocally(op, [reply](wire::OpResult result) {
+        wire::PeerMessage response;
+        *response.mutable_propose_response()->mutable_result() = std::move(result);
+        reply(response);
+      });
       return;
     }
     case wire::PeerMessage::kJoinRequest: {
@@ -487,6 +581,19 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
     case wire::PeerMessage::kEntryFeedReply:
       OnFeedReply(request.entry_feed_reply());
       return;
+    case wire::PeerMessage::kStateChunkRequest: {
+      wire::PeerMessage response;
+      if (!engine_.IsLeader()) {
+        response.mutable_state_chunk()->set_error("not the leader");
+      } else {
+        *response.mutable_state_chunk() =
+            transfers_.Serve(request.state_chunk_request(), clock_.Monotonic(), [this] {
+              return StateTransferServer::Capture{state_.Capture(), engine_.applied_index()};
+            });
+      }
+      reply(response);
+      return;
+    }
     case wire::PeerMessage::kHeartbeat:
       if (engine_.IsLeader()) {
         last_heard_[request.heartbeat().node_id()] = clock_.Monotonic();
@@ -520,7 +627,7 @@ void ConsensusService::HandleJoin(const wire::MemberRecord& record, PeerService:
 }
 
 void ConsensusService::HandleLeave(const std::string& node_id, PeerService::Reply reply) {
-  const wire::MemberRecord* member = state_.FindMember(node_id);
+  const wire::MemberRecord* member = members_.FindMember(node_id);
   if (member == nullptr) {
     wire::PeerMessage response;
     response.mutable_leave_response()->set_error("no such member");
@@ -528,9 +635,7 @@ void ConsensusService::HandleLeave(const std::string& node_id, PeerService::Repl
     return;
   }
   const uint64_t raft_id = member->raft_id();
-  wire::Command leave;
-  leave.mutable_member_leave()->set_id(node_id);
-  Propose(leave, [this, raft_id, reply](Result<wire::CommandResult> result) {
+  Propose(MembersState::Leave(node_id), [this, raft_id, reply](Result<Committed> result) {
     wire::PeerMessage response;
     if (!result.ok()) {
       response.mutable_leave_response()->set_error(result.error());
@@ -555,19 +660,15 @@ void ConsensusService::OnBecameLeader() {
   // Everyone gets a grace period from now, except members already found dead: those stay dead
   // until they are heard from (else a new leader would revive, and promote, a dead node).
   last_heard_.clear();
-  for (const auto* member : state_.MembersInJoinOrder()) {
+  for (const auto* member : members_.MembersInJoinOrder()) {
     last_heard_[member->id()] = member->state() == wire::DEAD ? now - options_.dead_after : now;
   }
   next_liveness_refresh_ = now + kLivenessRefresh;
   change_in_progress_ = false;
-  if (state_.cluster_id().empty()) {
+  if (members_.cluster_id().empty()) {
     // The founder: name the cluster and enter the member list, in one entry.
-    wire::Command found;
-    found.mutable_found_cluster()->set_cluster_id(RandomHexId());
-    wire::Command join;
-    *join.mutable_member_join()->mutable_member() = SelfRecord(wire::VOTER);
-    Propose(found, [](Result<wire::CommandResult>) {});
-    Propose(join, [](Result<wire::CommandResult>) {});
+    Propose(MembersState::Found(RandomHexId()), [](Result<Committed>) {});
+    Propose(MembersState::Join(SelfRecord(wire::VOTER)), [](Result<Committed>) {});
   }
 }
 
@@ -581,19 +682,19 @@ void ConsensusService::UpdateLiveness() {
   const MonoTime now = clock_.Monotonic();
   const bool refresh = now >= next_liveness_refresh_;
   if (refresh) next_liveness_refresh_ = now + kLivenessRefresh;
-  auto entries = PlanLiveness(state_, last_heard_, now, clock_.WallUtcNanos(), refresh,
+  auto entries = PlanLiveness(members_, last_heard_, now, clock_.WallUtcNanos(), refresh,
                               LivenessRules{options_.suspect_after, options_.dead_after});
   if (entries.empty()) return;
-  wire::Command command;
+  wire::MemberLiveness liveness;
   for (auto& entry : entries) {
-    const auto* member = state_.FindMember(entry.id());
+    const auto* member = members_.FindMember(entry.id());
     if (member != nullptr && member->state() != entry.state()) {
       spdlog::info("consensus: member {} ({}) is now {}", member->name(), member->ip(),
                    wire::MemberState_Name(entry.state()));
     }
-    *command.mutable_member_liveness()->add_entries() = std::move(entry);
+    *liveness.add_entries() = std::move(entry);
   }
-  Propose(command, [](Result<wire::CommandResult>) {});
+  Propose(MembersState::Liveness(liveness), [](Result<Committed>) {});
 }
 
 void ConsensusService::ChangeDone(const std::string& what, Status status) {
@@ -618,17 +719,16 @@ void ConsensusService::MaintainMembership() {
         wire::PeerMessage response;
         response.mutable_join_response()->set_ok(error.empty());
         response.mutable_join_response()->set_error(error);
-        response.mutable_join_response()->set_cluster_id(state_.cluster_id());
+        response.mutable_join_response()->set_cluster_id(members_.cluster_id());
         reply(response);
       }
     };
     if (role_of(record.raft_id())) {
       // Already in the configuration (a restart, or a retried request): refresh its record.
-      wire::Command join;
-      *join.mutable_member_join()->mutable_member() = record;
-      join.mutable_member_join()->mutable_member()->set_role(
-          ToWireRole(*role_of(record.raft_id())));
-      Propose(join, [answer](Result<wire::CommandResult> r) { answer(r.ok() ? "" : r.error()); });
+      wire::MemberRecord refreshed = record;
+      refreshed.set_role(ToWireRole(*role_of(record.raft_id())));
+      Propose(MembersState::Join(refreshed),
+              [answer](Result<Committed> r) { answer(r.ok() ? "" : r.error()); });
       return;
     }
     const RaftRole role = RoleForNewMember(configuration, targets);
@@ -642,14 +742,10 @@ void ConsensusService::MaintainMembership() {
       }
       answer("");  // the joiner starts its engine now; the promotion below catches it up
       auto record_member = [this, pending, role] {
-        wire::Command join;
-        *join.mutable_member_join()->mutable_member() = pending->record;
-        join.mutable_member_join()->mutable_member()->set_role(ToWireRole(role));
-        Propose(join, [name = pending->record.name()](Result<wire::CommandResult> r) {
-          if (!r.ok() || !r.value().ok()) {
-            spdlog::warn("consensus: cannot record {} as a member: {}", name,
-                         r.ok() ? r.value().error() : r.error());
-          }
+        wire::MemberRecord joined = pending->record;
+        joined.set_role(ToWireRole(role));
+        Propose(MembersState::Join(joined), [name = joined.name()](Result<Committed> r) {
+          if (!r.ok()) spdlog::warn("consensus: cannot record {} as a member: {}", name, r.error());
         });
       };
       if (role == RaftRole::kSpare) {  // added as one: the feed starts with the next tick
@@ -668,16 +764,14 @@ void ConsensusService::MaintainMembership() {
   }
 
   // 2. Everything else the configuration and the records need, one step at a time.
-  const MembershipStep step = PlanMembership(state_, configuration, targets, options_.identity.id);
+  const MembershipStep step =
+      PlanMembership(members_, configuration, targets, options_.identity.id);
   const wire::MemberRecord* member = step.member;
   switch (step.kind) {
     case MembershipStep::Kind::kNone:
       return;
     case MembershipStep::Kind::kRecordRole: {
-      wire::Command command;
-      command.mutable_member_role()->set_id(member->id());
-      command.mutable_member_role()->set_role(ToWireRole(step.role));
-      Propose(command, [](Result<wire::CommandResult>) {});
+      Propose(MembersState::SetRole(member->id(), ToWireRole(step.role)), [](Result<Committed>) {});
       return;
     }
     case MembershipStep::Kind::kRemoveLeaver:
@@ -704,12 +798,12 @@ void ConsensusService::MaintainMembership() {
 
 void ConsensusService::TrackSpares() {
   std::erase_if(spares_, [this](const auto& entry) {
-    const auto* member = state_.FindMember(entry.first);
+    const auto* member = members_.FindMember(entry.first);
     return member == nullptr || member->state() == wire::LEFT ||
            engine_.RoleOf(member->raft_id()) != RaftRole::kSpare;
   });
   const uint64_t through = engine_.applied_index();
-  for (const auto* member : state_.MembersInJoinOrder()) {
+  for (const auto* member : members_.MembersInJoinOrder()) {
     if (member->state() == wire::LEFT || member->id() == options_.identity.id ||
         engine_.RoleOf(member->raft_id()) != RaftRole::kSpare) {
       continue;
@@ -728,7 +822,6 @@ void ConsensusService::FeedSpares(uint64_t through) {
 
 void ConsensusService::FeedSpare(const std::string& id, SpareCursor& cursor, uint64_t through,
                                  MonoTime now) {
-  if (now < cursor.retry_after) return;
   if (cursor.sent_through >= through && now - cursor.last_sent < kFeedKeepalive) return;
   wire::PeerMessage message;
   wire::EntryFeed* feed = message.mutable_entry_feed();
@@ -739,24 +832,13 @@ void ConsensusService::FeedSpare(const std::string& id, SpareCursor& cursor, uin
   feed->set_prev_index(after);
   feed->set_through_index(through);
   if (!recent_entries_.Collect(after, through, *feed)) {
-    // It missed more than is kept: the whole state instead, taken once for every such spare.
-    if (snapshot_cache_.index != through || snapshot_cache_.bytes.empty()) {
-      snapshot_cache_.index = through;
-      snapshot_cache_.bytes = state_.TakeSnapshot();
+    // It missed more than is kept: it fetches the whole state, in chunks, and says where it is.
+    if (cursor.sent_through != through || now - cursor.last_sent >= kFeedKeepalive) {
+      spdlog::info("consensus: spare {} is behind (at {}); it is to fetch the state as of {}", id,
+                   after, through);
     }
-    if (snapshot_cache_.bytes.size() + 4096 > kMaxPeerFrameBytes) {
-      // Too large for a peer frame: it stays behind (and is promoted if a standby is needed).
-      spdlog::error(
-          "consensus: spare {} is behind, and the state ({} bytes) is too large to "
-          "send it",
-          id, snapshot_cache_.bytes.size());
-      cursor.retry_after = now + std::chrono::seconds(5);
-      return;
-    }
-    spdlog::info("consensus: spare {} is behind (at {}): sending it the state as of {}", id, after,
-                 through);
-    feed->set_has_snapshot(true);
-    feed->set_snapshot(snapshot_cache_.bytes);
+    feed->clear_entries();
+    feed->set_state_needed(true);
   }
   peers_.Send(cursor.ip, message);
   cursor.sent_through = through;
@@ -790,13 +872,16 @@ void ConsensusService::OnFeed(const wire::EntryFeed& feed) {
   feed_source_->last_fed = now;
 
   const uint64_t applied = engine_.applied_index();
-  if (feed.has_snapshot()) {
-    if (Status restored = engine_.RestoreFed(feed.through_index(), feed.snapshot());
-        !restored.ok()) {
-      spdlog::warn("consensus: cannot restore the leader's state: {}", restored.message());
+  if (feed.state_needed()) {
+    if (!fetch_ && feed.through_index() > applied) {
+      spdlog::info("consensus: fetching the leader's state (this spare is at {}, the leader at {})",
+                   applied, feed.through_index());
+      fetch_ = Fetch{state_.BeginRestore(), leader_ip.value(), now};
+      FetchState(0, 0);
     }
     return;
   }
+  if (fetch_) return;  // entries follow once the state is in
   if (feed.prev_index() > applied) {
     // A gap (a message lost with a connection, or a new leader that assumed too much).
     if (feed_source_->last_reply_index == applied &&
@@ -818,6 +903,39 @@ void ConsensusService::OnFeed(const wire::EntryFeed& feed) {
   engine_.FedThrough(feed.through_index());
 }
 
+void ConsensusService::FetchState(uint64_t transfer_id, uint64_t offset) {
+  wire::PeerMessage request;
+  request.mutable_state_chunk_request()->set_node_id(options_.identity.id);
+  request.mutable_state_chunk_request()->set_transfer_id(transfer_id);
+  request.mutable_state_chunk_request()->set_offset(offset);
+  peers_.Call(
+      fetch_->leader, request, kStateChunkTimeout, [this](Result<wire::PeerMessage> response) {
+        if (!fetch_ || phase_ == Phase::kClosed || phase_ == Phase::kLeaving) return;
+        auto give_up = [this](const std::string& why) {
+          // The next feed that says the state is needed starts a new fetch.
+          spdlog::warn("consensus: fetching the leader's state failed: {}", why);
+          fetch_.reset();
+        };
+        if (!response.ok()) return give_up(response.error());
+        const wire::StateChunk& chunk = response.value().state_chunk();
+        if (!chunk.error().empty()) return give_up(chunk.error());
+        if (Status fed = fetch_->session->Feed(chunk.data()); !fed.ok())
+          return give_up(fed.message());
+        if (!chunk.last()) {
+          FetchState(chunk.transfer_id(), chunk.offset() + chunk.data().size());
+          return;
+        }
+        const uint64_t bytes = chunk.offset() + chunk.data().size();
+        Status restored =
+            engine_.RestoreFed(chunk.index(), [this] { return fetch_->session->Commit(); });
+        const auto took = clock_.Monotonic() - fetch_->started;
+        fetch_.reset();
+        if (!restored.ok()) return give_up(restored.message());
+        spdlog::info("consensus: took the leader's state as of {} ({} bytes, {} ms)", chunk.index(),
+                     bytes, std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+      });
+}
+
 bool ConsensusService::FedRecently() const {
   return feed_source_ && clock_.Monotonic() - feed_source_->last_fed < kFeedFresh;
 }
@@ -833,7 +951,7 @@ void ConsensusService::Leave(std::function<void()> done) {
   phase_ = Phase::kLeaving;
   tick_timer_.Stop();
   flush_timer_.Stop();
-  for (Queued& queued : batch_) queued.done(Status::Error("shutting down"));
+  for (Queued& queued : batch_) queued.done(ErrorResult(Status::Unavailable("shutting down")));
   batch_.clear();
   on_closed_ = std::move(done);
   auto close = [this] {
@@ -870,6 +988,15 @@ void ConsensusService::Leave(std::function<void()> done) {
     return;
   }
   ask_leader();
+}
+
+void ConsensusService::HandleRequests(wire::PeerMessage::BodyCase kind,
+                                      PeerService::RequestHandler handler) {
+  if (!request_handlers_.emplace(kind, std::move(handler)).second) {
+    std::fprintf(stderr, "consensus: a second handler for peer message kind %d\n",
+                 static_cast<int>(kind));
+    std::abort();
+  }
 }
 
 std::optional<Nanos> ConsensusService::SilenceOf(const std::string& id) const {
@@ -917,16 +1044,16 @@ ClusterStatus ConsensusService::GetStatus() const {
       status.phase = "error: " + failure_;
       break;
   }
-  status.cluster_id = state_.cluster_id().empty() ? known_cluster_id_ : state_.cluster_id();
+  status.cluster_id = members_.cluster_id().empty() ? known_cluster_id_ : members_.cluster_id();
   status.member = engine_.started() && InConfiguration();
   const bool fed = !engine_.IsLeader() && FedRecently();
   status.term = std::max(engine_.term(), fed ? feed_source_->term : 0);
   status.applied_index = engine_.applied_index();
   status.commit_index = std::max(engine_.commit_index(), status.applied_index);
   if (fed) {
-    if (const auto* record = state_.FindMember(feed_source_->leader_id)) status.leader = *record;
+    if (const auto* record = members_.FindMember(feed_source_->leader_id)) status.leader = *record;
   } else if (auto leader = engine_.Leader()) {
-    if (const auto* record = state_.FindMemberByRaftId(leader->id)) status.leader = *record;
+    if (const auto* record = members_.FindMemberByRaftId(leader->id)) status.leader = *record;
   }
   auto count = [&status](wire::Role role, const wire::MemberRecord* record) {
     if (role == wire::STANDBY) ++status.standbys;
@@ -940,12 +1067,12 @@ ClusterStatus ConsensusService::GetStatus() const {
   if (fed) {
     // A spare's Raft configuration is empty or stale; the member list it is fed follows the
     // leader's.
-    for (const auto* member : state_.MembersInJoinOrder()) {
+    for (const auto* member : members_.MembersInJoinOrder()) {
       if (member->state() != wire::LEFT) count(member->role(), member);
     }
   } else {
     for (const RaftServer& server : engine_.Configuration()) {
-      count(ToWireRole(server.role), state_.FindMemberByRaftId(server.id));
+      count(ToWireRole(server.role), members_.FindMemberByRaftId(server.id));
     }
   }
   status.quorum = status.leader.has_value() && status.voters_alive * 2 > status.voters;

@@ -6,14 +6,21 @@
 // entries, and, while it leads, keeps the member list true: liveness from member heartbeats,
 // joins and leaves as Raft configuration changes, standbys promoted when a voter is lost.
 //
+// The replicated state is a registry of state modules (ReplicatedState): this service owns the
+// members module and the registry; features register their own modules before Start(). Every
+// proposal carries a request id, so a retry after a leader change (by the forwarder here, or by
+// a client that sends the same Idempotency-Key) is applied once and answered with the first
+// result. The leader stamps each entry with its clock; modules read time only from there.
+//
 // Only the voters and a few standbys take part in Raft replication; every other member is a
 // spare, which the leader feeds the committed entries itself, over the peer protocol, right
 // after applying them (EntryFeed). A commit then costs the voters' disk writes only, and a
 // spare wakes once per entry instead of three times (append, write, commit), which is what
 // makes commands to tens of members fast. A spare that misses entries says so and gets them
-// again, or a snapshot; a new leader resumes the feed; a spare promoted to standby is caught up
-// by Raft, and the engine skips the entries the feed already applied.
-// Loop thread only; callbacks run on the loop thread.
+// again, or, if it is further behind than the leader keeps entries, fetches the leader's state
+// in chunks (StateTransfer); a new leader resumes the feed; a spare promoted to standby is caught
+// up by Raft, and the engine skips the entries the feed already applied. Loop thread only;
+// callbacks run on the loop thread.
 #pragma once
 
 #include <chrono>
@@ -25,9 +32,11 @@
 #include <string>
 #include <vector>
 
-#include "consensus/cluster_state.h"
+#include "consensus/members_state.h"
 #include "consensus/raft_engine.h"
 #include "consensus/recent_entries.h"
+#include "consensus/replicated_state.h"
+#include "consensus/state_transfer.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/jitter.h"
@@ -61,6 +70,15 @@ struct ConsensusOptions {
   // --bootstrap-expect: how long the set of candidates must stay the same (all nodes of one
   // broadcast domain hear each other within a beacon interval; the agent uses two).
   std::chrono::milliseconds formation_settle{1500};
+  // The replicated state cannot be applied by this build (an entry or snapshot of a module or
+  // version it does not know): the node must stop. Default: log and exit with status 78.
+  std::function<void(const Status&)> on_fatal;
+};
+
+// A proposal's outcome once committed.
+struct Committed {
+  std::string value;
+  uint64_t index = 0;  // the log entry that carried it
 };
 
 struct ClusterStatus {
@@ -80,11 +98,18 @@ struct ClusterStatus {
 
 class ConsensusService {
  public:
-  using ProposeCallback = std::function<void(Result<wire::CommandResult>)>;
+  // A committed result; or an error: the module refused it (kInvalid, kNotFound, kConflict, ...:
+  // committed, and changed nothing), or it was not committed (kNoQuorum, kUnavailable,
+  // kUnsupported), or, rarely, the answer was lost (kUnknownOutcome: retry with the same
+  // request id to learn it).
+  using ProposeCallback = std::function<void(Result<Committed>)>;
 
   ConsensusService(EventLoop& loop, const Clock& clock, PeerService& peers,
                    ConsensusOptions options);
   ~ConsensusService();
+
+  // Adds a feature's state module; before Start(). The module must outlive this service.
+  void RegisterModule(StateModule& module) { state_.Register(module); }
 
   // Opens the engine (checking the data directory and the Raft port) and starts forming or
   // rejoining. Errors are ready to show to the user.
@@ -93,11 +118,16 @@ class ConsensusService {
   // within a few seconds whatever happens.
   void Leave(std::function<void()> done);
 
-  // Proposes a command; `done` gets its result once committed (or an error: no leader, no
-  // quorum within the propose timeout, rejected).
-  void Propose(wire::Command command, ProposeCallback done);
+  // Proposes an operation through the leader, retrying across leader changes until the
+  // propose timeout; `done` runs once. Without a request id, one is generated.
+  void Propose(Proposal proposal, ProposeCallback done);
+  // A request id unique to this proposal (node, boot and counter).
+  std::string NewRequestId();
 
-  const ClusterState& state() const { return state_; }
+  const MembersState& members() const { return members_; }
+  // For modules that subscribe to member events while they are being set up.
+  MembersState& members() { return members_; }
+  const ReplicatedState& state() const { return state_; }
   // Lets another module add to every heartbeat this node sends (and to the leader's own).
   void SetHeartbeatDecorator(std::function<void(wire::Heartbeat&)> decorate) {
     heartbeat_decorator_ = std::move(decorate);
@@ -110,10 +140,9 @@ class ConsensusService {
   }
   // On the leader: how long since `id` was heard from; nothing elsewhere or if never.
   std::optional<Nanos> SilenceOf(const std::string& id) const;
-  // Answers requests of another module's kind that arrive over the peer protocol.
-  void HandleRequests(wire::PeerMessage::BodyCase kind, PeerService::RequestHandler handler) {
-    request_handlers_[kind] = std::move(handler);
-  }
+  // Answers requests of another module's kind that arrive over the peer protocol. One handler
+  // per kind: a second one for the same kind is a programming error and aborts.
+  void HandleRequests(wire::PeerMessage::BodyCase kind, PeerService::RequestHandler handler);
   // Runs after every applied log entry and every restored snapshot.
   void AddStateListener(std::function<void()> listener) {
     state_.AddChangeListener(std::move(listener));
@@ -130,8 +159,8 @@ class ConsensusService {
     wire::Hello hello;
   };
   struct Queued {
-    wire::Command command;
-    ProposeCallback done;
+    wire::Op op;
+    std::function<void(wire::OpResult)> done;
   };
   struct PendingJoin {
     wire::MemberRecord record;
@@ -142,7 +171,6 @@ class ConsensusService {
     Ipv4 ip;
     uint64_t sent_through = 0;  // what it was last sent (assumed received until it says not)
     MonoTime last_sent{};
-    MonoTime retry_after{};  // after a state too large to send
   };
   // A spare's view of the leader that feeds it.
   struct FeedSource {
@@ -165,9 +193,11 @@ class ConsensusService {
   void PersistClusterId();
   void Fail(const std::string& why);
 
-  // Proposals.
-  void ProposeLocally(wire::Command command, ProposeCallback done);
-  void Forward(wire::Command command, MonoTime deadline, ProposeCallback done);
+  // Proposals: Submit() sends an operation to the leader (itself, or over the peer protocol)
+  // until it has an answer or the deadline passes; ProposeLocally() batches it on the leader.
+  Status CheckOp(const wire::Op& op) const;
+  void Submit(wire::Op op, MonoTime deadline, bool maybe_sent, ProposeCallback done);
+  void ProposeLocally(wire::Op op, std::function<void(wire::OpResult)> done);
   void FlushBatch();
 
   // Requests from other nodes.
@@ -191,12 +221,14 @@ class ConsensusService {
   void OnFeedReply(const wire::EntryFeedReply& reply);
   void OnFeed(const wire::EntryFeed& feed);
   bool FedRecently() const;
+  void FetchState(uint64_t transfer_id, uint64_t offset);
 
   EventLoop& loop_;
   const Clock& clock_;
   PeerService& peers_;
   ConsensusOptions options_;
-  ClusterState state_;
+  ReplicatedState state_;
+  MembersState members_;
   RaftEngine engine_;
   Phase phase_ = Phase::kForming;
   std::string failure_;
@@ -228,11 +260,17 @@ class ConsensusService {
 
   RecentEntries recent_entries_;
   std::map<std::string, SpareCursor> spares_;  // leader only, by node id
-  struct {
-    uint64_t index = 0;
-    std::string bytes;
-  } snapshot_cache_;  // the leader's state as last sent to a spare
+  StateTransferServer transfers_;              // the leader's state, streamed to spares
   std::optional<FeedSource> feed_source_;
+  // A spare's fetch of the leader's state, while one is running.
+  struct Fetch {
+    std::unique_ptr<RestoreSession> session;
+    Ipv4 leader;
+    MonoTime started{};
+  };
+  std::optional<Fetch> fetch_;
+  std::string request_prefix_;
+  uint64_t next_request_ = 0;
 };
 
 }  // namespace synod

@@ -37,7 +37,7 @@ RaftRole RoleForNewMember(const std::vector<RaftServer>& configuration, RoleTarg
   return RaftRole::kSpare;
 }
 
-std::vector<wire::MemberLiveness::Entry> PlanLiveness(const ClusterState& state,
+std::vector<wire::MemberLiveness::Entry> PlanLiveness(const MembersState& state,
                                                       std::map<std::string, MonoTime>& last_heard,
                                                       MonoTime now, int64_t wall_now_nanos,
                                                       bool refresh, const LivenessRules& rules) {
@@ -59,7 +59,7 @@ std::vector<wire::MemberLiveness::Entry> PlanLiveness(const ClusterState& state,
   return entries;
 }
 
-MembershipStep PlanMembership(const ClusterState& state,
+MembershipStep PlanMembership(const MembersState& state,
                               const std::vector<RaftServer>& configuration, RoleTargets targets,
                               const std::string& self_id) {
   auto role_of = [&](uint64_t raft_id) { return RoleIn(configuration, raft_id); };

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "consensus/cluster_state.h"
+#include "consensus/members_state.h"
 #include "consensus/raft_engine.h"
 #include "core/clock.h"
 
@@ -23,7 +23,7 @@ struct LivenessRules {
 // The liveness entries to commit: every member whose state changed, and, when `refresh` is
 // set, every member (so that recorded heartbeat times stay fresh). Members never heard from
 // are timed from `now` (a new leader gives everyone a grace period); `last_heard` gains them.
-std::vector<wire::MemberLiveness::Entry> PlanLiveness(const ClusterState& state,
+std::vector<wire::MemberLiveness::Entry> PlanLiveness(const MembersState& state,
                                                       std::map<std::string, MonoTime>& last_heard,
                                                       MonoTime now, int64_t wall_now_nanos,
                                                       bool refresh, const LivenessRules& rules);
@@ -50,7 +50,7 @@ struct RoleTargets {
 };
 
 // The next configuration step, one at a time, in the order above.
-MembershipStep PlanMembership(const ClusterState& state,
+MembershipStep PlanMembership(const MembersState& state,
                               const std::vector<RaftServer>& configuration, RoleTargets targets,
                               const std::string& self_id);
 

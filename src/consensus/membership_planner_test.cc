@@ -7,21 +7,22 @@ namespace {
 
 using std::chrono::seconds;
 
+void Apply(MembersState& state, const Proposal& proposal) {
+  ASSERT_TRUE(state.Apply(ApplyContext{}, proposal.version, proposal.body).ok());
+}
+
 class MembershipPlannerTest : public ::testing::Test {
  protected:
   // Members "a".."e" (raft ids 0xa..0xe) join in that order.
   void SetUp() override {
-    std::vector<wire::Command> joins;
     for (const char* id : {"a", "b", "c", "d", "e"}) {
-      wire::Command command;
-      auto* member = command.mutable_member_join()->mutable_member();
-      member->set_id(id);
-      member->set_name(std::string("n-") + id);
-      member->set_raft_id(RaftIdFromNodeId(id));
-      member->set_role(std::string(id) < "d" ? wire::VOTER : wire::STANDBY);
-      joins.push_back(command);
+      wire::MemberRecord member;
+      member.set_id(id);
+      member.set_name(std::string("n-") + id);
+      member.set_raft_id(RaftIdFromNodeId(id));
+      member.set_role(std::string(id) < "d" ? wire::VOTER : wire::STANDBY);
+      Apply(state_, MembersState::Join(member));
     }
-    state_.Apply(EncodeCommands(joins));
     for (const char* id : {"a", "b", "c"})
       config_.push_back({RaftIdFromNodeId(id), "", RaftRole::kVoter});
     for (const char* id : {"d", "e"})
@@ -29,14 +30,14 @@ class MembershipPlannerTest : public ::testing::Test {
   }
 
   void SetState(const std::string& id, wire::MemberState state) {
-    wire::Command command;
-    auto* entry = command.mutable_member_liveness()->add_entries();
+    wire::MemberLiveness liveness;
+    auto* entry = liveness.add_entries();
     entry->set_id(id);
     entry->set_state(state);
-    state_.Apply(EncodeCommands({command}));
+    Apply(state_, MembersState::Liveness(liveness));
   }
 
-  ClusterState state_;
+  MembersState state_;
   std::vector<RaftServer> config_;
   const MonoTime t0_{seconds(100)};
 };
@@ -79,10 +80,7 @@ TEST_F(MembershipPlannerTest, DeadVoterIsDemotedThenAStandbyPromoted) {
   step = PlanMembership(state_, config_, {3, 2}, "a");
   ASSERT_EQ(step.kind, MembershipStep::Kind::kRecordRole) << "the record follows first";
   EXPECT_EQ(step.member->id(), "b");
-  wire::Command role;
-  role.mutable_member_role()->set_id("b");
-  role.mutable_member_role()->set_role(wire::STANDBY);
-  state_.Apply(EncodeCommands({role}));
+  Apply(state_, MembersState::SetRole("b", wire::STANDBY));
   step = PlanMembership(state_, config_, {3, 2}, "a");
   ASSERT_EQ(step.kind, MembershipStep::Kind::kPromoteStandby);
   EXPECT_EQ(step.member->id(), "d") << "the earliest live standby";
@@ -96,9 +94,7 @@ TEST_F(MembershipPlannerTest, NoLiveStandbyMeansTheDeadVoterStays) {
 }
 
 TEST_F(MembershipPlannerTest, LeaversAreRemovedButNeverTheLeaderItself) {
-  wire::Command leave;
-  leave.mutable_member_leave()->set_id("c");
-  state_.Apply(EncodeCommands({leave}));
+  Apply(state_, MembersState::Leave("c"));
   MembershipStep step = PlanMembership(state_, config_, {3, 2}, "a");
   ASSERT_EQ(step.kind, MembershipStep::Kind::kRemoveLeaver);
   EXPECT_EQ(step.member->id(), "c");
@@ -122,10 +118,7 @@ class SparesTest : public MembershipPlannerTest {
     for (RaftServer& server : config_) {
       if (server.id == RaftIdFromNodeId(id)) server.role = role;
     }
-    wire::Command command;
-    command.mutable_member_role()->set_id(id);
-    command.mutable_member_role()->set_role(ToWireRole(role));
-    state_.Apply(EncodeCommands({command}));
+    Apply(state_, MembersState::SetRole(id, ToWireRole(role)));
   }
 };
 

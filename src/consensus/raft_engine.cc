@@ -6,6 +6,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 
@@ -14,18 +15,20 @@ extern "C" {
 namespace synod {
 namespace {
 
-std::string RaftError(int code) {
+Status RaftStatus(int code) {
   switch (code) {
     case RAFT_NOTLEADER:
-      return "not the leader";
+      return Status(StatusCode::kNotLeader, "not the leader");
     case RAFT_LEADERSHIPLOST:
-      return "leadership lost before the entry was committed";
+      return Status(StatusCode::kUnknownOutcome, "leadership lost before the entry was committed");
     case RAFT_SHUTDOWN:
-      return "shutting down";
+      return Status(StatusCode::kUnknownOutcome, "shutting down");
     default:
-      return raft_strerror(code);
+      return Status::Error(raft_strerror(code));
   }
 }
+
+std::string RaftError(int code) { return RaftStatus(code).message(); }
 
 int ToRaftRole(RaftRole role) {
   switch (role) {
@@ -105,18 +108,45 @@ struct RaftFsmAdapter::Impl {
   uint64_t fed_through = 0;
   AppliedEntryObserver observer;
   std::string last_result;  // handed to the apply callback, which runs right after apply
+  bool halted = false;      // an entry could not be applied: nothing more is
+
+  // The snapshot being written: captured on the loop, produced on the worker thread, released
+  // on the loop by snapshot_finalize. libraft takes one snapshot at a time.
+  std::unique_ptr<SnapshotProducer> producer;
+  std::vector<std::string> chunks;
+  std::vector<raft_buffer> buffers;
+  std::atomic<uint64_t> snapshots{0};
 
   uint64_t raft_applied() const { return server == nullptr ? 0 : server->last_applied; }
   uint64_t applied_index() const { return std::max(raft_applied(), fed_through); }
-  void Apply(uint64_t index, std::string_view payload) {
-    last_result = machine->ApplyEntry(payload);
+  void Halt(const Status& why) {
+    if (halted) return;
+    halted = true;
+    spdlog::critical("raft: {}", why.message());
+    if (observer.on_fatal) observer.on_fatal(why);
+  }
+  // False if the entry cannot be applied by this build (the node halts).
+  bool Apply(uint64_t index, std::string_view payload) {
+    if (halted) return false;
+    Result<std::string> result = machine->ApplyEntry(index, payload);
+    if (!result.ok()) {
+      Halt(Status(result.code(), "cannot apply entry " + std::to_string(index) + ": " +
+                                     result.error() + "; this node stops instead of diverging"));
+      return false;
+    }
+    last_result = std::move(result).value();
     if (observer.on_entry) observer.on_entry(index, payload);
+    return true;
   }
 };
 
+namespace {
+constexpr size_t kSnapshotChunkBytes = 4u << 20;
+}  // namespace
+
 RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_unique<Impl>()) {
   impl_->machine = &machine;
-  impl_->fsm.version = 1;
+  impl_->fsm.version = 3;
   impl_->fsm.data = impl_.get();
   impl_->fsm.apply = [](raft_fsm* fsm, const raft_buffer* buf, void** result) {
     auto* self = static_cast<Impl*>(fsm->data);
@@ -130,35 +160,52 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
     // An unframed entry is applied as an empty (and so refused) one: the same on every node.
     auto payload =
         UnframeRaftPayload(std::string_view(static_cast<const char*>(buf->base), buf->len));
-    self->Apply(index, payload.ok() ? payload.value() : "");
-    return 0;
+    return self->Apply(index, payload.ok() ? payload.value() : "") ? 0 : RAFT_MALFORMED;
   };
   impl_->fsm.snapshot = [](raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
     auto* self = static_cast<Impl*>(fsm->data);
     // The state is ahead of the log (fed entries the log has not brought yet): a snapshot now
     // would be labelled with an older index than its content. libraft tries again later.
-    if (self->fed_through > self->raft_applied()) return RAFT_BUSY;
-    const std::string data = FrameRaftPayload(self->machine->TakeSnapshot());
-    *bufs = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
-    if (*bufs == nullptr) return RAFT_NOMEM;
-    (*bufs)[0].base = raft_malloc(std::max<size_t>(data.size(), 1));
-    if ((*bufs)[0].base == nullptr) {
-      raft_free(*bufs);
-      return RAFT_NOMEM;
+    if (self->fed_through > self->raft_applied() || self->halted) return RAFT_BUSY;
+    self->producer = self->machine->CaptureSnapshot();
+    *bufs = nullptr;
+    *n_bufs = 0;
+    return 0;
+  };
+  impl_->fsm.snapshot_async = [](raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
+    // On the worker thread: only the producer (an immutable view) and our own buffers.
+    auto* self = static_cast<Impl*>(fsm->data);
+    bool done = false;
+    while (!done) {
+      std::string& chunk = self->chunks.emplace_back();
+      chunk.reserve(kSnapshotChunkBytes + (64 << 10));
+      done = self->producer->Produce(chunk, kSnapshotChunkBytes);
     }
-    std::memcpy((*bufs)[0].base, data.data(), data.size());
-    (*bufs)[0].len = data.size();
-    *n_bufs = 1;
+    self->producer.reset();
+    for (std::string& chunk : self->chunks) {
+      self->buffers.push_back(raft_buffer{chunk.data(), chunk.size()});
+    }
+    *bufs = self->buffers.data();
+    *n_bufs = static_cast<unsigned>(self->buffers.size());
+    self->snapshots.fetch_add(1);
+    return 0;
+  };
+  impl_->fsm.snapshot_finalize = [](raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
+    auto* self = static_cast<Impl*>(fsm->data);
+    self->producer.reset();
+    self->buffers.clear();
+    self->chunks.clear();
+    *bufs = nullptr;
+    *n_bufs = 0;
     return 0;
   };
   impl_->fsm.restore = [](raft_fsm* fsm, raft_buffer* buf) {
     auto* self = static_cast<Impl*>(fsm->data);
-    auto payload =
-        UnframeRaftPayload(std::string_view(static_cast<const char*>(buf->base), buf->len));
-    Status status =
-        payload.ok() ? self->machine->RestoreSnapshot(payload.value()) : payload.status();
+    Status status = self->machine->RestoreSnapshot(
+        std::string_view(static_cast<const char*>(buf->base), buf->len));
     if (!status.ok()) {
-      spdlog::error("raft: cannot restore snapshot: {}", status.message());
+      // The old state is untouched, and libraft cannot go on without this one.
+      self->Halt(Status(status.code(), "cannot restore a snapshot: " + status.message()));
       return RAFT_MALFORMED;
     }
     raft_free(buf->base);
@@ -170,26 +217,26 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
 
 void RaftFsmAdapter::Attach(const struct raft* server) { impl_->server = server; }
 uint64_t RaftFsmAdapter::applied_index() const { return impl_->applied_index(); }
+uint64_t RaftFsmAdapter::snapshots_taken() const { return impl_->snapshots.load(); }
 void RaftFsmAdapter::SetAppliedObserver(AppliedEntryObserver observer) {
   impl_->observer = std::move(observer);
 }
 
 void RaftFsmAdapter::ApplyFed(uint64_t index, std::string_view payload) {
   if (impl_->server == nullptr || index <= impl_->applied_index()) return;
-  impl_->Apply(index, payload);
-  impl_->fed_through = index;
+  if (impl_->Apply(index, payload)) impl_->fed_through = index;
 }
 
 void RaftFsmAdapter::FedThrough(uint64_t index) {
-  if (impl_->server != nullptr) impl_->fed_through = std::max(impl_->fed_through, index);
+  if (impl_->server != nullptr && !impl_->halted) {
+    impl_->fed_through = std::max(impl_->fed_through, index);
+  }
 }
 
-Status RaftFsmAdapter::RestoreFed(uint64_t index, std::string_view snapshot) {
+Status RaftFsmAdapter::RestoreFed(uint64_t index, const std::function<Status()>& install) {
   if (impl_->server == nullptr) return Status::Error("the state machine is not attached");
   if (index <= impl_->applied_index()) return Status::Ok();  // it has that much already
-  if (Status restored = impl_->machine->RestoreSnapshot(snapshot); !restored.ok()) {
-    return restored;
-  }
+  if (Status restored = install(); !restored.ok()) return restored;
   impl_->fed_through = index;
   if (impl_->observer.on_restore) impl_->observer.on_restore(index);
   return Status::Ok();
@@ -241,6 +288,12 @@ Status RaftEngine::Open() {
     return Status::Error("raft storage in " + options_.dir + " rejected: " + s.io.errmsg);
   }
   s.io_ready = true;
+  // libraft 0.15's libuv I/O implements async_work (on libuv's thread pool) but still says it
+  // is version 1, and raft_init refuses asynchronous snapshots on a version-1 I/O. Version 2
+  // adds nothing but async_work.
+  if (s.io.async_work == nullptr)
+    return Status::Error("this libraft cannot take snapshots off the loop");
+  s.io.version = std::max(s.io.version, 2);
   if (int rv = raft_init(&s.raft, &s.io, s.fsm.get(), options_.id, options_.address.c_str());
       rv != 0) {
     return Status::Error(std::string("cannot initialise raft: ") + raft_errmsg(&s.raft));
@@ -288,7 +341,7 @@ void RaftEngine::Apply(std::string payload, ApplyCallback done) {
     ApplyCallback done;
   };
   if (!started_) {
-    done(Status::Error("not part of a cluster yet"), 0);
+    done(Status::Unavailable("not part of a cluster yet"), 0);
     return;
   }
   auto* request = new Request;
@@ -306,7 +359,7 @@ void RaftEngine::Apply(std::string payload, ApplyCallback done) {
                         const uint64_t index = req->index;
                         delete request;
                         if (status != 0) {
-                          callback(Status::Error(RaftError(status)), index);
+                          callback(RaftStatus(status), index);
                         } else {
                           callback(std::move(*static_cast<std::string*>(result)), index);
                         }
@@ -315,7 +368,7 @@ void RaftEngine::Apply(std::string payload, ApplyCallback done) {
     raft_free(buf.base);
     auto callback = std::move(request->done);
     delete request;
-    callback(Status::Error(RaftError(rv)), 0);
+    callback(RaftStatus(rv), 0);
   }
 }
 
@@ -430,10 +483,12 @@ void RaftEngine::FedThrough(uint64_t index) {
   if (started_) impl_->fsm.FedThrough(index);
 }
 
-Status RaftEngine::RestoreFed(uint64_t index, std::string_view snapshot) {
-  if (!started_) return Status::Error("not part of a cluster yet");
-  return impl_->fsm.RestoreFed(index, snapshot);
+Status RaftEngine::RestoreFed(uint64_t index, const std::function<Status()>& install) {
+  if (!started_) return Status::Unavailable("not part of a cluster yet");
+  return impl_->fsm.RestoreFed(index, install);
 }
+
+uint64_t RaftEngine::snapshots_taken() const { return impl_->fsm.snapshots_taken(); }
 
 void RaftEngine::SetAppliedObserver(AppliedEntryObserver observer) {
   impl_->fsm.SetAppliedObserver(std::move(observer));

@@ -5,8 +5,9 @@
 // - The state machine is given as a RaftStateMachine; its Apply() result for an entry reaches
 //   the proposer's callback (on the node that proposed it; other nodes drop it).
 // - Buffers are copied in and out: no caller ever sees raft_malloc/raft_free.
-// - Apply() callbacks always run exactly once: with the result, or with an error such as
-//   "not the leader", "leadership lost" or "shutting down".
+// - Apply() callbacks always run exactly once: with the result, or with an error: kNotLeader
+//   (not appended), or kUnknownOutcome (leadership lost or shutting down after the entry was
+//   appended: it may still commit).
 // Engine features (election and heartbeat timeouts, snapshots, membership changes) are exposed
 // as plain values so that the engine could be replaced without touching the features.
 #pragma once
@@ -19,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "consensus/snapshot_stream.h"
 #include "core/event_loop.h"
 #include "core/status.h"
 
@@ -30,9 +32,12 @@ namespace synod {
 class RaftStateMachine {
  public:
   virtual ~RaftStateMachine() = default;
-  // Applies one committed entry; the returned bytes go to the proposer.
-  virtual std::string ApplyEntry(std::string_view entry) = 0;
-  virtual std::string TakeSnapshot() = 0;
+  // Applies committed entry `index` (0 where the index is not known); the returned bytes go to
+  // the proposer. An error means the entry cannot be applied by this build at all: the engine
+  // applies nothing more and reports it as fatal.
+  virtual Result<std::string> ApplyEntry(uint64_t index, std::string_view entry) = 0;
+  // On the loop: a consistent view, cheap to take; written out on libraft's thread pool.
+  virtual std::unique_ptr<SnapshotProducer> CaptureSnapshot() = 0;
   virtual Status RestoreSnapshot(std::string_view snapshot) = 0;
 };
 
@@ -73,6 +78,9 @@ struct AppliedEntryObserver {
   std::function<void(uint64_t index, std::string_view payload)> on_entry;
   // `index` is 0 when it is not known yet (libraft sets it only after the restore).
   std::function<void(uint64_t index)> on_restore;
+  // The state machine cannot apply an entry (or restore a snapshot) at all; nothing more is
+  // applied. The node must stop: see RaftStateMachine::ApplyEntry.
+  std::function<void(const Status& why)> on_fatal;
 };
 
 class RaftEngine {
@@ -122,9 +130,11 @@ class RaftEngine {
   void ApplyFed(uint64_t index, std::string_view payload);
   // Entries up to `index` that change no state (Raft's own) were committed too.
   void FedThrough(uint64_t index);
-  // Replaces the state with the leader's, as of `index`.
-  Status RestoreFed(uint64_t index, std::string_view snapshot);
+  // Replaces the state with the leader's, as of `index`: `install` swaps the new state in.
+  Status RestoreFed(uint64_t index, const std::function<Status()>& install);
   void SetAppliedObserver(AppliedEntryObserver observer);
+  // Snapshots written out so far.
+  uint64_t snapshots_taken() const;
 
  private:
   struct Impl;
@@ -135,7 +145,8 @@ class RaftEngine {
 };
 
 // A raft_fsm that drives a RaftStateMachine, for the engine and for tests that use libraft's
-// in-memory fixture. The RaftStateMachine must outlive the adapter.
+// in-memory fixture. The RaftStateMachine must outlive the adapter. Snapshots are asynchronous
+// (fsm version 3): captured on the loop, written out on the I/O's worker thread.
 class RaftFsmAdapter {
  public:
   explicit RaftFsmAdapter(RaftStateMachine& machine);
@@ -151,8 +162,10 @@ class RaftFsmAdapter {
   uint64_t applied_index() const;
   void ApplyFed(uint64_t index, std::string_view payload);
   void FedThrough(uint64_t index);
-  Status RestoreFed(uint64_t index, std::string_view snapshot);
+  Status RestoreFed(uint64_t index, const std::function<Status()>& install);
   void SetAppliedObserver(AppliedEntryObserver observer);
+  // Snapshots written out so far.
+  uint64_t snapshots_taken() const;
 
  private:
   struct Impl;

@@ -100,6 +100,36 @@ HttpResponse HttpResponse::Error(int status, const std::string& message) {
   return Json(status, nlohmann::json{{"error", message}});
 }
 
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalid:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kConflict:
+      return 409;
+    case StatusCode::kTooLarge:
+      return 413;
+    case StatusCode::kNotLeader:
+    case StatusCode::kNoQuorum:
+    case StatusCode::kUnavailable:
+    case StatusCode::kBusy:
+    case StatusCode::kUnsupported:
+    case StatusCode::kUnknownOutcome:
+      return 503;
+    case StatusCode::kError:
+      break;
+  }
+  return 500;
+}
+
+HttpResponse HttpResponse::FromStatus(const Status& status) {
+  return Json(HttpStatusFor(status.code()),
+              nlohmann::json{{"error", status.message()}, {"code", StatusCodeName(status.code())}});
+}
+
 void HttpRouter::Handle(const std::string& method, const std::string& pattern,
                         HttpHandler handler) {
   routes_.push_back(Route{method, SplitPath(pattern), std::move(handler)});

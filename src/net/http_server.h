@@ -28,6 +28,10 @@
 
 namespace synod {
 
+// The HTTP status for an error code: 400 invalid, 404 not found, 409 conflict, 413 too large,
+// 503 for what the cluster cannot do now (no quorum, not committed, unknown outcome), 500 else.
+int HttpStatusFor(StatusCode code);
+
 struct HttpRequest {
   std::string method;                              // "GET", "POST", ...
   std::string path;                                // decoded, without the query
@@ -45,6 +49,9 @@ struct HttpResponse {
 
   static HttpResponse Json(int status, const nlohmann::json& body);
   static HttpResponse Error(int status, const std::string& message);
+  // An error status as a response: its code picks the HTTP status (HttpStatusFor), and the body
+  // says {"error": message, "code": "not found"}.
+  static HttpResponse FromStatus(const Status& status);
 };
 
 using HttpResponder = std::function<void(HttpResponse)>;

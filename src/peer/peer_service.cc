@@ -26,6 +26,7 @@ bool IsResponse(const wire::PeerMessage& message) {
     case wire::PeerMessage::kClockReportsResponse:
     case wire::PeerMessage::kCommandSendResponse:
     case wire::PeerMessage::kCommandDeliveryAck:
+    case wire::PeerMessage::kStateChunk:
       return true;
     default:
       return false;

@@ -26,10 +26,11 @@ std::chrono::milliseconds Backoff(unsigned failures, std::chrono::milliseconds f
 }  // namespace
 
 Courier::Courier(EventLoop& loop, const Clock& clock, PeerService& peers,
-                 ConsensusService& consensus, CourierOptions options)
+                 ConsensusService& consensus, const RankModule& module, CourierOptions options)
     : clock_(clock),
       peers_(peers),
       consensus_(consensus),
+      module_(module),
       options_(options),
       http_(loop),
       flush_timer_(loop),
@@ -66,7 +67,7 @@ void Courier::Reconcile() {
     leading_ = true;
     ++term_;
   }
-  const RankState& ranks = consensus_.state().ranks();
+  const RankState& ranks = module_.ranks();
   const auto& pending = ranks.pending();
   std::erase_if(recipients_, [&](const auto& entry) {
     auto it = pending.find(entry.first);
@@ -88,7 +89,7 @@ void Courier::Dispatch(const std::string& key, const RankState::PendingDeliverie
   }
   if (batch.empty()) return;
   const wire::Delivery* delivery =
-      consensus_.state().ranks().FindRecipient(batch.front().first, batch.front().second);
+      module_.ranks().FindRecipient(batch.front().first, batch.front().second);
   if (delivery == nullptr) {
     spdlog::error("ranks: pending command {} for {} has no delivery record", batch.front().first,
                   key);
@@ -107,8 +108,8 @@ bool Courier::Acknowledged(const std::string& recipient, uint64_t id) const {
 }
 
 void Courier::DeliverToMember(const std::string& key, Batch batch) {
-  const ClusterState& state = consensus_.state();
-  const wire::MemberRecord* member = state.FindMember(key);
+  const RankState& ranks = module_.ranks();
+  const wire::MemberRecord* member = consensus_.members().FindMember(key);
   Result<Ipv4> ip = member ? Ipv4::Parse(member->ip()) : Result<Ipv4>(Status::Error("unknown"));
   if (!ip.ok()) {
     Failed(key, "no address known for member " + key, false);
@@ -117,8 +118,8 @@ void Courier::DeliverToMember(const std::string& key, Batch batch) {
   wire::PeerMessage request;
   wire::CommandDelivery* delivery = request.mutable_command_delivery();
   for (const auto& [id, index] : batch) {
-    const wire::CommandRecord* record = state.ranks().FindHeader(id);
-    const wire::Delivery* to = state.ranks().FindRecipient(id, index);
+    const wire::CommandRecord* record = ranks.FindHeader(id);
+    const wire::Delivery* to = ranks.FindRecipient(id, index);
     wire::CommandDelivery::Item* item = delivery->add_items();
     item->set_command_id(id);
     item->set_sender_rank(record->sender_rank());
@@ -160,7 +161,7 @@ void Courier::DeliverToMember(const std::string& key, Batch batch) {
 }
 
 void Courier::DeliverToExternal(const std::string& key, uint64_t id, const wire::Delivery& to) {
-  const wire::CommandRecord* record = consensus_.state().ranks().FindHeader(id);
+  const wire::CommandRecord* record = module_.ranks().FindHeader(id);
   OutgoingHttpRequest request;
   request.method = "POST";
   request.url = ReceiveCommandUrl(to.address());
@@ -194,7 +195,7 @@ void Courier::Succeeded(const std::string& key, uint64_t through) {
   Acknowledge(key, through);
   on_delivered_();
   // The next batch for this recipient, if any, goes now.
-  const auto& pending = consensus_.state().ranks().pending();
+  const auto& pending = module_.ranks().pending();
   if (auto ids = pending.find(key); ids != pending.end() && consensus_.IsLeader()) {
     Dispatch(key, ids->second, clock_.Monotonic());
   }
@@ -210,10 +211,10 @@ void Courier::Failed(const std::string& key, const std::string& why, bool extern
     const std::string reason =
         "receive-command failed " + std::to_string(recipient.failures) + " times in a row: " + why;
     spdlog::warn("ranks: unranking {}: {}", key, reason);
-    wire::Command unassign;
+    wire::RanksCommand unassign;
     unassign.mutable_unassign_rank()->set_address(key);
     unassign.mutable_unassign_rank()->set_reason(reason);
-    consensus_.Propose(unassign, [key](Result<wire::CommandResult> result) {
+    consensus_.Propose(RankModule::Make(unassign), [key](Result<Committed> result) {
       if (!result.ok()) spdlog::warn("ranks: cannot unrank {}: {}", key, result.error());
     });
     recipient.failures = 0;
@@ -245,7 +246,7 @@ void Courier::FlushProgressIfDue() {
 void Courier::FlushProgress() {
   flush_timer_.Stop();
   if (progress_.empty()) return;
-  wire::Command command;
+  wire::RanksCommand command;
   for (const auto& [key, through] : progress_) {
     wire::DeliveryProgress::Recipient* recipient =
         command.mutable_delivery_progress()->add_recipients();
@@ -254,7 +255,7 @@ void Courier::FlushProgress() {
   }
   progress_.clear();
   const uint64_t term = term_;
-  consensus_.Propose(command, [this, term, command](Result<wire::CommandResult> result) {
+  consensus_.Propose(RankModule::Make(command), [this, term, command](Result<Committed> result) {
     if (result.ok() || stopped_ || term != term_) return;
     // Not recorded: deliver again what is pending (the recipients drop what they have).
     spdlog::warn("ranks: cannot record delivery progress: {}", result.error());

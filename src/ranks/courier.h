@@ -24,6 +24,7 @@
 #include "core/event_loop.h"
 #include "net/async_http_client.h"
 #include "peer/peer_service.h"
+#include "ranks/rank_module.h"
 #include "ranks/rank_state.h"
 
 namespace synod {
@@ -42,8 +43,9 @@ class Courier {
   // entry of a command (FlushProgressIfDue). Senders do not wait for it.
   static constexpr std::chrono::milliseconds kProgressInterval{200};
 
+  // `module` (the replicated ranks) must outlive the courier.
   Courier(EventLoop& loop, const Clock& clock, PeerService& peers, ConsensusService& consensus,
-          CourierOptions options);
+          const RankModule& module, CourierOptions options);
 
   // `deliver_locally` takes this node's own deliveries (when the leader is a recipient);
   // `on_delivered` hears of every acknowledgement, before its outcome is committed.
@@ -87,6 +89,7 @@ class Courier {
   const Clock& clock_;
   PeerService& peers_;
   ConsensusService& consensus_;
+  const RankModule& module_;
   CourierOptions options_;
   std::string self_id_;
   PeerService::RequestHandler deliver_locally_;

@@ -231,7 +231,7 @@ bool RankState::AllPendingRecipients(
   return true;
 }
 
-void RankState::SaveTo(wire::ClusterSnapshot& snapshot) const {
+void RankState::SaveTo(wire::RanksSnapshot& snapshot) const {
   for (const auto& holder : holders_) *snapshot.add_ranks() = holder;
   for (const auto& [id, command] : commands_) *snapshot.add_commands() = *FindCommand(id);
   snapshot.set_next_command_id(next_command_id_);
@@ -242,8 +242,8 @@ void RankState::SaveTo(wire::ClusterSnapshot& snapshot) const {
   }
 }
 
-Status RankState::LoadFrom(const wire::ClusterSnapshot& snapshot) {
-  const uint64_t version = ranks_version_ + 1;
+Status RankState::LoadFrom(const wire::RanksSnapshot& snapshot, uint64_t ranks_version) {
+  const uint64_t version = ranks_version;
   *this = RankState();
   holders_.assign(snapshot.ranks().begin(), snapshot.ranks().end());
   ranks_version_ = version;
@@ -251,8 +251,8 @@ Status RankState::LoadFrom(const wire::ClusterSnapshot& snapshot) {
   std::shared_ptr<Targets> previous;  // consecutive commands to the same holders share them
   for (const auto& record : snapshot.commands()) {
     if (record.id() == 0 || record.id() >= next_command_id_) {
-      return Status::Error("snapshot holds a command with an impossible id " +
-                           std::to_string(record.id()));
+      return Status::Invalid("ranks: snapshot holds a command with an impossible id " +
+                             std::to_string(record.id()));
     }
     auto same_targets = [&record](const Targets& targets) {
       return std::equal(targets.begin(), targets.end(), record.deliveries().begin(),

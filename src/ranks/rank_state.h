@@ -1,4 +1,4 @@
-// RankState: the replicated part of ranks and commands, applied by ClusterState.
+// RankState: the replicated part of ranks and commands, applied by RankModule.
 //
 // Holds the rank list (rank = position; 0 joined first; when a holder leaves, the ones behind
 // move up) and the commands sent through it: each command targets every holder ranked after
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "proto/consensus.pb.h"
+#include "proto/ranks.pb.h"
 
 namespace synod {
 
@@ -79,8 +79,10 @@ class RankState {
   // Settled commands kept, and commands still being delivered.
   size_t command_count() const { return commands_.size(); }
 
-  void SaveTo(wire::ClusterSnapshot& snapshot) const;
-  Status LoadFrom(const wire::ClusterSnapshot& snapshot);
+  void SaveTo(wire::RanksSnapshot& snapshot) const;
+  // Replaces the whole state with the snapshot's; the rank list's version becomes
+  // `ranks_version`. On error the state is unspecified: load into a fresh RankState.
+  Status LoadFrom(const wire::RanksSnapshot& snapshot, uint64_t ranks_version);
 
   static bool IsSettled(const wire::CommandRecord& record);
 

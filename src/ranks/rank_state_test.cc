@@ -198,10 +198,10 @@ TEST(RankState, SnapshotRoundTripKeepsEverything) {
   state.Assign(wire::EXTERNAL_RANK, "d:1", "d:1", 3);  // later commands go to other holders
   state.AddCommand("r3", "a:1", "w", 3);
   state.Unassign("c:1", "gone");  // a failed delivery, with its reason
-  wire::ClusterSnapshot snapshot;
+  wire::RanksSnapshot snapshot;
   state.SaveTo(snapshot);
   RankState restored;
-  ASSERT_TRUE(restored.LoadFrom(snapshot).ok());
+  ASSERT_TRUE(restored.LoadFrom(snapshot, 1).ok());
   EXPECT_EQ(Keys(restored), Keys(state));
   for (const auto& holder : state.holders()) {
     EXPECT_EQ(PendingIds(restored, holder.key()), PendingIds(state, holder.key())) << holder.key();
@@ -210,10 +210,10 @@ TEST(RankState, SnapshotRoundTripKeepsEverything) {
   EXPECT_EQ(restored.last_command_id(), 3u);
   EXPECT_EQ(restored.AddCommand("r2", "b:1", "y", 3).value(), 2u) << "request ids survive";
   EXPECT_EQ(restored.FindCommand(3)->deliveries(1).error(), "gone");
-  wire::ClusterSnapshot again;
+  wire::RanksSnapshot again;
   restored.SaveTo(again);
   state.AddCommand("r2", "b:1", "y", 3);
-  wire::ClusterSnapshot original;
+  wire::RanksSnapshot original;
   state.SaveTo(original);
   EXPECT_EQ(again.SerializeAsString(), original.SerializeAsString());
 }

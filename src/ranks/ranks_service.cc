@@ -28,12 +28,14 @@ RanksService::RanksService(EventLoop& loop, const Clock& clock, PeerService& pee
       peers_(peers),
       consensus_(consensus),
       options_(std::move(options)),
-      courier_(loop, clock, peers, consensus, options_.courier),
+      module_(consensus.members()),
+      courier_(loop, clock, peers, consensus, module_, options_.courier),
       changed_timer_(loop),
       waiter_timer_(loop),
       demo_timer_(loop),
       random_(std::random_device{}()) {
   request_prefix_ = RandomHexId().substr(0, 12) + "-";
+  consensus.RegisterModule(module_);
 }
 
 RanksService::~RanksService() = default;
@@ -90,15 +92,13 @@ void RanksService::AssignExternal(const std::string& ip_port,
     done(400, {{"error", key.error()}});
     return;
   }
-  wire::Command command;
+  wire::RanksCommand command;
   command.mutable_assign_rank()->set_address(ip_port);
-  consensus_.Propose(command, [ip_port, done](Result<wire::CommandResult> result) {
+  consensus_.Propose(RankModule::Make(command), [ip_port, done](Result<Committed> result) {
     if (!result.ok()) {
-      done(503, {{"error", result.error()}});
-    } else if (!result.value().ok()) {
-      done(400, {{"error", result.value().error()}});
+      done(IsRequestError(result.code()) ? 400 : 503, {{"error", result.error()}});
     } else {
-      done(200, {{"rank", std::stoul(result.value().value())}});
+      done(200, {{"rank", std::stoul(result.value().value)}});
     }
   });
 }
@@ -110,16 +110,15 @@ void RanksService::UnassignExternal(const std::string& ip_port,
     done(400, {{"success", false}, {"error", key.error()}});
     return;
   }
-  wire::Command command;
+  wire::RanksCommand command;
   command.mutable_unassign_rank()->set_address(ip_port);
   command.mutable_unassign_rank()->set_reason("unassigned on request");
-  consensus_.Propose(command, [done](Result<wire::CommandResult> result) {
+  consensus_.Propose(RankModule::Make(command), [done](Result<Committed> result) {
     if (!result.ok()) {
-      done(503, {{"success", false}, {"error", result.error()}});
-    } else if (!result.value().ok()) {
-      done(400, {{"success", false}, {"error", result.value().error()}});
+      done(IsRequestError(result.code()) ? 400 : 503,
+           {{"success", false}, {"error", result.error()}});
     } else {
-      done(200, {{"success", true}, {"was_ranked", result.value().value() == "unassigned"}});
+      done(200, {{"success", true}, {"was_ranked", result.value().value == "unassigned"}});
     }
   });
 }
@@ -127,7 +126,7 @@ void RanksService::UnassignExternal(const std::string& ip_port,
 Result<std::string> RanksService::SenderFor(const std::string& ip_port) const {
   Result<std::string> wanted = NormalizeExternalAddress(ip_port);
   if (!wanted.ok()) return wanted;
-  for (const auto& holder : consensus_.state().ranks().holders()) {
+  for (const auto& holder : module_.ranks().holders()) {
     if (holder.key() == wanted.value()) return holder.key();
     Result<std::string> address = NormalizeExternalAddress(holder.address());
     if (address.ok() && address.value() == wanted.value()) return holder.key();
@@ -210,27 +209,23 @@ void RanksService::OnSendRequest(const wire::CommandSendRequest& request,
 
 void RanksService::Lead(const wire::CommandSendRequest& request, MonoTime deadline,
                         std::function<void(SendOutcome)> done) {
-  wire::Command command;
+  wire::RanksCommand command;
   wire::SendCommand* send = command.mutable_send_command();
   send->set_request_id(request.request_id());
   send->set_sender(request.sender());
   send->set_text(request.text());
   courier_.FlushProgressIfDue();
-  consensus_.Propose(command, [this, deadline, done](Result<wire::CommandResult> result) {
+  consensus_.Propose(RankModule::Make(command), [this, deadline, done](Result<Committed> result) {
     if (!result.ok()) {
-      done(SendOutcome{503, result.error(), {}});
-      return;
-    }
-    if (!result.value().ok()) {
-      done(SendOutcome{400, result.value().error(), {}});
+      done(SendOutcome{IsRequestError(result.code()) ? 400 : 503, result.error(), {}});
       return;
     }
     if (stopped_) {
       done(SendOutcome{503, "shutting down", {}});
       return;
     }
-    const uint64_t id = std::stoull(result.value().value());
-    const RankState& ranks = consensus_.state().ranks();
+    const uint64_t id = std::stoull(result.value().value);
+    const RankState& ranks = module_.ranks();
     if (const wire::CommandRecord* header = ranks.FindHeader(id)) {
       spdlog::info("ranks: command {} from rank {} goes to {} lower-ranked: {}", id,
                    header->sender_rank(), ranks.RecipientCount(id), header->text());
@@ -252,10 +247,9 @@ wire::CommandRecord RanksService::WithAcknowledgements(const wire::CommandRecord
 }
 
 bool RanksService::SettledHere(uint64_t id) const {
-  return consensus_.state().ranks().AllPendingRecipients(
-      id, [this, id](const wire::Delivery& delivery) {
-        return courier_.Acknowledged(delivery.recipient(), id);
-      });
+  return module_.ranks().AllPendingRecipients(id, [this, id](const wire::Delivery& delivery) {
+    return courier_.Acknowledged(delivery.recipient(), id);
+  });
 }
 
 void RanksService::AnswerWaiters(bool expire) {
@@ -264,7 +258,7 @@ void RanksService::AnswerWaiters(bool expire) {
   const bool leading = consensus_.IsLeader();
   std::vector<std::pair<std::function<void(SendOutcome)>, SendOutcome>> ready;
   for (auto it = waiters_.begin(); it != waiters_.end();) {
-    const RankState& ranks = consensus_.state().ranks();
+    const RankState& ranks = module_.ranks();
     SendOutcome outcome;
     bool answer = true;
     if (!leading) {
@@ -301,7 +295,7 @@ void RanksService::AfterStateChanged() {
   if (stopped_) return;
   courier_.Reconcile();
   AnswerWaiters(false);
-  const uint64_t version = consensus_.state().ranks().ranks_version();
+  const uint64_t version = module_.ranks().ranks_version();
   if (version != logged_ranks_version_) {
     logged_ranks_version_ = version;
     LogRanks();
@@ -309,13 +303,13 @@ void RanksService::AfterStateChanged() {
 }
 
 void RanksService::LogRanks() const {
-  const ClusterState& state = consensus_.state();
-  const auto& holders = state.ranks().holders();
+  const MembersState& members = consensus_.members();
+  const auto& holders = module_.ranks().holders();
   std::string table = "ranks now (" + std::to_string(holders.size()) + "):";
   for (size_t rank = 0; rank < holders.size(); ++rank) {
     const wire::RankHolder& holder = holders[rank];
     std::string who = holder.key();
-    if (const wire::MemberRecord* member = state.FindMember(holder.key())) {
+    if (const wire::MemberRecord* member = members.FindMember(holder.key())) {
       who = member->name() + " (" + member->id().substr(0, 8) + ")";
     }
     table += fmt::format("\n  {:>4}  {:<8}  {:<24}  {}", rank,
@@ -365,9 +359,9 @@ void RanksService::OnDelivery(const wire::CommandDelivery& delivery, PeerService
 // ---- JSON --------------------------------------------------------------------------------
 
 nlohmann::json RanksService::RanksJson() const {
-  const ClusterState& state = consensus_.state();
+  const MembersState& members = consensus_.members();
   nlohmann::json ranks = nlohmann::json::array();
-  const auto& holders = state.ranks().holders();
+  const auto& holders = module_.ranks().holders();
   for (size_t rank = 0; rank < holders.size(); ++rank) {
     const wire::RankHolder& holder = holders[rank];
     const bool external = holder.kind() == wire::EXTERNAL_RANK;
@@ -378,12 +372,12 @@ nlohmann::json RanksService::RanksJson() const {
         {"address", holder.address()},
         {"ranked_at", NanosToSeconds(holder.ranked_at_nanos())},
     };
-    if (const wire::MemberRecord* member = state.FindMember(holder.key())) {
+    if (const wire::MemberRecord* member = members.FindMember(holder.key())) {
       entry["name"] = member->name();
     }
     ranks.push_back(std::move(entry));
   }
-  return {{"ranks", ranks}, {"last_command_id", state.ranks().last_command_id()}};
+  return {{"ranks", ranks}, {"last_command_id", module_.ranks().last_command_id()}};
 }
 
 nlohmann::json RanksService::ReceivedJson(uint64_t since, size_t limit) const {
@@ -393,7 +387,7 @@ nlohmann::json RanksService::ReceivedJson(uint64_t since, size_t limit) const {
       commands.push_back(ReceivedCommandJson(command));
     }
   }
-  const auto rank = consensus_.state().ranks().RankOf(options_.self_id);
+  const auto rank = module_.ranks().RankOf(options_.self_id);
   return {
       {"id", options_.self_id},
       {"rank", rank ? nlohmann::json(*rank) : nlohmann::json(nullptr)},

@@ -70,6 +70,8 @@ class RanksService {
   const std::string& self_key() const { return options_.self_id; }
   // Every command id up to this one has reached this member.
   uint64_t received_through() const { return inbox_ ? inbox_->received_through() : 0; }
+  // The replicated rank list and commands.
+  const RankState& rank_state() const { return module_.ranks(); }
 
   nlohmann::json RanksJson() const;
   nlohmann::json ReceivedJson(uint64_t since, size_t limit) const;
@@ -101,6 +103,7 @@ class RanksService {
   PeerService& peers_;
   ConsensusService& consensus_;
   RanksOptions options_;
+  RankModule module_;
   Courier courier_;
   std::unique_ptr<CommandInbox> inbox_;
   std::unique_ptr<CommandRunner> runner_;

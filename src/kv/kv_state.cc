@@ -1,0 +1,107 @@
+#include "kv/kv_state.h"
+
+#include "proto/kv.pb.h"
+
+namespace synod {
+
+Proposal KvState::Put(const std::string& key, const std::string& value) {
+  wire::KvCommand command;
+  command.mutable_put()->set_key(key);
+  command.mutable_put()->set_value(value);
+  return MakeProposal(kName, command);
+}
+
+Proposal KvState::Delete(const std::string& key) {
+  wire::KvCommand command;
+  command.mutable_delete_()->set_key(key);
+  return MakeProposal(kName, command);
+}
+
+Status KvState::Check(const std::string& key, const std::string* value) {
+  if (key.empty() || key.size() > kMaxKeyBytes) return Status::Invalid("key must be 1-1024 bytes");
+  if (value != nullptr && value->size() > kMaxValueBytes) {
+    return Status(StatusCode::kTooLarge, "value exceeds 512 KiB");
+  }
+  return Status::Ok();
+}
+
+std::optional<std::string> KvState::Get(const std::string& key) const {
+  const std::string* value = entries_.Find(key);
+  if (value == nullptr) return std::nullopt;
+  return *value;
+}
+
+Result<std::string> KvState::Apply(const ApplyContext&, uint32_t, std::string_view bytes) {
+  wire::KvCommand command;
+  if (!command.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Status::Invalid("kv: undecodable command");
+  }
+  switch (command.body_case()) {
+    case wire::KvCommand::kPut: {
+      if (Status bad = Check(command.put().key(), &command.put().value()); !bad.ok()) return bad;
+      entries_.Put(command.put().key(), command.put().value());
+      return std::string();
+    }
+    case wire::KvCommand::kDelete:
+      if (!entries_.Erase(command.delete_().key())) return Status::NotFound("no such key");
+      return std::string();
+    case wire::KvCommand::BODY_NOT_SET:
+      break;
+  }
+  return Status::Invalid("kv: unknown command kind");
+}
+
+std::unique_ptr<SectionCapture> KvState::Capture() const {
+  class View final : public SectionCapture {
+   public:
+    explicit View(Map::View view) : view_(std::move(view)) {}
+    bool WriteSome(SectionSink& sink, size_t budget) override {
+      size_t written = 0;
+      wire::KvPut record;
+      while (written < budget) {
+        const auto* entry = view_.Next(cursor_);
+        if (entry == nullptr) return true;
+        record.set_key(entry->first);
+        record.set_value(entry->second);
+        record.SerializeToString(&bytes_);
+        written += bytes_.size();
+        sink.Add(bytes_);
+      }
+      return false;
+    }
+
+   private:
+    Map::View view_;
+    Map::View::Cursor cursor_;
+    std::string bytes_;
+  };
+  return std::make_unique<View>(entries_.Freeze());
+}
+
+std::unique_ptr<SectionLoader> KvState::NewLoader(uint32_t) {
+  class Loader final : public SectionLoader {
+   public:
+    explicit Loader(KvState& state) : state_(state) {}
+    Status Add(std::string_view bytes) override {
+      if (!record_.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        return Status::Invalid("kv: undecodable record");
+      }
+      if (Status bad = Check(record_.key(), &record_.value()); !bad.ok()) {
+        return Status::Invalid("kv: " + bad.message());
+      }
+      if (!entries_.Put(record_.key(), std::move(*record_.mutable_value()))) {
+        return Status::Invalid("kv: key " + record_.key() + " twice");
+      }
+      return Status::Ok();
+    }
+    void Install() override { std::swap(state_.entries_, entries_); }
+
+   private:
+    KvState& state_;
+    wire::KvPut record_;
+    Map entries_;
+  };
+  return std::make_unique<Loader>(*this);
+}
+
+}  // namespace synod

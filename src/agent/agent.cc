@@ -90,6 +90,7 @@ Status Agent::Start() {
   consensus.max_voters = s.config.voters;
   consensus.max_standbys = s.config.standbys;
   consensus.feed_window = s.config.feed_window;
+  consensus.snapshot_threshold = s.config.snapshot_threshold;
   consensus.election_timeout_ms = static_cast<unsigned>(s.config.election_timeout.count());
   consensus.heartbeat_timeout_ms = static_cast<unsigned>(s.config.heartbeat_timeout.count());
   const auto first_interval = s.config.formation_beacon_interval.value_or(s.config.beacon_interval);
@@ -204,7 +205,7 @@ void Agent::Impl::AddRoutes() {
     HttpResponse response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     response.body =
-        RenderMetrics(MetricsSources{discovery->table(), *consensus, *cluster_clock, *ranks,
+        RenderMetrics(MetricsSources{discovery->table(), *consensus, *cluster_clock, *ranks, kv,
                                      NanosToSeconds((clock.Monotonic() - started_at).count())});
     respond(std::move(response));
   });

@@ -36,6 +36,7 @@ struct AgentConfig {
   unsigned voters = 3;
   unsigned standbys = 2;
   unsigned feed_window = 4096;
+  unsigned snapshot_threshold = 8192;
   std::chrono::milliseconds election_timeout{300};
   std::chrono::milliseconds heartbeat_timeout{100};
   std::chrono::milliseconds master_timeout{60'000};

@@ -68,6 +68,14 @@ std::string RenderMetrics(const MetricsSources& sources) {
   w.Gauge("synod_raft_commit_index", "Raft commit index", double(status.commit_index));
   w.Gauge("synod_raft_applied_index", "Last log index applied here", double(status.applied_index));
   w.Gauge("synod_raft_is_leader", "1 on the Raft leader", sources.consensus.IsLeader() ? 1 : 0);
+  w.Counters("synod_snapshots_total", "Snapshots of the replicated state written here",
+             {{{}, double(status.snapshots.taken)}});
+  w.Gauge("synod_snapshot_capture_seconds", "The last snapshot's capture, on the event loop",
+          status.snapshots.capture_ms / 1e3);
+  w.Gauge("synod_snapshot_write_seconds", "The last snapshot's serialization, in the background",
+          status.snapshots.write_ms / 1e3);
+  w.Gauge("synod_snapshot_bytes", "The last snapshot's size", double(status.snapshots.bytes));
+  w.Gauge("synod_kv_keys", "Keys in the replicated key/value module", double(sources.kv.size()));
   w.Gauge("synod_cluster_member", "1 when this node is a member of a cluster",
           status.member ? 1 : 0);
   w.Gauge("synod_cluster_quorum", "1 while the cluster has a quorum of live voters",

@@ -10,6 +10,7 @@
 #include "clock/clock_service.h"
 #include "consensus/consensus_service.h"
 #include "discovery/neighbor_table.h"
+#include "kv/kv_state.h"
 #include "ranks/ranks_service.h"
 
 namespace synod {
@@ -19,6 +20,7 @@ struct MetricsSources {
   const ConsensusService& consensus;
   ClockService& clock;
   const RanksService& ranks;
+  const KvState& kv;
   double uptime_seconds = 0;
 };
 

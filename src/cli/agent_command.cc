@@ -31,6 +31,7 @@ struct AgentFlags {
   unsigned voters = 3;
   unsigned standbys = 2;
   unsigned feed_window = 4096;
+  unsigned snapshot_threshold = 8192;
   std::string election_timeout = "300ms";
   std::string heartbeat_timeout = "100ms";
   std::string master_timeout = "60s";
@@ -99,6 +100,7 @@ int RunAgent(const AgentFlags& flags) {
   config.voters = flags.voters;
   config.standbys = flags.standbys;
   config.feed_window = flags.feed_window;
+  config.snapshot_threshold = flags.snapshot_threshold;
   Result<std::chrono::milliseconds> election = ParseDuration(flags.election_timeout);
   if (!election.ok()) return Fail("--election-timeout: " + election.error(), 2);
   Result<std::chrono::milliseconds> heartbeat = ParseDuration(flags.heartbeat_timeout);
@@ -195,9 +197,14 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
       ->check(CLI::Range(0, 15));
   cmd->add_option("--feed-window", flags->feed_window,
                   "Committed entries the leader keeps to catch spares up; a spare further "
-                  "behind is sent the whole state")
+                  "behind fetches the whole state")
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
+  cmd->add_option("--snapshot-threshold", flags->snapshot_threshold,
+                  "Log entries between two snapshots of the replicated state (written in the "
+                  "background; the log before one is dropped)")
+      ->capture_default_str()
+      ->check(CLI::Range(16, 10'000'000));
   cmd->add_option("--election-timeout", flags->election_timeout, "Raft election timeout")
       ->capture_default_str();
   cmd->add_option("--heartbeat-timeout", flags->heartbeat_timeout, "Raft heartbeat interval")

@@ -92,7 +92,9 @@ ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerServ
               RaftOptions{(std::filesystem::path(options_.data_dir) / "raft").string(),
                           RaftIdFromNodeId(options_.identity.id),
                           options_.ip.ToString() + ":" + std::to_string(options_.raft_port),
-                          options_.election_timeout_ms, options_.heartbeat_timeout_ms},
+                          options_.election_timeout_ms, options_.heartbeat_timeout_ms,
+                          options_.snapshot_threshold,
+                          std::max(8u, options_.snapshot_threshold / 4)},
               state_),
       tick_timer_(loop),
       flush_timer_(loop),
@@ -1076,6 +1078,7 @@ ClusterStatus ConsensusService::GetStatus() const {
     }
   }
   status.quorum = status.leader.has_value() && status.voters_alive * 2 > status.voters;
+  status.snapshots = engine_.snapshot_stats();
   return status;
 }
 

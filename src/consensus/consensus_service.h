@@ -61,6 +61,8 @@ struct ConsensusOptions {
   unsigned max_standbys = 2;  // Raft non-voters ready to replace a voter; the rest are spares
   // Committed entries kept to catch spares up; a spare further behind is sent a snapshot.
   size_t feed_window = 4096;
+  // Entries between snapshots; a quarter of them stay in the log after one.
+  unsigned snapshot_threshold = 8192;
   unsigned election_timeout_ms = 300;
   unsigned heartbeat_timeout_ms = 100;
   std::chrono::milliseconds member_heartbeat{500};
@@ -94,6 +96,7 @@ struct ClusterStatus {
   unsigned standbys = 0;
   unsigned spares = 0;
   bool quorum = false;
+  SnapshotStats snapshots;
 };
 
 class ConsensusService {

@@ -6,7 +6,7 @@ extern "C" {
 }
 
 #include <algorithm>
-#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
@@ -115,7 +115,9 @@ struct RaftFsmAdapter::Impl {
   std::unique_ptr<SnapshotProducer> producer;
   std::vector<std::string> chunks;
   std::vector<raft_buffer> buffers;
-  std::atomic<uint64_t> snapshots{0};
+  // Written by the worker thread, read on the loop once the work is done (libraft hands the
+  // result back through the loop, which orders the two).
+  SnapshotStats stats;
 
   uint64_t raft_applied() const { return server == nullptr ? 0 : server->last_applied; }
   uint64_t applied_index() const { return std::max(raft_applied(), fed_through); }
@@ -167,7 +169,11 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
     // The state is ahead of the log (fed entries the log has not brought yet): a snapshot now
     // would be labelled with an older index than its content. libraft tries again later.
     if (self->fed_through > self->raft_applied() || self->halted) return RAFT_BUSY;
+    const auto started = std::chrono::steady_clock::now();
     self->producer = self->machine->CaptureSnapshot();
+    self->stats.capture_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
     *bufs = nullptr;
     *n_bufs = 0;
     return 0;
@@ -175,6 +181,7 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
   impl_->fsm.snapshot_async = [](raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
     // On the worker thread: only the producer (an immutable view) and our own buffers.
     auto* self = static_cast<Impl*>(fsm->data);
+    const auto started = std::chrono::steady_clock::now();
     bool done = false;
     while (!done) {
       std::string& chunk = self->chunks.emplace_back();
@@ -187,7 +194,12 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
     }
     *bufs = self->buffers.data();
     *n_bufs = static_cast<unsigned>(self->buffers.size());
-    self->snapshots.fetch_add(1);
+    self->stats.bytes = 0;
+    for (const raft_buffer& buffer : self->buffers) self->stats.bytes += buffer.len;
+    self->stats.write_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+    ++self->stats.taken;
     return 0;
   };
   impl_->fsm.snapshot_finalize = [](raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
@@ -217,7 +229,7 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
 
 void RaftFsmAdapter::Attach(const struct raft* server) { impl_->server = server; }
 uint64_t RaftFsmAdapter::applied_index() const { return impl_->applied_index(); }
-uint64_t RaftFsmAdapter::snapshots_taken() const { return impl_->snapshots.load(); }
+SnapshotStats RaftFsmAdapter::snapshot_stats() const { return impl_->stats; }
 void RaftFsmAdapter::SetAppliedObserver(AppliedEntryObserver observer) {
   impl_->observer = std::move(observer);
 }
@@ -488,7 +500,7 @@ Status RaftEngine::RestoreFed(uint64_t index, const std::function<Status()>& ins
   return impl_->fsm.RestoreFed(index, install);
 }
 
-uint64_t RaftEngine::snapshots_taken() const { return impl_->fsm.snapshots_taken(); }
+SnapshotStats RaftEngine::snapshot_stats() const { return impl_->fsm.snapshot_stats(); }
 
 void RaftEngine::SetAppliedObserver(AppliedEntryObserver observer) {
   impl_->fsm.SetAppliedObserver(std::move(observer));

@@ -501,7 +501,7 @@ void ConsensusService::FlushBatch() {
   for (const Queued& queued : *batch) ops.push_back(queued.op);
   // The leader's clock is the entry's time, whoever proposed it.
   engine_.Apply(EncodeEntry(clock_.WallUtcNanos(), ops),
-                [batch](Result<std::string> applied, uint64_t index) {
+                [batch](Result<std::string> applied, uint64_t) {
                   wire::EntryResult results;
                   if (applied.ok() && !results.ParseFromString(applied.value())) {
                     applied = Status::Error("undecodable apply result");
@@ -511,9 +511,8 @@ void ConsensusService::FlushBatch() {
                     if (!applied.ok()) {
                       done(ErrorResult(applied.status()));
                     } else if (static_cast<int>(i) < results.results_size()) {
-                      wire::OpResult result = results.results(static_cast<int>(i));
-                      result.set_index(index);
-                      done(std::move(result));
+                      // Its own index: a retried request id answers the first commit's.
+                      done(results.results(static_cast<int>(i)));
                     } else {
                       done(ErrorResult(Status::Error("no result for the operation")));
                     }

@@ -8,8 +8,9 @@ cd "$root"
 SYNOD_WITH_CLANG=1 scripts/install-deps.sh
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSYNOD_FUZZ=ON -DSYNOD_SANITIZE=ON -DBUILD_TESTING=OFF >/dev/null
-cmake --build build-fuzz --target beacon_fuzz timestamp_fuzz frame_fuzz http_request_fuzz -j "$(nproc)"
-for target in beacon_fuzz timestamp_fuzz frame_fuzz http_request_fuzz; do
+cmake --build build-fuzz --target beacon_fuzz timestamp_fuzz frame_fuzz http_request_fuzz \
+  replicated_state_fuzz -j "$(nproc)"
+for target in beacon_fuzz timestamp_fuzz frame_fuzz http_request_fuzz replicated_state_fuzz; do
   mkdir -p "build-fuzz/corpus/$target"
   echo "==> $target for ${seconds}s" >&2
   "build-fuzz/fuzz/$target" -max_total_time="$seconds" -max_len=4096 "build-fuzz/corpus/$target"

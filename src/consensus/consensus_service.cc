@@ -18,40 +18,9 @@ namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr auto kJoinRetry = std::chrono::milliseconds(1000);
 constexpr auto kJoinTimeout = std::chrono::milliseconds(3000);
-constexpr auto kForwardRetry = std::chrono::milliseconds(100);
 constexpr auto kLivenessRefresh = std::chrono::seconds(5);
 constexpr auto kLeaveBudget = std::chrono::milliseconds(2500);
-constexpr size_t kMaxBatch = 1024;
-// The feed to spares: an empty message tells a spare who leads when there is nothing new; a
-// spare that has not heard from the feed for kFeedFresh goes back to what Raft says.
-constexpr auto kFeedKeepalive = std::chrono::milliseconds(250);
-constexpr auto kFeedFresh = std::chrono::milliseconds(1000);
-constexpr auto kFeedReplySpacing = std::chrono::milliseconds(100);
-constexpr size_t kFeedWindowBytes = 8 << 20;
-constexpr auto kStateChunkTimeout = std::chrono::milliseconds(5000);
 constexpr const char* kClusterIdFile = "cluster_id";
-constexpr size_t kMaxRequestIdBytes = 128;
-
-wire::OpResult ErrorResult(const Status& status) {
-  wire::OpResult result;
-  result.set_code(static_cast<uint32_t>(status.code()));
-  result.set_error(status.message());
-  return result;
-}
-
-Result<Committed> FromOpResult(const wire::OpResult& result) {
-  if (result.code() == 0) return Committed{result.value(), result.index()};
-  const auto code = result.code() <= static_cast<uint32_t>(StatusCode::kUnknownOutcome)
-                        ? static_cast<StatusCode>(result.code())
-                        : StatusCode::kError;
-  return Status(code == StatusCode::kOk ? StatusCode::kError : code, result.error());
-}
-
-// Whether a proposal that got this answer may be sent again (with the same request id).
-bool Retriable(StatusCode code) {
-  return code == StatusCode::kNotLeader || code == StatusCode::kUnknownOutcome ||
-         code == StatusCode::kNoQuorum || code == StatusCode::kUnavailable;
-}
 
 void ExitOnFatal(const Status& why) {
   spdlog::critical("consensus: {}", why.message());
@@ -88,28 +57,28 @@ ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerServ
       clock_(clock),
       peers_(peers),
       options_(std::move(options)),
-      engine_(loop,
-              RaftOptions{(std::filesystem::path(options_.data_dir) / "raft").string(),
-                          RaftIdFromNodeId(options_.identity.id),
-                          options_.ip.ToString() + ":" + std::to_string(options_.raft_port),
-                          options_.election_timeout_ms, options_.heartbeat_timeout_ms,
-                          options_.snapshot_threshold,
-                          std::max(8u, options_.snapshot_threshold / 4)},
-              state_),
+      engine_(
+          loop,
+          RaftOptions{(std::filesystem::path(options_.data_dir) / "raft").string(),
+                      RaftIdFromNodeId(options_.identity.id),
+                      options_.ip.ToString() + ":" + std::to_string(options_.raft_port),
+                      options_.election_timeout_ms, options_.heartbeat_timeout_ms,
+                      options_.snapshot_threshold, std::max(8u, options_.snapshot_threshold / 4)},
+          state_),
       tick_timer_(loop),
-      flush_timer_(loop),
-      recent_entries_(options_.feed_window, kFeedWindowBytes),
-      transfers_(RaftIdFromNodeId(options_.identity.id) << 20),
-      request_prefix_(options_.identity.ShortId() + "-" + RandomHexId().substr(0, 8) + "-") {
+      feed_(clock, peers, engine_, state_, members_,
+            SpareFeed::Options{options_.identity.id, options_.ip, options_.feed_window}),
+      proposer_(
+          loop, clock, peers, engine_, state_, members_, [this] { return LeaderIp(); },
+          Proposer::Options{options_.ip,
+                            options_.identity.ShortId() + "-" + RandomHexId().substr(0, 8) + "-",
+                            options_.propose_timeout}) {
   state_.Register(members_);
   if (!options_.on_fatal) options_.on_fatal = ExitOnFatal;
   engine_.SetAppliedObserver(AppliedEntryObserver{
-      .on_entry =
-          [this](uint64_t index, std::string_view payload) {
-            recent_entries_.Record(index, payload);
-            if (engine_.IsLeader()) FeedSpares(index);
-          },
-      .on_restore = [this](uint64_t index) { recent_entries_.Restored(index); },
+      .on_entry = [this](uint64_t index,
+                         std::string_view payload) { feed_.OnApplied(index, payload); },
+      .on_restore = [this](uint64_t index) { feed_.OnRestored(index); },
       .on_fatal =
           [this](const Status& why) {
             Fail(why.message());
@@ -200,14 +169,16 @@ wire::MemberRecord ConsensusService::SelfRecord(wire::Role role) const {
 bool ConsensusService::InConfiguration() const {
   if (engine_.RoleOf(engine_.options().id).has_value()) return true;
   // A spare added after it started knows no Raft configuration: the feed is its proof.
-  if (!FedRecently()) return false;
+  if (!feed_.RecentSource()) return false;
   const auto* self = members_.FindMember(options_.identity.id);
   return self != nullptr && self->state() != wire::LEFT;
 }
 
 std::optional<Ipv4> ConsensusService::LeaderIp() const {
   // Raft tells a spare nothing, and what it told it before it became one may be stale.
-  if (!engine_.IsLeader() && FedRecently()) return feed_source_->leader_ip;
+  if (!engine_.IsLeader()) {
+    if (auto source = feed_.RecentSource()) return source->leader_ip;
+  }
   auto leader = engine_.Leader();
   if (!leader) return std::nullopt;
   Result<Ipv4> ip = IpOfAddress(leader->address);
@@ -246,15 +217,8 @@ void ConsensusService::Tick() {
   const bool leader = engine_.IsLeader();
   if (leader && !was_leader_) OnBecameLeader();
   was_leader_ = leader;
-  if (leader) {
-    LeaderStep();
-    TrackSpares();
-    FeedSpares(engine_.applied_index());  // keepalives, and whoever fell behind
-  } else {
-    spares_.clear();
-    transfers_.Clear();
-  }
-  transfers_.Expire(clock_.Monotonic());
+  if (leader) LeaderStep();
+  feed_.Tick(leader);
   if (in_configuration && clock_.Monotonic() >= next_heartbeat_) {
     // Every node calls HeartbeatSoon() when the same entry is applied (a new master clock).
     next_heartbeat_ = clock_.Monotonic() + heartbeat_jitter_.Spread(options_.member_heartbeat);
@@ -372,176 +336,13 @@ void ConsensusService::AskToJoin(Ipv4 target) {
   });
 }
 
-// ---- proposals ----------------------------------------------------------------------------
-
-std::string ConsensusService::NewRequestId() {
-  return request_prefix_ + std::to_string(++next_request_);
-}
-
-Status ConsensusService::CheckOp(const wire::Op& op) const {
-  // An operation no node can apply would stop every node that reads it: it never enters the log.
-  const auto versions = state_.ModuleVersions();
-  auto it = versions.find(op.module());
-  if (it == versions.end() || op.module() == "requests") {
-    return Status::Invalid("no state module '" + op.module() + "'");
-  }
-  if (op.version() == 0 || op.version() > it->second) {
-    return Status::Unsupported("module " + op.module() + " has no version " +
-                               std::to_string(op.version()) + " here");
-  }
-  if (op.version() > 1 && members_.FeatureLevel(op.module()) < op.version()) {
-    // Some member would stop at it: wait until every member runs a build that knows it.
-    return Status::Unsupported("not every member supports " + op.module() + " version " +
-                               std::to_string(op.version()) + " yet");
-  }
-  if (op.request_id().size() > kMaxRequestIdBytes) {
-    return Status::Invalid("request id longer than " + std::to_string(kMaxRequestIdBytes) +
-                           " bytes");
-  }
-  return Status::Ok();
-}
-
-void ConsensusService::Propose(Proposal proposal, ProposeCallback done) {
-  wire::Op op;
-  op.set_module(std::move(proposal.module));
-  op.set_version(proposal.version);
-  op.set_body(std::move(proposal.body));
-  op.set_request_id(proposal.request_id.empty() ? NewRequestId() : std::move(proposal.request_id));
-  if (Status refused = CheckOp(op); !refused.ok()) {
-    done(refused);
-    return;
-  }
-  Submit(std::move(op), clock_.Monotonic() + options_.propose_timeout, false, std::move(done));
-}
-
-void ConsensusService::Submit(wire::Op op, MonoTime deadline, bool maybe_sent,
-                              ProposeCallback done) {
-  if (phase_ == Phase::kClosed || phase_ == Phase::kLeaving) {
-    done(maybe_sent ? Status(StatusCode::kUnknownOutcome,
-                             "shutting down; the proposal may have been committed (request id " +
-                                 op.request_id() + ")")
-                    : Status::Unavailable("shutting down"));
-    return;
-  }
-  // Sends it again after a pause (the same request id: applied at most once), or gives up.
-  auto retry = [this, op, deadline, done](Status why, bool sent) mutable {
-    if (clock_.Monotonic() + kForwardRetry >= deadline) {
-      if (sent && why.code() != StatusCode::kNotLeader) {
-        done(Status(StatusCode::kUnknownOutcome,
-                    why.message() +
-                        "; the proposal may have been committed (retry with request id " +
-                        op.request_id() + ")"));
-      } else {
-        done(Status(StatusCode::kNoQuorum, why.message()));
-      }
-      return;
-    }
-    loop_.RunAfter(kForwardRetry, [this, op, deadline, sent, done]() mutable {
-      Submit(std::move(op), deadline, sent, std::move(done));
-    });
-  };
-  if (engine_.IsLeader()) {
-    ProposeLocally(op, [retry, maybe_sent, done](wire::OpResult answer) mutable {
-      Result<Committed> result = FromOpResult(answer);
-      if (!result.ok() && Retriable(result.code())) {
-        retry(result.status(), maybe_sent || result.code() == StatusCode::kUnknownOutcome);
-        return;
-      }
-      done(std::move(result));
-    });
-    return;
-  }
-  auto leader = LeaderIp();
-  if (!leader || *leader == options_.ip) {
-    retry(engine_.started()
-              ? Status(StatusCode::kNoQuorum,
-                       "no leader: the cluster has lost its quorum or is electing one")
-              : Status::Unavailable("this node is not part of a cluster yet"),
-          maybe_sent);
-    return;
-  }
-  wire::PeerMessage request;
-  *request.mutable_propose_request()->mutable_op() = op;
-  const auto budget =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_.Monotonic());
-  peers_.Call(
-      *leader, request, std::max(budget, std::chrono::milliseconds(1)),
-      [retry, done](Result<wire::PeerMessage> response) mutable {
-        if (!response.ok()) {
-          // It may have reached the leader before the connection failed.
-          retry(Status(StatusCode::kNoQuorum, "leader unreachable: " + response.error()), true);
-          return;
-        }
-        Result<Committed> result = FromOpResult(response.value().propose_response().result());
-        if (!result.ok() && Retriable(result.code())) {
-          retry(result.status(), result.code() != StatusCode::kNotLeader);
-          return;
-        }
-        done(std::move(result));
-      });
-}
-
-void ConsensusService::ProposeLocally(wire::Op op, std::function<void(wire::OpResult)> done) {
-  batch_.push_back(Queued{std::move(op), std::move(done)});
-  if (batch_.size() >= kMaxBatch) {
-    FlushBatch();
-  } else if (batch_.size() == 1) {
-    // Everything proposed during this turn of the loop goes into one entry.
-    flush_timer_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
-                       [this] { FlushBatch(); });
-  }
-}
-
-void ConsensusService::FlushBatch() {
-  if (batch_.empty()) return;
-  auto batch = std::make_shared<std::vector<Queued>>(std::move(batch_));
-  batch_.clear();
-  std::vector<wire::Op> ops;
-  ops.reserve(batch->size());
-  for (const Queued& queued : *batch) ops.push_back(queued.op);
-  // The leader's clock is the entry's time, whoever proposed it.
-  engine_.Apply(EncodeEntry(clock_.WallUtcNanos(), ops),
-                [batch](Result<std::string> applied, uint64_t) {
-                  wire::EntryResult results;
-                  if (applied.ok() && !results.ParseFromString(applied.value())) {
-                    applied = Status::Error("undecodable apply result");
-                  }
-                  for (size_t i = 0; i < batch->size(); ++i) {
-                    auto& done = (*batch)[i].done;
-                    if (!applied.ok()) {
-                      done(ErrorResult(applied.status()));
-                    } else if (static_cast<int>(i) < results.results_size()) {
-                      // Its own index: a retried request id answers the first commit's.
-                      done(results.results(static_cast<int>(i)));
-                    } else {
-                      done(ErrorResult(Status::Error("no result for the operation")));
-                    }
-                  }
-                });
-}
-
 // ---- requests from other nodes --------------------------------------------------------------
 
 void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::Reply reply) {
   switch (request.body_case()) {
-    case wire::PeerMessage::kProposeRequest: {
-      wire::PeerMessage response;
-      const wire::Op& op = request.propose_request().op();
-      Status refused =
-          engine_.IsLeader() ? CheckOp(op) : Status(StatusCode::kNotLeader, "not the leader");
-      if (refused.ok() && op.request_id().empty()) refused = Status::Invalid("no request id");
-      if (!refused.ok()) {
-        *response.mutable_propose_response()->mutable_result() = ErrorResult(refused);
-        reply(response);
-        return;
-      }
-      ProposeLocally(op, [reply](wire::OpResult result) {
-        wire::PeerMessage response;
-        *response.mutable_propose_response()->mutable_result() = std::move(result);
-        reply(response);
-      });
+    case wire::PeerMessage::kProposeRequest:
+      proposer_.OnProposeRequest(request.propose_request(), std::move(reply));
       return;
-    }
     case wire::PeerMessage::kJoinRequest: {
       if (engine_.IsLeader()) {
         HandleJoin(request.join_request().member(), std::move(reply));
@@ -577,21 +378,14 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
       return;
     }
     case wire::PeerMessage::kEntryFeed:
-      OnFeed(request.entry_feed());
+      if (engine_.started()) feed_.OnFeed(request.entry_feed());
       return;
     case wire::PeerMessage::kEntryFeedReply:
-      OnFeedReply(request.entry_feed_reply());
+      feed_.OnFeedReply(request.entry_feed_reply());
       return;
     case wire::PeerMessage::kStateChunkRequest: {
       wire::PeerMessage response;
-      if (!engine_.IsLeader()) {
-        response.mutable_state_chunk()->set_error("not the leader");
-      } else {
-        *response.mutable_state_chunk() =
-            transfers_.Serve(request.state_chunk_request(), clock_.Monotonic(), [this] {
-              return StateTransferServer::Capture{state_.Capture(), engine_.applied_index()};
-            });
-      }
+      *response.mutable_state_chunk() = feed_.OnStateChunkRequest(request.state_chunk_request());
       reply(response);
       return;
     }
@@ -795,152 +589,6 @@ void ConsensusService::MaintainMembership() {
   }
 }
 
-// ---- the feed to spares ---------------------------------------------------------------------
-
-void ConsensusService::TrackSpares() {
-  std::erase_if(spares_, [this](const auto& entry) {
-    const auto* member = members_.FindMember(entry.first);
-    return member == nullptr || member->state() == wire::LEFT ||
-           engine_.RoleOf(member->raft_id()) != RaftRole::kSpare;
-  });
-  const uint64_t through = engine_.applied_index();
-  for (const auto* member : members_.MembersInJoinOrder()) {
-    if (member->state() == wire::LEFT || member->id() == options_.identity.id ||
-        engine_.RoleOf(member->raft_id()) != RaftRole::kSpare) {
-      continue;
-    }
-    Result<Ipv4> ip = Ipv4::Parse(member->ip());
-    if (!ip.ok()) continue;
-    // Assumed up to date: a spare that is not says so at the first message, and is caught up.
-    spares_.try_emplace(member->id(), SpareCursor{.ip = ip.value(), .sent_through = through});
-  }
-}
-
-void ConsensusService::FeedSpares(uint64_t through) {
-  const MonoTime now = clock_.Monotonic();
-  for (auto& [id, cursor] : spares_) FeedSpare(id, cursor, through, now);
-}
-
-void ConsensusService::FeedSpare(const std::string& id, SpareCursor& cursor, uint64_t through,
-                                 MonoTime now) {
-  if (cursor.sent_through >= through && now - cursor.last_sent < kFeedKeepalive) return;
-  wire::PeerMessage message;
-  wire::EntryFeed* feed = message.mutable_entry_feed();
-  feed->set_leader_id(options_.identity.id);
-  feed->set_leader_ip(options_.ip.ToString());
-  feed->set_term(engine_.term());
-  const uint64_t after = std::min(cursor.sent_through, through);
-  feed->set_prev_index(after);
-  feed->set_through_index(through);
-  if (!recent_entries_.Collect(after, through, *feed)) {
-    // It missed more than is kept: it fetches the whole state, in chunks, and says where it is.
-    if (cursor.sent_through != through || now - cursor.last_sent >= kFeedKeepalive) {
-      spdlog::info("consensus: spare {} is behind (at {}); it is to fetch the state as of {}", id,
-                   after, through);
-    }
-    feed->clear_entries();
-    feed->set_state_needed(true);
-  }
-  peers_.Send(cursor.ip, message);
-  cursor.sent_through = through;
-  cursor.last_sent = now;
-}
-
-void ConsensusService::OnFeedReply(const wire::EntryFeedReply& reply) {
-  if (!engine_.IsLeader()) return;
-  auto it = spares_.find(reply.node_id());
-  if (it == spares_.end()) return;
-  it->second.sent_through = reply.applied_index();
-  FeedSpare(it->first, it->second, engine_.applied_index(), clock_.Monotonic());
-}
-
-void ConsensusService::OnFeed(const wire::EntryFeed& feed) {
-  if (!engine_.started() || engine_.IsLeader()) return;
-  if (feed_source_ && feed.term() < feed_source_->term) return;  // a deposed leader
-  Result<Ipv4> leader_ip = Ipv4::Parse(feed.leader_ip());
-  if (!leader_ip.ok() || feed.leader_id().empty() || feed.prev_index() > feed.through_index()) {
-    spdlog::warn("consensus: ignoring a malformed entry feed from {}", feed.leader_id());
-    return;
-  }
-  const MonoTime now = clock_.Monotonic();
-  if (!feed_source_ || feed_source_->leader_id != feed.leader_id()) {
-    spdlog::info("consensus: leader {} feeds this spare (term {})", feed.leader_ip(), feed.term());
-    feed_source_ = FeedSource{};
-  }
-  feed_source_->leader_id = feed.leader_id();
-  feed_source_->leader_ip = leader_ip.value();
-  feed_source_->term = feed.term();
-  feed_source_->last_fed = now;
-
-  const uint64_t applied = engine_.applied_index();
-  if (feed.state_needed()) {
-    if (!fetch_ && feed.through_index() > applied) {
-      spdlog::info("consensus: fetching the leader's state (this spare is at {}, the leader at {})",
-                   applied, feed.through_index());
-      fetch_ = Fetch{state_.BeginRestore(), leader_ip.value(), now};
-      FetchState(0, 0);
-    }
-    return;
-  }
-  if (fetch_) return;  // entries follow once the state is in
-  if (feed.prev_index() > applied) {
-    // A gap (a message lost with a connection, or a new leader that assumed too much).
-    if (feed_source_->last_reply_index == applied &&
-        now - feed_source_->last_reply < kFeedReplySpacing) {
-      return;  // already asked; the answer is on its way
-    }
-    feed_source_->last_reply_index = applied;
-    feed_source_->last_reply = now;
-    wire::PeerMessage reply;
-    reply.mutable_entry_feed_reply()->set_node_id(options_.identity.id);
-    reply.mutable_entry_feed_reply()->set_applied_index(applied);
-    peers_.Send(leader_ip.value(), reply);
-    return;
-  }
-  for (const auto& entry : feed.entries()) {
-    if (entry.index() > feed.through_index()) break;
-    engine_.ApplyFed(entry.index(), entry.payload());  // ignores what it holds already
-  }
-  engine_.FedThrough(feed.through_index());
-}
-
-void ConsensusService::FetchState(uint64_t transfer_id, uint64_t offset) {
-  wire::PeerMessage request;
-  request.mutable_state_chunk_request()->set_node_id(options_.identity.id);
-  request.mutable_state_chunk_request()->set_transfer_id(transfer_id);
-  request.mutable_state_chunk_request()->set_offset(offset);
-  peers_.Call(
-      fetch_->leader, request, kStateChunkTimeout, [this](Result<wire::PeerMessage> response) {
-        if (!fetch_ || phase_ == Phase::kClosed || phase_ == Phase::kLeaving) return;
-        auto give_up = [this](const std::string& why) {
-          // The next feed that says the state is needed starts a new fetch.
-          spdlog::warn("consensus: fetching the leader's state failed: {}", why);
-          fetch_.reset();
-        };
-        if (!response.ok()) return give_up(response.error());
-        const wire::StateChunk& chunk = response.value().state_chunk();
-        if (!chunk.error().empty()) return give_up(chunk.error());
-        if (Status fed = fetch_->session->Feed(chunk.data()); !fed.ok())
-          return give_up(fed.message());
-        if (!chunk.last()) {
-          FetchState(chunk.transfer_id(), chunk.offset() + chunk.data().size());
-          return;
-        }
-        const uint64_t bytes = chunk.offset() + chunk.data().size();
-        Status restored =
-            engine_.RestoreFed(chunk.index(), [this] { return fetch_->session->Commit(); });
-        const auto took = clock_.Monotonic() - fetch_->started;
-        fetch_.reset();
-        if (!restored.ok()) return give_up(restored.message());
-        spdlog::info("consensus: took the leader's state as of {} ({} bytes, {} ms)", chunk.index(),
-                     bytes, std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
-      });
-}
-
-bool ConsensusService::FedRecently() const {
-  return feed_source_ && clock_.Monotonic() - feed_source_->last_fed < kFeedFresh;
-}
-
 // ---- leaving --------------------------------------------------------------------------------
 
 void ConsensusService::Leave(std::function<void()> done) {
@@ -950,10 +598,9 @@ void ConsensusService::Leave(std::function<void()> done) {
   }
   const bool member = engine_.started() && InConfiguration() && phase_ != Phase::kFailed;
   phase_ = Phase::kLeaving;
+  feed_.Stop();
   tick_timer_.Stop();
-  flush_timer_.Stop();
-  for (Queued& queued : batch_) queued.done(ErrorResult(Status::Unavailable("shutting down")));
-  batch_.clear();
+  proposer_.Stop();
   on_closed_ = std::move(done);
   auto close = [this] {
     if (phase_ == Phase::kClosed) return;
@@ -1047,12 +694,14 @@ ClusterStatus ConsensusService::GetStatus() const {
   }
   status.cluster_id = members_.cluster_id().empty() ? known_cluster_id_ : members_.cluster_id();
   status.member = engine_.started() && InConfiguration();
-  const bool fed = !engine_.IsLeader() && FedRecently();
-  status.term = std::max(engine_.term(), fed ? feed_source_->term : 0);
+  const std::optional<SpareFeed::Source> source =
+      engine_.IsLeader() ? std::nullopt : feed_.RecentSource();
+  const bool fed = source.has_value();
+  status.term = std::max(engine_.term(), fed ? source->term : 0);
   status.applied_index = engine_.applied_index();
   status.commit_index = std::max(engine_.commit_index(), status.applied_index);
   if (fed) {
-    if (const auto* record = members_.FindMember(feed_source_->leader_id)) status.leader = *record;
+    if (const auto* record = members_.FindMember(source->leader_id)) status.leader = *record;
   } else if (auto leader = engine_.Leader()) {
     if (const auto* record = members_.FindMemberByRaftId(leader->id)) status.leader = *record;
   }

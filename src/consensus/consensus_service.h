@@ -12,15 +12,9 @@
 // a client that sends the same Idempotency-Key) is applied once and answered with the first
 // result. The leader stamps each entry with its clock; modules read time only from there.
 //
-// Only the voters and a few standbys take part in Raft replication; every other member is a
-// spare, which the leader feeds the committed entries itself, over the peer protocol, right
-// after applying them (EntryFeed). A commit then costs the voters' disk writes only, and a
-// spare wakes once per entry instead of three times (append, write, commit), which is what
-// makes commands to tens of members fast. A spare that misses entries says so and gets them
-// again, or, if it is further behind than the leader keeps entries, fetches the leader's state
-// in chunks (StateTransfer); a new leader resumes the feed; a spare promoted to standby is caught
-// up by Raft, and the engine skips the entries the feed already applied. Loop thread only;
-// callbacks run on the loop thread.
+// Only the voters and a few standbys take part in Raft replication; the other members are
+// spares, fed committed entries by the leader (SpareFeed). Loop thread only; callbacks run on
+// the loop thread.
 #pragma once
 
 #include <chrono>
@@ -33,10 +27,10 @@
 #include <vector>
 
 #include "consensus/members_state.h"
+#include "consensus/proposer.h"
 #include "consensus/raft_engine.h"
-#include "consensus/recent_entries.h"
 #include "consensus/replicated_state.h"
-#include "consensus/state_transfer.h"
+#include "consensus/spare_feed.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/jitter.h"
@@ -77,12 +71,6 @@ struct ConsensusOptions {
   std::function<void(const Status&)> on_fatal;
 };
 
-// A proposal's outcome once committed.
-struct Committed {
-  std::string value;
-  uint64_t index = 0;  // the log entry that carried it
-};
-
 struct ClusterStatus {
   std::string phase;  // "waiting for 3 nodes", "joining", "member", "leaving", "error: ..."
   std::string cluster_id;
@@ -101,11 +89,7 @@ struct ClusterStatus {
 
 class ConsensusService {
  public:
-  // A committed result; or an error: the module refused it (kInvalid, kNotFound, kConflict, ...:
-  // committed, and changed nothing), or it was not committed (kNoQuorum, kUnavailable,
-  // kUnsupported), or, rarely, the answer was lost (kUnknownOutcome: retry with the same
-  // request id to learn it).
-  using ProposeCallback = std::function<void(Result<Committed>)>;
+  using ProposeCallback = Proposer::Callback;
 
   ConsensusService(EventLoop& loop, const Clock& clock, PeerService& peers,
                    ConsensusOptions options);
@@ -122,10 +106,12 @@ class ConsensusService {
   void Leave(std::function<void()> done);
 
   // Proposes an operation through the leader, retrying across leader changes until the
-  // propose timeout; `done` runs once. Without a request id, one is generated.
-  void Propose(Proposal proposal, ProposeCallback done);
+  // propose timeout; `done` runs once (see Proposer). Without a request id, one is generated.
+  void Propose(Proposal proposal, ProposeCallback done) {
+    proposer_.Propose(std::move(proposal), std::move(done));
+  }
   // A request id unique to this proposal (node, boot and counter).
-  std::string NewRequestId();
+  std::string NewRequestId() { return proposer_.NewRequestId(); }
 
   const MembersState& members() const { return members_; }
   // For modules that subscribe to member events while they are being set up.
@@ -161,30 +147,10 @@ class ConsensusService {
     Ipv4 ip;
     wire::Hello hello;
   };
-  struct Queued {
-    wire::Op op;
-    std::function<void(wire::OpResult)> done;
-  };
   struct PendingJoin {
     wire::MemberRecord record;
     std::vector<PeerService::Reply> replies;
   };
-  // The leader's position in feeding one spare.
-  struct SpareCursor {
-    Ipv4 ip;
-    uint64_t sent_through = 0;  // what it was last sent (assumed received until it says not)
-    MonoTime last_sent{};
-  };
-  // A spare's view of the leader that feeds it.
-  struct FeedSource {
-    std::string leader_id;
-    Ipv4 leader_ip;
-    uint64_t term = 0;
-    MonoTime last_fed{};
-    uint64_t last_reply_index = 0;
-    MonoTime last_reply{};
-  };
-
   // Formation and membership of this node.
   void Tick();
   void FormationStep();
@@ -195,13 +161,6 @@ class ConsensusService {
   std::optional<Ipv4> LeaderIp() const;
   void PersistClusterId();
   void Fail(const std::string& why);
-
-  // Proposals: Submit() sends an operation to the leader (itself, or over the peer protocol)
-  // until it has an answer or the deadline passes; ProposeLocally() batches it on the leader.
-  Status CheckOp(const wire::Op& op) const;
-  void Submit(wire::Op op, MonoTime deadline, bool maybe_sent, ProposeCallback done);
-  void ProposeLocally(wire::Op op, std::function<void(wire::OpResult)> done);
-  void FlushBatch();
 
   // Requests from other nodes.
   void OnRequest(const wire::PeerMessage& request, PeerService::Reply reply);
@@ -216,15 +175,6 @@ class ConsensusService {
   void ChangeDone(const std::string& what, Status status);
   // Runs `then` once another node leads (or after `polls_left` polls 20 ms apart).
   void AfterHandover(int polls_left, std::function<void()> then);
-
-  // The feed of committed entries to spares: the leader's side, then the spare's.
-  void TrackSpares();
-  void FeedSpares(uint64_t through);
-  void FeedSpare(const std::string& id, SpareCursor& cursor, uint64_t through, MonoTime now);
-  void OnFeedReply(const wire::EntryFeedReply& reply);
-  void OnFeed(const wire::EntryFeed& feed);
-  bool FedRecently() const;
-  void FetchState(uint64_t transfer_id, uint64_t offset);
 
   EventLoop& loop_;
   const Clock& clock_;
@@ -246,9 +196,6 @@ class ConsensusService {
   Jitter heartbeat_jitter_{0.25};
   Timer tick_timer_;
 
-  std::vector<Queued> batch_;
-  Timer flush_timer_;
-
   bool was_leader_ = false;
   std::map<std::string, MonoTime> last_heard_;  // leader only
   MonoTime next_liveness_refresh_{};
@@ -261,19 +208,8 @@ class ConsensusService {
   std::map<wire::PeerMessage::BodyCase, PeerService::RequestHandler> request_handlers_;
   std::unique_ptr<Timer> leave_deadline_;
 
-  RecentEntries recent_entries_;
-  std::map<std::string, SpareCursor> spares_;  // leader only, by node id
-  StateTransferServer transfers_;              // the leader's state, streamed to spares
-  std::optional<FeedSource> feed_source_;
-  // A spare's fetch of the leader's state, while one is running.
-  struct Fetch {
-    std::unique_ptr<RestoreSession> session;
-    Ipv4 leader;
-    MonoTime started{};
-  };
-  std::optional<Fetch> fetch_;
-  std::string request_prefix_;
-  uint64_t next_request_ = 0;
+  SpareFeed feed_;
+  Proposer proposer_;
 };
 
 }  // namespace synod

@@ -71,10 +71,10 @@ Result<std::string_view> UnframeRaftPayload(std::string_view framed);
 
 // What the snapshots taken so far cost.
 struct SnapshotStats {
-  uint64_t taken = 0;         // written out
-  double capture_ms = 0;      // the last one's capture, on the loop
-  double write_ms = 0;        // the last one's serialization, on the thread pool
-  uint64_t bytes = 0;         // the last one's size
+  uint64_t taken = 0;     // written out
+  double capture_ms = 0;  // the last one's capture, on the loop
+  double write_ms = 0;    // the last one's serialization, on the thread pool
+  uint64_t bytes = 0;     // the last one's size
 };
 
 // Derives a Raft server id (non-zero) from a node id of hex digits.

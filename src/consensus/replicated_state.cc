@@ -157,6 +157,12 @@ std::map<std::string, uint32_t> ReplicatedState::ModuleVersions() const {
   return versions;
 }
 
+std::optional<uint32_t> ReplicatedState::ProposableVersion(std::string_view module) const {
+  auto it = modules_.find(module);
+  if (it == modules_.end() || it->second == requests_.get()) return std::nullopt;
+  return it->second->version();
+}
+
 size_t ReplicatedState::kept_request_ids() const { return requests_->size(); }
 
 void ReplicatedState::NotifyChange() const {

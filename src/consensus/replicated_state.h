@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,8 @@ class ReplicatedState final : public RaftStateMachine {
   void Register(StateModule& module);
   // Every registered module and its version, for the member record.
   std::map<std::string, uint32_t> ModuleVersions() const;
+  // The version of a module operations may address; nothing for an unknown one.
+  std::optional<uint32_t> ProposableVersion(std::string_view module) const;
 
   // Applies one entry; on an unsupported entry, nothing is applied and the error says why.
   Result<std::vector<wire::OpResult>> Apply(uint64_t index, std::string_view entry);

@@ -1,0 +1,217 @@
+#include "consensus/proposer.h"
+
+#include <memory>
+
+namespace synod {
+namespace {
+
+constexpr auto kForwardRetry = std::chrono::milliseconds(100);
+constexpr size_t kMaxBatch = 1024;
+constexpr size_t kMaxRequestIdBytes = 128;
+
+wire::OpResult ErrorResult(const Status& status) {
+  wire::OpResult result;
+  result.set_code(static_cast<uint32_t>(status.code()));
+  result.set_error(status.message());
+  return result;
+}
+
+Result<Committed> FromOpResult(const wire::OpResult& result) {
+  if (result.code() == 0) return Committed{result.value(), result.index()};
+  const auto code = result.code() <= static_cast<uint32_t>(StatusCode::kUnknownOutcome)
+                        ? static_cast<StatusCode>(result.code())
+                        : StatusCode::kError;
+  return Status(code == StatusCode::kOk ? StatusCode::kError : code, result.error());
+}
+
+// Whether a proposal that got this answer may be sent again (with the same request id).
+bool Retriable(StatusCode code) {
+  return code == StatusCode::kNotLeader || code == StatusCode::kUnknownOutcome ||
+         code == StatusCode::kNoQuorum || code == StatusCode::kUnavailable;
+}
+
+}  // namespace
+
+Proposer::Proposer(EventLoop& loop, const Clock& clock, PeerService& peers, RaftEngine& engine,
+                   const ReplicatedState& state, const MembersState& members,
+                   std::function<std::optional<Ipv4>()> leader_ip, Options options)
+    : loop_(loop),
+      clock_(clock),
+      peers_(peers),
+      engine_(engine),
+      state_(state),
+      members_(members),
+      leader_ip_(std::move(leader_ip)),
+      options_(std::move(options)),
+      flush_timer_(loop) {}
+
+std::string Proposer::NewRequestId() {
+  return options_.request_prefix + std::to_string(++next_request_);
+}
+
+void Proposer::Stop() {
+  stopped_ = true;
+  flush_timer_.Stop();
+  auto queued = std::move(batch_);
+  batch_.clear();
+  for (Queued& item : queued) item.done(ErrorResult(Status::Unavailable("shutting down")));
+}
+
+void Proposer::OnProposeRequest(const wire::ProposeRequest& request, PeerService::Reply reply) {
+  const wire::Op& op = request.op();
+  Status refused =
+      engine_.IsLeader() ? CheckOp(op) : Status(StatusCode::kNotLeader, "not the leader");
+  if (refused.ok() && op.request_id().empty()) refused = Status::Invalid("no request id");
+  if (refused.ok() && stopped_) refused = Status::Unavailable("shutting down");
+  if (!refused.ok()) {
+    wire::PeerMessage response;
+    *response.mutable_propose_response()->mutable_result() = ErrorResult(refused);
+    reply(response);
+    return;
+  }
+  ProposeLocally(op, [reply](wire::OpResult result) {
+    wire::PeerMessage response;
+    *response.mutable_propose_response()->mutable_result() = std::move(result);
+    reply(response);
+  });
+}
+
+Status Proposer::CheckOp(const wire::Op& op) const {
+  // An operation no node can apply would stop every node that reads it: it never enters the log.
+  const std::optional<uint32_t> version = state_.ProposableVersion(op.module());
+  if (!version) return Status::Invalid("no state module '" + op.module() + "'");
+  if (op.version() == 0 || op.version() > *version) {
+    return Status::Unsupported("module " + op.module() + " has no version " +
+                               std::to_string(op.version()) + " here");
+  }
+  if (op.version() > 1 && members_.FeatureLevel(op.module()) < op.version()) {
+    // Some member would stop at it: wait until every member runs a build that knows it.
+    return Status::Unsupported("not every member supports " + op.module() + " version " +
+                               std::to_string(op.version()) + " yet");
+  }
+  if (op.request_id().size() > kMaxRequestIdBytes) {
+    return Status::Invalid("request id longer than " + std::to_string(kMaxRequestIdBytes) +
+                           " bytes");
+  }
+  return Status::Ok();
+}
+
+void Proposer::Propose(Proposal proposal, Callback done) {
+  wire::Op op;
+  op.set_module(std::move(proposal.module));
+  op.set_version(proposal.version);
+  op.set_body(std::move(proposal.body));
+  op.set_request_id(proposal.request_id.empty() ? NewRequestId() : std::move(proposal.request_id));
+  if (Status refused = CheckOp(op); !refused.ok()) {
+    done(refused);
+    return;
+  }
+  Submit(std::move(op), clock_.Monotonic() + options_.timeout, false, std::move(done));
+}
+
+void Proposer::Submit(wire::Op op, MonoTime deadline, bool maybe_sent, Callback done) {
+  if (stopped_) {
+    done(maybe_sent ? Status(StatusCode::kUnknownOutcome,
+                             "shutting down; the proposal may have been committed (request id " +
+                                 op.request_id() + ")")
+                    : Status::Unavailable("shutting down"));
+    return;
+  }
+  // Sends it again after a pause (the same request id: applied at most once), or gives up.
+  auto retry = [this, op, deadline, done](Status why, bool sent) mutable {
+    if (clock_.Monotonic() + kForwardRetry >= deadline) {
+      if (sent && why.code() != StatusCode::kNotLeader) {
+        done(Status(StatusCode::kUnknownOutcome,
+                    why.message() +
+                        "; the proposal may have been committed (retry with request id " +
+                        op.request_id() + ")"));
+      } else {
+        done(Status(StatusCode::kNoQuorum, why.message()));
+      }
+      return;
+    }
+    loop_.RunAfter(kForwardRetry, [this, op, deadline, sent, done]() mutable {
+      Submit(std::move(op), deadline, sent, std::move(done));
+    });
+  };
+  if (engine_.IsLeader()) {
+    ProposeLocally(op, [retry, maybe_sent, done](wire::OpResult answer) mutable {
+      Result<Committed> result = FromOpResult(answer);
+      if (!result.ok() && Retriable(result.code())) {
+        retry(result.status(), maybe_sent || result.code() == StatusCode::kUnknownOutcome);
+        return;
+      }
+      done(std::move(result));
+    });
+    return;
+  }
+  auto leader = leader_ip_();
+  if (!leader || *leader == options_.self_ip) {
+    retry(engine_.started()
+              ? Status(StatusCode::kNoQuorum,
+                       "no leader: the cluster has lost its quorum or is electing one")
+              : Status::Unavailable("this node is not part of a cluster yet"),
+          maybe_sent);
+    return;
+  }
+  wire::PeerMessage request;
+  *request.mutable_propose_request()->mutable_op() = op;
+  const auto budget =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_.Monotonic());
+  peers_.Call(
+      *leader, request, std::max(budget, std::chrono::milliseconds(1)),
+      [retry, done](Result<wire::PeerMessage> response) mutable {
+        if (!response.ok()) {
+          // It may have reached the leader before the connection failed.
+          retry(Status(StatusCode::kNoQuorum, "leader unreachable: " + response.error()), true);
+          return;
+        }
+        Result<Committed> result = FromOpResult(response.value().propose_response().result());
+        if (!result.ok() && Retriable(result.code())) {
+          retry(result.status(), result.code() != StatusCode::kNotLeader);
+          return;
+        }
+        done(std::move(result));
+      });
+}
+
+void Proposer::ProposeLocally(wire::Op op, std::function<void(wire::OpResult)> done) {
+  batch_.push_back(Queued{std::move(op), std::move(done)});
+  if (batch_.size() >= kMaxBatch) {
+    FlushBatch();
+  } else if (batch_.size() == 1) {
+    // Everything proposed during this turn of the loop goes into one entry.
+    flush_timer_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
+                       [this] { FlushBatch(); });
+  }
+}
+
+void Proposer::FlushBatch() {
+  if (batch_.empty()) return;
+  auto batch = std::make_shared<std::vector<Queued>>(std::move(batch_));
+  batch_.clear();
+  std::vector<wire::Op> ops;
+  ops.reserve(batch->size());
+  for (const Queued& queued : *batch) ops.push_back(queued.op);
+  // The leader's clock is the entry's time, whoever proposed it.
+  engine_.Apply(EncodeEntry(clock_.WallUtcNanos(), ops),
+                [batch](Result<std::string> applied, uint64_t) {
+                  wire::EntryResult results;
+                  if (applied.ok() && !results.ParseFromString(applied.value())) {
+                    applied = Status::Error("undecodable apply result");
+                  }
+                  for (size_t i = 0; i < batch->size(); ++i) {
+                    auto& done = (*batch)[i].done;
+                    if (!applied.ok()) {
+                      done(ErrorResult(applied.status()));
+                    } else if (static_cast<int>(i) < results.results_size()) {
+                      // Its own index: a retried request id answers the first commit's.
+                      done(results.results(static_cast<int>(i)));
+                    } else {
+                      done(ErrorResult(Status::Error("no result for the operation")));
+                    }
+                  }
+                });
+}
+
+}  // namespace synod

@@ -1,0 +1,83 @@
+// Proposer: puts operations in the log through the leader, once each.
+//
+// Propose() gives an operation a request id (unless the proposer chose one), checks that every
+// node can apply it, and sends it to the leader: itself, where it batches every operation of a
+// turn of the loop into one entry stamped with its clock, or another node over the peer
+// protocol. It retries across leader changes until the timeout, always with the same request
+// id, so that an operation is applied at most once however often it is sent (the registry
+// answers a repeated id with the first result). The answer is the committed result; or the
+// module's refusal (committed, nothing changed); or "not committed" (kNoQuorum, kUnavailable,
+// kUnsupported); or, when an attempt may have been committed without its answer arriving,
+// kUnknownOutcome, which says the request id to retry with.
+// Loop thread only; callbacks run on the loop thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "consensus/members_state.h"
+#include "consensus/raft_engine.h"
+#include "consensus/replicated_state.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "net/ipv4.h"
+#include "peer/peer_service.h"
+
+namespace synod {
+
+// A proposal's outcome once committed.
+struct Committed {
+  std::string value;
+  uint64_t index = 0;  // the log entry that first carried it
+};
+
+class Proposer {
+ public:
+  using Callback = std::function<void(Result<Committed>)>;
+  struct Options {
+    Ipv4 self_ip;
+    std::string request_prefix;  // unique to this node and boot
+    std::chrono::milliseconds timeout{5000};
+  };
+
+  // Everything passed in must outlive the proposer. `leader_ip` says where the leader is.
+  Proposer(EventLoop& loop, const Clock& clock, PeerService& peers, RaftEngine& engine,
+           const ReplicatedState& state, const MembersState& members,
+           std::function<std::optional<Ipv4>()> leader_ip, Options options);
+
+  void Propose(Proposal proposal, Callback done);
+  std::string NewRequestId();
+  // On the leader: an operation another node forwarded.
+  void OnProposeRequest(const wire::ProposeRequest& request, PeerService::Reply reply);
+  // Answers what is queued ("shutting down") and refuses what comes next.
+  void Stop();
+
+ private:
+  struct Queued {
+    wire::Op op;
+    std::function<void(wire::OpResult)> done;
+  };
+
+  Status CheckOp(const wire::Op& op) const;
+  void Submit(wire::Op op, MonoTime deadline, bool maybe_sent, Callback done);
+  void ProposeLocally(wire::Op op, std::function<void(wire::OpResult)> done);
+  void FlushBatch();
+
+  EventLoop& loop_;
+  const Clock& clock_;
+  PeerService& peers_;
+  RaftEngine& engine_;
+  const ReplicatedState& state_;
+  const MembersState& members_;
+  std::function<std::optional<Ipv4>()> leader_ip_;
+  Options options_;
+  std::vector<Queued> batch_;
+  Timer flush_timer_;
+  uint64_t next_request_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace synod

@@ -27,9 +27,9 @@ void ClockService::Start() {
     follow_timer_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
                         [this] { FollowMaster(); });
   });
-  consensus_.SetHeartbeatDecorator(
+  consensus_.AddHeartbeatDecorator(
       [this](wire::Heartbeat& heartbeat) { *heartbeat.mutable_clock() = OwnReport(); });
-  consensus_.SetHeartbeatListener([this](const wire::Heartbeat& heartbeat) {
+  consensus_.AddHeartbeatListener([this](const wire::Heartbeat& heartbeat) {
     if (heartbeat.has_clock()) {
       reports_[heartbeat.node_id()] = Report{heartbeat.clock(), clock_.Monotonic()};
     }

@@ -225,9 +225,9 @@ void ConsensusService::Tick() {
     wire::PeerMessage message;
     wire::Heartbeat* heartbeat = message.mutable_heartbeat();
     heartbeat->set_node_id(options_.identity.id);
-    if (heartbeat_decorator_) heartbeat_decorator_(*heartbeat);
+    for (const auto& decorate : heartbeat_decorators_) decorate(*heartbeat);
     if (leader) {
-      if (heartbeat_listener_) heartbeat_listener_(*heartbeat);
+      for (const auto& listener : heartbeat_listeners_) listener(*heartbeat);
     } else if (auto ip = LeaderIp()) {
       peers_.Send(*ip, message);
     }
@@ -392,7 +392,7 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
     case wire::PeerMessage::kHeartbeat:
       if (engine_.IsLeader()) {
         last_heard_[request.heartbeat().node_id()] = clock_.Monotonic();
-        if (heartbeat_listener_) heartbeat_listener_(request.heartbeat());
+        for (const auto& listener : heartbeat_listeners_) listener(request.heartbeat());
       }
       return;
     default:

@@ -117,15 +117,15 @@ class ConsensusService {
   // For modules that subscribe to member events while they are being set up.
   MembersState& members() { return members_; }
   const ReplicatedState& state() const { return state_; }
-  // Lets another module add to every heartbeat this node sends (and to the leader's own).
-  void SetHeartbeatDecorator(std::function<void(wire::Heartbeat&)> decorate) {
-    heartbeat_decorator_ = std::move(decorate);
+  // Lets modules add to every heartbeat this node sends (and to the leader's own).
+  void AddHeartbeatDecorator(std::function<void(wire::Heartbeat&)> decorate) {
+    heartbeat_decorators_.push_back(std::move(decorate));
   }
   // Sends this node's next heartbeat on the next tick rather than at its usual time.
   void HeartbeatSoon() { next_heartbeat_ = MonoTime{}; }
   // On the leader: every heartbeat received, its own included, once per tick.
-  void SetHeartbeatListener(std::function<void(const wire::Heartbeat&)> listener) {
-    heartbeat_listener_ = std::move(listener);
+  void AddHeartbeatListener(std::function<void(const wire::Heartbeat&)> listener) {
+    heartbeat_listeners_.push_back(std::move(listener));
   }
   // On the leader: how long since `id` was heard from; nothing elsewhere or if never.
   std::optional<Nanos> SilenceOf(const std::string& id) const;
@@ -203,8 +203,8 @@ class ConsensusService {
   std::deque<PendingJoin> pending_joins_;
 
   std::function<void()> on_closed_;
-  std::function<void(wire::Heartbeat&)> heartbeat_decorator_;
-  std::function<void(const wire::Heartbeat&)> heartbeat_listener_;
+  std::vector<std::function<void(wire::Heartbeat&)>> heartbeat_decorators_;
+  std::vector<std::function<void(const wire::Heartbeat&)>> heartbeat_listeners_;
   std::map<wire::PeerMessage::BodyCase, PeerService::RequestHandler> request_handlers_;
   std::unique_ptr<Timer> leave_deadline_;
 

@@ -14,6 +14,7 @@ constexpr auto kFeedFresh = std::chrono::milliseconds(1000);
 constexpr auto kFeedReplySpacing = std::chrono::milliseconds(100);
 constexpr size_t kFeedWindowBytes = 8 << 20;
 constexpr auto kStateChunkTimeout = std::chrono::milliseconds(5000);
+constexpr int kStateChunkRetries = 3;
 
 }  // namespace
 
@@ -133,8 +134,8 @@ void SpareFeed::OnFeed(const wire::EntryFeed& feed) {
     if (!fetch_ && feed.through_index() > applied) {
       spdlog::info("consensus: fetching the leader's state (this spare is at {}, the leader at {})",
                    applied, feed.through_index());
-      fetch_ = Fetch{state_.BeginRestore(), leader_ip.value(), now};
-      FetchState(0, 0);
+      fetch_ = Fetch{.session = state_.BeginRestore(), .leader = leader_ip.value(), .started = now};
+      FetchState();
     }
     return;
   }
@@ -159,36 +160,52 @@ void SpareFeed::OnFeed(const wire::EntryFeed& feed) {
   engine_.FedThrough(feed.through_index());
 }
 
-void SpareFeed::FetchState(uint64_t transfer_id, uint64_t offset) {
+void SpareFeed::FetchState() {
   wire::PeerMessage request;
   request.mutable_state_chunk_request()->set_node_id(options_.self_id);
-  request.mutable_state_chunk_request()->set_transfer_id(transfer_id);
-  request.mutable_state_chunk_request()->set_offset(offset);
+  request.mutable_state_chunk_request()->set_transfer_id(fetch_->transfer_id);
+  request.mutable_state_chunk_request()->set_offset(fetch_->received);
   peers_.Call(
       fetch_->leader, request, kStateChunkTimeout, [this](Result<wire::PeerMessage> response) {
         if (!fetch_ || stopped_) return;
         auto give_up = [this](const std::string& why) {
           // The next feed that says the state is needed starts a new fetch.
-          spdlog::warn("consensus: fetching the leader's state failed: {}", why);
+          spdlog::warn("consensus: fetching the leader's state failed after {} bytes: {}",
+                       fetch_->received, why);
           fetch_.reset();
         };
-        if (!response.ok()) return give_up(response.error());
-        const wire::StateChunk& chunk = response.value().state_chunk();
-        if (!chunk.error().empty()) return give_up(chunk.error());
-        if (Status fed = fetch_->session->Feed(chunk.data()); !fed.ok())
-          return give_up(fed.message());
-        if (!chunk.last()) {
-          FetchState(chunk.transfer_id(), chunk.offset() + chunk.data().size());
+        if (!response.ok()) {
+          // The answer may be lost: ask for the same chunk again (the leader keeps the last one).
+          if (++fetch_->failures > kStateChunkRetries) return give_up(response.error());
+          FetchState();
           return;
         }
-        const uint64_t bytes = chunk.offset() + chunk.data().size();
+        const wire::StateChunk& chunk = response.value().state_chunk();
+        if (!chunk.error().empty()) return give_up(chunk.error());
+        if (chunk.offset() != fetch_->received ||
+            (fetch_->transfer_id != 0 &&
+             (chunk.transfer_id() != fetch_->transfer_id || chunk.index() != fetch_->index))) {
+          return give_up("the leader sent a chunk of another transfer or offset");
+        }
+        fetch_->transfer_id = chunk.transfer_id();
+        fetch_->index = chunk.index();
+        fetch_->failures = 0;
+        if (Status fed = fetch_->session->Feed(chunk.data()); !fed.ok())
+          return give_up(fed.message());
+        fetch_->received += chunk.data().size();
+        if (!chunk.last()) {
+          FetchState();
+          return;
+        }
         Status restored =
             engine_.RestoreFed(chunk.index(), [this] { return fetch_->session->Commit(); });
-        const auto took = clock_.Monotonic() - fetch_->started;
-        fetch_.reset();
         if (!restored.ok()) return give_up(restored.message());
         spdlog::info("consensus: took the leader's state as of {} ({} bytes, {} ms)", chunk.index(),
-                     bytes, std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+                     fetch_->received,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Monotonic() -
+                                                                           fetch_->started)
+                         .count());
+        fetch_.reset();
       });
 }
 

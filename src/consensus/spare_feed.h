@@ -78,12 +78,17 @@ class SpareFeed {
     std::unique_ptr<RestoreSession> session;
     Ipv4 leader;
     MonoTime started{};
+    uint64_t transfer_id = 0;  // 0 until the leader's first answer
+    uint64_t index = 0;        // the state is as of this log index
+    uint64_t received = 0;     // bytes of the stream
+    int failures = 0;          // requests in a row without an answer
   };
 
   void TrackSpares();
   void FeedSpares(uint64_t through);
   void FeedSpare(const std::string& id, Cursor& cursor, uint64_t through, MonoTime now);
-  void FetchState(uint64_t transfer_id, uint64_t offset);
+  // Asks for the next chunk of the running fetch.
+  void FetchState();
 
   const Clock& clock_;
   PeerService& peers_;

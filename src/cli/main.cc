@@ -1,4 +1,6 @@
 // synod: the single binary. Subcommands live in cli/*_command.cc.
+#include <malloc.h>
+
 #include <csignal>
 #include <iostream>
 
@@ -7,6 +9,10 @@
 int main(int argc, char** argv) {
   // A peer that goes away mid-write is an error to handle, not a reason to die.
   std::signal(SIGPIPE, SIG_IGN);
+  // Snapshot chunks, state transfers and restores allocate megabytes at a time; glibc would
+  // otherwise raise its mmap threshold after the first free and keep such blocks in the heap,
+  // where freeing them does not give the memory back.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   CLI::App app{"Synod: cluster coordination in one binary", "synod"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "synod 0.1.0");

@@ -58,6 +58,9 @@ struct RaftOptions {
   unsigned heartbeat_timeout_ms = 100;
   unsigned snapshot_threshold = 8192;
   unsigned snapshot_trailing = 2048;
+  // The in-memory log's budget: with large entries, snapshots come sooner (SnapshotPacer).
+  // 0: the threshold stays fixed.
+  size_t log_memory_bytes = 64u << 20;
   unsigned install_snapshot_timeout_ms = 2000;
 };
 
@@ -165,6 +168,8 @@ class RaftFsmAdapter {
   // The server whose entries this applies: it gives each entry its index. Without it, entries
   // have index 0, none is skipped and fed entries cannot be taken.
   void Attach(const struct raft* server);
+  // Hears the size of every entry libraft applies (the engine paces its snapshots with it).
+  void SetEntrySizeListener(std::function<void(size_t bytes)> listener);
   // As RaftEngine's members of the same names.
   uint64_t applied_index() const;
   void ApplyFed(uint64_t index, std::string_view payload);

@@ -216,6 +216,9 @@ void ConsensusService::Tick() {
 
   const bool leader = engine_.IsLeader();
   if (leader && !was_leader_) OnBecameLeader();
+  if (!leader && was_leader_) {
+    spdlog::info("consensus: no longer the leader (term {})", engine_.term());
+  }
   was_leader_ = leader;
   if (leader) LeaderStep();
   feed_.Tick(leader);

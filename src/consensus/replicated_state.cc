@@ -1,5 +1,6 @@
 #include "consensus/replicated_state.h"
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/message_lite.h>
 
 #include <cstdio>
@@ -42,13 +43,14 @@ class ReplicatedState::RequestLog final : public StateModule {
     return Status::Invalid("the request log takes no commands");
   }
 
-  const wire::OpResult* Find(const std::string& id) const {
-    const auto* found = results_.Find(id);
-    return found == nullptr ? nullptr : &found->second;
+  std::optional<wire::OpResult> Find(const std::string& id) const {
+    const Answer* found = results_.Find(id);
+    if (found == nullptr) return std::nullopt;
+    return found->ToResult();
   }
   void Remember(const std::string& id, const wire::OpResult& result) {
     const uint64_t sequence = next_sequence_++;
-    results_.Put(id, {sequence, result});
+    results_.Put(id, Answer::Of(sequence, result));
     order_.emplace_back(sequence, id);
     while (order_.size() > kKeptRequestIds) {
       results_.Erase(order_.front().second);
@@ -68,8 +70,8 @@ class ReplicatedState::RequestLog final : public StateModule {
           const auto* entry = view_.Next(cursor_);
           if (entry == nullptr) return true;
           record.set_request_id(entry->first);
-          record.set_sequence(entry->second.first);
-          *record.mutable_result() = entry->second.second;
+          record.set_sequence(entry->second.sequence);
+          *record.mutable_result() = entry->second.ToResult();
           const std::string bytes = record.SerializeAsString();
           written += bytes.size();
           sink.Add(bytes);
@@ -105,7 +107,7 @@ class ReplicatedState::RequestLog final : public StateModule {
           if (results_.Find(request.request_id()) != nullptr) {
             return Status::Invalid("requests: id " + request.request_id() + " twice");
           }
-          results_.Put(request.request_id(), {sequence, request.result()});
+          results_.Put(request.request_id(), Answer::Of(sequence, request.result()));
           order_.emplace_back(sequence, request.request_id());
           next_sequence_ = sequence + 1;
         }
@@ -128,7 +130,27 @@ class ReplicatedState::RequestLog final : public StateModule {
   }
 
  private:
-  using Map = CowMap<std::string, std::pair<uint64_t, wire::OpResult>>;
+  // An OpResult, held compactly: most are empty but for the index.
+  struct Answer {
+    uint64_t sequence = 0;  // the order it was first applied in
+    uint64_t index = 0;
+    uint32_t code = 0;
+    std::string error;
+    std::string value;
+
+    static Answer Of(uint64_t sequence, const wire::OpResult& result) {
+      return Answer{sequence, result.index(), result.code(), result.error(), result.value()};
+    }
+    wire::OpResult ToResult() const {
+      wire::OpResult result;
+      result.set_index(index);
+      result.set_code(code);
+      result.set_error(error);
+      result.set_value(value);
+      return result;
+    }
+  };
+  using Map = CowMap<std::string, Answer>;
   Map results_;
   std::deque<std::pair<uint64_t, std::string>> order_;  // (sequence, id), oldest first
   uint64_t next_sequence_ = 0;
@@ -170,7 +192,9 @@ void ReplicatedState::NotifyChange() const {
 }
 
 Result<std::vector<wire::OpResult>> ReplicatedState::Apply(uint64_t index, std::string_view bytes) {
-  wire::Entry entry;
+  // Parsed into an arena: the thousand operations of a batch are freed at once.
+  google::protobuf::Arena arena;
+  wire::Entry& entry = *google::protobuf::Arena::CreateMessage<wire::Entry>(&arena);
   if (!entry.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return Status::Unsupported("log entry " + std::to_string(index) +
                                " is not a Synod entry this build can read");
@@ -204,8 +228,8 @@ Result<std::vector<wire::OpResult>> ReplicatedState::Apply(uint64_t index, std::
   for (int i = 0; i < entry.ops_size(); ++i) {
     const wire::Op& op = entry.ops(i);
     if (!op.request_id().empty()) {
-      if (const wire::OpResult* first = requests_->Find(op.request_id())) {
-        results.push_back(*first);  // a retry: the first answer, applied once
+      if (std::optional<wire::OpResult> first = requests_->Find(op.request_id())) {
+        results.push_back(std::move(*first));  // a retry: the first answer, applied once
         continue;
       }
     }

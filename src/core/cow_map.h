@@ -1,17 +1,20 @@
-// CowMap<K, V>: a map whose whole content can be frozen in O(shards) time and read later, on
+// CowMap<K, V>: a map whose whole content can be frozen in O(1)-ish time and read later, on
 // another thread, while the map keeps changing.
 //
-// The keys are spread over kShards shards by a hash that is the same on every machine and
-// build; each shard is a sorted vector, shared by reference. Freeze() copies the shard
-// pointers; a write to a shard that a frozen view still shares copies that shard first (about
-// size()/kShards entries), so the cost of a snapshot is proportional to what changes while it
-// is written, not to the size of the map. Iteration order (shard, then key) is deterministic.
+// The keys are spread by a hash that is the same on every machine and build over 16,384 small
+// sorted vectors (leaves), reached through 64 nodes of 256 leaves each; nodes and leaves are
+// shared by reference. Freeze() copies the 64 node pointers. A write to a node or leaf that a
+// frozen view still shares copies it first: a node is 256 pointers, a leaf about size()/16,384
+// entries (60 for a million). So a snapshot costs the loop a few microseconds, and each write while
+// one is being saved at most one small copy; nothing is proportional to the size of the map.
+// Iteration order (leaf, then key) depends only on the content.
 //
 // Thread-safety: the map itself is used from one thread. A View is immutable and may be read
 // from any one thread, and destroyed on any thread, while the map is modified.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,9 +39,12 @@ inline uint64_t StableHash(uint64_t key) {  // splitmix64's finalizer
 template <typename K, typename V>
 class CowMap {
  public:
-  static constexpr size_t kShards = 4096;
+  static constexpr size_t kNodes = 64;
+  static constexpr size_t kFanout = 256;  // leaves per node
+  static constexpr size_t kLeaves = kNodes * kFanout;
   using Entry = std::pair<K, V>;
-  using Shard = std::vector<Entry>;
+  using Leaf = std::vector<Entry>;
+  using Node = std::array<std::shared_ptr<Leaf>, kFanout>;
 
   // A frozen copy of the map. Copying a View is cheap.
   class View {
@@ -47,14 +53,20 @@ class CowMap {
     size_t size() const { return size_; }
     // Resumable iteration: Next() returns entries in order, then null.
     struct Cursor {
-      size_t shard = 0;
+      size_t leaf = 0;
       size_t position = 0;
     };
     const Entry* Next(Cursor& cursor) const {
-      while (cursor.shard < shards_.size()) {
-        const auto& shard = shards_[cursor.shard];
-        if (shard && cursor.position < shard->size()) return &(*shard)[cursor.position++];
-        ++cursor.shard;
+      while (cursor.leaf < kLeaves) {
+        const auto& node = nodes_[cursor.leaf / kFanout];
+        if (!node) {
+          cursor.leaf = (cursor.leaf / kFanout + 1) * kFanout;
+          cursor.position = 0;
+          continue;
+        }
+        const auto& leaf = (*node)[cursor.leaf % kFanout];
+        if (leaf && cursor.position < leaf->size()) return &(*leaf)[cursor.position++];
+        ++cursor.leaf;
         cursor.position = 0;
       }
       return nullptr;
@@ -62,59 +74,55 @@ class CowMap {
 
    private:
     friend class CowMap;
-    std::vector<std::shared_ptr<const Shard>> shards_;
+    std::array<std::shared_ptr<const Node>, kNodes> nodes_;
     size_t size_ = 0;
   };
-
-  CowMap() : shards_(kShards) {}
 
   size_t size() const { return size_; }
 
   const V* Find(const K& key) const {
-    const auto& shard = shards_[ShardOf(key)];
-    if (!shard) return nullptr;
-    auto it = Lower(*shard, key);
-    return it != shard->end() && it->first == key ? &it->second : nullptr;
+    const Leaf* leaf = LeafOf(SlotOf(key));
+    if (leaf == nullptr) return nullptr;
+    auto it = Lower(*leaf, key);
+    return it != leaf->end() && it->first == key ? &it->second : nullptr;
   }
 
   // Inserts or replaces; true if the key is new.
-  bool Put(const K& key, V value) {
-    Shard& shard = Writable(ShardOf(key));
-    auto it = Lower(shard, key);
-    if (it != shard.end() && it->first == key) {
+  bool Put(K key, V value) {
+    Leaf& leaf = Writable(SlotOf(key));
+    auto it = Lower(leaf, key);
+    if (it != leaf.end() && it->first == key) {
       it->second = std::move(value);
       return false;
     }
-    shard.emplace(it, key, std::move(value));
+    leaf.emplace(it, std::move(key), std::move(value));
     ++size_;
     return true;
   }
 
   // The value of an existing key, to change in place; null if there is none.
   V* FindMutable(const K& key) {
-    const size_t index = ShardOf(key);
     if (Find(key) == nullptr) return nullptr;
-    Shard& shard = Writable(index);
-    return &Lower(shard, key)->second;
+    Leaf& leaf = Writable(SlotOf(key));
+    return &Lower(leaf, key)->second;
   }
 
   bool Erase(const K& key) {
-    const size_t index = ShardOf(key);
     if (Find(key) == nullptr) return false;
-    Shard& shard = Writable(index);
-    shard.erase(Lower(shard, key));
+    Leaf& leaf = Writable(SlotOf(key));
+    leaf.erase(Lower(leaf, key));
     --size_;
     return true;
   }
 
   void Clear() {
-    for (auto& shard : shards_) shard.reset();
+    for (auto& node : nodes_) node.reset();
     size_ = 0;
   }
 
   View Freeze() const {
     View view;
-    view.shards_.assign(shards_.begin(), shards_.end());
+    for (size_t i = 0; i < kNodes; ++i) view.nodes_[i] = nodes_[i];
     view.size_ = size_;
     return view;
   }
@@ -122,35 +130,48 @@ class CowMap {
   // Every entry, in the same order as a View's.
   template <typename F>
   void ForEach(F visit) const {
-    for (const auto& shard : shards_) {
-      if (!shard) continue;
-      for (const Entry& entry : *shard) visit(entry.first, entry.second);
+    for (const auto& node : nodes_) {
+      if (!node) continue;
+      for (const auto& leaf : *node) {
+        if (!leaf) continue;
+        for (const Entry& entry : *leaf) visit(entry.first, entry.second);
+      }
     }
   }
 
  private:
-  static size_t ShardOf(const K& key) { return StableHash(key) % kShards; }
-  static auto Lower(const Shard& shard, const K& key) {
-    return std::lower_bound(shard.begin(), shard.end(), key,
+  static size_t SlotOf(const K& key) { return StableHash(key) % kLeaves; }
+  static auto Lower(const Leaf& leaf, const K& key) {
+    return std::lower_bound(leaf.begin(), leaf.end(), key,
                             [](const Entry& entry, const K& k) { return entry.first < k; });
   }
-  static auto Lower(Shard& shard, const K& key) {
-    return std::lower_bound(shard.begin(), shard.end(), key,
+  static auto Lower(Leaf& leaf, const K& key) {
+    return std::lower_bound(leaf.begin(), leaf.end(), key,
                             [](const Entry& entry, const K& k) { return entry.first < k; });
   }
-  // The shard, copied first if a View shares it. Only this thread makes new references, so a
-  // count of one cannot grow behind our back.
-  Shard& Writable(size_t index) {
-    auto& shard = shards_[index];
-    if (!shard) {
-      shard = std::make_shared<Shard>();
-    } else if (shard.use_count() > 1) {
-      shard = std::make_shared<Shard>(*shard);
+  const Leaf* LeafOf(size_t slot) const {
+    const auto& node = nodes_[slot / kFanout];
+    return node ? (*node)[slot % kFanout].get() : nullptr;
+  }
+  // The leaf, with its node, copied first where a View shares them. Only this thread makes new
+  // references, so a count of one cannot grow behind our back.
+  Leaf& Writable(size_t slot) {
+    auto& node = nodes_[slot / kFanout];
+    if (!node) {
+      node = std::make_shared<Node>();
+    } else if (node.use_count() > 1) {
+      node = std::make_shared<Node>(*node);  // its leaves are now shared with the view's copy
     }
-    return *shard;
+    auto& leaf = (*node)[slot % kFanout];
+    if (!leaf) {
+      leaf = std::make_shared<Leaf>();
+    } else if (leaf.use_count() > 1) {
+      leaf = std::make_shared<Leaf>(*leaf);
+    }
+    return *leaf;
   }
 
-  std::vector<std::shared_ptr<Shard>> shards_;
+  std::array<std::shared_ptr<Node>, kNodes> nodes_;
   size_t size_ = 0;
 };
 

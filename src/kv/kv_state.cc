@@ -54,7 +54,8 @@ Result<std::string> KvState::Apply(const ApplyContext&, uint32_t, std::string_vi
   switch (command.body_case()) {
     case wire::KvCommand::kPut: {
       if (Status bad = Check(command.put().key(), &command.put().value()); !bad.ok()) return bad;
-      entries_.Put(command.put().key(), command.put().value());
+      entries_.Put(std::move(*command.mutable_put()->mutable_key()),
+                   std::move(*command.mutable_put()->mutable_value()));
       return std::string();
     }
     case wire::KvCommand::kDelete:

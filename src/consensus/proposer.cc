@@ -69,7 +69,7 @@ void Proposer::OnProposeRequest(const wire::ProposeRequest& request, PeerService
     reply(response);
     return;
   }
-  ProposeLocally(op, [reply](wire::OpResult result) {
+  ProposeLocally(std::make_shared<wire::Op>(op), [reply](wire::OpResult result) {
     wire::PeerMessage response;
     *response.mutable_propose_response()->mutable_result() = std::move(result);
     reply(response);
@@ -97,23 +97,24 @@ Status Proposer::CheckOp(const wire::Op& op) const {
 }
 
 void Proposer::Propose(Proposal proposal, Callback done) {
-  wire::Op op;
-  op.set_module(std::move(proposal.module));
-  op.set_version(proposal.version);
-  op.set_body(std::move(proposal.body));
-  op.set_request_id(proposal.request_id.empty() ? NewRequestId() : std::move(proposal.request_id));
-  if (Status refused = CheckOp(op); !refused.ok()) {
+  auto op = std::make_shared<wire::Op>();
+  op->set_module(std::move(proposal.module));
+  op->set_version(proposal.version);
+  op->set_body(std::move(proposal.body));
+  op->set_request_id(proposal.request_id.empty() ? NewRequestId()
+                                                 : std::move(proposal.request_id));
+  if (Status refused = CheckOp(*op); !refused.ok()) {
     done(refused);
     return;
   }
   Submit(std::move(op), clock_.Monotonic() + options_.timeout, false, std::move(done));
 }
 
-void Proposer::Submit(wire::Op op, MonoTime deadline, bool maybe_sent, Callback done) {
+void Proposer::Submit(OpPtr op, MonoTime deadline, bool maybe_sent, Callback done) {
   if (stopped_) {
     done(maybe_sent ? Status(StatusCode::kUnknownOutcome,
                              "shutting down; the proposal may have been committed (request id " +
-                                 op.request_id() + ")")
+                                 op->request_id() + ")")
                     : Status::Unavailable("shutting down"));
     return;
   }
@@ -124,7 +125,7 @@ void Proposer::Submit(wire::Op op, MonoTime deadline, bool maybe_sent, Callback 
         done(Status(StatusCode::kUnknownOutcome,
                     why.message() +
                         "; the proposal may have been committed (retry with request id " +
-                        op.request_id() + ")"));
+                        op->request_id() + ")"));
       } else {
         done(Status(StatusCode::kNoQuorum, why.message()));
       }
@@ -155,7 +156,7 @@ void Proposer::Submit(wire::Op op, MonoTime deadline, bool maybe_sent, Callback 
     return;
   }
   wire::PeerMessage request;
-  *request.mutable_propose_request()->mutable_op() = op;
+  *request.mutable_propose_request()->mutable_op() = *op;
   const auto budget =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_.Monotonic());
   peers_.Call(
@@ -175,7 +176,7 @@ void Proposer::Submit(wire::Op op, MonoTime deadline, bool maybe_sent, Callback 
       });
 }
 
-void Proposer::ProposeLocally(wire::Op op, std::function<void(wire::OpResult)> done) {
+void Proposer::ProposeLocally(OpPtr op, std::function<void(wire::OpResult)> done) {
   batch_.push_back(Queued{std::move(op), std::move(done)});
   if (batch_.size() >= kMaxBatch) {
     FlushBatch();
@@ -190,11 +191,12 @@ void Proposer::FlushBatch() {
   if (batch_.empty()) return;
   auto batch = std::make_shared<std::vector<Queued>>(std::move(batch_));
   batch_.clear();
-  std::vector<wire::Op> ops;
-  ops.reserve(batch->size());
-  for (const Queued& queued : *batch) ops.push_back(queued.op);
-  // The leader's clock is the entry's time, whoever proposed it.
-  engine_.Apply(EncodeEntry(clock_.WallUtcNanos(), ops),
+  wire::Entry entry;
+  entry.set_format(kEntryFormat);
+  entry.set_at_nanos(clock_.WallUtcNanos());  // the leader's clock, whoever proposed it
+  entry.mutable_ops()->Reserve(static_cast<int>(batch->size()));
+  for (const Queued& queued : *batch) *entry.add_ops() = *queued.op;
+  engine_.Apply(entry.SerializeAsString(),
                 [batch](Result<std::string> applied, uint64_t) {
                   wire::EntryResult results;
                   if (applied.ok() && !results.ParseFromString(applied.value())) {

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,14 +57,16 @@ class Proposer {
   void Stop();
 
  private:
+  // Shared by the retries and the batch: an operation is built once.
+  using OpPtr = std::shared_ptr<const wire::Op>;
   struct Queued {
-    wire::Op op;
+    OpPtr op;
     std::function<void(wire::OpResult)> done;
   };
 
   Status CheckOp(const wire::Op& op) const;
-  void Submit(wire::Op op, MonoTime deadline, bool maybe_sent, Callback done);
-  void ProposeLocally(wire::Op op, std::function<void(wire::OpResult)> done);
+  void Submit(OpPtr op, MonoTime deadline, bool maybe_sent, Callback done);
+  void ProposeLocally(OpPtr op, std::function<void(wire::OpResult)> done);
   void FlushBatch();
 
   EventLoop& loop_;

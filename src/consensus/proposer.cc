@@ -7,6 +7,9 @@ namespace {
 
 constexpr auto kForwardRetry = std::chrono::milliseconds(100);
 constexpr size_t kMaxBatch = 1024;
+// Operations proposed and not yet applied, at most.
+constexpr size_t kMaxInFlightOps = 4096;
+constexpr size_t kMaxInFlightBytes = 8u << 20;
 constexpr size_t kMaxRequestIdBytes = 128;
 
 wire::OpResult ErrorResult(const Status& status) {
@@ -188,32 +191,49 @@ void Proposer::ProposeLocally(OpPtr op, std::function<void(wire::OpResult)> done
 }
 
 void Proposer::FlushBatch() {
-  if (batch_.empty()) return;
-  auto batch = std::make_shared<std::vector<Queued>>(std::move(batch_));
-  batch_.clear();
-  wire::Entry entry;
-  entry.set_format(kEntryFormat);
-  entry.set_at_nanos(clock_.WallUtcNanos());  // the leader's clock, whoever proposed it
-  entry.mutable_ops()->Reserve(static_cast<int>(batch->size()));
-  for (const Queued& queued : *batch) *entry.add_ops() = *queued.op;
-  engine_.Apply(entry.SerializeAsString(),
-                [batch](Result<std::string> applied, uint64_t) {
-                  wire::EntryResult results;
-                  if (applied.ok() && !results.ParseFromString(applied.value())) {
-                    applied = Status::Error("undecodable apply result");
-                  }
-                  for (size_t i = 0; i < batch->size(); ++i) {
-                    auto& done = (*batch)[i].done;
-                    if (!applied.ok()) {
-                      done(ErrorResult(applied.status()));
-                    } else if (static_cast<int>(i) < results.results_size()) {
-                      // Its own index: a retried request id answers the first commit's.
-                      done(results.results(static_cast<int>(i)));
-                    } else {
-                      done(ErrorResult(Status::Error("no result for the operation")));
-                    }
-                  }
-                });
+  // Flow control: every node applies what commits in one go, so a burst of big entries would
+  // hold every event loop (heartbeats included) for as long as it takes. What is over the
+  // limit waits here for the entries ahead of it to commit.
+  while (!batch_.empty() && in_flight_ops_ < kMaxInFlightOps &&
+         in_flight_bytes_ < kMaxInFlightBytes) {
+    const size_t count = std::min(batch_.size(), kMaxBatch);
+    auto batch = std::make_shared<std::vector<Queued>>(
+        std::make_move_iterator(batch_.begin()), std::make_move_iterator(batch_.begin() + count));
+    batch_.erase(batch_.begin(), batch_.begin() + count);
+    wire::Entry entry;
+    entry.set_format(kEntryFormat);
+    entry.set_at_nanos(clock_.WallUtcNanos());  // the leader's clock, whoever proposed it
+    entry.mutable_ops()->Reserve(static_cast<int>(count));
+    for (const Queued& queued : *batch) *entry.add_ops() = *queued.op;
+    std::string bytes = entry.SerializeAsString();
+    const size_t size = bytes.size();
+    in_flight_ops_ += count;
+    in_flight_bytes_ += size;
+    engine_.Apply(std::move(bytes), [this, batch, count, size](Result<std::string> applied,
+                                                              uint64_t) {
+      in_flight_ops_ -= count;
+      in_flight_bytes_ -= size;
+      if (!batch_.empty()) {
+        flush_timer_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
+                           [this] { FlushBatch(); });
+      }
+      wire::EntryResult results;
+      if (applied.ok() && !results.ParseFromString(applied.value())) {
+        applied = Status::Error("undecodable apply result");
+      }
+      for (size_t i = 0; i < batch->size(); ++i) {
+        auto& done = (*batch)[i].done;
+        if (!applied.ok()) {
+          done(ErrorResult(applied.status()));
+        } else if (static_cast<int>(i) < results.results_size()) {
+          // Its own index: a retried request id answers the first commit's.
+          done(results.results(static_cast<int>(i)));
+        } else {
+          done(ErrorResult(Status::Error("no result for the operation")));
+        }
+      }
+    });
+  }
 }
 
 }  // namespace synod

@@ -9,6 +9,8 @@
 // module's refusal (committed, nothing changed); or "not committed" (kNoQuorum, kUnavailable,
 // kUnsupported); or, when an attempt may have been committed without its answer arriving,
 // kUnknownOutcome, which says the request id to retry with.
+// At most a few thousand operations are in flight at once (proposed, not yet applied): the rest
+// wait, so that no node has more than a few milliseconds of applying to do in one go.
 // Loop thread only; callbacks run on the loop thread.
 #pragma once
 
@@ -77,8 +79,10 @@ class Proposer {
   const MembersState& members_;
   std::function<std::optional<Ipv4>()> leader_ip_;
   Options options_;
-  std::vector<Queued> batch_;
+  std::vector<Queued> batch_;  // waiting for the next entry
   Timer flush_timer_;
+  size_t in_flight_ops_ = 0;  // in entries proposed and not yet applied
+  size_t in_flight_bytes_ = 0;
   uint64_t next_request_ = 0;
   bool stopped_ = false;
 };

@@ -222,9 +222,28 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
     auto* self = static_cast<Impl*>(fsm->data);
     self->producer.reset();
     self->buffers.clear();
-    self->chunks.clear();
     *bufs = nullptr;
     *n_bufs = 0;
+    // Giving a hundred megabytes back to the system takes tens of milliseconds: not on the loop.
+    struct Release {
+      raft_io_async_work work{};
+      std::vector<std::string> chunks;
+    };
+    auto* release = new Release;
+    release->chunks = std::move(self->chunks);
+    self->chunks.clear();
+    release->work.data = release;
+    release->work.work = [](raft_io_async_work* work) {
+      static_cast<Release*>(work->data)->chunks.clear();
+      return 0;
+    };
+    raft_io* io = self->server == nullptr ? nullptr : self->server->io;
+    if (io == nullptr || io->async_work == nullptr ||
+        io->async_work(io, &release->work, [](raft_io_async_work* work, int) {
+          delete static_cast<Release*>(work->data);
+        }) != 0) {
+      delete release;
+    }
     return 0;
   };
   impl_->fsm.restore = [](raft_fsm* fsm, raft_buffer* buf) {

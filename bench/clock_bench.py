@@ -32,7 +32,6 @@ then SIGKILL) in a finally block.
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import shutil
@@ -46,7 +45,8 @@ import time
 
 from benchlib import (record_failure, keep_or_remove, ordered, can_bind, free_udp_port, tcp_port_free, log, tail, _on_signal, machine_info, percentile,
                       binary_identity, CLK_TCK, signals_ignored, read_cpu_ticks, self_cpu_s,
-                      machine_busy_s, loadavg)
+                      machine_busy_s, loadavg, get_json, log_problems, start_logged,
+                      stop_processes)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
@@ -116,20 +116,7 @@ def udp_port_bound(ip, port):
 
 
 def http_get_json(ip, path, timeout=0.4):
-    conn = http.client.HTTPConnection(ip, API_PORT, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.status != 200:
-            count_error(f"GET {path} HTTP {resp.status}")
-            return None
-        return json.loads(body)
-    except (OSError, ValueError, http.client.HTTPException) as e:
-        count_error(f"GET {path} {type(e).__name__}")
-        return None
-    finally:
-        conn.close()
+    return get_json(ip, API_PORT, path, timeout, lambda kind: count_error(f"GET {path} {kind}"))
 
 
 def stats(values, digits=6):
@@ -168,13 +155,7 @@ class Procs:
         self.procs = []
 
     def start(self, label, cmd, log_path, env=None):
-        logf = open(log_path, "ab")
-        try:
-            t = time.monotonic()
-            popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
-                                     stderr=subprocess.STDOUT, env=env)
-        finally:
-            logf.close()
+        popen, t, _wall = start_logged(cmd, log_path, env=env)
         p = Proc(label, popen, log_path)
         p.started = t
         self.procs.append(p)
@@ -188,19 +169,7 @@ class Procs:
             targets = list(procs) if procs is not None else list(self.procs)
             early = [p for p in targets if p.popen.poll() is not None]
             running = [p for p in targets if p.popen.poll() is None]
-            for p in running:
-                with contextlib.suppress(OSError):
-                    p.popen.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 8.0
-            for p in running:
-                try:
-                    p.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    log(f"{p.label} (pid {p.popen.pid}) ignored SIGTERM; SIGKILL")
-                    with contextlib.suppress(OSError):
-                        p.popen.kill()
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        p.popen.wait(timeout=2.0)
+            stop_processes([(p.label, p.popen) for p in running], 8.0)
             for p in targets:
                 rc = p.popen.returncode
                 # chronyd exits 0 on SIGTERM; the agent too.
@@ -213,25 +182,9 @@ class Procs:
 
 
 def scan_log_problems(label, paths):
-    count = 0
-    samples = {}
-    for name, path in paths:
-        try:
-            with open(path, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split(None, 2)
-            if len(parts) == 3 and parts[1] in ("warning", "error", "critical"):
-                count += 1
-                msg = f"{parts[1]} {parts[2]}"
-                if msg not in samples and len(samples) < 8:
-                    samples[msg] = f"{name} {parts[0]}"
-    if count:
-        LOG_PROBLEMS[label] = {"count": count,
-                               "distinct_first_seen": [{"line": m, "where": w}
-                                                       for m, w in samples.items()]}
+    found = log_problems(paths)
+    if found:
+        LOG_PROBLEMS[label] = found
 
 
 def faketime_env(shift_text, extra_preload=None):

@@ -35,9 +35,11 @@ import tempfile
 import threading
 import time
 
-from benchlib import (record_failure, keep_or_remove, ordered, free_udp_port, tcp_port_free, log, tail, _on_signal, summarize, machine_info, percentile,
-                      binary_identity, CLK_TCK, signals_ignored, read_cpu_ticks, self_cpu_s,
-                      machine_busy_s, close_selector, loadavg, note_binary_change)
+from benchlib import (Agent, AgentCluster, StartWatch, record_failure, ordered, log, tail,
+                      _on_signal, summarize, machine_info, percentile, binary_identity, CLK_TCK,
+                      read_cpu_ticks, self_cpu_s, machine_busy_s, close_selector, loadavg,
+                      dir_bytes, exit_record, finish_result, get_json, log_problems,
+                      read_status_kb)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
@@ -54,29 +56,6 @@ NETS = {"failover": "127.67.1.", "throughput": "127.67.2.", "restart": "127.67.3
 
 ABNORMAL_EXITS = []  # agents that exited non-zero when stopped (SIGKILLs we sent are not listed)
 LOG_PROBLEMS = {}  # cluster label -> {"count", "samples"} of warning/error/critical log lines
-
-
-def scan_log_problems(label, agents):
-    """Warning, error and critical lines of the agents' logs: count and distinct messages."""
-    count = 0
-    samples = {}
-    for a in agents:
-        try:
-            with open(a.log_path, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split(None, 2)
-            if len(parts) == 3 and parts[1] in ("warning", "error", "critical"):
-                count += 1
-                msg = f"{parts[1]} {parts[2]}"
-                if msg not in samples and len(samples) < 8:
-                    samples[msg] = f"{a.name} {parts[0]}"
-    if count:
-        LOG_PROBLEMS[label] = {"count": count,
-                               "distinct_first_seen": [{"line": m, "where": w}
-                                                       for m, w in samples.items()]}
 HTTP_ERRORS = {}  # error kind -> count, over the whole run (polls and single requests)
 
 
@@ -107,20 +86,7 @@ def free_tcp_ports(ip, n):
 
 def http_get_json(ip, path, timeout=0.5):
     """GET http://ip:7400/path -> parsed JSON, or None on any error (bounded by timeout)."""
-    conn = http.client.HTTPConnection(ip, API_PORT, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.status != 200:
-            count_error(f"GET HTTP {resp.status}")
-            return None
-        return json.loads(body)
-    except (OSError, ValueError, http.client.HTTPException) as e:
-        count_error(f"GET {type(e).__name__}")
-        return None
-    finally:
-        conn.close()
+    return get_json(ip, API_PORT, path, timeout, lambda kind: count_error(f"GET {kind}"))
 
 
 def http_put(ip, key, value, timeout=3.0):
@@ -141,195 +107,55 @@ def http_put(ip, key, value, timeout=3.0):
 
 
 def read_rss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024.0, 1)
-    except OSError:
-        pass
-    return None
+    kb = read_status_kb(pid, "VmRSS")
+    return round(kb / 1024.0, 1) if kb is not None else None
 
 
 def dir_size_mb(path):
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(os.path.join(root, name))
-    return round(total / 1e6, 2)
+    return round(dir_bytes(path) / 1e6, 2)
 
 
 # ---------------------------------------------------------------------------------------------
 # Cluster management
 
-class Agent:
-    def __init__(self, name, ip, data_dir, log_path):
-        self.name = name
-        self.ip = ip
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.proc = None
-        self.started = None   # time.monotonic() just before the last launch
-        self.launches = 0
-
-
-class Cluster:
+class Cluster(AgentCluster):
     """A 3-node (or N-node) cluster whose agents are always stopped (context manager)."""
+
+    ports = (API_PORT, RAFT_PORT, PEER_PORT)
 
     def __init__(self, binary, workdir, label, net, n=3, election="300ms", heartbeat="100ms",
                  beacon="200ms", log_level="info"):
-        self.binary = binary
-        self.dir = os.path.join(workdir, label)
-        os.makedirs(self.dir, exist_ok=True)
-        self.label = label
-        self.broadcast_port = free_udp_port()
+        super().__init__(binary, os.path.join(workdir, label), label)
         self.election = election
         self.heartbeat = heartbeat
         self.beacon = beacon
         self.log_level = log_level
         self.n = n
+        self.voters = n
         self.agents = [Agent(f"{label[0]}{i + 1}", f"{net}{i + 2}",
                              os.path.join(self.dir, f"n{i + 1}"),
                              os.path.join(self.dir, f"n{i + 1}.log")) for i in range(n)]
-        self.killed_pids = set()  # pids we SIGKILLed on purpose
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    def launch(self, agent):
-        if agent.proc is not None and agent.proc.poll() is None:
-            raise RuntimeError(f"{agent.name} is still running")
-        deadline = time.monotonic() + 5.0
-        while True:  # a killed agent's listeners vanish with it; wait for them briefly anyway
-            busy = [p for p in (API_PORT, RAFT_PORT, PEER_PORT) if not tcp_port_free(agent.ip, p)]
-            if not busy:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{agent.ip}: ports {busy} in use (another agent running?)")
-            time.sleep(0.02)
-        os.makedirs(agent.data_dir, exist_ok=True)
-        cmd = [self.binary, "agent", "--name", agent.name, "--bind", agent.ip,
-               "--data-dir", agent.data_dir, "--broadcast-port", str(self.broadcast_port),
-               "--beacon-interval", self.beacon, "--bootstrap-expect", str(self.n),
-               "--election-timeout", self.election, "--heartbeat-timeout", self.heartbeat,
-               "--log-level", self.log_level]
-        logf = open(agent.log_path, "ab")
-        try:
-            logf.write(f"==== launch {agent.launches + 1} ====\n".encode())
-            logf.flush()
-            agent.started = time.monotonic()
-            agent.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
-                                          stderr=subprocess.STDOUT)
-        finally:
-            logf.close()
-        agent.launches += 1
-        return agent
+    def command(self, agent):
+        return [self.binary, "agent", "--name", agent.name, "--bind", agent.ip,
+                "--data-dir", agent.data_dir, "--broadcast-port", str(self.broadcast_port),
+                "--beacon-interval", self.beacon, "--bootstrap-expect", str(self.n),
+                "--election-timeout", self.election, "--heartbeat-timeout", self.heartbeat,
+                "--log-level", self.log_level]
 
     def start_all(self):
         for a in self.agents:
             self.launch(a)
 
-    def kill(self, agent):
-        """SIGKILL; returns the monotonic time just before the signal."""
-        t = time.monotonic()
-        self.killed_pids.add(agent.proc.pid)
-        agent.proc.kill()
-        agent.proc.wait(timeout=5.0)
-        return t
-
-    def alive(self):
-        return [a for a in self.agents if a.proc is not None and a.proc.poll() is None]
-
-    def unexpected_deaths(self):
-        return [a for a in self.agents if a.proc is not None and a.proc.poll() is not None
-                and a.proc.pid not in self.killed_pids]
-
-    def by_ip(self, ip):
-        for a in self.agents:
-            if a.ip == ip:
-                return a
-        return None
-
-    def stop(self):
-        with signals_ignored():
-            self._stop()
-
-    def _stop(self):
-        running = [a for a in self.agents if a.proc is not None and a.proc.poll() is None]
-        early = [a for a in self.unexpected_deaths()]
-        for a in running:
-            with contextlib.suppress(OSError):
-                a.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 8.0
-        for a in running:
-            try:
-                a.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log(f"{self.label}: {a.name} (pid {a.proc.pid}) ignored SIGTERM; SIGKILL")
-                with contextlib.suppress(OSError):
-                    a.proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    a.proc.wait(timeout=2.0)
-        scan_log_problems(self.label, self.agents)
-        for a in running + early:
-            if a.proc.returncode != 0:
-                ABNORMAL_EXITS.append({"cluster": self.label, "agent": a.name, "ip": a.ip,
-                                       "returncode": a.proc.returncode,
-                                       "died_before_stop": a in early,
-                                       "log_tail": tail(a.log_path)})
-
-    # ---- status -------------------------------------------------------------------------
+    def stopped(self, running, early):
+        found = log_problems([(a.name, a.log_path) for a in self.agents])
+        if found:
+            LOG_PROBLEMS[self.label] = found
+        ABNORMAL_EXITS.extend(exit_record(a, a in early, cluster=self.label)
+                              for a in running + early if a.proc.returncode != 0)
 
     def status(self, agent, timeout=0.3):
         return http_get_json(agent.ip, "/v1/cluster", timeout=timeout)
-
-    def leader_agent(self, timeout=0.3):
-        """The agent that the live agents agree leads (by ip), or None."""
-        votes = {}
-        for a in self.alive():
-            st = self.status(a, timeout)
-            if st and st.get("leader"):
-                votes[st["leader"]["ip"]] = votes.get(st["leader"]["ip"], 0) + 1
-        if not votes:
-            return None
-        ip = max(votes, key=votes.get)
-        return self.by_ip(ip)
-
-    def wait_healthy(self, timeout_s, require_caught_up=True):
-        """Until every agent is up, a member, agrees on one leader, the leader sees all members
-        alive, and (optionally) every applied_index has reached the leader's commit_index.
-        Returns seconds waited, or None on timeout."""
-        t0 = time.monotonic()
-        deadline = t0 + timeout_s
-        while time.monotonic() < deadline:
-            if self.unexpected_deaths():
-                raise RuntimeError("agent died: " + ", ".join(
-                    f"{a.name} rc={a.proc.returncode} {tail(a.log_path, 3)}"
-                    for a in self.unexpected_deaths()))
-            sts = {a.name: self.status(a) for a in self.agents}
-            if all(sts.values()):
-                leaders = {st["leader"]["ip"] if st.get("leader") else None
-                           for st in sts.values()}
-                if len(leaders) == 1 and None not in leaders:
-                    leader = self.by_ip(next(iter(leaders)))
-                    lst = sts[leader.name]
-                    members = lst.get("members", [])
-                    ok = (len(members) == self.n and lst.get("voters") == self.n
-                          and lst.get("voters_alive") == self.n
-                          and all(m.get("state") == "alive" for m in members)
-                          and all(st.get("member") for st in sts.values()))
-                    if ok and require_caught_up:
-                        ok = all(st["applied_index"] >= lst["commit_index"] - 2
-                                 for st in sts.values())
-                    if ok:
-                        return time.monotonic() - t0
-            time.sleep(0.05)
-        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1094,8 +920,8 @@ def restart_once(cl, follower, label, write_while_down=0, fill_conns=128):
     commit_at_launch = lst.get("commit_index")
     cl.launch(follower)
     t0 = follower.started
-    api_up = leader_known = caught = None
-    last = None
+    watch = StartWatch(t0)
+    caught = None
     target = None
     polls = 0
     deadline = t0 + 30.0
@@ -1105,18 +931,13 @@ def restart_once(cl, follower, label, write_while_down=0, fill_conns=128):
         lst = http_get_json(leader.ip, "/v1/cluster", timeout=0.3)
         st = http_get_json(follower.ip, "/v1/cluster", timeout=0.3)
         polls += 1
-        now = time.monotonic() - t0
-        if st is not None:
-            last = st
-            if api_up is None:
-                api_up = now
-            if leader_known is None and st.get("leader"):
-                leader_known = now
-            if lst is not None and st["applied_index"] >= lst["commit_index"]:
-                caught = now
-                target = lst["commit_index"]
-                break
+        now = watch.saw(st)
+        if st is not None and lst is not None and st["applied_index"] >= lst["commit_index"]:
+            caught = now
+            target = lst["commit_index"]
+            break
         time.sleep(0.01)
+    api_up, leader_known, last = watch.api_up, watch.leader_known, watch.last
     row = {
         "label": label,
         "follower": follower.name,
@@ -1329,13 +1150,9 @@ def main():
     except Exception as e:  # report, still print the JSON gathered so far
         record_failure(result, e)
     finally:
-        note_binary_change(result, args.binary, binary_before)
-        with contextlib.suppress(OSError):
-            result["loadavg_at_end"] = loadavg()
-        result["agent_exits_abnormal"] = ABNORMAL_EXITS
-        result["agent_log_problems"] = LOG_PROBLEMS
-        result["http_errors"] = HTTP_ERRORS
-        keep_or_remove(result, workdir, args.keep, "logs")
+        finish_result(result, args.binary, binary_before, workdir, args.keep, "logs",
+                      agent_exits_abnormal=ABNORMAL_EXITS, agent_log_problems=LOG_PROBLEMS,
+                      http_errors=HTTP_ERRORS)
     order = ["benchmark", "binary", "machine", "failover", "throughput", "restart"]
     ordered_result = ordered(result, order)
     print(json.dumps(ordered_result, indent=2))

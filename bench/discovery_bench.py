@@ -17,8 +17,6 @@ Every agent started is stopped (SIGTERM, then SIGKILL) in a finally block.
 """
 
 import argparse
-import contextlib
-import http.client
 import json
 import os
 import signal
@@ -27,8 +25,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import (record_failure, keep_or_remove, ordered, free_udp_port, tcp_port_free, log, tail, _on_signal, summarize, machine_info, CLK_TCK,
-                      signals_ignored, read_cpu_ticks)
+from benchlib import (record_failure, keep_or_remove, ordered, free_udp_port, tcp_port_free, log, _on_signal, summarize, machine_info, CLK_TCK,
+                      signals_ignored, read_cpu_ticks, exit_record, get_json, stop_processes)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
@@ -55,24 +53,13 @@ ABNORMAL_EXITS = []  # agents that exited non-zero (crash, or died before being 
 HTTP_ERRORS = {}  # error kind -> count, over the whole run
 
 
+def count_error(kind):
+    HTTP_ERRORS[kind] = HTTP_ERRORS.get(kind, 0) + 1
+
+
 def http_get_json(ip, path, timeout=0.5):
     """GET http://ip:7400/path -> parsed JSON, or None on any error (bounded by timeout)."""
-    conn = http.client.HTTPConnection(ip, API_PORT, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.status != 200:
-            kind = f"HTTP {resp.status}"
-            HTTP_ERRORS[kind] = HTTP_ERRORS.get(kind, 0) + 1
-            return None
-        return json.loads(body)
-    except (OSError, ValueError, http.client.HTTPException) as e:
-        kind = type(e).__name__
-        HTTP_ERRORS[kind] = HTTP_ERRORS.get(kind, 0) + 1
-        return None
-    finally:
-        conn.close()
+    return get_json(ip, API_PORT, path, timeout, count_error)
 
 
 def read_sched_ns(pid):
@@ -187,27 +174,11 @@ class Cluster:
 
     def _stop(self):
         early = {a.name for a in self.agents if a.proc.poll() is not None}
-        for a in self.agents:
-            if a.proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    a.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5.0
-        for a in self.agents:
-            left = max(0.0, deadline - time.monotonic())
-            try:
-                a.proc.wait(timeout=left)
-            except subprocess.TimeoutExpired:
-                log(f"{self.label}: {a.name} (pid {a.proc.pid}) ignored SIGTERM; SIGKILL")
-                with contextlib.suppress(OSError):
-                    a.proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    a.proc.wait(timeout=2.0)
+        stop_processes([(f"{self.label}: {a.name}", a.proc) for a in self.agents
+                        if a.proc.poll() is None], 5.0)
         for a in self.agents:
             if a.proc.returncode != 0:
-                ABNORMAL_EXITS.append({"cluster": self.label, "agent": a.name, "ip": a.ip,
-                                       "returncode": a.proc.returncode,
-                                       "died_before_stop": a.name in early,
-                                       "log_tail": tail(a.log_path)})
+                ABNORMAL_EXITS.append(exit_record(a, a.name in early, cluster=self.label))
         self.agents = []
 
 

@@ -34,15 +34,15 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from benchlib import (record_failure, keep_or_remove, ordered, free_udp_port, tcp_port_free, log,
-                      tail, _on_signal, machine_info, percentile, binary_identity,
-                      signals_ignored, machine_busy_s, loadavg, note_binary_change)
+from benchlib import (Agent as AgentBase, AgentCluster, StartWatch, dir_bytes, exit_record,
+                      finish_result, get_body, log, log_problems, loadavg, machine_busy_s,
+                      machine_info, ordered, percentile, read_lines, read_status_kb,
+                      record_failure, tail, binary_identity, _on_signal)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.join(os.path.dirname(HERE), "build", "synod")
@@ -83,19 +83,11 @@ def value_of(i, gen=0):
 
 def http_get(ip, path, timeout=0.5):
     """GET http://ip:7400/path -> (status or None, body bytes)."""
-    conn = http.client.HTTPConnection(ip, API_PORT, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.status != 200:
-            count_error(f"GET {path.split('?')[0].rsplit('/', 1)[0] or path} HTTP {resp.status}")
-        return resp.status, body
-    except (OSError, http.client.HTTPException) as e:
-        count_error(f"GET {type(e).__name__}")
-        return None, b""
-    finally:
-        conn.close()
+    where = path.split("?")[0].rsplit("/", 1)[0] or path
+
+    def on_error(kind):  # an answer's status is counted with the path, a failure without
+        count_error(f"GET {where} {kind}" if kind.startswith("HTTP ") else f"GET {kind}")
+    return get_body(ip, API_PORT, path, timeout, on_error)
 
 
 def http_get_json(ip, path, timeout=0.5):
@@ -198,17 +190,6 @@ def put_request(key, value):
 # ---------------------------------------------------------------------------------------------
 # /proc and files
 
-def read_status_kb(pid, field):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def raft_dir_snapshots(agent):
     """Snapshot files in the agent's raft dir: [{name, index, term, bytes}] (data and .meta)."""
     d = os.path.join(agent.data_dir, "raft")
@@ -228,42 +209,26 @@ def raft_dir_snapshots(agent):
     return out
 
 
-def dir_bytes(path):
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(os.path.join(root, name))
-    return total
-
-
 # ---------------------------------------------------------------------------------------------
 # Cluster
 
-class Agent:
+class Agent(AgentBase):
     def __init__(self, name, ip, data_dir, log_path, bootstrap):
-        self.name = name
-        self.ip = ip
-        self.data_dir = data_dir
-        self.log_path = log_path
+        super().__init__(name, ip, data_dir, log_path)
         self.bootstrap = bootstrap   # extra flags: --bootstrap-expect 3, or --join ...
-        self.proc = None
-        self.started = None          # time.monotonic() just before the last launch
-        self.started_wall = None     # the same as local time, as the agents' logs write it
-        self.launches = 0
 
 
-class Cluster:
+class Cluster(AgentCluster):
     """Agents that are always stopped (context manager)."""
 
+    ports = (API_PORT, RAFT_PORT, PEER_PORT)
+    voters = 3
+    leader_timeout = 0.5
+    log_command = True
+
     def __init__(self, args, workdir):
+        super().__init__(args.binary, os.path.join(workdir, "state"))
         self.args = args
-        self.binary = args.binary
-        self.dir = os.path.join(workdir, "state")
-        os.makedirs(self.dir, exist_ok=True)
-        self.broadcast_port = free_udp_port()
-        self.agents = []
-        self.killed_pids = set()
         for i in range(3):
             self.add_agent(["--bootstrap-expect", "3"])
 
@@ -273,13 +238,6 @@ class Cluster:
                   os.path.join(self.dir, f"n{i}.log"), bootstrap)
         self.agents.append(a)
         return a
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
 
     def flags(self):
         a = self.args
@@ -291,163 +249,25 @@ class Cluster:
             f += ["--feed-window", str(a.feed_window)]
         return f
 
-    def launch(self, agent):
-        if agent.proc is not None and agent.proc.poll() is None:
-            raise RuntimeError(f"{agent.name} is still running")
-        deadline = time.monotonic() + 5.0
-        while True:  # a killed agent's listeners vanish with it; wait for them briefly anyway
-            busy = [p for p in (API_PORT, RAFT_PORT, PEER_PORT) if not tcp_port_free(agent.ip, p)]
-            if not busy:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{agent.ip}: ports {busy} in use (another agent running?)")
-            time.sleep(0.02)
-        os.makedirs(agent.data_dir, exist_ok=True)
-        cmd = ([self.binary, "agent", "--name", agent.name, "--bind", agent.ip,
-                "--data-dir", agent.data_dir] + agent.bootstrap + self.flags())
-        logf = open(agent.log_path, "ab")
-        try:
-            logf.write(f"==== launch {agent.launches + 1}: {' '.join(cmd[1:])} ====\n".encode())
-            logf.flush()
-            agent.started = time.monotonic()
-            now = time.time()
-            agent.started_wall = (time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
-                                  + f".{int(now * 1000) % 1000:03d}")
-            agent.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
-                                          stderr=subprocess.STDOUT)
-        finally:
-            logf.close()
-        agent.launches += 1
-        return agent
-
-    def kill(self, agent):
-        """SIGKILL; returns the monotonic time just before the signal."""
-        t = time.monotonic()
-        self.killed_pids.add(agent.proc.pid)
-        agent.proc.kill()
-        agent.proc.wait(timeout=5.0)
-        return t
-
-    def alive(self):
-        return [a for a in self.agents if a.proc is not None and a.proc.poll() is None]
-
-    def unexpected_deaths(self):
-        return [a for a in self.agents if a.proc is not None and a.proc.poll() is not None
-                and a.proc.pid not in self.killed_pids]
-
-    def check_deaths(self):
-        dead = self.unexpected_deaths()
-        if dead:
-            raise RuntimeError("agent died: " + ", ".join(
-                f"{a.name} rc={a.proc.returncode} {tail(a.log_path, 3)}" for a in dead))
-
-    def by_ip(self, ip):
-        return next((a for a in self.agents if a.ip == ip), None)
+    def command(self, agent):
+        return ([self.binary, "agent", "--name", agent.name, "--bind", agent.ip,
+                 "--data-dir", agent.data_dir] + agent.bootstrap + self.flags())
 
     def status(self, agent, timeout=0.3):
         return http_get_json(agent.ip, "/v1/cluster", timeout=timeout)
 
-    def leader_agent(self, timeout=0.5):
-        votes = {}
-        for a in self.alive():
-            st = self.status(a, timeout)
-            if st and st.get("leader"):
-                votes[st["leader"]["ip"]] = votes.get(st["leader"]["ip"], 0) + 1
-        if not votes:
-            return None
-        return self.by_ip(max(votes, key=votes.get))
-
-    def wait_healthy(self, timeout_s, require_caught_up=True):
-        """Until every launched agent is up and a member, all name one leader, the leader sees
-        every agent alive with 3 live voters, and (optionally) every applied_index has reached
-        the leader's commit_index - 2. Returns seconds waited, or None on timeout."""
-        t0 = time.monotonic()
-        deadline = t0 + timeout_s
-        want = [a for a in self.agents if a.proc is not None]
-        while time.monotonic() < deadline:
-            self.check_deaths()
-            sts = {a.name: self.status(a) for a in want}
-            if all(sts.values()):
-                leaders = {st["leader"]["ip"] if st.get("leader") else None for st in sts.values()}
-                if len(leaders) == 1 and None not in leaders:
-                    leader = self.by_ip(next(iter(leaders)))
-                    lst = sts.get(leader.name) if leader else None
-                    if lst:
-                        members = lst.get("members", [])
-                        ok = (len(members) == len(want) and lst.get("voters") == 3
-                              and lst.get("voters_alive") == 3
-                              and all(m.get("state") == "alive" for m in members)
-                              and all(st.get("member") for st in sts.values()))
-                        if ok and require_caught_up:
-                            ok = all(st["applied_index"] >= lst["commit_index"] - 2
-                                     for st in sts.values())
-                        if ok:
-                            return time.monotonic() - t0
-            time.sleep(0.05)
-        return None
-
-    def stop(self):
-        with signals_ignored():
-            self._stop()
-
-    def _stop(self):
-        running = [a for a in self.agents if a.proc is not None and a.proc.poll() is None]
-        early = self.unexpected_deaths()
-        for a in running:
-            with contextlib.suppress(OSError):
-                a.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 8.0
-        for a in running:
-            try:
-                a.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log(f"{a.name} (pid {a.proc.pid}) ignored SIGTERM; SIGKILL")
-                with contextlib.suppress(OSError):
-                    a.proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    a.proc.wait(timeout=2.0)
-        scan_log_problems(self.agents)
-        for a in running + early:
-            if a.proc.returncode != 0:
-                ABNORMAL_EXITS.append({"agent": a.name, "ip": a.ip,
-                                       "returncode": a.proc.returncode,
-                                       "died_before_stop": a in early,
-                                       "log_tail": tail(a.log_path)})
-
-
-def scan_log_problems(agents):
-    count = 0
-    samples = {}
-    for a in agents:
-        try:
-            with open(a.log_path, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split(None, 2)
-            if len(parts) == 3 and parts[1] in ("warning", "error", "critical"):
-                count += 1
-                msg = f"{parts[1]} {parts[2]}"
-                if msg not in samples and len(samples) < 12:
-                    samples[msg] = f"{a.name} {parts[0]}"
-    if count:
-        LOG_PROBLEMS["count"] = count
-        LOG_PROBLEMS["distinct_first_seen"] = [{"line": m, "where": w}
-                                               for m, w in samples.items()]
+    def stopped(self, running, early):
+        LOG_PROBLEMS.update(log_problems([(a.name, a.log_path) for a in self.agents], 12) or {})
+        ABNORMAL_EXITS.extend(exit_record(a, a in early) for a in running + early
+                              if a.proc.returncode != 0)
 
 
 def log_lines(agent, pattern, limit=20, since=None):
     """Lines of the agent's log matching the regex `pattern` (the last `limit`), only those
     stamped at or after `since` (the logs' own time format) if given."""
-    try:
-        with open(agent.log_path, "rb") as f:
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return []
     rx = re.compile(pattern)
-    return [ln[:300] for ln in lines if rx.search(ln) and (since is None or ln[:23] >= since)
-            ][-limit:]
+    return [ln[:300] for ln in read_lines(agent.log_path)
+            if rx.search(ln) and (since is None or ln[:23] >= since)][-limit:]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -883,8 +703,8 @@ def time_catch_up(run, agent, leader, label, timeout_s):
         raise RuntimeError(f"{label}: cannot read the leader's commit_index")
     cl.launch(agent)
     t0 = agent.started
-    api_up = leader_known = caught = keys_done = None
-    last = None
+    watch = StartWatch(t0)
+    caught = keys_done = None
     last_keys = None
     polls = 0
     while time.monotonic() - t0 < timeout_s:
@@ -892,15 +712,9 @@ def time_catch_up(run, agent, leader, label, timeout_s):
             break
         polls += 1
         st = http_get_json(agent.ip, "/v1/cluster", timeout=0.3)
-        now = time.monotonic() - t0
-        if st is not None:
-            last = st
-            if api_up is None:
-                api_up = now
-            if leader_known is None and st.get("leader"):
-                leader_known = now
-            if caught is None and st.get("applied_index", 0) >= target:
-                caught = now
+        now = watch.saw(st)
+        if st is not None and caught is None and st.get("applied_index", 0) >= target:
+            caught = now
         if st is not None and keys_done is None:
             m = metrics(agent.ip, timeout=0.5)
             if m is not None:
@@ -912,11 +726,12 @@ def time_catch_up(run, agent, leader, label, timeout_s):
         time.sleep(0.01)
     row = {"node": agent.name, "leader": leader.name, "launched_at": agent.started_wall,
            "leader_commit_index_at_launch": target,
-           "api_up_s": r4(api_up), "leader_known_s": r4(leader_known),
+           "api_up_s": r4(watch.api_up), "leader_known_s": r4(watch.leader_known),
            "applied_reached_leader_commit_s": r4(caught),
            "kv_keys_reached_total_s": r4(keys_done),
-           "last_status": {k: last.get(k) for k in ("applied_index", "commit_index", "phase",
-                                                     "term", "member")} if last else None,
+           "last_status": {k: watch.last.get(k) for k in ("applied_index", "commit_index",
+                                                           "phase", "term", "member")}
+           if watch.last else None,
            "last_kv_keys": last_keys, "polls": polls,
            "note": "times from just before the process was launched"}
     row["node_log"] = log_lines(agent, r"consensus: |raft: ", 15, since=agent.started_wall)
@@ -929,6 +744,24 @@ def time_catch_up(run, agent, leader, label, timeout_s):
 
 def r4(x):
     return round(x, 4) if x is not None else None
+
+
+def judge(row, goal_s, keys):
+    """Notes the goal in `row` and whether every time of `keys` in it is below it."""
+    row["goal_s"] = goal_s
+    row["met"] = all(row[k] is not None and row[k] < goal_s for k in keys)
+
+
+def healthy_again(cl, row, failure=None):
+    """Waits (60 s at most) until the cluster is healthy again, notes how long in `row`; if it
+    is not, raises RuntimeError(failure) when given."""
+    back = cl.wait_healthy(60.0)
+    row["cluster_healthy_again_s"] = r4(back)
+    if back is None and failure:
+        raise RuntimeError(failure)
+
+
+CAUGHT_UP = ("applied_reached_leader_commit_s", "kv_keys_reached_total_s")
 
 
 def role_of(cl, leader, agent):
@@ -952,16 +785,11 @@ def bench_catchup(run):
     time.sleep(0.5)
     row = time_catch_up(run, follower, leader, "voter restart", 60.0)
     row["own_snapshot_files_at_kill"] = [f["name"] for f in files_before]
-    row["goal_s"] = 3.0
-    row["met"] = (row["applied_reached_leader_commit_s"] is not None
-                  and row["applied_reached_leader_commit_s"] < 3.0)
+    judge(row, 3.0, ["applied_reached_leader_commit_s"])
     out["a_voter_restart"] = row
     log(f"catchup a: applied {row['applied_reached_leader_commit_s']} s, keys "
         f"{row['kv_keys_reached_total_s']} s (api up {row['api_up_s']} s)")
-    back = cl.wait_healthy(60.0)
-    row["cluster_healthy_again_s"] = r4(back)
-    if back is None:
-        raise RuntimeError("catchup a: the cluster is not healthy 60 s after the restart")
+    healthy_again(cl, row, "catchup a: the cluster is not healthy 60 s after the restart")
 
     # (b) a 4th node, a spare
     leader = run.leader()
@@ -971,16 +799,11 @@ def bench_catchup(run):
     row["joined_with"] = "--join with the 3 voters' addresses (no --bootstrap-expect)"
     row["role_seen_by_leader"] = role_of(cl, leader, spare)[0]
     row["fetched_whole_state"] = bool(log_lines(spare, r"took the leader's state", 1))
-    row["goal_s"] = 10.0
-    row["met"] = all(row[k] is not None and row[k] < 10.0
-                     for k in ("applied_reached_leader_commit_s", "kv_keys_reached_total_s"))
+    judge(row, 10.0, CAUGHT_UP)
     out["b_spare_join"] = row
     log(f"catchup b: role {row['role_seen_by_leader']}; applied "
         f"{row['applied_reached_leader_commit_s']} s, keys {row['kv_keys_reached_total_s']} s")
-    back = cl.wait_healthy(60.0)
-    row["cluster_healthy_again_s"] = r4(back)
-    if back is None:
-        raise RuntimeError("catchup b: the cluster is not healthy 60 s after the join")
+    healthy_again(cl, row, "catchup b: the cluster is not healthy 60 s after the join")
     run.snapshot_rss("after_spare_join")
 
     # (c) the spare restarted
@@ -993,14 +816,11 @@ def bench_catchup(run):
     row["role_seen_by_leader"] = role_of(cl, leader, spare)[0]
     row["fetched_whole_state_again"] = (len(log_lines(spare, r"took the leader's state", 1000))
                                         > n_fetch_lines)
-    row["goal_s"] = 10.0
-    row["met"] = all(row[k] is not None and row[k] < 10.0
-                     for k in ("applied_reached_leader_commit_s", "kv_keys_reached_total_s"))
+    judge(row, 10.0, CAUGHT_UP)
     out["c_spare_restart"] = row
     log(f"catchup c: applied {row['applied_reached_leader_commit_s']} s, keys "
         f"{row['kv_keys_reached_total_s']} s")
-    back = cl.wait_healthy(60.0)
-    row["cluster_healthy_again_s"] = r4(back)
+    healthy_again(cl, row)
     out["met"] = all(out[k]["met"] for k in ("a_voter_restart", "b_spare_join",
                                              "c_spare_restart"))
     return out
@@ -1211,13 +1031,9 @@ def main():
     except Exception as e:  # report, still print the JSON gathered so far
         record_failure(result, e)
     finally:
-        note_binary_change(result, source_binary, binary_before)
-        with contextlib.suppress(OSError):
-            result["loadavg_at_end"] = loadavg()
-        result["agent_exits_abnormal"] = ABNORMAL_EXITS
-        result["agent_log_problems"] = LOG_PROBLEMS
-        result["http_errors"] = HTTP_ERRORS
-        keep_or_remove(result, workdir, args.keep, "logs and data dirs")
+        finish_result(result, source_binary, binary_before, workdir, args.keep,
+                      "logs and data dirs", agent_exits_abnormal=ABNORMAL_EXITS,
+                      agent_log_problems=LOG_PROBLEMS, http_errors=HTTP_ERRORS)
     summary = {}
     for part in PARTS:
         if isinstance(result.get(part), dict):

@@ -71,7 +71,7 @@ ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerServ
       proposer_(
           loop, clock, peers, engine_, state_, members_, [this] { return LeaderIp(); },
           Proposer::Options{options_.ip,
-                            options_.identity.ShortId() + "-" + RandomHexId().substr(0, 8) + "-",
+                            options_.identity.ShortId() + "-" + RandomHexId().substr(0, 8),
                             options_.propose_timeout}) {
   state_.Register(members_);
   if (!options_.on_fatal) options_.on_fatal = ExitOnFatal;

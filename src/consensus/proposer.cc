@@ -49,7 +49,9 @@ Proposer::Proposer(EventLoop& loop, const Clock& clock, PeerService& peers, Raft
       flush_timer_(loop) {}
 
 std::string Proposer::NewRequestId() {
-  return options_.request_prefix + std::to_string(++next_request_);
+  // The counter first: ids are compared often (the request log is sorted by them), and ids of
+  // one node would otherwise share their first 18 characters.
+  return std::to_string(++next_request_) + "-" + options_.request_suffix;
 }
 
 void Proposer::Stop() {
@@ -104,54 +106,56 @@ void Proposer::Propose(Proposal proposal, Callback done) {
   op->set_module(std::move(proposal.module));
   op->set_version(proposal.version);
   op->set_body(std::move(proposal.body));
-  op->set_request_id(proposal.request_id.empty() ? NewRequestId()
-                                                 : std::move(proposal.request_id));
+  op->set_request_id(proposal.request_id.empty() ? NewRequestId() : std::move(proposal.request_id));
   if (Status refused = CheckOp(*op); !refused.ok()) {
     done(refused);
     return;
   }
-  Submit(std::move(op), clock_.Monotonic() + options_.timeout, false, std::move(done));
+  Submit(std::make_shared<Attempt>(
+             Attempt{std::move(op), clock_.Monotonic() + options_.timeout, std::move(done)}),
+         false);
 }
 
-void Proposer::Submit(OpPtr op, MonoTime deadline, bool maybe_sent, Callback done) {
-  if (stopped_) {
-    done(maybe_sent ? Status(StatusCode::kUnknownOutcome,
-                             "shutting down; the proposal may have been committed (request id " +
-                                 op->request_id() + ")")
-                    : Status::Unavailable("shutting down"));
+void Proposer::Retry(std::shared_ptr<Attempt> attempt, const Status& why, bool sent) {
+  if (clock_.Monotonic() + kForwardRetry >= attempt->deadline) {
+    if (sent && why.code() != StatusCode::kNotLeader) {
+      attempt->done(Status(StatusCode::kUnknownOutcome,
+                           why.message() +
+                               "; the proposal may have been committed (retry with request id " +
+                               attempt->op->request_id() + ")"));
+    } else {
+      attempt->done(Status(StatusCode::kNoQuorum, why.message()));
+    }
     return;
   }
-  // Sends it again after a pause (the same request id: applied at most once), or gives up.
-  auto retry = [this, op, deadline, done](Status why, bool sent) mutable {
-    if (clock_.Monotonic() + kForwardRetry >= deadline) {
-      if (sent && why.code() != StatusCode::kNotLeader) {
-        done(Status(StatusCode::kUnknownOutcome,
-                    why.message() +
-                        "; the proposal may have been committed (retry with request id " +
-                        op->request_id() + ")"));
-      } else {
-        done(Status(StatusCode::kNoQuorum, why.message()));
-      }
-      return;
-    }
-    loop_.RunAfter(kForwardRetry, [this, op, deadline, sent, done]() mutable {
-      Submit(std::move(op), deadline, sent, std::move(done));
-    });
-  };
+  loop_.RunAfter(kForwardRetry,
+                 [this, attempt = std::move(attempt), sent] { Submit(attempt, sent); });
+}
+
+void Proposer::Submit(std::shared_ptr<Attempt> attempt, bool maybe_sent) {
+  if (stopped_) {
+    attempt->done(maybe_sent
+                      ? Status(StatusCode::kUnknownOutcome,
+                               "shutting down; the proposal may have been committed (request id " +
+                                   attempt->op->request_id() + ")")
+                      : Status::Unavailable("shutting down"));
+    return;
+  }
   if (engine_.IsLeader()) {
-    ProposeLocally(op, [retry, maybe_sent, done](wire::OpResult answer) mutable {
+    ProposeLocally(attempt->op, [this, attempt, maybe_sent](wire::OpResult answer) {
       Result<Committed> result = FromOpResult(answer);
       if (!result.ok() && Retriable(result.code())) {
-        retry(result.status(), maybe_sent || result.code() == StatusCode::kUnknownOutcome);
+        Retry(attempt, result.status(), maybe_sent || result.code() == StatusCode::kUnknownOutcome);
         return;
       }
-      done(std::move(result));
+      attempt->done(std::move(result));
     });
     return;
   }
   auto leader = leader_ip_();
   if (!leader || *leader == options_.self_ip) {
-    retry(engine_.started()
+    Retry(std::move(attempt),
+          engine_.started()
               ? Status(StatusCode::kNoQuorum,
                        "no leader: the cluster has lost its quorum or is electing one")
               : Status::Unavailable("this node is not part of a cluster yet"),
@@ -159,23 +163,24 @@ void Proposer::Submit(OpPtr op, MonoTime deadline, bool maybe_sent, Callback don
     return;
   }
   wire::PeerMessage request;
-  *request.mutable_propose_request()->mutable_op() = *op;
+  *request.mutable_propose_request()->mutable_op() = *attempt->op;
   const auto budget =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_.Monotonic());
+      std::chrono::duration_cast<std::chrono::milliseconds>(attempt->deadline - clock_.Monotonic());
   peers_.Call(
       *leader, request, std::max(budget, std::chrono::milliseconds(1)),
-      [retry, done](Result<wire::PeerMessage> response) mutable {
+      [this, attempt](Result<wire::PeerMessage> response) {
         if (!response.ok()) {
           // It may have reached the leader before the connection failed.
-          retry(Status(StatusCode::kNoQuorum, "leader unreachable: " + response.error()), true);
+          Retry(attempt, Status(StatusCode::kNoQuorum, "leader unreachable: " + response.error()),
+                true);
           return;
         }
         Result<Committed> result = FromOpResult(response.value().propose_response().result());
         if (!result.ok() && Retriable(result.code())) {
-          retry(result.status(), result.code() != StatusCode::kNotLeader);
+          Retry(attempt, result.status(), result.code() != StatusCode::kNotLeader);
           return;
         }
-        done(std::move(result));
+        attempt->done(std::move(result));
       });
 }
 
@@ -209,30 +214,30 @@ void Proposer::FlushBatch() {
     const size_t size = bytes.size();
     in_flight_ops_ += count;
     in_flight_bytes_ += size;
-    engine_.Apply(std::move(bytes), [this, batch, count, size](Result<std::string> applied,
-                                                              uint64_t) {
-      in_flight_ops_ -= count;
-      in_flight_bytes_ -= size;
-      if (!batch_.empty()) {
-        flush_timer_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
-                           [this] { FlushBatch(); });
-      }
-      wire::EntryResult results;
-      if (applied.ok() && !results.ParseFromString(applied.value())) {
-        applied = Status::Error("undecodable apply result");
-      }
-      for (size_t i = 0; i < batch->size(); ++i) {
-        auto& done = (*batch)[i].done;
-        if (!applied.ok()) {
-          done(ErrorResult(applied.status()));
-        } else if (static_cast<int>(i) < results.results_size()) {
-          // Its own index: a retried request id answers the first commit's.
-          done(results.results(static_cast<int>(i)));
-        } else {
-          done(ErrorResult(Status::Error("no result for the operation")));
-        }
-      }
-    });
+    engine_.Apply(std::move(bytes),
+                  [this, batch, count, size](Result<std::string> applied, uint64_t) {
+                    in_flight_ops_ -= count;
+                    in_flight_bytes_ -= size;
+                    if (!batch_.empty()) {
+                      flush_timer_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
+                                         [this] { FlushBatch(); });
+                    }
+                    wire::EntryResult results;
+                    if (applied.ok() && !results.ParseFromString(applied.value())) {
+                      applied = Status::Error("undecodable apply result");
+                    }
+                    for (size_t i = 0; i < batch->size(); ++i) {
+                      auto& done = (*batch)[i].done;
+                      if (!applied.ok()) {
+                        done(ErrorResult(applied.status()));
+                      } else if (static_cast<int>(i) < results.results_size()) {
+                        // Its own index: a retried request id answers the first commit's.
+                        done(results.results(static_cast<int>(i)));
+                      } else {
+                        done(ErrorResult(Status::Error("no result for the operation")));
+                      }
+                    }
+                  });
   }
 }
 

@@ -42,7 +42,7 @@ class Proposer {
   using Callback = std::function<void(Result<Committed>)>;
   struct Options {
     Ipv4 self_ip;
-    std::string request_prefix;  // unique to this node and boot
+    std::string request_suffix;  // unique to this node and boot
     std::chrono::milliseconds timeout{5000};
   };
 
@@ -66,8 +66,18 @@ class Proposer {
     std::function<void(wire::OpResult)> done;
   };
 
+  // One proposal, through all its tries.
+  struct Attempt {
+    OpPtr op;
+    MonoTime deadline;
+    Callback done;
+  };
+
   Status CheckOp(const wire::Op& op) const;
-  void Submit(OpPtr op, MonoTime deadline, bool maybe_sent, Callback done);
+  // Sends it to the leader; `maybe_sent`: an earlier try may have been committed.
+  void Submit(std::shared_ptr<Attempt> attempt, bool maybe_sent);
+  // Sends it again after a pause (the same request id: applied at most once), or gives up.
+  void Retry(std::shared_ptr<Attempt> attempt, const Status& why, bool sent);
   void ProposeLocally(OpPtr op, std::function<void(wire::OpResult)> done);
   void FlushBatch();
 

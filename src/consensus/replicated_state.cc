@@ -44,14 +44,15 @@ class ReplicatedState::RequestLog final : public StateModule {
   }
 
   std::optional<wire::OpResult> Find(const std::string& id) const {
-    const Answer* found = results_.Find(id);
-    if (found == nullptr) return std::nullopt;
+    const Answer* found = results_.Find(StableHash(id));
+    if (found == nullptr || found->id != id) return std::nullopt;
     return found->ToResult();
   }
   void Remember(const std::string& id, const wire::OpResult& result) {
     const uint64_t sequence = next_sequence_++;
-    results_.Put(id, Answer::Of(sequence, result));
-    order_.emplace_back(sequence, id);
+    const uint64_t hash = StableHash(id);
+    results_.Put(hash, Answer::Of(sequence, id, result));
+    order_.emplace_back(sequence, hash);
     while (order_.size() > kKeptRequestIds) {
       results_.Erase(order_.front().second);
       order_.pop_front();
@@ -69,7 +70,7 @@ class ReplicatedState::RequestLog final : public StateModule {
         while (written < budget) {
           const auto* entry = view_.Next(cursor_);
           if (entry == nullptr) return true;
-          record.set_request_id(entry->first);
+          record.set_request_id(entry->second.id);
           record.set_sequence(entry->second.sequence);
           *record.mutable_result() = entry->second.ToResult();
           const std::string bytes = record.SerializeAsString();
@@ -104,11 +105,12 @@ class ReplicatedState::RequestLog final : public StateModule {
         std::sort(entries_.begin(), entries_.end(),
                   [](const auto& a, const auto& b) { return a.first < b.first; });
         for (auto& [sequence, request] : entries_) {
-          if (results_.Find(request.request_id()) != nullptr) {
+          if (results_.Find(StableHash(request.request_id())) != nullptr) {
             return Status::Invalid("requests: id " + request.request_id() + " twice");
           }
-          results_.Put(request.request_id(), Answer::Of(sequence, request.result()));
-          order_.emplace_back(sequence, request.request_id());
+          const uint64_t hash = StableHash(request.request_id());
+          results_.Put(hash, Answer::Of(sequence, request.request_id(), request.result()));
+          order_.emplace_back(sequence, hash);
           next_sequence_ = sequence + 1;
         }
         return Status::Ok();
@@ -123,7 +125,7 @@ class ReplicatedState::RequestLog final : public StateModule {
       RequestLog& log_;
       std::vector<std::pair<uint64_t, wire::RecentRequest>> entries_;
       Map results_;
-      std::deque<std::pair<uint64_t, std::string>> order_;
+      std::deque<std::pair<uint64_t, uint64_t>> order_;
       uint64_t next_sequence_ = 0;
     };
     return std::make_unique<Loader>(*this);
@@ -133,13 +135,14 @@ class ReplicatedState::RequestLog final : public StateModule {
   // An OpResult, held compactly: most are empty but for the index.
   struct Answer {
     uint64_t sequence = 0;  // the order it was first applied in
+    std::string id;
     uint64_t index = 0;
     uint32_t code = 0;
     std::string error;
     std::string value;
 
-    static Answer Of(uint64_t sequence, const wire::OpResult& result) {
-      return Answer{sequence, result.index(), result.code(), result.error(), result.value()};
+    static Answer Of(uint64_t sequence, const std::string& id, const wire::OpResult& result) {
+      return Answer{sequence, id, result.index(), result.code(), result.error(), result.value()};
     }
     wire::OpResult ToResult() const {
       wire::OpResult result;
@@ -150,9 +153,11 @@ class ReplicatedState::RequestLog final : public StateModule {
       return result;
     }
   };
-  using Map = CowMap<std::string, Answer>;
+  // By the id's stable 64-bit hash: integers compare faster than ids that share a prefix. Two ids
+  // of one hash (one chance in 2^64 per pair) would keep the newer answer only.
+  using Map = CowMap<uint64_t, Answer>;
   Map results_;
-  std::deque<std::pair<uint64_t, std::string>> order_;  // (sequence, id), oldest first
+  std::deque<std::pair<uint64_t, uint64_t>> order_;  // (sequence, id hash), oldest first
   uint64_t next_sequence_ = 0;
 };
 

@@ -4,10 +4,11 @@
 //   DELETE /v1/kv/{key}        -> {"key", "index"}, 404 if absent
 //   POST   /v1/kv              {"entries": {"key": "value", ...}} (up to kMaxBatchKeys) ->
 //                              {"written": n, "index": last index}, all committed
-// Writes accept an Idempotency-Key header (1-128 bytes): a retry with the same key returns the
-// first answer and is applied once, even across leader changes. Each answer carries the request
-// id it was proposed with, in the Idempotency-Key response header. Errors: {"error", "code"}
-// with the status HttpStatusFor() gives (503 when not committed or the outcome is unknown).
+// PUT and DELETE accept an Idempotency-Key header (1-128 bytes): a retry with the same key returns
+// the first answer and is applied once, even across leader changes (a batch's keys get ids of
+// their own, so each key lands once however often the node retries it). Each answer carries the
+// request id it was proposed with, in the Idempotency-Key response header. Errors: {"error",
+// "code"} with the status HttpStatusFor() gives (503 when not committed or the outcome is unknown).
 #pragma once
 
 #include "consensus/consensus_service.h"

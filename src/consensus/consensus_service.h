@@ -55,7 +55,7 @@ struct ConsensusOptions {
   unsigned max_standbys = 2;  // Raft non-voters ready to replace a voter; the rest are spares
   // Committed entries kept to catch spares up; a spare further behind is sent a snapshot.
   size_t feed_window = 4096;
-  // Entries between snapshots; a quarter of them stay in the log after one.
+  // Entries between snapshots (RaftOptions::snapshot_threshold).
   unsigned snapshot_threshold = 8192;
   unsigned election_timeout_ms = 300;
   unsigned heartbeat_timeout_ms = 100;

@@ -364,15 +364,16 @@ Status RaftEngine::Open() {
   const unsigned threshold =
       options_.snapshot_threshold +
       static_cast<unsigned>(options_.id % (options_.snapshot_threshold / 8 + 1));
-  raft_set_snapshot_threshold(&s.raft, threshold);
-  raft_set_snapshot_trailing(&s.raft, options_.snapshot_trailing);
+  // Entries kept in the log after a snapshot, so that a follower slightly behind needs no snapshot.
+  auto set_threshold = [&s](unsigned entries) {
+    raft_set_snapshot_threshold(&s.raft, entries);
+    raft_set_snapshot_trailing(&s.raft, std::max(8u, entries / 4));
+  };
+  set_threshold(threshold);
   if (options_.log_memory_bytes > 0) {
     s.pacer.emplace(options_.log_memory_bytes, threshold);
-    s.fsm.SetEntrySizeListener([&s](size_t bytes) {
-      if (auto changed = s.pacer->OnEntry(bytes)) {
-        raft_set_snapshot_threshold(&s.raft, *changed);
-        raft_set_snapshot_trailing(&s.raft, std::max(8u, *changed / 4));
-      }
+    s.fsm.SetEntrySizeListener([&s, set_threshold](size_t bytes) {
+      if (auto changed = s.pacer->OnEntry(bytes)) set_threshold(*changed);
     });
   }
   raft_set_install_snapshot_timeout(&s.raft, options_.install_snapshot_timeout_ms);

@@ -56,8 +56,7 @@ struct RaftOptions {
   std::string address;  // "ip:port", also where it listens
   unsigned election_timeout_ms = 300;
   unsigned heartbeat_timeout_ms = 100;
-  unsigned snapshot_threshold = 8192;
-  unsigned snapshot_trailing = 2048;
+  unsigned snapshot_threshold = 8192;  // a quarter of it stays in the log after a snapshot
   // The in-memory log's budget: with large entries, snapshots come sooner (SnapshotPacer).
   // 0: the threshold stays fixed.
   size_t log_memory_bytes = 64u << 20;

@@ -190,6 +190,21 @@ std::optional<uint32_t> ReplicatedState::ProposableVersion(std::string_view modu
   return it->second->version();
 }
 
+Result<StateModule*> ReplicatedState::Reader(const std::string& where, const std::string& module,
+                                             uint32_t version, bool takes_commands) const {
+  auto it = modules_.find(module);
+  if (it == modules_.end() || (takes_commands && it->second == requests_.get())) {
+    return Status::Unsupported(where + " holds module '" + module +
+                               "', which this build does not have (written by a newer Synod?)");
+  }
+  if (version == 0 || version > it->second->version()) {
+    return Status::Unsupported(where + " holds module '" + module + "' version " +
+                               std::to_string(version) + "; this build reads up to version " +
+                               std::to_string(it->second->version()));
+  }
+  return it->second;
+}
+
 size_t ReplicatedState::kept_request_ids() const { return requests_->size(); }
 
 void ReplicatedState::NotifyChange() const {
@@ -213,19 +228,10 @@ Result<std::vector<wire::OpResult>> ReplicatedState::Apply(uint64_t index, std::
   std::vector<StateModule*> targets;
   targets.reserve(entry.ops_size());
   for (const wire::Op& op : entry.ops()) {
-    auto it = modules_.find(op.module());
-    if (it == modules_.end() || it->second == requests_.get()) {
-      return Status::Unsupported("log entry " + std::to_string(index) +
-                                 " holds an operation of module '" + op.module() +
-                                 "', which this build does not have (written by a newer Synod?)");
-    }
-    if (op.version() == 0 || op.version() > it->second->version()) {
-      return Status::Unsupported("log entry " + std::to_string(index) + " holds module '" +
-                                 op.module() + "' version " + std::to_string(op.version()) +
-                                 "; this build reads up to version " +
-                                 std::to_string(it->second->version()));
-    }
-    targets.push_back(it->second);
+    Result<StateModule*> target = Reader("log entry " + std::to_string(index), op.module(),
+                                         op.version(), /*takes_commands=*/true);
+    if (!target.ok()) return target.status();
+    targets.push_back(target.value());
   }
   const ApplyContext context{index, entry.at_nanos()};
   std::vector<wire::OpResult> results;
@@ -286,20 +292,13 @@ class ReplicatedState::Session final : public RestoreSession, private SnapshotPa
 
  private:
   Status OnSection(const std::string& module, uint32_t version) override {
-    auto it = state_.modules_.find(module);
-    if (it == state_.modules_.end()) {
-      return Status::Unsupported("the snapshot holds module '" + module +
-                                 "', which this build does not have (written by a newer Synod?)");
-    }
-    if (version == 0 || version > it->second->version()) {
-      return Status::Unsupported("the snapshot holds module '" + module + "' version " +
-                                 std::to_string(version) + "; this build reads up to version " +
-                                 std::to_string(it->second->version()));
-    }
+    Result<StateModule*> reader =
+        state_.Reader("the snapshot", module, version, /*takes_commands=*/false);
+    if (!reader.ok()) return reader.status();
     if (loaders_.count(module) != 0) {
       return Status::Invalid("snapshot: module '" + module + "' appears twice");
     }
-    current_ = (loaders_[module] = it->second->NewLoader(version)).get();
+    current_ = (loaders_[module] = reader.value()->NewLoader(version)).get();
     return Status::Ok();
   }
   Status OnRecord(std::string_view record) override { return current_->Add(record); }

@@ -90,6 +90,10 @@ class ReplicatedState final : public RaftStateMachine {
   class Session;
   class RequestLog;  // the registry's own module, "requests"
   void NotifyChange() const;
+  // The module that reads `module` at `version` in `where` (an entry, a snapshot); an
+  // kUnsupported error if this build has none. The request log takes no commands.
+  Result<StateModule*> Reader(const std::string& where, const std::string& module, uint32_t version,
+                              bool takes_commands) const;
 
   std::map<std::string, StateModule*, std::less<>> modules_;
   std::unique_ptr<RequestLog> requests_;

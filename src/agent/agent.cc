@@ -9,6 +9,7 @@
 #include "api/metrics.h"
 #include "api/neighbors_json.h"
 #include "api/ranks_routes.h"
+#include "api/timer_routes.h"
 #include "clock/clock_service.h"
 #include "consensus/consensus_service.h"
 #include "core/clock.h"
@@ -20,6 +21,7 @@
 #include "net/uv_util.h"
 #include "peer/peer_service.h"
 #include "ranks/ranks_service.h"
+#include "timers/timer_service.h"
 
 namespace synod {
 
@@ -39,6 +41,7 @@ struct Agent::Impl {
   std::unique_ptr<ConsensusService> consensus;
   std::unique_ptr<ClockService> cluster_clock;
   std::unique_ptr<RanksService> ranks;
+  std::unique_ptr<TimerService> timers;
   std::unique_ptr<Timer> exit_deadline;
   Timer steady_beacons_check{loop};
   uv_signal_t* sigint = nullptr;
@@ -111,6 +114,15 @@ Status Agent::Start() {
   ranks.courier.external_failures = s.config.external_failures;
   ranks.demo_commands = s.config.demo_commands;
   s.ranks = std::make_unique<RanksService>(s.loop, s.clock, *s.peers, *s.consensus, ranks);
+  TimerOptions timers;
+  timers.self_id = s.identity.id;
+  timers.retention = s.config.timer_retention;
+  if (!s.config.webhook_secret_file.empty()) {
+    Result<WebhookSigner> signer = WebhookSigner::FromFile(s.config.webhook_secret_file);
+    if (!signer.ok()) return Status::Error("--webhook-secret-file: " + signer.status().message());
+    timers.signer = std::move(signer.value());
+  }
+  s.timers = std::make_unique<TimerService>(s.loop, s.clock, *s.consensus, std::move(timers));
   SdssOptions sdss{s.identity.ShortId(),
                    s.config.bind,
                    s.interface.subnet,
@@ -145,6 +157,7 @@ Status Agent::Start() {
   if (status.ok()) status = s.ranks->Start();
   if (status.ok()) status = s.consensus->Start();
   if (status.ok()) s.cluster_clock->Start();
+  if (status.ok()) s.timers->Start();
   if (status.ok()) status = s.discovery->Start();
   if (!status.ok()) {
     s.Shutdown(nullptr);  // the caller reports the error
@@ -201,12 +214,13 @@ void Agent::Impl::AddRoutes() {
     });
   });
   AddRanksRoutes(router, *ranks);
+  AddTimerRoutes(router, *timers);
   router.Handle("GET", "/metrics", [this](const HttpRequest&, HttpResponder respond) {
     HttpResponse response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    response.body =
-        RenderMetrics(MetricsSources{discovery->table(), *consensus, *cluster_clock, *ranks, kv,
-                                     NanosToSeconds((clock.Monotonic() - started_at).count())});
+    response.body = RenderMetrics(
+        MetricsSources{discovery->table(), *consensus, *cluster_clock, *ranks, kv, *timers,
+                       NanosToSeconds((clock.Monotonic() - started_at).count())});
     respond(std::move(response));
   });
   router.Handle("GET", "/v1/neighbors", [this](const HttpRequest&, HttpResponder respond) {
@@ -242,6 +256,7 @@ void Agent::Impl::Shutdown(const char* why) {
   if (discovery) discovery->Stop();
   if (cluster_clock) cluster_clock->Stop();
   if (ranks) ranks->Stop();
+  if (timers) timers->Stop();
   if (http) http->Close();
   // Leaving the cluster needs the peer links; everything else can go now. If something hangs,
   // the deadline ends the loop anyway.

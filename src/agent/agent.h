@@ -45,6 +45,8 @@ struct AgentConfig {
   std::chrono::milliseconds on_command_timeout{10'000};
   unsigned external_failures = 3;
   bool demo_commands = false;
+  std::string webhook_secret_file;  // Standard Webhooks keys for signing timer webhooks
+  std::chrono::seconds timer_retention{24 * 3600};
 };
 
 class Agent {

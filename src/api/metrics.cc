@@ -2,6 +2,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -28,6 +29,22 @@ class Writer {
                 const std::vector<std::pair<Labels, double>>& samples) {
     auto& family = prometheus::BuildCounter().Name(name).Help(help).Register(registry_);
     for (const auto& [labels, value] : samples) family.Add(labels).Increment(value);
+  }
+  // From counts already kept: `cumulative[i]` observations at or below `bounds[i]`.
+  template <size_t N>
+  void Histogram(const std::string& name, const std::string& help,
+                 const std::array<double, N>& bounds, const std::array<uint64_t, N>& cumulative,
+                 uint64_t count, double sum) {
+    auto& family = prometheus::BuildHistogram().Name(name).Help(help).Register(registry_);
+    std::vector<double> increments(N + 1);
+    uint64_t below = 0;
+    for (size_t i = 0; i < N; ++i) {
+      increments[i] = double(cumulative[i] - below);
+      below = cumulative[i];
+    }
+    increments[N] = double(count - below);
+    family.Add({}, prometheus::Histogram::BucketBoundaries(bounds.begin(), bounds.end()))
+        .ObserveMultiple(increments, sum);
   }
   std::string Text() const {
     std::ostringstream out;
@@ -127,6 +144,23 @@ std::string RenderMetrics(const MetricsSources& sources) {
           double(ranks.pending_count()));
   w.Gauge("synod_ranks_received_through", "Highest command id this member received",
           double(sources.ranks.received_through()));
+
+  const TimerState& timers = sources.timers.state();
+  w.Gauges("synod_timers", "Timers in the replicated state, by stored status",
+           {{{{"status", "waiting"}}, double(timers.count(wire::TIMER_WAITING))},
+            {{{"status", "done"}}, double(timers.count(wire::TIMER_DONE))},
+            {{{"status", "failed"}}, double(timers.count(wire::TIMER_FAILED))},
+            {{{"status", "cancelled"}}, double(timers.count(wire::TIMER_CANCELLED))},
+            {{{"status", "skipped"}}, double(timers.count(wire::TIMER_SKIPPED))}});
+  const TimerFireStats& fires = sources.timers.stats();
+  w.Counters("synod_timer_attempts_total", "Webhooks this node sent or skipped, by outcome",
+             {{{{"outcome", "succeeded"}}, double(fires.succeeded)},
+              {{{"outcome", "failed"}}, double(fires.failed)},
+              {{{"outcome", "skipped"}}, double(fires.skipped)}});
+  w.Histogram("synod_timer_lateness_seconds",
+              "First attempts fired by this node: sent minus due, seconds",
+              TimerFireStats::kLatenessBounds, fires.lateness_buckets, fires.lateness_count,
+              fires.lateness_sum);
   return w.Text();
 }
 

@@ -1,7 +1,8 @@
 // GET /metrics: one node's figures in the Prometheus text format (version 0.0.4).
 //
 // Gathered when scraped, from what the modules already keep (discovery counters, the Raft
-// engine's indexes, the replicated member list, the clock estimate, the ranks ledger and inbox),
+// engine's indexes, the replicated member list, the clock estimate, the ranks ledger and inbox, the
+// timers and this node's firings),
 // so no module carries metrics code of its own. Loop thread only.
 #pragma once
 
@@ -12,6 +13,7 @@
 #include "discovery/neighbor_table.h"
 #include "kv/kv_state.h"
 #include "ranks/ranks_service.h"
+#include "timers/timer_service.h"
 
 namespace synod {
 
@@ -21,6 +23,7 @@ struct MetricsSources {
   ClockService& clock;
   const RanksService& ranks;
   const KvState& kv;
+  const TimerService& timers;
   double uptime_seconds = 0;
 };
 

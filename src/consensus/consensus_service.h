@@ -140,6 +140,8 @@ class ConsensusService {
   std::optional<Ipv4> LeaderAddress() const { return LeaderIp(); }
   ClusterStatus GetStatus() const;
   bool IsLeader() const { return engine_.IsLeader(); }
+  // The Raft term this node knows.
+  uint64_t term() const { return engine_.term(); }
 
  private:
   enum class Phase { kForming, kJoining, kMember, kLeaving, kClosed, kFailed };

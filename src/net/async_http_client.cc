@@ -53,7 +53,7 @@ void AsyncHttpClient::Send(OutgoingHttpRequest request, Callback done) {
   auto transfer = std::make_unique<Transfer>();
   transfer->request = std::move(request);
   transfer->done = std::move(done);
-  transfer->headers = PrepareCurlRequest(easy, transfer->request, &transfer->reply.body);
+  transfer->headers = PrepareCurlRequest(easy, transfer->request, &transfer->reply);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get());
   transfers_[easy] = std::move(transfer);
   const CURLMcode added = curl_multi_add_handle(multi_, easy);

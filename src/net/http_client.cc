@@ -2,21 +2,60 @@
 
 #include <curl/curl.h>
 
+#include <strings.h>
+
+#include <cctype>
 #include <memory>
 
 namespace synod {
 namespace {
 
 size_t AppendBody(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
+  static_cast<HttpReply*>(user)->body.append(data, size * count);
   return size * count;
+}
+
+// One header line of the answer; a status line starts a new answer (after a 100 Continue).
+size_t AddHeader(char* data, size_t size, size_t count, void* user) {
+  auto* reply = static_cast<HttpReply*>(user);
+  std::string_view line(data, size * count);
+  if (line.starts_with("HTTP/")) {
+    reply->headers.clear();
+    return line.size();
+  }
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return line.size();
+  std::string name(line.substr(0, colon));
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
+    value.remove_suffix(1);
+  }
+  reply->headers.emplace_back(std::move(name), std::string(value));
+  return line.size();
+}
+
+bool HasContentType(const std::vector<std::string>& headers) {
+  for (const std::string& header : headers) {
+    if (header.size() >= 13 && strncasecmp(header.c_str(), "content-type:", 13) == 0) return true;
+  }
+  return false;
 }
 
 }  // namespace
 
-curl_slist* PrepareCurlRequest(void* easy, const OutgoingHttpRequest& request,
-                               std::string* reply_body) {
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+const std::string* HttpReply::Header(std::string_view lower_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lower_name) return &value;
+  }
+  return nullptr;
+}
+
+curl_slist* PrepareCurlRequest(void* easy, const OutgoingHttpRequest& request, HttpReply* reply) {
+  curl_slist* headers = HasContentType(request.headers)
+                            ? nullptr
+                            : curl_slist_append(nullptr, "Content-Type: application/json");
   for (const auto& header : request.headers) headers = curl_slist_append(headers, header.c_str());
   curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
@@ -25,7 +64,9 @@ curl_slist* PrepareCurlRequest(void* easy, const OutgoingHttpRequest& request,
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, AppendBody);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, reply_body);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, reply);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, AddHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, reply);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.c_str());
@@ -42,7 +83,7 @@ Result<HttpReply> HttpCall(const std::string& method, const std::string& url,
   if (!curl) return Status::Error("cannot create a libcurl handle");
   const OutgoingHttpRequest request{method, url, body, {}, timeout};
   HttpReply reply;
-  curl_slist* headers = PrepareCurlRequest(curl.get(), request, &reply.body);
+  curl_slist* headers = PrepareCurlRequest(curl.get(), request, &reply);
   CURLcode rc = curl_easy_perform(curl.get());
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {

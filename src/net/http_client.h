@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -15,13 +17,18 @@ namespace synod {
 struct HttpReply {
   long status = 0;
   std::string body;
+  std::vector<std::pair<std::string, std::string>>
+      headers;  // of the final answer; names lower-cased
+
+  // The first header named `lower_name`, or null.
+  const std::string* Header(std::string_view lower_name) const;
 };
 
 struct OutgoingHttpRequest {
   std::string method = "POST";
   std::string url;
   std::string body;
-  std::vector<std::string> headers;  // "Name: value"
+  std::vector<std::string> headers;  // "Name: value"; Content-Type defaults to application/json
   std::chrono::milliseconds timeout{5000};
 };
 
@@ -32,10 +39,9 @@ Result<HttpReply> HttpCall(const std::string& method, const std::string& url,
                            std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // Sets up a libcurl easy handle for `request` as every request of ours is made (JSON content
-// type, no proxy, no signals, http and https only, the timeout), appending the answer's body to
-// `reply_body`. `request` and `reply_body` must outlive the transfer. Returns the header list,
-// which the caller frees with curl_slist_free_all once the transfer is over.
-curl_slist* PrepareCurlRequest(void* easy, const OutgoingHttpRequest& request,
-                               std::string* reply_body);
+// type unless given, no proxy, no signals, http and https only, the timeout), collecting the
+// answer's body and headers in `reply`. `request` and `reply` must outlive the transfer. Returns
+// the header list, which the caller frees with curl_slist_free_all once the transfer is over.
+curl_slist* PrepareCurlRequest(void* easy, const OutgoingHttpRequest& request, HttpReply* reply);
 
 }  // namespace synod

@@ -1,0 +1,63 @@
+// FireScheduler: which timers this node fires now, and when to look next. The pure core of
+// the timer service: no clock, no I/O; the service passes the time in.
+//
+// It walks the replicated pending index (TimerState::pending(), ordered by next attempt) with a
+// cursor: each call to TakeDue() looks only at timers due since the last one, takes those this
+// node owns and has not already started, and skips the others (their owners fire them). The
+// cursor goes back when a timer enters the index behind it (created already due, or retried)
+// and to the start when ownership changes (a node died: its overdue timers become ours), so
+// nothing is missed and nothing is looked at twice in the steady state.
+// Loop thread only; `state` must outlive the scheduler.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "timers/timer_ownership.h"
+#include "timers/timer_state.h"
+
+namespace synod {
+
+struct UuidHash {
+  size_t operator()(const Uuid& id) const { return id.high ^ (id.low * 0x9E3779B97F4A7C15ull); }
+};
+
+class FireScheduler {
+ public:
+  FireScheduler(const TimerState& state, std::string self_id);
+
+  // The nodes that fire timers now (TimerOwnership::EligibleNodes); if that changes, every
+  // pending timer is looked at again.
+  void SetNodes(std::vector<std::string> node_ids);
+  // A timer entered the pending index at `next_attempt_nanos`.
+  void OnPending(int64_t next_attempt_nanos);
+
+  // Timers due at `now_nanos` that this node owns and has not started, oldest first, at most
+  // `limit`; they count as started until Finished().
+  std::vector<Uuid> TakeDue(int64_t now_nanos, size_t limit);
+  // When TakeDue() may next find something (nullopt: nothing pending ahead of the cursor).
+  std::optional<int64_t> NextWake() const;
+  // The attempt of `id` is recorded (or given up on): it may be taken again when due, even if
+  // that is already behind the cursor.
+  void Finished(const Uuid& id);
+  size_t started() const { return started_.size(); }
+  bool owns_any() const { return self_index_ >= 0; }
+  const TimerOwnership& ownership() const { return ownership_; }
+
+ private:
+  using Position = std::pair<int64_t, Uuid>;
+  static constexpr Position kStart{std::numeric_limits<int64_t>::min(), Uuid{}};
+
+  const TimerState& state_;
+  std::string self_id_;
+  TimerOwnership ownership_;
+  int self_index_ = -1;
+  Position cursor_ = kStart;  // every pending entry at or before it was looked at
+  std::unordered_set<Uuid, UuidHash> started_;
+};
+
+}  // namespace synod

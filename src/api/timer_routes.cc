@@ -33,16 +33,34 @@ void SeedCreate(TimerService& timers, const HttpRequest& request, HttpResponder 
       });
 }
 
+// The record of a timer as JSON: from this node's replica, or, for a timer it has not applied
+// yet (created through another node a moment ago), from the leader's.
+void Lookup(TimerService& timers, const HttpRequest& request, const Uuid& id,
+            std::function<void(Result<json>)> done) {
+  if (std::optional<wire::TimerRecord> record = timers.state().Get(id)) {
+    return done(TimerJson(*record, timers.NowNanos()));
+  }
+  const Status missing = Status::NotFound("no such timer: " + id.ToString());
+  if (request.headers.contains("synod-forwarded")) return done(missing);
+  timers.AskLeader("/v1/timers/" + id.ToString(), [missing, done](Result<HttpReply> reply) {
+    if (!reply.ok() || reply.value().status != 200) return done(missing);
+    json record = json::parse(reply.value().body, nullptr, false);
+    if (!record.is_object()) return done(missing);
+    done(std::move(record));
+  });
+}
+
 void SeedGet(TimerService& timers, const HttpRequest& request, HttpResponder respond) {
   const std::string& text = request.path_params.at("id");
   std::optional<Uuid> id = Uuid::Parse(text);
   if (!id) return respond(SeedError(Status::Invalid("the timer id is not a UUID: " + text)));
-  std::optional<wire::TimerRecord> record = timers.state().Get(*id);
-  if (!record) return respond(SeedError(Status::NotFound("Timer not found")));
-  const int64_t now = timers.NowNanos();
-  respond(HttpResponse::Json(200, {{"id", record->id()},
-                                   {"status", TimerStatusName(*record, now)},
-                                   {"time_left", TimeLeftSeconds(*record, now)}}));
+  Lookup(timers, request, *id, [respond](Result<json> record) {
+    if (!record.ok()) return respond(SeedError(Status::NotFound("Timer not found")));
+    const json& timer = record.value();
+    respond(HttpResponse::Json(
+        200,
+        {{"id", timer["id"]}, {"status", timer["status"]}, {"time_left", timer["time_left"]}}));
+  });
 }
 
 Result<Uuid> IdOf(const HttpRequest& request) {
@@ -192,12 +210,10 @@ void AddTimerRoutes(HttpRouter& router, TimerService& timers) {
                 [&timers](const HttpRequest& request, HttpResponder respond) {
                   Result<Uuid> id = IdOf(request);
                   if (!id.ok()) return respond(HttpResponse::FromStatus(id.status()));
-                  std::optional<wire::TimerRecord> record = timers.state().Get(id.value());
-                  if (!record) {
-                    return respond(HttpResponse::FromStatus(
-                        Status::NotFound("no such timer: " + id.value().ToString())));
-                  }
-                  respond(HttpResponse::Json(200, TimerJson(*record, timers.NowNanos())));
+                  Lookup(timers, request, id.value(), [respond](Result<json> record) {
+                    respond(record.ok() ? HttpResponse::Json(200, record.value())
+                                        : HttpResponse::FromStatus(record.status()));
+                  });
                 });
   router.Handle("PATCH", "/v1/timers/{id}",
                 [&timers](const HttpRequest& request, HttpResponder respond) {

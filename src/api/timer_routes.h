@@ -16,7 +16,8 @@
 //                                   their next attempt, finished ones by when they finished),
 //                                   with "next" to pass as after= for the following page
 //   GET    /v1/timers/stats         counts by status
-// Reads answer from this node's replica.
+// Reads answer from this node's replica; a timer it has not applied yet (created through
+// another node a moment ago) is read from the leader's.
 #pragma once
 
 #include "net/http_server.h"

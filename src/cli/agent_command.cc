@@ -40,6 +40,8 @@ struct AgentFlags {
   std::string on_command_timeout = "10s";
   unsigned external_failures = 3;
   bool demo_commands = false;
+  std::string webhook_secret_file;
+  std::string timer_retention = "24h";
 };
 
 int Fail(const std::string& message, int status) {
@@ -136,6 +138,13 @@ int RunAgent(const AgentFlags& flags) {
   config.on_command_timeout = on_command_timeout.value();
   config.external_failures = flags.external_failures;
   config.demo_commands = flags.demo_commands;
+  config.webhook_secret_file = flags.webhook_secret_file;
+  Result<std::chrono::milliseconds> retention = ParseDuration(flags.timer_retention);
+  if (!retention.ok()) return Fail("--timer-retention: " + retention.error(), 2);
+  if (retention.value() < std::chrono::seconds(1)) {
+    return Fail("--timer-retention must be at least 1s", 2);
+  }
+  config.timer_retention = std::chrono::duration_cast<std::chrono::seconds>(retention.value());
 
   auto level = spdlog::level::from_str(flags.log_level);
   auto logger = spdlog::stderr_color_mt("synod");
@@ -227,6 +236,12 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
       ->check(CLI::Range(1, 1000));
   cmd->add_flag("--demo-commands", flags->demo_commands,
                 "Send a random START/STOP/PAUSE/RESTART_TRANSMIT command every 10-60 s");
+  cmd->add_option("--webhook-secret-file", flags->webhook_secret_file,
+                  "Sign timer webhooks (Standard Webhooks): one or two whsec_ keys, one per line, "
+                  "the new one first");
+  cmd->add_option("--timer-retention", flags->timer_retention,
+                  "How long finished timers stay readable")
+      ->capture_default_str();
   cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

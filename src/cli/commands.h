@@ -14,6 +14,7 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run);
 void RegisterNeighborsCommand(CLI::App& app, CommandRunner& run);
 void RegisterClusterCommands(CLI::App& app, CommandRunner& run);
 void RegisterRanksCommands(CLI::App& app, CommandRunner& run);
+void RegisterTimersCommands(CLI::App& app, CommandRunner& run);
 // After RegisterClusterCommands: adds to its `clients` subcommand.
 void RegisterLocalClusterCommands(CLI::App& app, CommandRunner& run);
 

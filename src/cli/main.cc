@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   synod::cli::RegisterNeighborsCommand(app, run);
   synod::cli::RegisterClusterCommands(app, run);
   synod::cli::RegisterRanksCommands(app, run);
+  synod::cli::RegisterTimersCommands(app, run);
   synod::cli::RegisterLocalClusterCommands(app, run);
   try {
     app.parse(argc, argv);

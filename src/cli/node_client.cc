@@ -75,6 +75,22 @@ Result<NodeReply> CallNode(const std::string& node, const std::string& method,
   return parsed;
 }
 
+Result<nlohmann::json> AskNode(const std::string& node, const std::string& method,
+                               const std::string& path, const std::string& body,
+                               std::chrono::milliseconds timeout) {
+  Result<NodeReply> reply = CallNode(node, method, path, body, timeout);
+  if (!reply.ok()) return reply.status();
+  if (reply.value().status != 200) {
+    const nlohmann::json& answer = reply.value().body;
+    std::string why = answer.dump();
+    if (answer.is_object() && answer.contains("error") && answer["error"].is_string()) {
+      why = answer["error"].get<std::string>();
+    }
+    return Status::Error(node + " answered " + std::to_string(reply.value().status) + ": " + why);
+  }
+  return reply.value().body;
+}
+
 int CommandError(const std::string& command, const std::string& message, int status) {
   std::cerr << "synod " << command << ": error: " << message << "\n";
   return status;

@@ -43,6 +43,11 @@ Result<NodeReply> CallNode(const std::string& node, const std::string& method,
                            const std::string& path, const std::string& body = "",
                            std::chrono::milliseconds timeout = std::chrono::seconds(8));
 
+// CallNode, with any status but 200 turned into an error that says what the node answered.
+Result<nlohmann::json> AskNode(const std::string& node, const std::string& method,
+                               const std::string& path, const std::string& body = "",
+                               std::chrono::milliseconds timeout = std::chrono::seconds(8));
+
 // The agent of one member: `client` is a workspace client (id, unique id prefix or name) or an
 // ADDR[:PORT]; empty means ResolveNode(target). Errors carry the exit status to use.
 Resolved ResolveClient(const NodeTarget& target, const std::string& client);

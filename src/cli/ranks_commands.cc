@@ -34,23 +34,10 @@ std::string LocalTime(double epoch_seconds) {
   return text;
 }
 
-// Calls the node and turns a transport failure or an HTTP error into the command's error.
-Result<nlohmann::json> Ask(const std::string& node, const std::string& method,
-                           const std::string& path, const std::string& body = "",
-                           std::chrono::milliseconds timeout = std::chrono::seconds(8)) {
-  Result<NodeReply> reply = CallNode(node, method, path, body, timeout);
-  if (!reply.ok()) return reply.status();
-  if (reply.value().status != 200) {
-    return Status::Error(node + " answered " + std::to_string(reply.value().status) + ": " +
-                         reply.value().body.value("error", reply.value().body.dump()));
-  }
-  return reply.value().body;
-}
-
 int RunRanks(const RanksFlags& flags) {
   const Resolved resolved = ResolveOrExplain(flags.target);
   if (!resolved.error.empty()) return CommandError("ranks", resolved.error, resolved.error_status);
-  Result<nlohmann::json> ranks = Ask(resolved.node, "GET", "/v1/ranks");
+  Result<nlohmann::json> ranks = AskNode(resolved.node, "GET", "/v1/ranks");
   if (!ranks.ok()) return CommandError("ranks", ranks.error());
   if (flags.json) {
     std::cout << ranks.value().dump(2) << "\n";
@@ -76,8 +63,8 @@ int RunSend(const RanksFlags& flags) {
   if (flags.command.empty()) return CommandError("send", "the command is empty", 2);
   // The agent answers once every delivery is settled, or after its 30 s send timeout.
   Result<nlohmann::json> sent =
-      Ask(resolved.node, "POST", "/v1/commands", nlohmann::json{{"command", flags.command}}.dump(),
-          std::chrono::seconds(40));
+      AskNode(resolved.node, "POST", "/v1/commands",
+              nlohmann::json{{"command", flags.command}}.dump(), std::chrono::seconds(40));
   if (!sent.ok()) return CommandError("send", sent.error());
   const nlohmann::json& record = sent.value();
   if (flags.json) {
@@ -115,7 +102,7 @@ int RunCommandsTail(const RanksFlags& flags) {
                 << command.value("command", "") << "\n";
     }
   };
-  Result<nlohmann::json> first = Ask(resolved.node, "GET", "/v1/commands?since=0&limit=1000");
+  Result<nlohmann::json> first = AskNode(resolved.node, "GET", "/v1/commands?since=0&limit=1000");
   if (!first.ok()) return CommandError("commands tail", first.error());
   const nlohmann::json& commands = first.value()["commands"];
   const size_t skip = commands.size() > flags.lines ? commands.size() - flags.lines : 0;
@@ -130,7 +117,7 @@ int RunCommandsTail(const RanksFlags& flags) {
   while (!interrupted) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
     Result<nlohmann::json> more =
-        Ask(resolved.node, "GET", "/v1/commands?since=" + std::to_string(last) + "&limit=1000");
+        AskNode(resolved.node, "GET", "/v1/commands?since=" + std::to_string(last) + "&limit=1000");
     if (!more.ok()) return CommandError("commands tail", more.error());
     for (const auto& command : more.value()["commands"]) {
       last = command.value("id", last);

@@ -15,8 +15,19 @@ void FireScheduler::SetNodes(std::vector<std::string> node_ids) {
   cursor_ = kStart;
 }
 
-void FireScheduler::OnPending(int64_t next_attempt_nanos) {
-  if (next_attempt_nanos <= cursor_.first) cursor_ = Position{next_attempt_nanos - 1, Uuid{}};
+void FireScheduler::Rewind(int64_t to) {
+  if (to <= cursor_.first) cursor_ = Position{to - 1, Uuid{}};
+}
+
+void FireScheduler::OnChange(const Uuid& id, std::optional<int64_t> next_attempt_nanos) {
+  if (finished_.erase(id) > 0) started_.erase(id);
+  if (next_attempt_nanos) Rewind(*next_attempt_nanos);
+}
+
+void FireScheduler::OnReset() {
+  for (const Uuid& id : finished_) started_.erase(id);
+  finished_.clear();
+  cursor_ = kStart;
 }
 
 std::vector<Uuid> FireScheduler::TakeDue(int64_t now_nanos, size_t limit) {
@@ -29,15 +40,26 @@ std::vector<Uuid> FireScheduler::TakeDue(int64_t now_nanos, size_t limit) {
     if (self_index_ < 0 || !ownership_.Owns(static_cast<size_t>(self_index_), it->second)) {
       continue;
     }
-    if (started_.insert(it->second).second) due.push_back(it->second);
+    if (started_.contains(it->second)) continue;
+    std::optional<wire::TimerRecord> record = state_.Get(it->second);
+    started_.emplace(it->second, std::pair{record->occurrence(), record->attempts()});
+    due.push_back(it->second);
   }
   return due;
 }
 
 void FireScheduler::Finished(const Uuid& id) {
-  if (started_.erase(id) == 0) return;
+  auto it = started_.find(id);
+  if (it == started_.end()) return;
   std::optional<wire::TimerRecord> record = state_.Get(id);
-  if (record && record->status() == wire::TIMER_WAITING) OnPending(record->next_attempt_nanos());
+  const bool unchanged = record && record->status() == wire::TIMER_WAITING &&
+                         std::pair{record->occurrence(), record->attempts()} == it->second;
+  if (unchanged) {
+    finished_.insert(id);
+    return;
+  }
+  started_.erase(it);
+  if (record && record->status() == wire::TIMER_WAITING) Rewind(record->next_attempt_nanos());
 }
 
 std::optional<int64_t> FireScheduler::NextWake() const {

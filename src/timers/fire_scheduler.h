@@ -5,8 +5,11 @@
 // cursor: each call to TakeDue() looks only at timers due since the last one, takes those this
 // node owns and has not already started, and skips the others (their owners fire them). The
 // cursor goes back when a timer enters the index behind it (created already due, or retried)
-// and to the start when ownership changes (a node died: its overdue timers become ours), so
-// nothing is missed and nothing is looked at twice in the steady state.
+// and to the start when ownership changes (a node died: its overdue timers become ours) or a
+// snapshot replaces the state, so nothing is missed and nothing is looked at twice in the steady
+// state. A started timer stays started until its record here changes (the attempt was recorded
+// and applied on this node, by us or by another node): the answer to a proposal can come before
+// this node applied it, and the timer must not look due again meanwhile.
 // Loop thread only; `state` must outlive the scheduler.
 #pragma once
 
@@ -14,6 +17,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -33,16 +37,17 @@ class FireScheduler {
   // The nodes that fire timers now (TimerOwnership::EligibleNodes); if that changes, every
   // pending timer is looked at again.
   void SetNodes(std::vector<std::string> node_ids);
-  // A timer entered the pending index at `next_attempt_nanos`.
-  void OnPending(int64_t next_attempt_nanos);
+  // Wire these to the TimerState's Listener.
+  void OnChange(const Uuid& id, std::optional<int64_t> next_attempt_nanos);
+  void OnReset();
 
   // Timers due at `now_nanos` that this node owns and has not started, oldest first, at most
   // `limit`; they count as started until Finished().
   std::vector<Uuid> TakeDue(int64_t now_nanos, size_t limit);
   // When TakeDue() may next find something (nullopt: nothing pending ahead of the cursor).
   std::optional<int64_t> NextWake() const;
-  // The attempt of `id` is recorded (or given up on): it may be taken again when due, even if
-  // that is already behind the cursor.
+  // The attempt of `id` is over (recorded, or refused because another was): it may be taken
+  // again once its record here changes, or at once if it already did since TakeDue().
   void Finished(const Uuid& id);
   size_t started() const { return started_.size(); }
   bool owns_any() const { return self_index_ >= 0; }
@@ -57,7 +62,11 @@ class FireScheduler {
   TimerOwnership ownership_;
   int self_index_ = -1;
   Position cursor_ = kStart;  // every pending entry at or before it was looked at
-  std::unordered_set<Uuid, UuidHash> started_;
+  void Rewind(int64_t to);
+
+  // Taken, with the record's (occurrence, attempts) when they were: a change releases them.
+  std::unordered_map<Uuid, std::pair<uint64_t, uint32_t>, UuidHash> started_;
+  std::unordered_set<Uuid, UuidHash> finished_;  // started, and their attempt is over
 };
 
 }  // namespace synod

@@ -65,8 +65,8 @@ Result<int64_t> DurationNanos(const json& value, const std::string& field) {
 Result<int64_t> TimeNanos(const json& value, const std::string& field) {
   if (value.is_number()) {
     const double seconds = value.get<double>();
-    if (!std::isfinite(seconds) || seconds < 0 || seconds > 253402300799.0) {
-      return Status::Invalid(field + " must be seconds since 1970 (up to the year 9999)");
+    if (!std::isfinite(seconds) || seconds < 0 || seconds > 9e9) {
+      return Status::Invalid(field + " must be seconds since 1970 (before the year 2255)");
     }
     return static_cast<int64_t>(std::llround(seconds * 1e9));
   }

@@ -53,7 +53,11 @@ TimerService::TimerService(EventLoop& loop, const Clock& clock, ConsensusService
       wake_timer_(loop),
       housekeeping_timer_(loop) {
   consensus_.RegisterModule(state_);
-  state_.SetPendingListener([this](int64_t next_attempt) { scheduler_.OnPending(next_attempt); });
+  state_.SetListener(TimerState::Listener{
+      .on_change = [this](const Uuid& id,
+                          std::optional<int64_t> next) { scheduler_.OnChange(id, next); },
+      .on_reset = [this] { scheduler_.OnReset(); },
+  });
   consensus_.AddStateListener([this] { OnStateChanged(); });
 }
 
@@ -93,6 +97,22 @@ void TimerService::Cancel(const std::string& id, RecordCallback done) {
 
 void TimerService::Reschedule(wire::TimerReschedule reschedule, RecordCallback done) {
   Propose(TimerState::Reschedule(reschedule), "", std::move(done));
+}
+
+void TimerService::AskLeader(const std::string& path, std::function<void(Result<HttpReply>)> done) {
+  const ClusterStatus status = consensus_.GetStatus();
+  if (!status.leader || status.leader->id() == options_.self_id) {
+    return done(Status(StatusCode::kUnavailable, "no other node leads"));
+  }
+  OutgoingHttpRequest request;
+  request.method = "GET";
+  request.url =
+      "http://" + status.leader->ip() + ":" + std::to_string(status.leader->api_port()) + path;
+  request.headers.push_back("Synod-Forwarded: 1");
+  request.timeout = std::chrono::milliseconds(2000);
+  http_.Send(std::move(request), [alive = alive_, done = std::move(done)](Result<HttpReply> reply) {
+    if (*alive) done(std::move(reply));
+  });
 }
 
 void TimerService::OnStateChanged() {
@@ -181,6 +201,7 @@ void TimerService::Fire(const Uuid& id, int64_t now) {
   request.headers.push_back("Synod-Attempt: " + std::to_string(attempt.number()));
   request.headers.push_back("Synod-Occurrence: " + std::to_string(attempt.occurrence()));
   request.headers.push_back("Synod-Term: " + std::to_string(attempt.term()));
+  request.headers.push_back("Synod-Node: " + options_.self_id);
   request.headers.push_back("Synod-Due-Nanos: " + std::to_string(record->due_nanos()));
   if (options_.signer) {
     const int64_t timestamp = now / TimerState::kSecond;

@@ -194,12 +194,14 @@ void TimerState::Store(const Uuid& id, const wire::TimerRecord* before,
     }
   }
   ++counts_[record.status()];
+  std::optional<int64_t> next_attempt;
   if (record.status() == wire::TIMER_WAITING) {
     pending_.emplace(record.next_attempt_nanos(), id);
-    if (pending_listener_) pending_listener_(record.next_attempt_nanos());
+    next_attempt = record.next_attempt_nanos();
   } else {
     finished_.emplace(record.finished_nanos(), id);
   }
+  if (listener_.on_change) listener_.on_change(id, next_attempt);
   if (!record.spec().idempotency_key().empty() && before == nullptr) {
     by_idempotency_key_[record.spec().idempotency_key()] = id;
   }
@@ -216,6 +218,7 @@ void TimerState::Remove(const Uuid& id, const wire::TimerRecord& record) {
   auto key = by_idempotency_key_.find(record.spec().idempotency_key());
   if (key != by_idempotency_key_.end() && key->second == id) by_idempotency_key_.erase(key);
   records_.Erase(id);
+  if (listener_.on_change) listener_.on_change(id, std::nullopt);
 }
 
 Result<std::string> TimerState::Apply(const ApplyContext& context, uint32_t,
@@ -471,11 +474,9 @@ class TimerState::Loader final : public SectionLoader {
   }
 
   void Install() override {
-    next_.pending_listener_ = std::move(state_.pending_listener_);
+    next_.listener_ = std::move(state_.listener_);
     state_ = std::move(next_);
-    if (state_.pending_listener_ && !state_.pending_.empty()) {
-      state_.pending_listener_(state_.pending_.begin()->first);
-    }
+    if (state_.listener_.on_reset) state_.listener_.on_reset();
   }
 
  private:

@@ -66,11 +66,15 @@ class TimerState final : public StateModule {
   const Index& pending() const { return pending_; }
   // Finished timers by the time they finished.
   const Index& finished() const { return finished_; }
-  // Called inside Apply (and Install) for each timer that enters pending() or moves in it,
-  // with its next attempt time; a scheduler that already passed that time looks again.
-  void SetPendingListener(std::function<void(int64_t next_attempt_nanos)> listener) {
-    pending_listener_ = std::move(listener);
-  }
+  // Told of changes inside Apply and Install, so that a scheduler can look again at what it
+  // already passed or started.
+  struct Listener {
+    // A timer was created, changed or removed; `next_attempt_nanos` if it is pending now.
+    std::function<void(const Uuid& id, std::optional<int64_t> next_attempt_nanos)> on_change;
+    // A snapshot replaced the whole state.
+    std::function<void()> on_reset;
+  };
+  void SetListener(Listener listener) { listener_ = std::move(listener); }
 
   // StateModule.
   std::string_view name() const override { return kName; }
@@ -104,7 +108,7 @@ class TimerState final : public StateModule {
   Index finished_;
   std::unordered_map<std::string, Uuid> by_idempotency_key_;
   std::array<size_t, 5> counts_{};
-  std::function<void(int64_t)> pending_listener_;
+  Listener listener_;
 };
 
 // The status a user sees at `now_nanos`: "waiting", "executing" (due, being fired or retried),

@@ -4,19 +4,22 @@
 
 namespace synod {
 
-FireScheduler::FireScheduler(const TimerState& state, std::string self_id)
-    : state_(state), self_id_(std::move(self_id)) {}
+FireScheduler::FireScheduler(const TimerState& state, std::string self_id,
+                             int64_t backup_delay_nanos)
+    : state_(state), self_id_(std::move(self_id)), backup_delay_(backup_delay_nanos) {}
 
 void FireScheduler::SetNodes(std::vector<std::string> node_ids) {
   if (!ownership_.SetNodes(std::move(node_ids))) return;
   const auto& nodes = ownership_.nodes();
   auto self = std::find(nodes.begin(), nodes.end(), self_id_);
   self_index_ = self == nodes.end() ? -1 : static_cast<int>(self - nodes.begin());
-  cursor_ = kStart;
+  cursor_ = backup_cursor_ = kStart;
+  backup_not_before_.reset();
 }
 
 void FireScheduler::Rewind(int64_t to) {
   if (to <= cursor_.first) cursor_ = Position{to - 1, Uuid{}};
+  if (to <= backup_cursor_.first) backup_cursor_ = Position{to - 1, Uuid{}};
 }
 
 void FireScheduler::OnChange(const Uuid& id, std::optional<int64_t> next_attempt_nanos) {
@@ -27,25 +30,50 @@ void FireScheduler::OnChange(const Uuid& id, std::optional<int64_t> next_attempt
 void FireScheduler::OnReset() {
   for (const Uuid& id : finished_) started_.erase(id);
   finished_.clear();
-  cursor_ = kStart;
+  cursor_ = backup_cursor_ = kStart;
+  backup_not_before_.reset();
+}
+
+template <typename Wanted>
+void FireScheduler::Walk(Position& cursor, int64_t until, size_t limit, std::vector<Uuid>& due,
+                         Wanted wanted) {
+  const TimerState::Index& pending = state_.pending();
+  for (auto it = pending.upper_bound(cursor); it != pending.end() && it->first <= until; ++it) {
+    if (due.size() >= limit) break;
+    cursor = *it;
+    if (self_index_ < 0 || started_.contains(it->second)) continue;
+    const auto [owner, backup] = ownership_.OwnerAndBackupOf(it->second);
+    if (!wanted(owner == self_index_, backup == self_index_)) continue;
+    std::optional<wire::TimerRecord> record = state_.Get(it->second);
+    // As the backup: not if the owner said it is sending this attempt.
+    if (owner != self_index_ && record->begun_attempt() == record->attempts() + 1) continue;
+    started_.emplace(it->second, std::pair{record->occurrence(), record->attempts()});
+    due.push_back(it->second);
+  }
 }
 
 std::vector<Uuid> FireScheduler::TakeDue(int64_t now_nanos, size_t limit) {
   std::vector<Uuid> due;
-  const TimerState::Index& pending = state_.pending();
-  for (auto it = pending.upper_bound(cursor_); it != pending.end() && it->first <= now_nanos;
-       ++it) {
-    if (due.size() >= limit) break;
-    cursor_ = *it;
-    if (self_index_ < 0 || !ownership_.Owns(static_cast<size_t>(self_index_), it->second)) {
-      continue;
-    }
-    if (started_.contains(it->second)) continue;
-    std::optional<wire::TimerRecord> record = state_.Get(it->second);
-    started_.emplace(it->second, std::pair{record->occurrence(), record->attempts()});
-    due.push_back(it->second);
+  Walk(cursor_, now_nanos, limit, due, [](bool owner, bool) { return owner; });
+  if (!backup_not_before_) backup_not_before_ = now_nanos + backup_delay_;
+  if (now_nanos >= *backup_not_before_) {
+    Walk(backup_cursor_, now_nanos - backup_delay_, limit, due,
+         [](bool, bool backup) { return backup; });
   }
   return due;
+}
+
+std::optional<int64_t> FireScheduler::NextWake() const {
+  std::optional<int64_t> next;
+  auto it = state_.pending().upper_bound(cursor_);
+  if (it != state_.pending().end()) next = it->first;
+  auto backup = state_.pending().upper_bound(backup_cursor_);
+  if (backup != state_.pending().end()) {
+    int64_t at = backup->first + backup_delay_;
+    if (backup_not_before_) at = std::max(at, *backup_not_before_);
+    if (!next || at < *next) next = at;
+  }
+  return next;
 }
 
 void FireScheduler::Finished(const Uuid& id) {
@@ -60,12 +88,6 @@ void FireScheduler::Finished(const Uuid& id) {
   }
   started_.erase(it);
   if (record && record->status() == wire::TIMER_WAITING) Rewind(record->next_attempt_nanos());
-}
-
-std::optional<int64_t> FireScheduler::NextWake() const {
-  auto it = state_.pending().upper_bound(cursor_);
-  if (it == state_.pending().end()) return std::nullopt;
-  return it->first;
 }
 
 }  // namespace synod

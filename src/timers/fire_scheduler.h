@@ -10,6 +10,13 @@
 // state. A started timer stays started until its record here changes (the attempt was recorded
 // and applied on this node, by us or by another node): the answer to a proposal can come before
 // this node applied it, and the timer must not look due again meanwhile.
+//
+// Each timer also has a backup node, which takes it `backup_delay` after its time if it is
+// still pending then and no node said it began the attempt (TimerState::Begin): so the timers
+// of a node that died fire that late, long before the cluster declares the node dead and moves
+// its timers. A second cursor walks the index that far behind the first. After a change of
+// nodes or state (a restart, a node back) the backup also waits that long from the first
+// TakeDue(), so that an owner that has just come back fires its overdue timers alone.
 // Loop thread only; `state` must outlive the scheduler.
 #pragma once
 
@@ -32,7 +39,7 @@ struct UuidHash {
 
 class FireScheduler {
  public:
-  FireScheduler(const TimerState& state, std::string self_id);
+  FireScheduler(const TimerState& state, std::string self_id, int64_t backup_delay_nanos);
 
   // The nodes that fire timers now (TimerOwnership::EligibleNodes); if that changes, every
   // pending timer is looked at again.
@@ -41,8 +48,9 @@ class FireScheduler {
   void OnChange(const Uuid& id, std::optional<int64_t> next_attempt_nanos);
   void OnReset();
 
-  // Timers due at `now_nanos` that this node owns and has not started, oldest first, at most
-  // `limit`; they count as started until Finished().
+  // Timers due at `now_nanos` that this node owns and has not started, oldest first, then
+  // those it backs up that are overdue by the backup delay; at most `limit` in all. They count
+  // as started until Finished().
   std::vector<Uuid> TakeDue(int64_t now_nanos, size_t limit);
   // When TakeDue() may next find something (nullopt: nothing pending ahead of the cursor).
   std::optional<int64_t> NextWake() const;
@@ -57,11 +65,18 @@ class FireScheduler {
   using Position = std::pair<int64_t, Uuid>;
   static constexpr Position kStart{std::numeric_limits<int64_t>::min(), Uuid{}};
 
+  // Walks `cursor` up to `until`, taking what `wanted` accepts.
+  template <typename Wanted>
+  void Walk(Position& cursor, int64_t until, size_t limit, std::vector<Uuid>& due, Wanted wanted);
+
   const TimerState& state_;
   std::string self_id_;
+  int64_t backup_delay_;
   TimerOwnership ownership_;
   int self_index_ = -1;
-  Position cursor_ = kStart;  // every pending entry at or before it was looked at
+  Position cursor_ = kStart;                  // every pending entry at or before it was looked at
+  Position backup_cursor_ = kStart;           // the same, as the backup
+  std::optional<int64_t> backup_not_before_;  // unset: from the next TakeDue() + backup delay
   void Rewind(int64_t to);
 
   // Taken, with the record's (occurrence, attempts) when they were: a change releases them.

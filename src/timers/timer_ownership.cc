@@ -30,18 +30,25 @@ bool TimerOwnership::SetNodes(std::vector<std::string> node_ids) {
   return true;
 }
 
-int TimerOwnership::OwnerOf(const Uuid& timer) const {
+std::pair<int, int> TimerOwnership::OwnerAndBackupOf(const Uuid& timer) const {
   const uint64_t timer_hash = StableHash(timer);
   int best = -1;
+  int second = -1;
   uint64_t best_score = 0;
+  uint64_t second_score = 0;
   for (size_t i = 0; i < node_hashes_.size(); ++i) {
     const uint64_t score = StableHash(timer_hash ^ node_hashes_[i]);
     if (best < 0 || score > best_score) {
+      second = best;
+      second_score = best_score;
       best = static_cast<int>(i);
       best_score = score;
+    } else if (second < 0 || score > second_score) {
+      second = static_cast<int>(i);
+      second_score = score;
     }
   }
-  return best;
+  return {best, second};
 }
 
 }  // namespace synod

@@ -12,6 +12,7 @@ namespace {
 
 constexpr auto kRecordRetry = std::chrono::milliseconds(500);
 constexpr auto kHousekeepingPeriod = std::chrono::seconds(5);
+constexpr auto kLeaderlessRetry = std::chrono::milliseconds(100);
 
 // "http://host:port" of a URL: requests to one destination share its concurrency limit.
 std::string DestinationOf(const std::string& url) {
@@ -40,6 +41,7 @@ struct TimerService::Firing {
   wire::TimerComplete complete;
   OutgoingHttpRequest request;
   std::string request_id;  // for recording, kept across retries
+  std::shared_ptr<bool> answered = std::make_shared<bool>(false);
 };
 
 TimerService::TimerService(EventLoop& loop, const Clock& clock, ConsensusService& consensus,
@@ -48,7 +50,8 @@ TimerService::TimerService(EventLoop& loop, const Clock& clock, ConsensusService
       clock_(clock),
       consensus_(consensus),
       options_(std::move(options)),
-      scheduler_(state_, options_.self_id),
+      scheduler_(state_, options_.self_id,
+                 std::chrono::duration_cast<Nanos>(options_.backup_delay).count()),
       http_(loop),
       wake_timer_(loop),
       housekeeping_timer_(loop) {
@@ -140,6 +143,13 @@ void TimerService::Arm() {
 void TimerService::Wake() {
   armed_for_.reset();
   if (stopped_) return;
+  // A node that knows no leader may have missed a cancel or a reschedule: it fires nothing
+  // until it is part of a working cluster again.
+  if (!consensus_.LeaderAddress()) {
+    armed_for_ = clock_.WallUtcNanos() + kLeaderlessRetry.count() * 1'000'000;
+    wake_timer_.Start(kLeaderlessRetry, std::chrono::milliseconds(0), [this] { Wake(); });
+    return;
+  }
   const int64_t now = clock_.WallUtcNanos();
   const size_t room =
       options_.max_in_flight - std::min(options_.max_in_flight, scheduler_.started());
@@ -221,6 +231,11 @@ void TimerService::Send(const std::string& destination, std::unique_ptr<Firing> 
   }
   ++slot.active;
   ++stats_.attempts;
+  loop_.RunAfter(options_.announce_after,
+                 [this, alive = alive_, answered = firing->answered,
+                  attempt = firing->complete.attempt(), id = firing->complete.id()] {
+                   if (*alive && !*answered) Announce(attempt, id);
+                 });
   OutgoingHttpRequest request = firing->request;
   http_.Send(std::move(request), [this, destination, alive = alive_,
                                   firing = std::shared_ptr<Firing>(std::move(firing))](
@@ -239,7 +254,17 @@ void TimerService::Send(const std::string& destination, std::unique_ptr<Firing> 
   });
 }
 
+void TimerService::Announce(const wire::TimerAttempt& attempt, const std::string& id) {
+  wire::TimerBegin begin;
+  begin.set_id(id);
+  begin.set_occurrence(attempt.occurrence());
+  begin.set_number(attempt.number());
+  begin.set_node(options_.self_id);
+  consensus_.Propose(TimerState::Begin(begin), [](Result<Committed>) {});
+}
+
 void TimerService::OnAnswered(std::unique_ptr<Firing> firing, Result<HttpReply> reply) {
+  *firing->answered = true;
   wire::TimerAttempt& attempt = *firing->complete.mutable_attempt();
   attempt.set_ended_nanos(clock_.WallUtcNanos());
   if (reply.ok()) {

@@ -15,6 +15,11 @@
 // and a newer term, so that the receiver can drop the repeat. A recording that cannot commit now
 // is retried (same request id) until it does.
 //
+// Each timer also has a backup node (TimerOwnership), which sends it if it is still pending
+// `backup_delay` after its time and its owner did not announce the attempt: the owner announces
+// an attempt whose receiver has not answered within `announce_after`. So a node's crash delays
+// its timers by about `backup_delay`, and a slow receiver still gets one request.
+//
 // On the leader, finished timers are compacted out after `retention`. Loop thread only.
 #pragma once
 
@@ -44,6 +49,12 @@ struct TimerOptions {
   uint64_t keep_finished = 1'000'000;         // and at most this many
   size_t max_in_flight = 4096;                // webhooks sent and not yet recorded
   size_t per_destination = 128;               // concurrent requests to one scheme://host:port
+  // A timer's backup node sends it this long after its time if it is still pending and its
+  // owner did not say it began (the owner died): the worst lateness after a node's crash.
+  std::chrono::milliseconds backup_delay{1000};
+  // An attempt not answered within this long is announced (TimerState::Begin), so that the
+  // backup does not send it too.
+  std::chrono::milliseconds announce_after{300};
   std::optional<WebhookSigner> signer;
 };
 
@@ -100,6 +111,7 @@ class TimerService {
   void Fire(const Uuid& id, int64_t now);
   void Send(const std::string& destination, std::unique_ptr<Firing> firing);
   void OnAnswered(std::unique_ptr<Firing> firing, Result<HttpReply> reply);
+  void Announce(const wire::TimerAttempt& attempt, const std::string& id);
   void Record(std::unique_ptr<Firing> firing);
   void Housekeeping();
 

@@ -100,6 +100,12 @@ Proposal TimerState::Complete(const wire::TimerComplete& complete) {
   return MakeProposal(kName, command);
 }
 
+Proposal TimerState::Begin(const wire::TimerBegin& begin) {
+  wire::TimersCommand command;
+  *command.mutable_begin() = begin;
+  return MakeProposal(kName, command);
+}
+
 Proposal TimerState::Cancel(const std::string& id) {
   wire::TimersCommand command;
   command.mutable_cancel()->set_id(id);
@@ -201,11 +207,17 @@ void TimerState::Store(const Uuid& id, const wire::TimerRecord* before,
   } else {
     finished_.emplace(record.finished_nanos(), id);
   }
-  if (listener_.on_change) listener_.on_change(id, next_attempt);
   if (!record.spec().idempotency_key().empty() && before == nullptr) {
-    by_idempotency_key_[record.spec().idempotency_key()] = id;
+    // A key names its newest timer: a snapshot loads the records in no particular order.
+    auto [key, added] = by_idempotency_key_.try_emplace(record.spec().idempotency_key(), id);
+    if (!added) {
+      std::optional<wire::TimerRecord> named = Get(key->second);
+      if (!named || named->created_nanos() <= record.created_nanos()) key->second = id;
+    }
   }
   records_.Put(id, Serialize(record));
+  // Once the change is made, so that the listener reads the new record.
+  if (listener_.on_change) listener_.on_change(id, next_attempt);
 }
 
 void TimerState::Remove(const Uuid& id, const wire::TimerRecord& record) {
@@ -232,6 +244,8 @@ Result<std::string> TimerState::Apply(const ApplyContext& context, uint32_t,
       return ApplyCreate(context, *command.mutable_create());
     case wire::TimersCommand::kComplete:
       return ApplyComplete(context, command.complete());
+    case wire::TimersCommand::kBegin:
+      return ApplyBegin(command.begin());
     case wire::TimersCommand::kCancel:
       return ApplyCancel(context, command.cancel());
     case wire::TimersCommand::kReschedule:
@@ -310,6 +324,8 @@ Result<std::string> TimerState::ApplyComplete(const ApplyContext& context,
   if (attempt.occurrence() != record.occurrence() || attempt.number() != record.attempts() + 1) {
     return Status(StatusCode::kConflict, "this attempt is already recorded");
   }
+  record.clear_begun_attempt();
+  record.clear_begun_node();
   *record.add_history() = attempt;
   if (record.history_size() > static_cast<int>(kHistory)) {
     record.mutable_history()->DeleteSubrange(0, record.history_size() - kHistory);
@@ -344,6 +360,25 @@ Result<std::string> TimerState::ApplyComplete(const ApplyContext& context,
       record.set_outcome("attempt " + std::to_string(record.attempts()) + " " + why);
     }
   }
+  Store(*Uuid::Parse(record.id()), &before, record);
+  return std::string();
+}
+
+Result<std::string> TimerState::ApplyBegin(const wire::TimerBegin& begin) {
+  Result<wire::TimerRecord> found = Find(begin.id());
+  if (!found.ok()) return found.status();
+  wire::TimerRecord record = std::move(found.value());
+  const wire::TimerRecord before = record;
+  if (record.status() != wire::TIMER_WAITING || begin.occurrence() != record.occurrence() ||
+      begin.number() != record.attempts() + 1) {
+    return Status(StatusCode::kConflict, "this attempt is already recorded");
+  }
+  if (record.begun_attempt() == begin.number()) {
+    return Status(StatusCode::kConflict,
+                  "this attempt is already under way on " + record.begun_node());
+  }
+  record.set_begun_attempt(begin.number());
+  record.set_begun_node(begin.node());
   Store(*Uuid::Parse(record.id()), &before, record);
   return std::string();
 }

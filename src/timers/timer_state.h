@@ -3,12 +3,13 @@
 // A timer is created with a spec (where and how to call, the retry and late policies, an
 // optional recurrence) and a start (a delay from the entry's time, or an absolute time). It
 // waits in the pending index by the time of its next attempt; the nodes that fire timers read
-// that index, call the webhook and record each attempt with Complete. An attempt is recorded
-// once: a second record of the same attempt (a node that fired a timer another had already
-// fired) is refused with kConflict. A failed attempt is retried with exponential backoff (or
-// the receiver's Retry-After) until max_attempts; then the occurrence fails. A one-shot timer
-// then finishes (done, failed, skipped, or cancelled by the user); a recurring one moves to its
-// next occurrence. Finished timers stay readable until a Compact removes them.
+// that index, call the webhook and record each attempt with Complete (and, when the receiver is
+// slow to answer, say with Begin that the attempt is under way, so that no backup sends it). An
+// attempt is recorded once: a second record of the same attempt (a node that fired a timer another
+// had already fired) is refused with kConflict. A failed attempt is retried with exponential
+// backoff (or the receiver's Retry-After) until max_attempts; then the occurrence fails. A one-shot
+// timer then finishes (done, failed, skipped, or cancelled by the user); a recurring one moves to
+// its next occurrence. Finished timers stay readable until a Compact removes them.
 //
 // Pure and deterministic (time only from the ApplyContext); loop thread only.
 #pragma once
@@ -49,6 +50,7 @@ class TimerState final : public StateModule {
 
   static Proposal Create(const wire::TimerCreate& create);
   static Proposal Complete(const wire::TimerComplete& complete);
+  static Proposal Begin(const wire::TimerBegin& begin);
   static Proposal Cancel(const std::string& id);
   static Proposal Reschedule(const wire::TimerReschedule& reschedule);
   // Removes finished timers that finished before `finished_before_nanos`, and the oldest
@@ -91,6 +93,7 @@ class TimerState final : public StateModule {
 
   Result<std::string> ApplyCreate(const ApplyContext& context, wire::TimerCreate& create);
   Result<std::string> ApplyComplete(const ApplyContext& context, const wire::TimerComplete& done);
+  Result<std::string> ApplyBegin(const wire::TimerBegin& begin);
   Result<std::string> ApplyCancel(const ApplyContext& context, const wire::TimerCancel& cancel);
   Result<std::string> ApplyReschedule(const ApplyContext& context,
                                       const wire::TimerReschedule& reschedule);

@@ -18,7 +18,15 @@ std::string Base64Encode(std::string_view bytes) {
 }
 
 Result<std::string> Base64Decode(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0) return Status::Invalid("not base64");
+  if (text.empty()) return std::string();
+  if (text.size() % 4 != 0) return Status::Invalid("not base64");
+  // Padding only at the end, at most two: EVP_DecodeBlock would read a '=' anywhere as zeros.
+  const size_t padding_at = text.find('=');
+  if (padding_at != std::string_view::npos &&
+      (padding_at + 2 < text.size() ||
+       text.find_first_not_of('=', padding_at) != std::string_view::npos)) {
+    return Status::Invalid("not base64");
+  }
   for (char c : text) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=') {
       return Status::Invalid("not base64");

@@ -31,6 +31,9 @@ AsyncHttpClient::AsyncHttpClient(EventLoop& loop) : loop_(loop), timer_(new uv_t
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &AsyncHttpClient::OnCurlTimer);
   curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  // Keep idle connections for reuse: by default the cache holds about four per transfer in
+  // flight, so a burst of webhooks to one receiver would open and close hundreds of them.
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 512L);
 }
 
 AsyncHttpClient::~AsyncHttpClient() {

@@ -9,7 +9,11 @@ FireScheduler::FireScheduler(const TimerState& state, std::string self_id,
     : state_(state), self_id_(std::move(self_id)), backup_delay_(backup_delay_nanos) {}
 
 void FireScheduler::SetNodes(std::vector<std::string> node_ids) {
+  TimerOwnership before = ownership_;
   if (!ownership_.SetNodes(std::move(node_ids))) return;
+  previous_ = std::move(before);
+  previous_self_index_ = self_index_;
+  handover_until_.reset();
   const auto& nodes = ownership_.nodes();
   auto self = std::find(nodes.begin(), nodes.end(), self_id_);
   self_index_ = self == nodes.end() ? -1 : static_cast<int>(self - nodes.begin());
@@ -40,13 +44,36 @@ void FireScheduler::Walk(Position& cursor, int64_t until, size_t limit, std::vec
   const TimerState::Index& pending = state_.pending();
   for (auto it = pending.upper_bound(cursor); it != pending.end() && it->first <= until; ++it) {
     if (due.size() >= limit) break;
-    cursor = *it;
-    if (self_index_ < 0 || started_.contains(it->second)) continue;
+    if (self_index_ < 0 || started_.contains(it->second)) {
+      cursor = *it;
+      continue;
+    }
     const auto [owner, backup] = ownership_.OwnerAndBackupOf(it->second);
-    if (!wanted(owner == self_index_, backup == self_index_)) continue;
+    if (!wanted(owner == self_index_, backup == self_index_)) {
+      cursor = *it;
+      continue;
+    }
+    if (owner == self_index_ && now_ < *handover_until_ && !previous_.nodes().empty() &&
+        previous_.OwnerOf(it->second) != previous_self_index_) {
+      handover_waiting_ = true;  // gained from another node: after the handover delay
+      return;
+    }
     std::optional<wire::TimerRecord> record = state_.Get(it->second);
-    // As the backup: not if the owner said it is sending this attempt.
-    if (owner != self_index_ && record->begun_attempt() == record->attempts() + 1) continue;
+    if (owner != self_index_) {
+      // As the backup: not if the owner said it is sending this attempt; and not yet if it
+      // recorded something lately (alive, only late: the loaded owner of a burst of timers):
+      // look again once it has been silent for the backup delay.
+      if (record->begun_attempt() == record->attempts() + 1) {
+        cursor = *it;
+        continue;
+      }
+      std::optional<int64_t> heard = state_.LastHeardFrom(ownership_.nodes()[owner]);
+      if (heard && *heard > until) {
+        backup_recheck_at_ = *heard + backup_delay_;
+        return;
+      }
+    }
+    cursor = *it;
     started_.emplace(it->second, std::pair{record->occurrence(), record->attempts()});
     due.push_back(it->second);
   }
@@ -54,9 +81,12 @@ void FireScheduler::Walk(Position& cursor, int64_t until, size_t limit, std::vec
 
 std::vector<Uuid> FireScheduler::TakeDue(int64_t now_nanos, size_t limit) {
   std::vector<Uuid> due;
+  now_ = now_nanos;
+  if (!handover_until_) handover_until_ = now_nanos + kHandoverNanos;
+  handover_waiting_ = false;
   Walk(cursor_, now_nanos, limit, due, [](bool owner, bool) { return owner; });
   if (!backup_not_before_) backup_not_before_ = now_nanos + backup_delay_;
-  if (now_nanos >= *backup_not_before_) {
+  if (now_nanos >= *backup_not_before_ && now_nanos >= backup_recheck_at_) {
     Walk(backup_cursor_, now_nanos - backup_delay_, limit, due,
          [](bool, bool backup) { return backup; });
   }
@@ -66,10 +96,13 @@ std::vector<Uuid> FireScheduler::TakeDue(int64_t now_nanos, size_t limit) {
 std::optional<int64_t> FireScheduler::NextWake() const {
   std::optional<int64_t> next;
   auto it = state_.pending().upper_bound(cursor_);
-  if (it != state_.pending().end()) next = it->first;
+  if (it != state_.pending().end()) {
+    next = it->first;
+    if (handover_waiting_) next = std::max(*next, *handover_until_);
+  }
   auto backup = state_.pending().upper_bound(backup_cursor_);
   if (backup != state_.pending().end()) {
-    int64_t at = backup->first + backup_delay_;
+    int64_t at = std::max(backup->first + backup_delay_, backup_recheck_at_);
     if (backup_not_before_) at = std::max(at, *backup_not_before_);
     if (!next || at < *next) next = at;
   }

@@ -14,7 +14,11 @@
 // Each timer also has a backup node, which takes it `backup_delay` after its time if it is
 // still pending then and no node said it began the attempt (TimerState::Begin): so the timers
 // of a node that died fire that late, long before the cluster declares the node dead and moves
-// its timers. A second cursor walks the index that far behind the first. After a change of
+// its timers. A second cursor walks the index that far behind the first; it stops at a timer
+// whose owner recorded something within the backup delay (alive, only late) and looks again
+// once the owner has been silent that long. When the nodes change, a timer this node gains from
+// a node that may still be sending it (one that came back, or was only suspected) waits a
+// handover delay, so that an attempt already under way there is recorded first. After a change of
 // nodes or state (a restart, a node back) the backup also waits that long from the first
 // TakeDue(), so that an owner that has just come back fires its overdue timers alone.
 // Loop thread only; `state` must outlive the scheduler.
@@ -39,6 +43,8 @@ struct UuidHash {
 
 class FireScheduler {
  public:
+  static constexpr int64_t kHandoverNanos = 500'000'000;
+
   FireScheduler(const TimerState& state, std::string self_id, int64_t backup_delay_nanos);
 
   // The nodes that fire timers now (TimerOwnership::EligibleNodes); if that changes, every
@@ -74,9 +80,15 @@ class FireScheduler {
   int64_t backup_delay_;
   TimerOwnership ownership_;
   int self_index_ = -1;
+  TimerOwnership previous_;  // before the last change of nodes
+  int previous_self_index_ = -1;
+  std::optional<int64_t> handover_until_;  // unset: from the next TakeDue() + kHandoverNanos
+  bool handover_waiting_ = false;          // the walk stopped at a gained timer
+  int64_t now_ = 0;
   Position cursor_ = kStart;                  // every pending entry at or before it was looked at
   Position backup_cursor_ = kStart;           // the same, as the backup
   std::optional<int64_t> backup_not_before_;  // unset: from the next TakeDue() + backup delay
+  int64_t backup_recheck_at_ = std::numeric_limits<int64_t>::min();  // an owner was heard lately
   void Rewind(int64_t to);
 
   // Taken, with the record's (occurrence, attempts) when they were: a change releases them.

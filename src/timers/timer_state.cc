@@ -245,7 +245,7 @@ Result<std::string> TimerState::Apply(const ApplyContext& context, uint32_t,
     case wire::TimersCommand::kComplete:
       return ApplyComplete(context, command.complete());
     case wire::TimersCommand::kBegin:
-      return ApplyBegin(command.begin());
+      return ApplyBegin(context, command.begin());
     case wire::TimersCommand::kCancel:
       return ApplyCancel(context, command.cancel());
     case wire::TimersCommand::kReschedule:
@@ -311,8 +311,17 @@ Result<std::string> TimerState::ApplyCreate(const ApplyContext& context,
   return Serialize(record);
 }
 
+std::optional<int64_t> TimerState::LastHeardFrom(const std::string& node) const {
+  auto it = last_heard_.find(node);
+  if (it == last_heard_.end()) return std::nullopt;
+  return it->second;
+}
+
 Result<std::string> TimerState::ApplyComplete(const ApplyContext& context,
                                               const wire::TimerComplete& done) {
+  if (last_heard_.size() < 4096 || last_heard_.contains(done.attempt().node())) {
+    last_heard_[done.attempt().node()] = context.at_nanos;
+  }
   Result<wire::TimerRecord> found = Find(done.id());
   if (!found.ok()) return found.status();
   wire::TimerRecord record = std::move(found.value());
@@ -364,7 +373,11 @@ Result<std::string> TimerState::ApplyComplete(const ApplyContext& context,
   return std::string();
 }
 
-Result<std::string> TimerState::ApplyBegin(const wire::TimerBegin& begin) {
+Result<std::string> TimerState::ApplyBegin(const ApplyContext& context,
+                                           const wire::TimerBegin& begin) {
+  if (last_heard_.size() < 4096 || last_heard_.contains(begin.node())) {
+    last_heard_[begin.node()] = context.at_nanos;
+  }
   Result<wire::TimerRecord> found = Find(begin.id());
   if (!found.ok()) return found.status();
   wire::TimerRecord record = std::move(found.value());

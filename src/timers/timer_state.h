@@ -68,6 +68,11 @@ class TimerState final : public StateModule {
   const Index& pending() const { return pending_; }
   // Finished timers by the time they finished.
   const Index& finished() const { return finished_; }
+  // When the log last carried an attempt recorded or announced by `node` (the entry's time);
+  // nothing if not since this node started or restored a snapshot. A sign of life that the
+  // backup of a timer checks before it sends what the owner may be sending late.
+  std::optional<int64_t> LastHeardFrom(const std::string& node) const;
+
   // Told of changes inside Apply and Install, so that a scheduler can look again at what it
   // already passed or started.
   struct Listener {
@@ -93,7 +98,7 @@ class TimerState final : public StateModule {
 
   Result<std::string> ApplyCreate(const ApplyContext& context, wire::TimerCreate& create);
   Result<std::string> ApplyComplete(const ApplyContext& context, const wire::TimerComplete& done);
-  Result<std::string> ApplyBegin(const wire::TimerBegin& begin);
+  Result<std::string> ApplyBegin(const ApplyContext& context, const wire::TimerBegin& begin);
   Result<std::string> ApplyCancel(const ApplyContext& context, const wire::TimerCancel& cancel);
   Result<std::string> ApplyReschedule(const ApplyContext& context,
                                       const wire::TimerReschedule& reschedule);
@@ -110,6 +115,7 @@ class TimerState final : public StateModule {
   Index pending_;
   Index finished_;
   std::unordered_map<std::string, Uuid> by_idempotency_key_;
+  std::unordered_map<std::string, int64_t> last_heard_;  // by node id
   std::array<size_t, 5> counts_{};
   Listener listener_;
 };

@@ -1,6 +1,7 @@
 #include "api/timer_routes.h"
 
 #include <charconv>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -139,12 +140,16 @@ void List(TimerService& timers, const HttpRequest& request, HttpResponder respon
   auto walk = [&](const TimerState::Index& index, bool finished) {
     auto it = index.begin();
     if (has_from && from.finished == finished) it = index.upper_bound(from.position);
+    // Where the next page starts: after the last entry looked at here.
+    std::pair<int64_t, Uuid> last{std::numeric_limits<int64_t>::min(), Uuid{}};
+    if (it != index.begin()) last = *std::prev(it);
     for (; it != index.end(); ++it) {
       if (page.size() >= limit || budget == 0) {
-        next = Token(finished, page.size() >= limit ? *std::prev(it) : *it);
+        next = Token(finished, last);
         return false;
       }
       --budget;
+      last = *it;
       std::optional<wire::TimerRecord> record = state.Get(it->second);
       if (!status.empty() && TimerStatusName(*record, now) != status) continue;
       page.push_back(TimerJson(*record, now));

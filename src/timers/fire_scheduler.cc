@@ -8,17 +8,19 @@ FireScheduler::FireScheduler(const TimerState& state, std::string self_id,
                              int64_t backup_delay_nanos)
     : state_(state), self_id_(std::move(self_id)), backup_delay_(backup_delay_nanos) {}
 
-void FireScheduler::SetNodes(std::vector<std::string> node_ids) {
+void FireScheduler::SetNodes(std::vector<std::string> node_ids, std::optional<int64_t> now_nanos) {
   TimerOwnership before = ownership_;
   if (!ownership_.SetNodes(std::move(node_ids))) return;
   previous_ = std::move(before);
   previous_self_index_ = self_index_;
   handover_until_.reset();
+  if (now_nanos) handover_until_ = *now_nanos + kHandoverNanos;
   const auto& nodes = ownership_.nodes();
   auto self = std::find(nodes.begin(), nodes.end(), self_id_);
   self_index_ = self == nodes.end() ? -1 : static_cast<int>(self - nodes.begin());
   cursor_ = backup_cursor_ = kStart;
   backup_not_before_.reset();
+  if (now_nanos) backup_not_before_ = *now_nanos + backup_delay_;
 }
 
 void FireScheduler::Rewind(int64_t to) {

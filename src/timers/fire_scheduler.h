@@ -48,8 +48,9 @@ class FireScheduler {
   FireScheduler(const TimerState& state, std::string self_id, int64_t backup_delay_nanos);
 
   // The nodes that fire timers now (TimerOwnership::EligibleNodes); if that changes, every
-  // pending timer is looked at again.
-  void SetNodes(std::vector<std::string> node_ids);
+  // pending timer is looked at again. The handover and backup delays run from `now_nanos`
+  // (without it, from the next TakeDue()).
+  void SetNodes(std::vector<std::string> node_ids, std::optional<int64_t> now_nanos = std::nullopt);
   // Wire these to the TimerState's Listener.
   void OnChange(const Uuid& id, std::optional<int64_t> next_attempt_nanos);
   void OnReset();

@@ -120,7 +120,8 @@ void TimerService::AskLeader(const std::string& path, std::function<void(Result<
 
 void TimerService::OnStateChanged() {
   if (stopped_) return;
-  scheduler_.SetNodes(TimerOwnership::EligibleNodes(consensus_.members().MembersInJoinOrder()));
+  scheduler_.SetNodes(TimerOwnership::EligibleNodes(consensus_.members().MembersInJoinOrder()),
+                      clock_.WallUtcNanos());
   Arm();
 }
 

@@ -3,12 +3,15 @@
 
 Asserts:
   * 3 agents with --bootstrap-expect 3 form one cluster; on each, GET /metrics answers 200 with
-    Content-Type text/plain; version=0.0.4, and every line is a "# HELP", a "# TYPE" (gauge or
-    counter, before its samples) or a sample "name{labels} value" with a finite value;
+    Content-Type text/plain; version=0.0.4, and every line is a "# HELP", a "# TYPE" (gauge,
+    counter or histogram, before its samples; a histogram's samples are its _bucket, _sum and
+    _count) or a sample "name{labels} value" with a finite value;
   * the figures agree with the cluster: exactly one node has synod_raft_is_leader 1; every node
     has synod_cluster_members{state="alive"} 3, synod_cluster_quorum 1, synod_cluster_member 1,
     synod_raft_applied_index <= synod_raft_commit_index and > 0, accepted beacons > 0,
-    synod_discovery_neighbors 2, synod_ranks_holders 3, and exactly one synod_clock_is_master 1;
+    synod_discovery_neighbors 2, synod_ranks_holders 3, synod_timers{status="waiting"} 0,
+    a synod_timer_lateness_seconds histogram (no fires yet: count 0), and exactly one
+    synod_clock_is_master 1;
   * after the member ranked 0 sends a command, synod_ranks_last_command_id is that command's id
     on every node and synod_ranks_received_through is that id on the two lower-ranked members.
 """
@@ -40,14 +43,16 @@ def scrape(agent):
             continue
         if line.startswith("# TYPE "):
             parts = line.split()
-            h.check(len(parts) == 4 and parts[3] in ("gauge", "counter"),
+            h.check(len(parts) == 4 and parts[3] in ("gauge", "counter", "histogram"),
                     f"{agent.name}: bad TYPE line {line!r}")
             typed[parts[2]] = parts[3]
             continue
         m = SAMPLE.match(line)
         h.check(m is not None, f"{agent.name}: not a sample line: {line!r}")
         name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
-        h.check(name in typed, f"{agent.name}: sample {name} before its TYPE line")
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        h.check(name in typed or typed.get(family) == "histogram",
+                f"{agent.name}: sample {name} before its TYPE line")
         h.check(math.isfinite(value), f"{agent.name}: {line!r} is not finite")
         samples[(name, frozenset(LABEL.findall(labels)))] = value
     return samples
@@ -78,6 +83,10 @@ def main():
     for name, s in scraped.items():
         h.check(value(s, "synod_cluster_members", state="alive") == 3, f"{name}: alive members")
         h.check(value(s, "synod_cluster_quorum") == 1, f"{name}: quorum")
+        h.check(value(s, "synod_timers", status="waiting") == 0, f"{name}: waiting timers")
+        h.check(value(s, "synod_timer_lateness_seconds_count") == 0, f"{name}: lateness count")
+        h.check(value(s, "synod_timer_lateness_seconds_bucket", le="+Inf") == 0,
+                f"{name}: lateness +Inf bucket")
         h.check(value(s, "synod_cluster_member") == 1, f"{name}: member")
         commit = value(s, "synod_raft_commit_index")
         applied = value(s, "synod_raft_applied_index")

@@ -13,7 +13,8 @@ process on 127.0.0.1:
   * 300 timers created through all three nodes (half through the seed's API,
     half native, due 2-4 s later) are each received once, at <url>/<id> for
     the seed's, none before its due time; every node then reads "done" with
-    one attempt; more than one node fired.
+    one attempt; more than one node fired; listing the done timers page by
+    page (limit 70) gives each once.
   * A receiver answering 500 then 200: retried, done after 2 attempts. One
     that never answers: failed after the policy's 2 attempts.
   * An idempotency key repeated returns the first timer. Cancel while
@@ -213,6 +214,19 @@ def fire_many(agents, receiver):
     firing_nodes = {calls[t][0]["node"] for t in ids}
     h.check(len(firing_nodes) >= 2, f"firing is spread over the nodes: {firing_nodes}")
     wait_status(agents, ids[:30], "done", "a sample of 30")
+    def paged():
+        seen, after = [], None
+        for _ in range(100):
+            path = "/v1/timers?status=done&limit=70" + (f"&after={after}" if after else "")
+            page = h.http_get_json(agents[0].addr, agents[0].api_port, path)
+            seen += [t["id"] for t in page["timers"]]
+            after = page["next"]
+            if after is None:
+                return seen
+        h.fail("more than 100 pages")
+    h.wait_for(lambda: set(ids) <= set(paged()), 10.0, what="every timer done in the listing")
+    listed = paged()
+    h.check(len(listed) == len(set(listed)), "a timer listed on two pages")
     rec = get_timer(agents[2], ids[1])
     h.check(len(rec["history"]) == 1 and rec["history"][0]["http_status"] == 200,
             f"one recorded attempt: {rec}")

@@ -431,6 +431,24 @@ TEST_F(FireSchedulerTest, ANodeOutsideTheListFiresNothingUntilItJoins) {
   EXPECT_TRUE(lonely.TakeDue(kT0 + kSecond, 100).empty());
 }
 
+TEST_F(FireSchedulerTest, TheHandoverDelayRunsFromTheChangeOfNodes) {
+  scheduler_.SetNodes({kB, kC}, kT0);
+  for (uint64_t n = 1; n <= 30; ++n) CreateAt(n, kT0 + 10 * kSecond);
+  scheduler_.SetNodes({kSelf, kB, kC}, kT0 + 5 * kSecond);
+  // Long after the change: gained timers are taken as soon as they are due.
+  const std::vector<Uuid> taken = scheduler_.TakeDue(kT0 + 10 * kSecond, 100);
+  EXPECT_FALSE(taken.empty());
+
+  // A change just before they are due: they wait out the handover.
+  for (uint64_t n = 31; n <= 60; ++n) CreateAt(n, kT0 + 20 * kSecond);
+  scheduler_.SetNodes({kB, kC}, kT0 + 19 * kSecond);
+  scheduler_.SetNodes({kSelf, kB, kC}, kT0 + 20 * kSecond);
+  EXPECT_TRUE(
+      scheduler_.TakeDue(kT0 + 20 * kSecond + FireScheduler::kHandoverNanos - 1, 100).empty());
+  EXPECT_EQ(scheduler_.NextWake(), kT0 + 20 * kSecond + FireScheduler::kHandoverNanos);
+  EXPECT_FALSE(scheduler_.TakeDue(kT0 + 20 * kSecond + FireScheduler::kHandoverNanos, 100).empty());
+}
+
 TEST_F(FireSchedulerTest, TheLimitIsRespectedAndTheRestTakenNext) {
   scheduler_.SetNodes({kSelf});
   for (uint64_t n = 1; n <= 10; ++n) CreateAt(n, kT0 + static_cast<int64_t>(n) * kSecond);
@@ -530,6 +548,47 @@ TEST(FireSchedulerBackup, TakesTheOwnersTimersOnlyTheBackupDelayLate) {
   EXPECT_LE(scheduler.NextWake().value_or(INT64_MAX), kT0 + kDelay);
   EXPECT_EQ(scheduler.TakeDue(kT0 + kDelay, 100), (std::vector<Uuid>{backed_up[0]}));
   EXPECT_TRUE(scheduler.TakeDue(kT0 + 10 * kDelay, 100).empty());
+}
+
+TEST(FireSchedulerBackup, WaitsWhileTheOwnerIsHeardFrom) {
+  constexpr int64_t kDelay = kSecond;
+  TimerState state;
+  FireScheduler scheduler(state, kSelf, kDelay);
+  state.SetListener(TimerState::Listener{
+      .on_change = [&](const Uuid& id,
+                       std::optional<int64_t> next) { scheduler.OnChange(id, next); },
+      .on_reset = [&] { scheduler.OnReset(); },
+  });
+  scheduler.SetNodes({kSelf, kB, kC}, kT0 - 10 * kSecond);
+  const TimerOwnership& ownership = scheduler.ownership();
+  const int self = 1, b = 0;    // sorted: kB, kSelf, kC
+  std::vector<Uuid> backed_up;  // B owns them, this node backs them up
+  for (uint64_t n = 1; backed_up.size() < 2; ++n) {
+    const auto [owner, backup] = ownership.OwnerAndBackupOf(Id(n));
+    if (owner == b && backup == self) backed_up.push_back(Id(n));
+  }
+  uint64_t index = 0;
+  for (const Uuid& id : backed_up) {
+    wire::TimerCreate create;
+    create.set_id(id.ToString());
+    *create.mutable_spec() = Spec();
+    create.set_at_nanos(kT0);
+    ASSERT_TRUE(state.Apply(ApplyContext{++index, kT0}, 1, TimerState::Create(create).body).ok());
+  }
+  // B is alive but late: it records the first one 1.5 s after the due time.
+  wire::TimerComplete done;
+  done.set_id(backed_up[0].ToString());
+  done.mutable_attempt()->set_number(1);
+  done.mutable_attempt()->set_node(kB);
+  done.mutable_attempt()->set_http_status(200);
+  ASSERT_TRUE(
+      state.Apply(ApplyContext{++index, kT0 + 3 * kSecond / 2}, 1, TimerState::Complete(done).body)
+          .ok());
+  // Heard 0.5 s ago: the backup leaves the second one to B for now...
+  EXPECT_TRUE(scheduler.TakeDue(kT0 + 2 * kSecond, 100).empty());
+  EXPECT_EQ(scheduler.NextWake(), kT0 + 5 * kSecond / 2);
+  // ...and takes it once B has been silent for the backup delay.
+  EXPECT_EQ(scheduler.TakeDue(kT0 + 5 * kSecond / 2, 100), (std::vector<Uuid>{backed_up[1]}));
 }
 
 // Three nodes sharing one replicated state fire every timer exactly once, never early, and the

@@ -190,7 +190,7 @@ Result<wire::TimerRecord> TimerState::Find(const std::string& text) const {
 }
 
 void TimerState::Store(const Uuid& id, const wire::TimerRecord* before,
-                       const wire::TimerRecord& record) {
+                       const wire::TimerRecord& record, std::string bytes) {
   if (before != nullptr) {
     --counts_[before->status()];
     if (before->status() == wire::TIMER_WAITING) {
@@ -215,7 +215,7 @@ void TimerState::Store(const Uuid& id, const wire::TimerRecord* before,
       if (!named || named->created_nanos() <= record.created_nanos()) key->second = id;
     }
   }
-  records_.Put(id, Serialize(record));
+  records_.Put(id, bytes.empty() ? Serialize(record) : std::move(bytes));
   // Once the change is made, so that the listener reads the new record.
   if (listener_.on_change) listener_.on_change(id, next_attempt);
 }
@@ -517,7 +517,7 @@ class TimerState::Loader final : public SectionLoader {
     if (next_.records_.Find(*id) != nullptr) {
       return Status::Invalid("timers: timer " + record.id() + " twice");
     }
-    next_.Store(*id, nullptr, record);
+    next_.Store(*id, nullptr, record, std::string(bytes));
     return Status::Ok();
   }
 

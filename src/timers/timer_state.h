@@ -107,7 +107,9 @@ class TimerState final : public StateModule {
   void EndOccurrence(wire::TimerRecord& record, wire::TimerStatus status, std::string outcome,
                      int64_t now);
   // Stores `record` (replacing `before`, if any) and keeps the indexes and counts in step.
-  void Store(const Uuid& id, const wire::TimerRecord* before, const wire::TimerRecord& record);
+  // `bytes`, if given, is the record already serialized (as a snapshot holds it).
+  void Store(const Uuid& id, const wire::TimerRecord* before, const wire::TimerRecord& record,
+             std::string bytes = {});
   void Remove(const Uuid& id, const wire::TimerRecord& record);
   Result<wire::TimerRecord> Find(const std::string& id) const;
 

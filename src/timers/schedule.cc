@@ -450,28 +450,28 @@ int64_t BackoffNanos(const RetryPolicy& policy, uint32_t failed_attempts, uint64
 }
 
 Status CheckRetryPolicy(const RetryPolicy& policy) {
+  auto seconds = [](int64_t nanos) {
+    return std::to_string(static_cast<double>(nanos) / 1e9) + " s";
+  };
   if (policy.max_attempts < 1 || policy.max_attempts > 100) {
-    return Status::Invalid("retry policy: max_attempts must be 1..100, got " +
+    return Status::Invalid("retry.max_attempts must be 1 to 100, got " +
                            std::to_string(policy.max_attempts));
   }
   if (policy.initial_backoff_nanos < 1'000'000) {
-    return Status::Invalid(
-        "retry policy: initial_backoff_nanos must be at least 1 ms (1000000), got " +
-        std::to_string(policy.initial_backoff_nanos));
+    return Status::Invalid("retry.initial_backoff must be at least 1 ms, got " +
+                           seconds(policy.initial_backoff_nanos));
   }
   if (policy.max_backoff_nanos > 86'400 * kNanosPerSecond) {
-    return Status::Invalid(
-        "retry policy: max_backoff_nanos must be at most 1 day (86400000000000), got " +
-        std::to_string(policy.max_backoff_nanos));
+    return Status::Invalid("retry.max_backoff must be at most 1 day, got " +
+                           seconds(policy.max_backoff_nanos));
   }
   if (policy.max_backoff_nanos < policy.initial_backoff_nanos) {
-    return Status::Invalid("retry policy: max_backoff_nanos (" +
-                           std::to_string(policy.max_backoff_nanos) +
-                           ") must not be below initial_backoff_nanos (" +
-                           std::to_string(policy.initial_backoff_nanos) + ")");
+    return Status::Invalid("retry.max_backoff (" + seconds(policy.max_backoff_nanos) +
+                           ") must not be below retry.initial_backoff (" +
+                           seconds(policy.initial_backoff_nanos) + ")");
   }
   if (!(policy.multiplier >= 1.0 && policy.multiplier <= 10.0)) {
-    return Status::Invalid("retry policy: multiplier must be 1.0..10.0, got " +
+    return Status::Invalid("retry.multiplier must be 1 to 10, got " +
                            std::to_string(policy.multiplier));
   }
   return Status::Ok();

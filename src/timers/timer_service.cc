@@ -315,12 +315,19 @@ void TimerService::Housekeeping() {
   const int64_t before =
       clock_.WallUtcNanos() - std::chrono::duration_cast<Nanos>(options_.retention).count();
   if (finished.begin()->first >= before && finished.size() <= options_.keep_finished) return;
-  consensus_.Propose(
-      TimerState::Compact(before, options_.keep_finished), [](Result<Committed> result) {
-        if (!result.ok()) {
-          spdlog::debug("timers: compaction not committed: {}", result.status().message());
-        }
-      });
+  consensus_.Propose(TimerState::Compact(before, options_.keep_finished),
+                     [this, alive = alive_](Result<Committed> result) {
+                       if (!*alive) return;
+                       if (!result.ok()) {
+                         spdlog::debug("timers: compaction not committed: {}",
+                                       result.status().message());
+                         return;
+                       }
+                       // A full batch: more may be due for removal, faster than every period.
+                       if (result.value().value == std::to_string(TimerState::kCompactBatch)) {
+                         Housekeeping();
+                       }
+                     });
 }
 
 }  // namespace synod

@@ -28,6 +28,13 @@ void FireScheduler::Rewind(int64_t to) {
   if (to <= backup_cursor_.first) backup_cursor_ = Position{to - 1, Uuid{}};
 }
 
+TimerState::Listener FireScheduler::Listener() {
+  return TimerState::Listener{
+      .on_change = [this](const Uuid& id, std::optional<int64_t> next) { OnChange(id, next); },
+      .on_reset = [this] { OnReset(); },
+  };
+}
+
 void FireScheduler::OnChange(const Uuid& id, std::optional<int64_t> next_attempt_nanos) {
   if (finished_.erase(id) > 0) started_.erase(id);
   if (next_attempt_nanos) Rewind(*next_attempt_nanos);

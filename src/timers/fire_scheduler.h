@@ -51,7 +51,8 @@ class FireScheduler {
   // pending timer is looked at again. The handover and backup delays run from `now_nanos`
   // (without it, from the next TakeDue()).
   void SetNodes(std::vector<std::string> node_ids, std::optional<int64_t> now_nanos = std::nullopt);
-  // Wire these to the TimerState's Listener.
+  // What the TimerState must tell this scheduler: state.SetListener(scheduler.Listener()).
+  TimerState::Listener Listener();
   void OnChange(const Uuid& id, std::optional<int64_t> next_attempt_nanos);
   void OnReset();
 

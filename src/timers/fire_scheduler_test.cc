@@ -198,11 +198,7 @@ class FireSchedulerTest : public ::testing::Test {
  protected:
   FireSchedulerTest() {
     // As TimerService wires them.
-    state_.SetListener(TimerState::Listener{
-        .on_change = [this](const Uuid& id,
-                            std::optional<int64_t> next) { scheduler_.OnChange(id, next); },
-        .on_reset = [this] { scheduler_.OnReset(); },
-    });
+    state_.SetListener(scheduler_.Listener());
   }
 
   // A timer due at `due`, created at `now`.
@@ -510,11 +506,7 @@ TEST(FireSchedulerBackup, TakesTheOwnersTimersOnlyTheBackupDelayLate) {
   constexpr int64_t kDelay = 30 * kSecond;
   TimerState state;
   FireScheduler scheduler(state, kSelf, kDelay);
-  state.SetListener(TimerState::Listener{
-      .on_change = [&](const Uuid& id,
-                       std::optional<int64_t> next) { scheduler.OnChange(id, next); },
-      .on_reset = [&] { scheduler.OnReset(); },
-  });
+  state.SetListener(scheduler.Listener());
   const std::vector<std::string> nodes = {kSelf, kB, kC};
   scheduler.SetNodes(nodes);
   const TimerOwnership& ownership = scheduler.ownership();
@@ -554,11 +546,7 @@ TEST(FireSchedulerBackup, WaitsWhileTheOwnerIsHeardFrom) {
   constexpr int64_t kDelay = kSecond;
   TimerState state;
   FireScheduler scheduler(state, kSelf, kDelay);
-  state.SetListener(TimerState::Listener{
-      .on_change = [&](const Uuid& id,
-                       std::optional<int64_t> next) { scheduler.OnChange(id, next); },
-      .on_reset = [&] { scheduler.OnReset(); },
-  });
+  state.SetListener(scheduler.Listener());
   scheduler.SetNodes({kSelf, kB, kC}, kT0 - 10 * kSecond);
   const TimerOwnership& ownership = scheduler.ownership();
   const int self = 1, b = 0;    // sorted: kB, kSelf, kC

@@ -56,11 +56,7 @@ TimerService::TimerService(EventLoop& loop, const Clock& clock, ConsensusService
       wake_timer_(loop),
       housekeeping_timer_(loop) {
   consensus_.RegisterModule(state_);
-  state_.SetListener(TimerState::Listener{
-      .on_change = [this](const Uuid& id,
-                          std::optional<int64_t> next) { scheduler_.OnChange(id, next); },
-      .on_reset = [this] { scheduler_.OnReset(); },
-  });
+  state_.SetListener(scheduler_.Listener());
   consensus_.AddStateListener([this] { OnStateChanged(); });
 }
 

@@ -93,6 +93,36 @@ class StateModule {
   virtual std::unique_ptr<SectionLoader> NewLoader(uint32_t version) = 0;
 };
 
+// A capture of a CowMap (core/cow_map.h): the frozen view, walked on the writing thread; each
+// entry becomes one record, `encode(entry, scratch)` returning its bytes (in `scratch`, or in the
+// entry itself).
+template <typename Map, typename Encode>
+std::unique_ptr<SectionCapture> CaptureMap(const Map& map, Encode encode) {
+  class View final : public SectionCapture {
+   public:
+    View(typename Map::View view, Encode encode)
+        : view_(std::move(view)), encode_(std::move(encode)) {}
+    bool WriteSome(SectionSink& sink, size_t budget) override {
+      size_t written = 0;
+      while (written < budget) {
+        const auto* entry = view_.Next(cursor_);
+        if (entry == nullptr) return true;
+        const std::string_view record = encode_(*entry, scratch_);
+        sink.Add(record);
+        written += record.size();
+      }
+      return false;
+    }
+
+   private:
+    typename Map::View view_;
+    typename Map::View::Cursor cursor_;
+    Encode encode_;
+    std::string scratch_;
+  };
+  return std::make_unique<View>(map.Freeze(), std::move(encode));
+}
+
 // A capture for small, bounded state: the records are built on the loop when captured (cost
 // O(state), which such a module keeps small) and handed out afterwards.
 class BufferedCapture final : public SectionCapture, public SectionSink {

@@ -68,31 +68,14 @@ Result<std::string> KvState::Apply(const ApplyContext&, uint32_t, std::string_vi
 }
 
 std::unique_ptr<SectionCapture> KvState::Capture() const {
-  class View final : public SectionCapture {
-   public:
-    explicit View(Map::View view) : view_(std::move(view)) {}
-    bool WriteSome(SectionSink& sink, size_t budget) override {
-      size_t written = 0;
-      while (written < budget) {
-        const auto* entry = view_.Next(cursor_);
-        if (entry == nullptr) return true;
-        // A KvPut's wire form, written directly: a million records are serialized in the time
-        // protobuf would take to copy them into messages.
-        bytes_.clear();
-        AppendField(bytes_, 1, entry->first);
-        AppendField(bytes_, 2, entry->second);
-        written += bytes_.size();
-        sink.Add(bytes_);
-      }
-      return false;
-    }
-
-   private:
-    Map::View view_;
-    Map::View::Cursor cursor_;
-    std::string bytes_;
-  };
-  return std::make_unique<View>(entries_.Freeze());
+  // A KvPut's wire form, written directly: a million records are serialized in the time
+  // protobuf would take to copy them into messages.
+  return CaptureMap(entries_, [](const Map::Entry& entry, std::string& bytes) {
+    bytes.clear();
+    AppendField(bytes, 1, entry.first);
+    AppendField(bytes, 2, entry.second);
+    return std::string_view(bytes);
+  });
 }
 
 std::unique_ptr<SectionLoader> KvState::NewLoader(uint32_t) {

@@ -78,6 +78,25 @@ Result<int64_t> TimeNanos(const json& value, const std::string& field) {
   return Status::Invalid(field + " must be an RFC 3339 time or seconds since 1970");
 }
 
+// "delay" or "at" (at most one) into a create's or a reschedule's start.
+template <typename Command>
+Status ParseStart(const json& request, Command& command) {
+  if (request.contains("delay") && request.contains("at")) {
+    return Status::Invalid("give delay or at, not both");
+  }
+  if (request.contains("delay")) {
+    Result<int64_t> delay = DurationNanos(request["delay"], "delay");
+    if (!delay.ok()) return delay.status();
+    command.set_delay_nanos(delay.value());
+  }
+  if (request.contains("at")) {
+    Result<int64_t> at = TimeNanos(request["at"], "at");
+    if (!at.ok()) return at.status();
+    command.set_at_nanos(at.value());
+  }
+  return Status::Ok();
+}
+
 void SetDefaults(wire::TimerSpec& spec) {
   const RetryPolicy defaults;
   spec.set_method("POST");
@@ -178,19 +197,7 @@ Result<wire::TimerCreate> ParseNativeTimer(std::string_view body,
   int starts = 0;
   for (const char* field : {"delay", "at", "every", "cron"}) starts += request.contains(field);
   if (starts == 0) return Status::Invalid("give one of delay, at, every or cron");
-  if (request.contains("delay") && request.contains("at")) {
-    return Status::Invalid("give delay or at, not both");
-  }
-  if (request.contains("delay")) {
-    Result<int64_t> delay = DurationNanos(request["delay"], "delay");
-    if (!delay.ok()) return delay.status();
-    create.set_delay_nanos(delay.value());
-  }
-  if (request.contains("at")) {
-    Result<int64_t> at = TimeNanos(request["at"], "at");
-    if (!at.ok()) return at.status();
-    create.set_at_nanos(at.value());
-  }
+  if (Status bad = ParseStart(request, create); !bad.ok()) return bad;
   if (request.contains("every")) {
     Result<int64_t> every = DurationNanos(request["every"], "every");
     if (!every.ok()) return every.status();
@@ -279,15 +286,7 @@ Result<wire::TimerReschedule> ParseReschedule(std::string_view body, const std::
   if (request.contains("delay") == request.contains("at")) {
     return Status::Invalid("give delay or at (one of them)");
   }
-  if (request.contains("delay")) {
-    Result<int64_t> delay = DurationNanos(request["delay"], "delay");
-    if (!delay.ok()) return delay.status();
-    reschedule.set_delay_nanos(delay.value());
-  } else {
-    Result<int64_t> at = TimeNanos(request["at"], "at");
-    if (!at.ok()) return at.status();
-    reschedule.set_at_nanos(at.value());
-  }
+  if (Status bad = ParseStart(request, reschedule); !bad.ok()) return bad;
   return reschedule;
 }
 

@@ -74,6 +74,25 @@ std::optional<int64_t> NextOccurrence(const wire::TimerSpec& spec, int64_t previ
   return cron.value().NextAfter(std::max(previous_due, after));
 }
 
+// The due time a create or a reschedule gives: a delay from the entry's time, or a time; none
+// if the command has neither (`start_case` 0).
+template <typename Command>
+Result<std::optional<int64_t>> StartOf(const Command& command, int64_t now) {
+  if (command.start_case() == Command::kDelayNanos) {
+    if (command.delay_nanos() < 0 || command.delay_nanos() > TimerState::kMaxHorizonNanos) {
+      return Status::Invalid("the delay must be 0 to 10 years");
+    }
+    return std::optional<int64_t>(now + command.delay_nanos());
+  }
+  if (command.start_case() == Command::kAtNanos) {
+    if (command.at_nanos() < 0 || command.at_nanos() - now > TimerState::kMaxHorizonNanos) {
+      return Status::Invalid("the time must be after 1970 and within 10 years");
+    }
+    return std::optional<int64_t>(command.at_nanos());
+  }
+  return std::optional<int64_t>();
+}
+
 std::string Serialize(const wire::TimerRecord& record) {
   std::string bytes;
   record.SerializeToString(&bytes);
@@ -275,29 +294,14 @@ Result<std::string> TimerState::ApplyCreate(const ApplyContext& context,
   }
   if (records_.Find(*id) != nullptr) return Status(StatusCode::kConflict, "timer id in use");
 
-  int64_t due = 0;
-  switch (create.start_case()) {
-    case wire::TimerCreate::kDelayNanos:
-      if (create.delay_nanos() < 0 || create.delay_nanos() > kMaxHorizonNanos) {
-        return Status::Invalid("the delay must be 0 to 10 years");
-      }
-      due = context.at_nanos + create.delay_nanos();
-      break;
-    case wire::TimerCreate::kAtNanos:
-      if (create.at_nanos() < 0 || create.at_nanos() - context.at_nanos > kMaxHorizonNanos) {
-        return Status::Invalid("the time must be after 1970 and within 10 years");
-      }
-      due = create.at_nanos();
-      break;
-    case wire::TimerCreate::START_NOT_SET: {
-      if (!Recurring(create.spec())) return Status::Invalid("a timer needs a delay or a time");
-      std::optional<int64_t> first =
-          NextOccurrence(create.spec(), context.at_nanos, context.at_nanos);
-      if (!first || *first - context.at_nanos > kMaxHorizonNanos) {
-        return Status::Invalid("the cron expression matches no time within 10 years");
-      }
-      due = *first;
-      break;
+  Result<std::optional<int64_t>> start = StartOf(create, context.at_nanos);
+  if (!start.ok()) return start.status();
+  std::optional<int64_t> due = start.value();
+  if (!due) {
+    if (!Recurring(create.spec())) return Status::Invalid("a timer needs a delay or a time");
+    due = NextOccurrence(create.spec(), context.at_nanos, context.at_nanos);
+    if (!due || *due - context.at_nanos > kMaxHorizonNanos) {
+      return Status::Invalid("the cron expression matches no time within 10 years");
     }
   }
   wire::TimerRecord record;
@@ -305,8 +309,8 @@ Result<std::string> TimerState::ApplyCreate(const ApplyContext& context,
   *record.mutable_spec() = std::move(*create.mutable_spec());
   record.set_status(wire::TIMER_WAITING);
   record.set_created_nanos(context.at_nanos);
-  record.set_due_nanos(due);
-  record.set_next_attempt_nanos(due);
+  record.set_due_nanos(*due);
+  record.set_next_attempt_nanos(*due);
   Store(*id, nullptr, record);
   return Serialize(record);
 }
@@ -416,50 +420,39 @@ void TimerState::EndOccurrence(wire::TimerRecord& record, wire::TimerStatus stat
   record.set_finished_nanos(now);
 }
 
-Result<std::string> TimerState::ApplyCancel(const ApplyContext& context,
-                                            const wire::TimerCancel& cancel) {
-  Result<wire::TimerRecord> found = Find(cancel.id());
+Result<wire::TimerRecord> TimerState::FindWaiting(const std::string& id, int64_t now) const {
+  Result<wire::TimerRecord> found = Find(id);
   if (!found.ok()) return found.status();
-  wire::TimerRecord record = std::move(found.value());
-  const wire::TimerRecord before = record;
-  std::string_view status = TimerStatusName(record, context.at_nanos);
+  std::string_view status = TimerStatusName(found.value(), now);
   if (status != "waiting") {
     return Status(StatusCode::kConflict, "the timer is " + std::string(status));
   }
+  return found;
+}
+
+Result<std::string> TimerState::ApplyCancel(const ApplyContext& context,
+                                            const wire::TimerCancel& cancel) {
+  Result<wire::TimerRecord> found = FindWaiting(cancel.id(), context.at_nanos);
+  if (!found.ok()) return found.status();
+  wire::TimerRecord record = found.value();
   record.set_status(wire::TIMER_CANCELLED);
   record.set_finished_nanos(context.at_nanos);
   record.set_outcome("cancelled");
-  Store(*Uuid::Parse(record.id()), &before, record);
+  Store(*Uuid::Parse(record.id()), &found.value(), record);
   return Serialize(record);
 }
 
 Result<std::string> TimerState::ApplyReschedule(const ApplyContext& context,
                                                 const wire::TimerReschedule& reschedule) {
-  Result<wire::TimerRecord> found = Find(reschedule.id());
+  Result<wire::TimerRecord> found = FindWaiting(reschedule.id(), context.at_nanos);
   if (!found.ok()) return found.status();
-  wire::TimerRecord record = std::move(found.value());
-  const wire::TimerRecord before = record;
-  std::string_view status = TimerStatusName(record, context.at_nanos);
-  if (status != "waiting") {
-    return Status(StatusCode::kConflict, "the timer is " + std::string(status));
-  }
-  int64_t due = 0;
-  if (reschedule.start_case() == wire::TimerReschedule::kDelayNanos) {
-    if (reschedule.delay_nanos() < 0 || reschedule.delay_nanos() > kMaxHorizonNanos) {
-      return Status::Invalid("the delay must be 0 to 10 years");
-    }
-    due = context.at_nanos + reschedule.delay_nanos();
-  } else if (reschedule.start_case() == wire::TimerReschedule::kAtNanos) {
-    if (reschedule.at_nanos() < 0 || reschedule.at_nanos() - context.at_nanos > kMaxHorizonNanos) {
-      return Status::Invalid("the time must be after 1970 and within 10 years");
-    }
-    due = reschedule.at_nanos();
-  } else {
-    return Status::Invalid("a reschedule needs a delay or a time");
-  }
-  record.set_due_nanos(due);
-  record.set_next_attempt_nanos(due);
-  Store(*Uuid::Parse(record.id()), &before, record);
+  Result<std::optional<int64_t>> due = StartOf(reschedule, context.at_nanos);
+  if (!due.ok()) return due.status();
+  if (!due.value()) return Status::Invalid("a reschedule needs a delay or a time");
+  wire::TimerRecord record = found.value();
+  record.set_due_nanos(*due.value());
+  record.set_next_attempt_nanos(*due.value());
+  Store(*Uuid::Parse(record.id()), &found.value(), record);
   return Serialize(record);
 }
 
@@ -479,25 +472,10 @@ Result<std::string> TimerState::ApplyCompact(const wire::TimerCompact& compact) 
 }
 
 std::unique_ptr<SectionCapture> TimerState::Capture() const {
-  class View final : public SectionCapture {
-   public:
-    explicit View(Map::View view) : view_(std::move(view)) {}
-    bool WriteSome(SectionSink& sink, size_t budget) override {
-      size_t written = 0;
-      while (written < budget) {
-        const auto* entry = view_.Next(cursor_);
-        if (entry == nullptr) return true;
-        sink.Add(entry->second);
-        written += entry->second.size();
-      }
-      return false;
-    }
-
-   private:
-    Map::View view_;
-    Map::View::Cursor cursor_;
-  };
-  return std::make_unique<View>(records_.Freeze());
+  // Records are kept as their section bytes.
+  return CaptureMap(records_, [](const Map::Entry& entry, std::string&) {
+    return std::string_view(entry.second);
+  });
 }
 
 class TimerState::Loader final : public SectionLoader {

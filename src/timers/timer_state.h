@@ -112,6 +112,8 @@ class TimerState final : public StateModule {
              std::string bytes = {});
   void Remove(const Uuid& id, const wire::TimerRecord& record);
   Result<wire::TimerRecord> Find(const std::string& id) const;
+  // Find(), and kConflict saying its status unless it is waiting (not yet due, no attempt).
+  Result<wire::TimerRecord> FindWaiting(const std::string& id, int64_t now) const;
 
   Map records_;
   Index pending_;

@@ -9,6 +9,7 @@
 #include "api/metrics.h"
 #include "api/neighbors_json.h"
 #include "api/ranks_routes.h"
+#include "api/sync_routes.h"
 #include "api/timer_routes.h"
 #include "clock/clock_service.h"
 #include "consensus/consensus_service.h"
@@ -16,6 +17,7 @@
 #include "core/event_loop.h"
 #include "core/node_identity.h"
 #include "discovery/sdss_service.h"
+#include "filesync/sync_service.h"
 #include "kv/kv_state.h"
 #include "net/http_server.h"
 #include "net/uv_util.h"
@@ -37,11 +39,13 @@ struct Agent::Impl {
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<SdssService> discovery;
   std::unique_ptr<PeerService> peers;
-  KvState kv;  // registered with, and so outlives, the consensus service
+  KvState kv;       // registered with, and so outlive, the consensus service
+  FileIndex files;  // on every node, whether it syncs a folder or not
   std::unique_ptr<ConsensusService> consensus;
   std::unique_ptr<ClockService> cluster_clock;
   std::unique_ptr<RanksService> ranks;
   std::unique_ptr<TimerService> timers;
+  std::unique_ptr<SyncService> sync;
   std::unique_ptr<Timer> exit_deadline;
   Timer steady_beacons_check{loop};
   uv_signal_t* sigint = nullptr;
@@ -100,6 +104,7 @@ Status Agent::Start() {
   consensus.formation_settle = std::max(std::chrono::milliseconds(300), 2 * first_interval);
   s.consensus = std::make_unique<ConsensusService>(s.loop, s.clock, *s.peers, consensus);
   s.consensus->RegisterModule(s.kv);
+  s.consensus->RegisterModule(s.files);
   Result<MasterPolicy> policy = ParseMasterPolicy(s.config.master_policy);
   if (!policy.ok()) return Status::Error("--master-policy: " + policy.error());
   s.cluster_clock = std::make_unique<ClockService>(
@@ -123,6 +128,14 @@ Status Agent::Start() {
     timers.signer = std::move(signer.value());
   }
   s.timers = std::make_unique<TimerService>(s.loop, s.clock, *s.consensus, std::move(timers));
+  if (!s.config.sync_dir.empty()) {
+    SyncOptions sync;
+    sync.dir = s.config.sync_dir;
+    sync.data_dir = s.config.data_dir;
+    sync.self_id = s.identity.id;
+    s.sync = std::make_unique<SyncService>(s.loop, s.clock, *s.consensus, *s.peers, s.files,
+                                           std::move(sync));
+  }
   SdssOptions sdss{s.identity.ShortId(),
                    s.config.bind,
                    s.interface.subnet,
@@ -158,6 +171,7 @@ Status Agent::Start() {
   if (status.ok()) status = s.consensus->Start();
   if (status.ok()) s.cluster_clock->Start();
   if (status.ok()) s.timers->Start();
+  if (status.ok() && s.sync) status = s.sync->Start();
   if (status.ok()) status = s.discovery->Start();
   if (!status.ok()) {
     s.Shutdown(nullptr);  // the caller reports the error
@@ -215,6 +229,7 @@ void Agent::Impl::AddRoutes() {
   });
   AddRanksRoutes(router, *ranks);
   AddTimerRoutes(router, *timers);
+  AddSyncRoutes(router, files, sync.get());
   router.Handle("GET", "/metrics", [this](const HttpRequest&, HttpResponder respond) {
     HttpResponse response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -257,6 +272,7 @@ void Agent::Impl::Shutdown(const char* why) {
   if (cluster_clock) cluster_clock->Stop();
   if (ranks) ranks->Stop();
   if (timers) timers->Stop();
+  if (sync) sync->Stop();
   if (http) http->Close();
   // Leaving the cluster needs the peer links; everything else can go now. If something hangs,
   // the deadline ends the loop anyway.

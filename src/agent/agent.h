@@ -47,6 +47,7 @@ struct AgentConfig {
   bool demo_commands = false;
   std::string webhook_secret_file;  // Standard Webhooks keys for signing timer webhooks
   std::chrono::seconds timer_retention{24 * 3600};
+  std::string sync_dir;  // empty: this node syncs no folder (it still holds the file index)
 };
 
 class Agent {

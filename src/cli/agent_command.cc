@@ -42,6 +42,7 @@ struct AgentFlags {
   bool demo_commands = false;
   std::string webhook_secret_file;
   std::string timer_retention = "24h";
+  std::string sync_dir;
 };
 
 int Fail(const std::string& message, int status) {
@@ -145,6 +146,7 @@ int RunAgent(const AgentFlags& flags) {
     return Fail("--timer-retention must be at least 1s", 2);
   }
   config.timer_retention = std::chrono::duration_cast<std::chrono::seconds>(retention.value());
+  config.sync_dir = flags.sync_dir;
 
   auto level = spdlog::level::from_str(flags.log_level);
   auto logger = spdlog::stderr_color_mt("synod");
@@ -242,6 +244,8 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--timer-retention", flags->timer_retention,
                   "How long finished timers stay readable")
       ->capture_default_str();
+  cmd->add_option("--sync-dir", flags->sync_dir,
+                  "Keep this folder identical on every node that syncs one (not the data dir)");
   cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -1,6 +1,8 @@
 #include "core/event_loop.h"
 
+#include <cassert>
 #include <cstdlib>
+#include <memory>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -71,6 +73,24 @@ void EventLoop::RunAfter(std::chrono::milliseconds delay, std::function<void()> 
         fn();
       },
       static_cast<uint64_t>(delay.count()), 0);
+}
+
+void EventLoop::Work(std::function<void()> work, std::function<void()> done) {
+  struct Request {
+    uv_work_t request{};
+    std::function<void()> work;
+    std::function<void()> done;
+  };
+  auto* request = new Request{{}, std::move(work), std::move(done)};
+  request->request.data = request;
+  const int rc = uv_queue_work(
+      &loop_, &request->request, [](uv_work_t* r) { static_cast<Request*>(r->data)->work(); },
+      [](uv_work_t* r, int) {
+        std::unique_ptr<Request> request(static_cast<Request*>(r->data));
+        request->done();
+      });
+  assert(rc == 0 && "uv_queue_work fails only for a null callback");
+  (void)rc;
 }
 
 EventLoop::~EventLoop() {

@@ -43,6 +43,10 @@ class EventLoop {
   // the order deferred; what fn defers runs in the same turn). Writes deferred this way leave as
   // one write per connection instead of one per message. Loop thread only.
   void Defer(std::function<void()> fn);
+  // Runs `work` on libuv's thread pool, then `done` on the loop thread. `work` must touch
+  // nothing the loop thread uses; it owns what it captures. The loop does not end while work
+  // is queued or running.
+  void Work(std::function<void()> work, std::function<void()> done);
 
  private:
   struct OneShot;

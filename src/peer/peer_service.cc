@@ -27,6 +27,7 @@ bool IsResponse(const wire::PeerMessage& message) {
     case wire::PeerMessage::kCommandSendResponse:
     case wire::PeerMessage::kCommandDeliveryAck:
     case wire::PeerMessage::kStateChunk:
+    case wire::PeerMessage::kBlockResponse:
       return true;
     default:
       return false;

@@ -1,0 +1,493 @@
+#include "filesync/folder.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <openssl/evp.h>
+
+#include "filesync/file_index.h"
+#include "filesync/sync_path.h"
+
+namespace synod {
+namespace {
+
+std::string Errno(const std::string& what, const std::string& path, int error) {
+  return what + " \"" + path + "\": " + std::strerror(error);
+}
+
+int64_t MtimeNanos(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+// The record of what lstat says (no hash yet); false for kinds that are not synced.
+bool FromStat(const struct stat& st, wire::LocalFileRecord& record) {
+  record.set_present(true);
+  record.set_mode(st.st_mode & 07777);
+  record.set_mtime_nanos(MtimeNanos(st));
+  record.set_inode(st.st_ino);
+  record.clear_size();
+  if (S_ISREG(st.st_mode)) {
+    record.set_kind(wire::KIND_FILE);
+    record.set_size(static_cast<uint64_t>(st.st_size));
+  } else if (S_ISDIR(st.st_mode)) {
+    record.set_kind(wire::KIND_DIRECTORY);
+  } else if (S_ISLNK(st.st_mode)) {
+    record.set_kind(wire::KIND_SYMLINK);
+    record.set_mode(0);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool SameStat(const wire::LocalFileRecord& a, const wire::LocalFileRecord& b) {
+  return a.present() == b.present() && a.kind() == b.kind() && a.size() == b.size() &&
+         a.mtime_nanos() == b.mtime_nanos() && a.inode() == b.inode() && a.mode() == b.mode();
+}
+
+Status HashInto(int fd, const std::string& path, wire::LocalFileRecord& record) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> whole(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(whole.get(), EVP_sha256(), nullptr);
+  std::string block(kFileBlockSize, '\0');
+  record.clear_blocks();
+  uint64_t total = 0;
+  for (;;) {
+    size_t filled = 0;
+    while (filled < block.size()) {
+      const ssize_t n = pread(fd, block.data() + filled, block.size() - filled,
+                              static_cast<off_t>(total + filled));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Status::Error(Errno("cannot read", path, errno));
+      if (n == 0) break;
+      filled += static_cast<size_t>(n);
+    }
+    if (filled == 0) break;
+    const std::string_view data(block.data(), filled);
+    EVP_DigestUpdate(whole.get(), data.data(), data.size());
+    record.add_blocks(Sha256(data));
+    total += filled;
+    if (filled < block.size()) break;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(whole.get(), digest, &length);
+  record.set_hash(std::string(reinterpret_cast<char*>(digest), length));
+  record.set_size(total);  // what was hashed, should the file grow meanwhile
+  return Status::Ok();
+}
+
+// The index version a file was written for, kept on the file itself ("<version> <mode> <hash
+// in hex>"): the node's record of it may be older after a crash, and without this the file
+// would look like a local change and be announced over newer versions. An edit in place keeps
+// the attribute but changes the hash, so it is still seen as an edit.
+constexpr char kSyncedAttribute[] = "user.synod.synced";
+
+void SetSyncedAttribute(int fd, const wire::FileEntry& entry) {
+  const std::string value = std::to_string(entry.version()) + " " + std::to_string(entry.mode()) +
+                            " " + HexOf(entry.hash());
+  fsetxattr(fd, kSyncedAttribute, value.data(), value.size(), 0);  // best effort (tmpfs, ...)
+}
+
+// Sets the record's synced state from the attribute if it names this content.
+void ReadSyncedAttribute(int fd, wire::LocalFileRecord& record) {
+  char value[128];
+  const ssize_t n = fgetxattr(fd, kSyncedAttribute, value, sizeof value - 1);
+  if (n <= 0) return;
+  value[n] = '\0';
+  unsigned long long version = 0;
+  unsigned mode = 0;
+  char hash[65];
+  if (std::sscanf(value, "%llu %u %64s", &version, &mode, hash) != 3) return;
+  if (hash != HexOf(record.hash()) || mode > 07777) return;
+  wire::LocalFileRecord synced;
+  synced.set_present(true);
+  synced.set_kind(wire::KIND_FILE);
+  synced.set_hash(record.hash());
+  synced.set_mode(mode);
+  record.set_synced_version(version);
+  record.set_synced_present(true);
+  record.set_synced_key(ContentKey(synced));
+}
+
+}  // namespace
+
+std::string Sha256(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(digest), length);
+}
+
+std::string HexOf(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    hex.push_back(kDigits[c >> 4]);
+    hex.push_back(kDigits[c & 15]);
+  }
+  return hex;
+}
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = other.release();
+  }
+  return *this;
+}
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+Result<Folder> Folder::Open(const std::string& root) {
+  const int fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::Error(Errno("cannot open the folder", root, errno));
+  return Folder(root, std::make_shared<UniqueFd>(fd));
+}
+
+Result<UniqueFd> Folder::OpenParent(std::string_view path, bool create) const {
+  UniqueFd dir(dup(fd_->get()));
+  if (dir.get() < 0) return Status::Error(Errno("cannot open the folder", root_, errno));
+  size_t start = 0;
+  for (;;) {
+    const size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) return dir;
+    const std::string name(path.substr(start, slash - start));
+    int next = openat(dir.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT && create) {
+      if (mkdirat(dir.get(), name.c_str(), 0755) != 0 && errno != EEXIST) {
+        return Status::Error(
+            Errno("cannot create directory", std::string(path.substr(0, slash)), errno));
+      }
+      next = openat(dir.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (next < 0) {
+      const int error = errno;
+      const std::string parent(path.substr(0, slash));
+      if (error == ENOTDIR || error == ELOOP) {
+        return Status(StatusCode::kConflict, "\"" + parent + "\" is not a directory");
+      }
+      return Status(error == ENOENT ? StatusCode::kNotFound : StatusCode::kError,
+                    Errno("cannot open directory", parent, error));
+    }
+    dir = UniqueFd(next);
+    start = slash + 1;
+  }
+}
+
+Result<wire::LocalFileRecord> Folder::Observe(const std::string& path,
+                                              const wire::LocalFileRecord* previous) const {
+  wire::LocalFileRecord record;
+  record.set_path(path);
+  Result<UniqueFd> dir = OpenParent(path, false);
+  if (!dir.ok()) {
+    if (dir.status().code() == StatusCode::kNotFound ||
+        dir.status().code() == StatusCode::kConflict) {
+      return record;  // the parent is gone (or is no directory): so is the path
+    }
+    return dir.status();
+  }
+  const std::string name(BaseName(path));
+  struct stat st {};
+  if (fstatat(dir.value().get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return record;
+    return Status::Error(Errno("cannot stat", path, errno));
+  }
+  if (!FromStat(st, record)) {
+    return Status(StatusCode::kUnsupported, "\"" + path + "\" is not a file, directory or symlink");
+  }
+  if (record.kind() == wire::KIND_SYMLINK) {
+    std::string target(4097, '\0');
+    const ssize_t n = readlinkat(dir.value().get(), name.c_str(), target.data(), target.size());
+    if (n < 0) return Status::Error(Errno("cannot read link", path, errno));
+    if (n == 0 || static_cast<size_t>(n) > 4096) {
+      return Status::Invalid("link \"" + path + "\": target longer than 4096 bytes");
+    }
+    target.resize(static_cast<size_t>(n));
+    record.set_target(std::move(target));
+    return record;
+  }
+  if (record.kind() != wire::KIND_FILE) return record;
+  if (previous != nullptr && SameStat(*previous, record)) {
+    record.set_hash(previous->hash());
+    *record.mutable_blocks() = previous->blocks();
+    return record;
+  }
+  UniqueFd file(openat(dir.value().get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (file.get() < 0) {
+    if (errno != ENOENT) return Status::Error(Errno("cannot open", path, errno));
+    wire::LocalFileRecord gone;
+    gone.set_path(path);
+    return gone;
+  }
+  if (Status hashed = HashInto(file.get(), path, record); !hashed.ok()) return hashed;
+  ReadSyncedAttribute(file.get(), record);
+  // Changed while being hashed: the caller looks again when the writer is done.
+  struct stat after {};
+  if (fstat(file.get(), &after) != 0 || MtimeNanos(after) != record.mtime_nanos() ||
+      static_cast<uint64_t>(after.st_size) != record.size()) {
+    return Status(StatusCode::kBusy, "\"" + path + "\" changed while it was read");
+  }
+  return record;
+}
+
+Folder::ScanResult Folder::Scan(bool remove_temporaries) const {
+  ScanResult result;
+  struct Pending {
+    std::string path;  // "" for the root
+    UniqueFd fd;
+  };
+  std::vector<Pending> stack;
+  // A new open file description: a dup() would share the read position of every earlier scan.
+  stack.push_back({"", UniqueFd(openat(fd_->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))});
+  while (!stack.empty()) {
+    Pending dir = std::move(stack.back());
+    stack.pop_back();
+    DIR* listing = fdopendir(dir.fd.release());
+    if (listing == nullptr) {
+      result.problems.push_back(Errno("cannot list", dir.path.empty() ? "." : dir.path, errno));
+      continue;
+    }
+    const int dir_fd = dirfd(listing);
+    while (const dirent* item = readdir(listing)) {
+      const std::string name = item->d_name;
+      if (name == "." || name == "..") continue;
+      const std::string path = dir.path.empty() ? name : dir.path + "/" + name;
+      if (Status bad = CheckSyncPath(path); !bad.ok()) {
+        result.problems.push_back(bad.message());
+        continue;
+      }
+      struct stat st {};
+      if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (name.rfind(".synod-tmp-", 0) == 0) {
+        if (remove_temporaries && !S_ISDIR(st.st_mode) && unlinkat(dir_fd, name.c_str(), 0) == 0) {
+          ++result.temporaries_removed;
+        }
+        continue;
+      }
+      ScanEntry entry{path, {}};
+      entry.stat.set_path(path);
+      if (!FromStat(st, entry.stat)) continue;
+      if (S_ISDIR(st.st_mode)) {
+        const int child =
+            openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child >= 0) {
+          stack.push_back({path, UniqueFd(child)});
+        } else {
+          result.problems.push_back(Errno("cannot open directory", path, errno));
+        }
+      }
+      result.entries.push_back(std::move(entry));
+    }
+    closedir(listing);
+  }
+  return result;
+}
+
+Result<std::string> Folder::Read(const std::string& path, uint64_t offset, size_t length) const {
+  Result<UniqueFd> dir = OpenParent(path, false);
+  if (!dir.ok()) return dir.status();
+  const std::string name(BaseName(path));
+  UniqueFd file(openat(dir.value().get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (file.get() < 0) return Status::NotFound(Errno("cannot open", path, errno));
+  std::string data(length, '\0');
+  size_t filled = 0;
+  while (filled < length) {
+    const ssize_t n = pread(file.get(), data.data() + filled, length - filled,
+                            static_cast<off_t>(offset + filled));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::Error(Errno("cannot read", path, errno));
+    if (n == 0) break;
+    filled += static_cast<size_t>(n);
+  }
+  data.resize(filled);
+  return data;
+}
+
+Result<Folder::TempFile> Folder::CreateTemp(const std::string& target, uint64_t size,
+                                            uint64_t unique) const {
+  Result<UniqueFd> dir = OpenParent(target, true);
+  if (!dir.ok()) return dir.status();
+  TempFile temp;
+  temp.path = TempPathFor(target, unique);
+  const std::string name(BaseName(temp.path));
+  const int fd = openat(dir.value().get(), name.c_str(),
+                        O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Error(Errno("cannot create", temp.path, errno));
+  temp.fd = std::make_shared<UniqueFd>(fd);
+  if (size > 0 && ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    const int error = errno;
+    Discard(temp);
+    return Status(error == ENOSPC ? StatusCode::kBusy : StatusCode::kError,
+                  Errno("cannot size", temp.path, error));
+  }
+  return temp;
+}
+
+Status Folder::WriteAt(const TempFile& temp, uint64_t offset, std::string_view data) {
+  size_t written = 0;
+  while (written < data.size()) {
+    const ssize_t n = pwrite(temp.fd->get(), data.data() + written, data.size() - written,
+                             static_cast<off_t>(offset + written));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return Status(errno == ENOSPC ? StatusCode::kBusy : StatusCode::kError,
+                    Errno("cannot write", temp.path, errno));
+    }
+    written += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+void Folder::Discard(const TempFile& temp) const {
+  Result<UniqueFd> dir = OpenParent(temp.path, false);
+  if (dir.ok()) unlinkat(dir.value().get(), std::string(BaseName(temp.path)).c_str(), 0);
+}
+
+Status Folder::CheckUnchanged(int dir, const std::string& name, const std::string& path,
+                              const wire::LocalFileRecord* expected) const {
+  wire::LocalFileRecord now;
+  struct stat st {};
+  if (fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    FromStat(st, now);
+  } else if (errno != ENOENT) {
+    return Status::Error(Errno("cannot stat", path, errno));
+  }
+  const bool was_present = expected != nullptr && expected->present();
+  if (now.present() != was_present ||
+      (was_present && (now.kind() != expected->kind() ||
+                       (now.kind() != wire::KIND_DIRECTORY && !SameStat(now, *expected))))) {
+    return Status::Conflict("\"" + path + "\" changed on this node meanwhile");
+  }
+  return Status::Ok();
+}
+
+Result<wire::LocalFileRecord> Folder::Commit(const TempFile& temp, const wire::FileEntry& entry,
+                                             const wire::LocalFileRecord* expected) const {
+  const int fd = temp.fd->get();
+  const int64_t mtime = entry.mtime_nanos();
+  const struct timespec times[2] = {
+      {0, UTIME_OMIT}, {static_cast<time_t>(mtime / 1'000'000'000), mtime % 1'000'000'000}};
+  SetSyncedAttribute(fd, entry);
+  if (fchmod(fd, entry.mode()) != 0 || futimens(fd, times) != 0 || fsync(fd) != 0) {
+    const int error = errno;
+    Discard(temp);
+    return Status(error == ENOSPC ? StatusCode::kBusy : StatusCode::kError,
+                  Errno("cannot finish", temp.path, error));
+  }
+  Result<UniqueFd> dir = OpenParent(entry.path(), true);
+  if (!dir.ok()) {
+    Discard(temp);
+    return dir.status();
+  }
+  const std::string name(BaseName(entry.path()));
+  if (Status changed = CheckUnchanged(dir.value().get(), name, entry.path(), expected);
+      !changed.ok()) {
+    Discard(temp);
+    return changed;
+  }
+  if (expected != nullptr && expected->present() && expected->kind() == wire::KIND_DIRECTORY) {
+    unlinkat(dir.value().get(), name.c_str(), AT_REMOVEDIR);  // fails if not empty: so does rename
+  }
+  if (renameat(dir.value().get(), std::string(BaseName(temp.path)).c_str(), dir.value().get(),
+               name.c_str()) != 0) {
+    const int error = errno;
+    Discard(temp);
+    return Status::Error(Errno("cannot rename into place", entry.path(), error));
+  }
+  struct stat st {};
+  wire::LocalFileRecord record;
+  record.set_path(entry.path());
+  if (fstat(fd, &st) == 0) FromStat(st, record);
+  record.set_hash(entry.hash());
+  *record.mutable_blocks() = entry.blocks();
+  return record;
+}
+
+Result<wire::LocalFileRecord> Folder::MakeDirectory(const wire::FileEntry& entry,
+                                                    const wire::LocalFileRecord* expected) const {
+  Result<UniqueFd> dir = OpenParent(entry.path(), true);
+  if (!dir.ok()) return dir.status();
+  const std::string name(BaseName(entry.path()));
+  if (Status changed = CheckUnchanged(dir.value().get(), name, entry.path(), expected);
+      !changed.ok()) {
+    return changed;
+  }
+  if (expected != nullptr && expected->present() && expected->kind() != wire::KIND_DIRECTORY) {
+    unlinkat(dir.value().get(), name.c_str(), 0);
+  }
+  if (mkdirat(dir.value().get(), name.c_str(), entry.mode()) != 0 && errno != EEXIST) {
+    return Status::Error(Errno("cannot create directory", entry.path(), errno));
+  }
+  const int child =
+      openat(dir.value().get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (child < 0) return Status::Error(Errno("cannot open directory", entry.path(), errno));
+  UniqueFd owned(child);
+  fchmod(child, entry.mode());  // mkdir applies the umask
+  struct stat st {};
+  wire::LocalFileRecord record;
+  record.set_path(entry.path());
+  if (fstat(child, &st) == 0) FromStat(st, record);
+  return record;
+}
+
+Result<wire::LocalFileRecord> Folder::MakeSymlink(const wire::FileEntry& entry,
+                                                  const wire::LocalFileRecord* expected,
+                                                  uint64_t unique) const {
+  Result<UniqueFd> dir = OpenParent(entry.path(), true);
+  if (!dir.ok()) return dir.status();
+  const std::string name(BaseName(entry.path()));
+  const std::string temp(BaseName(TempPathFor(entry.path(), unique)));
+  if (symlinkat(entry.target().c_str(), dir.value().get(), temp.c_str()) != 0) {
+    return Status::Error(Errno("cannot create link", entry.path(), errno));
+  }
+  if (Status changed = CheckUnchanged(dir.value().get(), name, entry.path(), expected);
+      !changed.ok()) {
+    unlinkat(dir.value().get(), temp.c_str(), 0);
+    return changed;
+  }
+  if (expected != nullptr && expected->present() && expected->kind() == wire::KIND_DIRECTORY) {
+    unlinkat(dir.value().get(), name.c_str(), AT_REMOVEDIR);
+  }
+  if (renameat(dir.value().get(), temp.c_str(), dir.value().get(), name.c_str()) != 0) {
+    const int error = errno;
+    unlinkat(dir.value().get(), temp.c_str(), 0);
+    return Status::Error(Errno("cannot rename into place", entry.path(), error));
+  }
+  struct stat st {};
+  wire::LocalFileRecord record;
+  record.set_path(entry.path());
+  if (fstatat(dir.value().get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) FromStat(st, record);
+  record.set_target(entry.target());
+  return record;
+}
+
+Status Folder::Remove(const std::string& path, const wire::LocalFileRecord& expected) const {
+  Result<UniqueFd> dir = OpenParent(path, false);
+  if (!dir.ok()) {
+    return dir.status().code() == StatusCode::kNotFound ? Status::Ok() : dir.status();
+  }
+  const std::string name(BaseName(path));
+  if (Status changed = CheckUnchanged(dir.value().get(), name, path, &expected); !changed.ok()) {
+    return changed;
+  }
+  const int flags = expected.kind() == wire::KIND_DIRECTORY ? AT_REMOVEDIR : 0;
+  if (unlinkat(dir.value().get(), name.c_str(), flags) != 0 && errno != ENOENT) {
+    if (errno == ENOTEMPTY || errno == EEXIST) {
+      return Status::Conflict("directory \"" + path + "\" is not empty");
+    }
+    return Status::Error(Errno("cannot delete", path, errno));
+  }
+  return Status::Ok();
+}
+
+}  // namespace synod

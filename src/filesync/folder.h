@@ -1,0 +1,109 @@
+// Folder: every read and write of the synced directory, confined to it.
+//
+// Paths are relative ('/'-separated, checked by CheckSyncPath) and resolved from the folder's
+// own directory descriptor one component at a time with O_NOFOLLOW, so no path, not even one
+// whose parent was swapped for a symlink a moment ago, reaches outside the folder; a symlink in
+// the folder is read as a link, never followed. Files are written whole to a temporary file
+// beside the target (".synod-tmp-..."), fsynced, given their mode and mtime, and renamed into
+// place, so a reader sees the old file or the new one, never a mix; the rename happens only if
+// the target is still what the caller expected (a local edit made meanwhile wins, and is
+// announced instead).
+//
+// All calls block on the disk: run them on the thread pool (EventLoop::Work). A Folder is
+// immutable after Open() and safe to use from several threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "proto/filesync.pb.h"
+
+namespace synod {
+
+// SHA-256 of `data` (32 bytes).
+std::string Sha256(std::string_view data);
+std::string HexOf(std::string_view bytes);
+
+// An open file descriptor, closed when destroyed.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  ~UniqueFd();
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+class Folder {
+ public:
+  // A path found by Scan(), with what lstat said.
+  struct ScanEntry {
+    std::string path;
+    wire::LocalFileRecord stat;  // present, kind, size, mode, mtime, inode (no hash)
+  };
+  struct ScanResult {
+    std::vector<ScanEntry> entries;
+    std::vector<std::string> problems;  // unreadable directories, names that are not valid
+    size_t temporaries_removed = 0;
+  };
+  // A file being assembled: write its blocks with WriteAt, then Commit.
+  struct TempFile {
+    std::string path;  // the temporary's path, beside the target
+    std::shared_ptr<UniqueFd> fd;
+  };
+
+  static Result<Folder> Open(const std::string& root);
+  const std::string& root() const { return root_; }
+
+  // What is at `path` now. A regular file is hashed, unless `previous` describes the same
+  // inode, size, mtime and mode (its hashes are reused). Absent: present() false. Devices,
+  // sockets and FIFOs are reported as errors (kUnsupported).
+  Result<wire::LocalFileRecord> Observe(const std::string& path,
+                                        const wire::LocalFileRecord* previous) const;
+  // Walks the whole folder without following links. With `remove_temporaries` (at start,
+  // before any transfer), leftover temporaries of an earlier run are deleted.
+  ScanResult Scan(bool remove_temporaries) const;
+
+  // `length` bytes of `path` at `offset` (fewer at the end of the file).
+  Result<std::string> Read(const std::string& path, uint64_t offset, size_t length) const;
+  Result<TempFile> CreateTemp(const std::string& target, uint64_t size, uint64_t unique) const;
+  static Status WriteAt(const TempFile& temp, uint64_t offset, std::string_view data);
+  // fsyncs the temporary, sets mode and mtime, and renames it over `entry.path()` if the target
+  // is still as `expected` describes (null: absent); kConflict otherwise (the temporary is
+  // removed). Returns the new file's record (hashes from `entry`).
+  Result<wire::LocalFileRecord> Commit(const TempFile& temp, const wire::FileEntry& entry,
+                                       const wire::LocalFileRecord* expected) const;
+  void Discard(const TempFile& temp) const;
+  Result<wire::LocalFileRecord> MakeDirectory(const wire::FileEntry& entry,
+                                              const wire::LocalFileRecord* expected) const;
+  Result<wire::LocalFileRecord> MakeSymlink(const wire::FileEntry& entry,
+                                            const wire::LocalFileRecord* expected,
+                                            uint64_t unique) const;
+  // Deletes `path` (a directory only if empty) if it is still as `expected` describes.
+  Status Remove(const std::string& path, const wire::LocalFileRecord& expected) const;
+
+ private:
+  Folder(std::string root, std::shared_ptr<UniqueFd> fd) : root_(std::move(root)), fd_(fd) {}
+  // The directory holding `path`, opened without following links; created if `create`.
+  Result<UniqueFd> OpenParent(std::string_view path, bool create) const;
+  Status CheckUnchanged(int dir, const std::string& name, const std::string& path,
+                        const wire::LocalFileRecord* expected) const;
+
+  std::string root_;
+  std::shared_ptr<UniqueFd> fd_;
+};
+
+}  // namespace synod

@@ -1,0 +1,35 @@
+// Reconciler: what a node must do about one path, from the index's state of it and its own
+// record (LocalTable) of what its disk holds and which version that matched.
+//
+// - The disk matches the index: nothing, or note the version as synced.
+// - The disk moved away from the state it last synced (written, deleted, chmod-ed here, or a
+//   path the cluster has never seen): announce it, based on the synced version; the index
+//   decides conflicts (FileIndex).
+// - Otherwise the index moved on: make the disk match it (fetch the file, make the directory
+//   or link), or remove the path.
+// Pure; the decision depends only on its arguments, so every case is a unit test.
+#pragma once
+
+#include <string>
+
+#include "proto/filesync.pb.h"
+
+namespace synod {
+
+enum class SyncAction {
+  kNone,
+  kMarkSynced,   // the disk already matches the index: record its version
+  kAnnounce,     // propose the disk's state (or its absence) to the index
+  kMaterialize,  // write the index's state to disk (file, directory, symlink)
+  kRemove,       // delete the path from disk
+};
+
+const char* SyncActionName(SyncAction action);
+
+// `index` and `local` may be null (no entry, no record).
+SyncAction Decide(const wire::FileEntry* index, const wire::LocalFileRecord* local);
+
+// The record's synced state set to `version` holding what the disk holds now.
+void MarkSynced(wire::LocalFileRecord& record, uint64_t version);
+
+}  // namespace synod

@@ -1,0 +1,1071 @@
+#include "filesync/sync_service.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <climits>
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "filesync/reconciler.h"
+#include "filesync/sync_path.h"
+
+namespace synod {
+namespace {
+
+constexpr auto kSettleDelay = std::chrono::milliseconds(2);
+constexpr auto kRetryDelay = std::chrono::milliseconds(1000);
+constexpr auto kSaveDelay = std::chrono::milliseconds(1000);
+constexpr size_t kObserveBatch = 256;
+constexpr size_t kMaxIgnoreFileBytes = 1 << 20;
+constexpr size_t kMaxErrorsShown = 20;
+
+std::string RealPath(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (realpath(path.c_str(), resolved) == nullptr) return "";
+  return resolved;
+}
+
+bool Inside(const std::string& path, const std::string& dir) {
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         path[dir.size()] == '/');
+}
+
+wire::FileEntry EntryFor(const wire::LocalFileRecord& local) {
+  wire::FileEntry entry;
+  entry.set_path(local.path());
+  if (!local.present()) {
+    entry.set_deleted(true);
+    return entry;
+  }
+  entry.set_kind(local.kind());
+  entry.set_mode(local.mode());
+  entry.set_mtime_nanos(local.mtime_nanos());
+  if (local.kind() == wire::KIND_FILE) {
+    entry.set_size(local.size());
+    entry.set_hash(local.hash());
+    *entry.mutable_blocks() = local.blocks();
+  } else if (local.kind() == wire::KIND_SYMLINK) {
+    entry.set_target(local.target());
+  }
+  return entry;
+}
+
+// Copies the file at `from` to `entry.path()` (which must still be as `expected` says).
+Result<wire::LocalFileRecord> CopyWithin(const Folder& folder, const std::string& from,
+                                         const wire::FileEntry& entry,
+                                         const wire::LocalFileRecord* expected, uint64_t unique) {
+  Result<Folder::TempFile> temp = folder.CreateTemp(entry.path(), entry.size(), unique);
+  if (!temp.ok()) return temp.status();
+  for (int i = 0; i < entry.blocks_size(); ++i) {
+    const uint64_t offset = static_cast<uint64_t>(i) * kFileBlockSize;
+    Result<std::string> data = folder.Read(from, offset, kFileBlockSize);
+    Status written = data.ok() ? Status::Ok() : data.status();
+    if (written.ok() && Sha256(data.value()) != entry.blocks(i)) {
+      written = Status::Conflict("\"" + from + "\" changed before it could be copied");
+    }
+    if (written.ok()) written = Folder::WriteAt(temp.value(), offset, data.value());
+    if (!written.ok()) {
+      folder.Discard(temp.value());
+      return written;
+    }
+  }
+  return folder.Commit(temp.value(), entry, expected);
+}
+
+}  // namespace
+
+// One file being assembled from local and remote blocks.
+struct SyncService::Fetch {
+  std::string path;
+  wire::FileEntry entry;
+  std::optional<wire::LocalFileRecord> expected;
+  Folder::TempFile temp;
+  std::map<std::string, std::vector<uint32_t>> missing;  // block hash -> where it goes
+  std::vector<Ipv4> sources;
+  std::map<std::string, size_t> tried;  // block hash -> sources tried
+  size_t outstanding = 0;               // requests and writes in progress
+  uint64_t fetched_bytes = 0;
+  uint64_t reused_bytes = 0;
+  Status failure;
+};
+
+SyncService::SyncService(EventLoop& loop, const Clock& clock, ConsensusService& consensus,
+                         PeerService& peers, FileIndex& index, SyncOptions options)
+    : loop_(loop),
+      clock_(clock),
+      consensus_(consensus),
+      peers_(peers),
+      index_(index),
+      options_(std::move(options)),
+      observe_timer_(loop),
+      rescan_timer_(loop),
+      save_timer_(loop) {
+  index_.SetListener(FileIndex::Listener{
+      .on_change = [this](const std::string& path) { MarkDirty(path); },
+      .on_reset =
+          [this] {
+            RunApplied(true);
+            index_.ForEach([this](const wire::FileEntry& entry) { MarkDirty(entry.path()); });
+            for (const auto& [path, record] : local_.records()) MarkDirty(path);
+          },
+  });
+  consensus_.AddStateListener([this] { RunApplied(false); });
+  consensus_.HandleRequests(wire::PeerMessage::kBlockRequest,
+                            [this](const wire::PeerMessage& request, PeerService::Reply reply) {
+                              ServeBlock(request, std::move(reply));
+                            });
+}
+
+SyncService::~SyncService() { *alive_ = false; }
+
+Status SyncService::Start() {
+  const std::string dir = RealPath(options_.dir);
+  if (dir.empty()) return Status::Error("--sync-dir " + options_.dir + ": no such directory");
+  const std::string data = RealPath(options_.data_dir);
+  if (!data.empty() && Inside(data, dir)) {
+    return Status::Invalid("--sync-dir " + dir + " holds the data directory " + data +
+                           ": it would sync Synod's own state; choose a data dir outside it");
+  }
+  Result<Folder> folder = Folder::Open(dir);
+  if (!folder.ok()) return Status::Error("--sync-dir: " + folder.status().message());
+  folder_.emplace(std::move(folder.value()));
+  table_path_ = options_.data_dir + "/filesync.table";
+  {
+    std::ifstream in(table_path_, std::ios::binary);
+    if (in) {
+      std::stringstream bytes;
+      bytes << in.rdbuf();
+      std::string cluster_id;
+      if (Status loaded = local_.Load(bytes.str(), &cluster_id); !loaded.ok()) {
+        spdlog::warn("filesync: {} unreadable ({}); every file will be hashed again", table_path_,
+                     loaded.message());
+      }
+    }
+  }
+  LoadIgnoreRules();
+  watcher_ = std::make_unique<FolderWatcher>(
+      loop_, dir, [this](const FolderWatcher::Change& change) { OnWatcherChange(change); });
+  if (Status watching = watcher_->Start(); !watching.ok()) return watching;
+  spdlog::info("filesync: syncing {} ({} paths known from the last run)", dir,
+               local_.records().size());
+  Rescan("", true);
+  rescan_timer_.Start(options_.rescan_period, options_.rescan_period,
+                      [this] { Rescan("", false); });
+  return Status::Ok();
+}
+
+void SyncService::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (watcher_) watcher_->Stop();
+  observe_timer_.Stop();
+  rescan_timer_.Stop();
+  save_timer_.Stop();
+  if (ready_) Save();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local changes
+
+void SyncService::OnWatcherChange(const FolderWatcher::Change& change) {
+  spdlog::debug("filesync: watcher: {} settled={} rescan={}", change.path, change.settled,
+                change.rescan);
+  if (change.path == ".synodignore") {
+    LoadIgnoreRules();
+    return;
+  }
+  if (change.rescan) {
+    Rescan(change.path, false);
+    return;
+  }
+  ObserveLater(change.path, change.settled ? kSettleDelay : options_.quiet_period);
+}
+
+void SyncService::ObserveLater(const std::string& path, std::chrono::milliseconds delay) {
+  if (path.empty() || IsSynodInternal(path)) return;
+  const MonoTime due = clock_.Monotonic() + delay;
+  auto [it, inserted] = observe_due_.emplace(path, due);
+  if (!inserted) it->second = due;  // a writer still at work pushes it back
+  if (!observe_armed_ || due < *observe_armed_) {
+    observe_armed_ = due;
+    observe_timer_.Start(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             due - clock_.Monotonic() + std::chrono::microseconds(999)),
+                         std::chrono::milliseconds(0), [this] { ObserveDue(); });
+  }
+}
+
+void SyncService::ObserveDue() {
+  observe_armed_.reset();
+  if (stopped_) return;
+  const MonoTime now = clock_.Monotonic();
+  std::vector<std::pair<std::string, std::optional<wire::LocalFileRecord>>> batch;
+  std::optional<MonoTime> next;
+  for (auto it = observe_due_.begin(); it != observe_due_.end();) {
+    if (it->second > now) {
+      if (!next || it->second < *next) next = it->second;
+      ++it;
+      continue;
+    }
+    if (observing_.contains(it->first)) {
+      observe_again_.insert(it->first);
+    } else {
+      const wire::LocalFileRecord* known = local_.Find(it->first);
+      batch.emplace_back(it->first, known ? std::optional(*known) : std::nullopt);
+      observing_.insert(it->first);
+    }
+    it = observe_due_.erase(it);
+    if (batch.size() == kObserveBatch) {
+      auto work = std::make_shared<decltype(batch)>(std::move(batch));
+      batch.clear();
+      auto results =
+          std::make_shared<std::vector<std::pair<std::string, Result<wire::LocalFileRecord>>>>();
+      loop_.Work(
+          [folder = *folder_, work, results] {
+            for (auto& [path, known] : *work) {
+              results->emplace_back(path, folder.Observe(path, known ? &*known : nullptr));
+            }
+          },
+          [this, alive = alive_, results] {
+            if (*alive) OnObserved(std::move(*results));
+          });
+    }
+  }
+  if (!batch.empty()) {
+    auto work = std::make_shared<decltype(batch)>(std::move(batch));
+    auto results =
+        std::make_shared<std::vector<std::pair<std::string, Result<wire::LocalFileRecord>>>>();
+    loop_.Work(
+        [folder = *folder_, work, results] {
+          for (auto& [path, known] : *work) {
+            results->emplace_back(path, folder.Observe(path, known ? &*known : nullptr));
+          }
+        },
+        [this, alive = alive_, results] {
+          if (*alive) OnObserved(std::move(*results));
+        });
+  }
+  if (next) {
+    observe_armed_ = next;
+    observe_timer_.Start(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             *next - now + std::chrono::microseconds(999)),
+                         std::chrono::milliseconds(0), [this] { ObserveDue(); });
+  }
+}
+
+void SyncService::OnObserved(
+    std::vector<std::pair<std::string, Result<wire::LocalFileRecord>>> results) {
+  for (auto& [path, observed] : results) {
+    observing_.erase(path);
+    if (observe_again_.erase(path) > 0) {
+      ObserveLater(path, kSettleDelay);
+      continue;
+    }
+    if (!observed.ok()) {
+      if (observed.status().code() == StatusCode::kBusy) {
+        ObserveLater(path, options_.quiet_period);  // still being written
+      } else {
+        errors_[path] = observed.status().message();
+      }
+      continue;
+    }
+    wire::LocalFileRecord record = std::move(observed.value());
+    spdlog::debug("filesync: observed {}: present={} kind={}", path, record.present(),
+                  static_cast<int>(record.kind()));
+    const wire::LocalFileRecord* known = local_.Find(path);
+    if (known == nullptr && !record.present()) continue;
+    // A newer synced state from the file itself (Folder) wins over a record saved earlier.
+    if (known != nullptr && known->synced_version() >= record.synced_version()) {
+      record.set_synced_version(known->synced_version());
+      record.set_synced_present(known->synced_present());
+      record.set_synced_key(known->synced_key());
+    }
+    if (record.present() && record.kind() == wire::KIND_DIRECTORY && watcher_) {
+      watcher_->WatchDirectory(path);
+    }
+    local_.Put(std::move(record));
+    SaveSoon();
+    MarkDirty(path);
+  }
+}
+
+void SyncService::Rescan(const std::string& under, bool initial) {
+  auto result = std::make_shared<Folder::ScanResult>();
+  loop_.Work([folder = *folder_, result, initial] { *result = folder.Scan(initial); },
+             [this, alive = alive_, result, under, initial] {
+               if (*alive && !stopped_) OnScanned(under, std::move(*result), initial);
+             });
+}
+
+void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, bool initial) {
+  if (scan.temporaries_removed > 0) {
+    spdlog::info("filesync: removed {} unfinished temporary files of an earlier run",
+                 scan.temporaries_removed);
+  }
+  for (const std::string& problem : scan.problems) spdlog::warn("filesync: {}", problem);
+  std::set<std::string> seen;
+  size_t changed = 0;
+  for (Folder::ScanEntry& entry : scan.entries) {
+    if (!under.empty() && !(entry.path == under || entry.path.rfind(under + "/", 0) == 0)) {
+      continue;
+    }
+    seen.insert(entry.path);
+    if (entry.stat.kind() == wire::KIND_DIRECTORY && watcher_) watcher_->WatchDirectory(entry.path);
+    const wire::LocalFileRecord* known = local_.Find(entry.path);
+    const bool same = known != nullptr && known->present() && known->kind() == entry.stat.kind() &&
+                      known->size() == entry.stat.size() && known->mode() == entry.stat.mode() &&
+                      known->mtime_nanos() == entry.stat.mtime_nanos() &&
+                      known->inode() == entry.stat.inode();
+    if (!same && !observing_.contains(entry.path) && !observe_due_.contains(entry.path)) {
+      ++changed;
+      ObserveLater(entry.path, std::chrono::milliseconds(0));
+    }
+  }
+  for (const std::string& path : local_.PathsUnder(under)) {
+    const wire::LocalFileRecord* known = local_.Find(path);
+    if (known->present() && !seen.contains(path) && !observing_.contains(path) &&
+        !observe_due_.contains(path) && !busy_.contains(path)) {
+      ++changed;
+      ObserveLater(path, std::chrono::milliseconds(0));
+    }
+  }
+  if (initial) {
+    spdlog::info("filesync: first scan: {} entries, {} changed since the last run",
+                 scan.entries.size(), changed);
+    // Reconciling starts once what changed here while the node was down has been looked at.
+    auto wait_for_observations = std::make_shared<std::function<void()>>();
+    *wait_for_observations = [this, wait_for_observations] {
+      if (stopped_) return;
+      // ... and once this node holds the cluster's index: a node restarted a moment ago has
+      // not replayed what it missed yet, and would take its old files for new ones.
+      const ClusterStatus status = consensus_.GetStatus();
+      const bool caught_up =
+          status.member && status.leader.has_value() && status.applied_index >= status.commit_index;
+      if (!observe_due_.empty() || !observing_.empty() || !caught_up) {
+        loop_.RunAfter(std::chrono::milliseconds(10), *wait_for_observations);
+        return;
+      }
+      ready_ = true;
+      spdlog::info("filesync: ready; {} paths in the index (as of entry {})", index_.live(),
+                   status.applied_index);
+      index_.ForEach([this](const wire::FileEntry& entry) { MarkDirty(entry.path()); });
+      for (const auto& [path, record] : local_.records()) MarkDirty(path);
+    };
+    (*wait_for_observations)();
+  } else if (changed > 0 && under.empty()) {
+    stats_.missed_by_watcher += changed;
+    spdlog::warn("filesync: the periodic rescan found {} changes the watcher had not reported",
+                 changed);
+  }
+}
+
+void SyncService::LoadIgnoreRules() {
+  Result<std::string> text = folder_->Read(".synodignore", 0, kMaxIgnoreFileBytes);
+  if (!text.ok()) {
+    ignore_ = IgnoreRules();
+    return;
+  }
+  Result<IgnoreRules> rules = IgnoreRules::Parse(text.value());
+  if (!rules.ok()) {
+    spdlog::error("filesync: .synodignore: {}; ignoring nothing until it is fixed",
+                  rules.status().message());
+    ignore_ = IgnoreRules();
+    return;
+  }
+  ignore_ = std::move(rules.value());
+  spdlog::info("filesync: .synodignore: {} rules", ignore_.size());
+}
+
+bool SyncService::Ignored(const std::string& path, bool is_directory) const {
+  return path == ".synodignore" || (ignore_.size() > 0 && ignore_.Ignored(path, is_directory));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reconciling
+
+void SyncService::MarkDirty(const std::string& path) {
+  if (!ready_ || stopped_) return;
+  dirty_.insert(path);
+  if (drain_scheduled_) return;
+  drain_scheduled_ = true;
+  loop_.Defer([this] { DrainDirty(); });
+}
+
+void SyncService::DrainDirty() {
+  drain_scheduled_ = false;
+  std::set<std::string> paths;
+  std::swap(paths, dirty_);
+  // Parents before children (std::set order), so that directories exist first.
+  for (const std::string& path : paths) Reconcile(path);
+  RunWrites();
+}
+
+void SyncService::Reconcile(const std::string& path) {
+  if (stopped_) return;
+  if (busy_.contains(path) || observing_.contains(path) || observe_due_.contains(path)) {
+    again_.insert(path);
+    return;
+  }
+  const wire::FileEntry* entry = index_.Find(path);
+  const wire::LocalFileRecord* local = local_.Find(path);
+  const bool is_directory = (entry != nullptr && entry->kind() == wire::KIND_DIRECTORY) ||
+                            (local != nullptr && local->kind() == wire::KIND_DIRECTORY);
+  if (Ignored(path, is_directory)) return;
+  switch (Decide(entry, local)) {
+    case SyncAction::kNone:
+      errors_.erase(path);
+      return;
+    case SyncAction::kMarkSynced: {
+      wire::LocalFileRecord record = local != nullptr ? *local : wire::LocalFileRecord();
+      record.set_path(path);
+      MarkSynced(record, entry != nullptr ? entry->version() : 0);
+      local_.Put(std::move(record));
+      errors_.erase(path);
+      SaveSoon();
+      return;
+    }
+    case SyncAction::kAnnounce:
+      Announce(path, local);
+      return;
+    case SyncAction::kMaterialize:
+    case SyncAction::kRemove:
+      StartWrite(path);
+      return;
+  }
+}
+
+void SyncService::Done(const std::string& path) {
+  busy_.erase(path);
+  again_.erase(path);
+  MarkDirty(path);
+}
+
+void SyncService::Announce(const std::string& path, const wire::LocalFileRecord* local) {
+  if (announcing_ >= options_.max_announcements) {
+    again_.insert(path);
+    return;
+  }
+  wire::FileEntry entry = local != nullptr ? EntryFor(*local) : wire::FileEntry();
+  entry.set_path(path);
+  if (local == nullptr) entry.set_deleted(true);
+  entry.set_origin(options_.self_id);
+  const ClusterStatus status = consensus_.GetStatus();
+  for (const wire::MemberRecord* member : consensus_.members().MembersInJoinOrder()) {
+    if (member->id() == options_.self_id) entry.set_origin_name(member->name());
+  }
+  if (entry.origin_name().empty()) entry.set_origin_name(options_.self_id.substr(0, 8));
+  (void)status;
+  const uint64_t base = local != nullptr ? local->synced_version() : 0;
+  const std::string announced_key = local != nullptr ? ContentKey(*local) : "";
+  spdlog::debug("filesync: announcing {} base v{} deleted={}", path, base, entry.deleted());
+  busy_.insert(path);
+  ++announcing_;
+  consensus_.Propose(FileIndex::Announce(entry, base), [this, alive = alive_, path,
+                                                        announced_key](Result<Committed> result) {
+    if (!*alive) return;
+    // The answer can come before this node applied the entry: judge the path against an index
+    // that holds it (and whatever came before it).
+    if (result.ok() && result.value().index > index_.applied_through()) {
+      const uint64_t index = result.value().index;
+      AfterApplied(index, [this, path, announced_key, result = std::move(result)] {
+        OnAnnounced(path, announced_key, result);
+      });
+      return;
+    }
+    OnAnnounced(path, announced_key, result);
+  });
+}
+
+void SyncService::OnAnnounced(const std::string& path, const std::string& announced_key,
+                              const Result<Committed>& result) {
+  --announcing_;
+  {
+    const wire::LocalFileRecord* now = local_.Find(path);
+    if (result.ok()) {
+      wire::FileAnnounceResult answer;
+      answer.ParseFromString(result.value().value);
+      ++stats_.announced;
+      if (now != nullptr && ContentKey(*now) == announced_key) {
+        wire::LocalFileRecord record = *now;
+        MarkSynced(record, answer.version());
+        local_.Put(std::move(record));
+        SaveSoon();
+      }
+      errors_.erase(path);
+    } else if (result.status().code() == StatusCode::kConflict) {
+      // A delete that lost to a write it had not seen: the file comes back.
+      spdlog::info("filesync: {}", result.status().message());
+      const wire::FileEntry* entry = index_.Find(path);
+      wire::LocalFileRecord record = now != nullptr ? *now : wire::LocalFileRecord();
+      record.set_path(path);
+      record.set_synced_version(entry != nullptr ? entry->version() : 0);
+      record.set_synced_present(record.present());
+      record.set_synced_key(ContentKey(record));
+      local_.Put(std::move(record));
+    } else {
+      // No quorum (a minority partition) or a leader change: the change stays on disk and is
+      // announced again.
+      RetryLater(path, result.status());
+      return;
+    }
+    Done(path);
+    // Announcements that waited for room.
+    if (announcing_ + 1 == options_.max_announcements) {
+      for (const std::string& waiting : std::set<std::string>(again_)) {
+        if (!busy_.contains(waiting)) MarkDirty(waiting);
+      }
+    }
+  }
+}
+
+void SyncService::AfterApplied(uint64_t index, std::function<void()> then) {
+  if (index <= index_.applied_through()) return then();
+  after_applied_.emplace(index, std::move(then));
+}
+
+void SyncService::RunApplied(bool all) {
+  while (!after_applied_.empty() &&
+         (all || after_applied_.begin()->first <= index_.applied_through())) {
+    auto then = std::move(after_applied_.begin()->second);
+    after_applied_.erase(after_applied_.begin());
+    then();
+  }
+}
+
+void SyncService::StartWrite(const std::string& path) {
+  if (write_queued_.insert(path).second) write_queue_.push_back(path);
+}
+
+void SyncService::RunWrites() {
+  while (writing_ < options_.max_writes && !write_queue_.empty()) {
+    const std::string path = std::move(write_queue_.front());
+    write_queue_.pop_front();
+    write_queued_.erase(path);
+    if (busy_.contains(path)) continue;
+    const SyncAction action = Decide(index_.Find(path), local_.Find(path));
+    if (action == SyncAction::kMaterialize) {
+      Materialize(path);
+    } else if (action == SyncAction::kRemove) {
+      Remove(path);
+    } else {
+      MarkDirty(path);
+    }
+  }
+}
+
+std::vector<wire::FileEntry> SyncService::PreserveTargets(
+    const wire::LocalFileRecord& local) const {
+  std::vector<wire::FileEntry> targets;
+  if (!local.present() || local.kind() != wire::KIND_FILE) return targets;
+  for (const std::string& path : index_.PathsWithHash(local.hash())) {
+    if (path == local.path() || Ignored(path, false)) continue;
+    const wire::FileEntry* entry = index_.Find(path);
+    const wire::LocalFileRecord* there = local_.Find(path);
+    if (there != nullptr && ContentKey(*there) == ContentKey(*entry)) continue;
+    if (there != nullptr && there->present()) continue;  // never overwrite a file here
+    targets.push_back(*entry);
+  }
+  return targets;
+}
+
+void SyncService::Materialize(const std::string& path) {
+  const wire::FileEntry entry = *index_.Find(path);
+  const wire::LocalFileRecord* local = local_.Find(path);
+  std::optional<wire::LocalFileRecord> expected;
+  if (local != nullptr) expected = *local;
+  if (entry.kind() == wire::KIND_FILE) {
+    StartFetch(path, entry, std::move(expected));
+    return;
+  }
+  busy_.insert(path);
+  ++writing_;
+  auto outcome = std::make_shared<Result<wire::LocalFileRecord>>(Status::Error("not run"));
+  auto preserved = std::make_shared<std::vector<wire::LocalFileRecord>>();
+  std::vector<wire::FileEntry> targets =
+      expected ? PreserveTargets(*expected) : std::vector<wire::FileEntry>();
+  const uint64_t unique = ++next_unique_;
+  loop_.Work(
+      [folder = *folder_, entry, expected, targets = std::move(targets), outcome, preserved,
+       unique] {
+        for (const wire::FileEntry& target : targets) {
+          Result<wire::LocalFileRecord> copy =
+              CopyWithin(folder, entry.path(), target, nullptr, unique);
+          if (copy.ok()) preserved->push_back(std::move(copy.value()));
+        }
+        const wire::LocalFileRecord* before = expected ? &*expected : nullptr;
+        *outcome = entry.kind() == wire::KIND_DIRECTORY ? folder.MakeDirectory(entry, before)
+                                                        : folder.MakeSymlink(entry, before, unique);
+      },
+      [this, alive = alive_, path, outcome, preserved, version = entry.version()] {
+        if (*alive) Finished(path, std::move(*outcome), std::move(*preserved), version);
+      });
+}
+
+void SyncService::Remove(const std::string& path) {
+  const wire::LocalFileRecord local = *local_.Find(path);
+  std::vector<wire::FileEntry> targets = PreserveTargets(local);
+  for (const wire::FileEntry& target : targets) {
+    if (busy_.contains(target.path())) {
+      // Being fetched, from this very file perhaps (a rename): remove it once that is done.
+      busy_.insert(path);
+      loop_.RunAfter(std::chrono::milliseconds(20), [this, alive = alive_, path] {
+        if (*alive && !stopped_) Done(path);
+      });
+      return;
+    }
+  }
+  busy_.insert(path);
+  ++writing_;
+  const wire::FileEntry* entry = index_.Find(path);
+  const uint64_t version = entry != nullptr ? entry->version() : 0;
+  auto outcome = std::make_shared<Result<wire::LocalFileRecord>>(Status::Error("not run"));
+  auto preserved = std::make_shared<std::vector<wire::LocalFileRecord>>();
+  const uint64_t unique = ++next_unique_;
+  loop_.Work(
+      [folder = *folder_, local, targets = std::move(targets), outcome, preserved, unique] {
+        for (const wire::FileEntry& target : targets) {
+          Result<wire::LocalFileRecord> copy =
+              CopyWithin(folder, local.path(), target, nullptr, unique);
+          if (copy.ok()) preserved->push_back(std::move(copy.value()));
+        }
+        if (Status removed = folder.Remove(local.path(), local); !removed.ok()) {
+          *outcome = removed;
+          return;
+        }
+        wire::LocalFileRecord gone;
+        gone.set_path(local.path());
+        *outcome = gone;
+      },
+      [this, alive = alive_, path, outcome, preserved, version] {
+        if (*alive) Finished(path, std::move(*outcome), std::move(*preserved), version);
+      });
+}
+
+void SyncService::Finished(const std::string& path, Result<wire::LocalFileRecord> outcome,
+                           std::vector<wire::LocalFileRecord> preserved, uint64_t version) {
+  --writing_;
+  for (wire::LocalFileRecord& copy : preserved) {
+    const wire::FileEntry* entry = index_.Find(copy.path());
+    MarkSynced(copy, entry != nullptr ? entry->version() : 0);
+    const std::string copy_path = copy.path();
+    local_.Put(std::move(copy));
+    MarkDirty(copy_path);
+  }
+  spdlog::debug("filesync: wrote {} v{}: {}", path, version,
+                outcome.ok() ? "ok" : outcome.status().message());
+  if (outcome.ok()) {
+    wire::LocalFileRecord record = std::move(outcome.value());
+    MarkSynced(record, version);
+    const bool removed = !record.present();
+    if (removed) {
+      ++stats_.removed;
+      local_.Erase(path);
+      const std::string parent(ParentOf(path));
+      if (!parent.empty()) MarkDirty(parent);  // a directory deleted before its files
+    } else {
+      local_.Put(std::move(record));
+    }
+    if (const wire::FileEntry* entry = index_.Find(path);
+        entry != nullptr && entry->origin() != options_.self_id) {
+      const double seconds =
+          static_cast<double>(clock_.WallUtcNanos() - entry->committed_at_nanos()) / 1e9;
+      if (seconds >= 0) {
+        for (size_t i = 0; i < SyncStats::kLatencyBounds.size(); ++i) {
+          if (seconds <= SyncStats::kLatencyBounds[i]) ++stats_.latency_buckets[i];
+        }
+        ++stats_.latency_count;
+        stats_.latency_sum += seconds;
+      }
+    }
+    errors_.erase(path);
+    SaveSoon();
+  } else if (outcome.status().code() == StatusCode::kConflict) {
+    // Changed here meanwhile (or a directory not empty yet): look at the disk again.
+    ObserveLater(path, kSettleDelay);
+  } else {
+    busy_.erase(path);
+    RetryLater(path, outcome.status());
+    RunWrites();
+    return;
+  }
+  Done(path);
+  RunWrites();
+}
+
+void SyncService::RetryLater(const std::string& path, const Status& why) {
+  errors_[path] = why.message();
+  spdlog::warn("filesync: {}: {}; trying again", path, why.message());
+  busy_.insert(path);
+  loop_.RunAfter(kRetryDelay, [this, alive = alive_, path] {
+    if (*alive && !stopped_) Done(path);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetching blocks
+
+std::vector<Ipv4> SyncService::SourcesFor(const wire::FileEntry& entry) const {
+  // The node that announced it first, then the others; members that stopped answering last.
+  std::vector<std::pair<int, Ipv4>> ranked;
+  for (const wire::MemberRecord* member : consensus_.members().MembersInJoinOrder()) {
+    if (member->id() == options_.self_id || member->state() == wire::DEAD ||
+        member->state() == wire::LEFT) {
+      continue;
+    }
+    Result<Ipv4> ip = Ipv4::Parse(member->ip());
+    if (!ip.ok()) continue;
+    const int rank =
+        (member->state() == wire::ALIVE ? 0 : 2) + (member->id() == entry.origin() ? 0 : 1);
+    ranked.emplace_back(rank, ip.value());
+  }
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Ipv4> sources;
+  for (const auto& [rank, ip] : ranked) sources.push_back(ip);
+  return sources;
+}
+
+void SyncService::StartFetch(const std::string& path, const wire::FileEntry& entry,
+                             std::optional<wire::LocalFileRecord> expected) {
+  spdlog::debug("filesync: fetching {} v{} over {}", path, entry.version(),
+                expected ? (expected->present() ? HexOf(expected->hash()).substr(0, 8) : "absent")
+                         : "nothing");
+  busy_.insert(path);
+  ++writing_;
+  auto fetch = std::make_shared<Fetch>();
+  fetch->path = path;
+  fetch->entry = entry;
+  fetch->expected = std::move(expected);
+  fetch->sources = SourcesFor(entry);
+  // Which blocks can be copied from local files.
+  std::vector<std::tuple<uint32_t, std::string, uint32_t>> local_blocks;
+  for (int i = 0; i < entry.blocks_size(); ++i) {
+    if (std::optional<LocalTable::BlockSource> source = local_.FindBlock(entry.blocks(i))) {
+      local_blocks.emplace_back(static_cast<uint32_t>(i), source->path, source->index);
+    } else {
+      fetch->missing[entry.blocks(i)].push_back(static_cast<uint32_t>(i));
+    }
+  }
+  auto status = std::make_shared<Status>();
+  const uint64_t unique = ++next_unique_;
+  loop_.Work(
+      [folder = *folder_, fetch, local_blocks = std::move(local_blocks), status, unique] {
+        Result<Folder::TempFile> temp = folder.CreateTemp(fetch->path, fetch->entry.size(), unique);
+        if (!temp.ok()) {
+          *status = temp.status();
+          return;
+        }
+        fetch->temp = temp.value();
+        for (const auto& [index, from, from_index] : local_blocks) {
+          const std::string& hash = fetch->entry.blocks(static_cast<int>(index));
+          Result<std::string> data =
+              folder.Read(from, static_cast<uint64_t>(from_index) * kFileBlockSize, kFileBlockSize);
+          if (data.ok() && Sha256(data.value()) == hash &&
+              Folder::WriteAt(fetch->temp, static_cast<uint64_t>(index) * kFileBlockSize,
+                              data.value())
+                  .ok()) {
+            fetch->reused_bytes += data.value().size();
+          } else {
+            fetch->missing[hash].push_back(index);  // the local copy changed: fetch it
+          }
+        }
+      },
+      [this, alive = alive_, fetch, status] {
+        if (!*alive) return;
+        if (!status->ok()) {
+          fetch->failure = *status;
+          FinishFetch(fetch);
+          return;
+        }
+        if (fetch->missing.empty()) {
+          FinishFetch(fetch);
+          return;
+        }
+        if (fetch->sources.empty()) {
+          fetch->failure =
+              Status::Unavailable("no other member to fetch \"" + fetch->path + "\" from");
+          FinishFetch(fetch);
+          return;
+        }
+        for (const auto& [hash, indexes] : fetch->missing) {
+          block_queue_.emplace_back(fetch, hash);
+          ++fetch->outstanding;
+        }
+        RequestBlocks();
+      });
+}
+
+void SyncService::RequestBlocks() {
+  while (block_requests_ < options_.max_block_requests && !block_queue_.empty()) {
+    auto [fetch, hash] = std::move(block_queue_.front());
+    block_queue_.pop_front();
+    if (!fetch->failure.ok()) {
+      if (--fetch->outstanding == 0) FinishFetch(fetch);
+      continue;
+    }
+    size_t& tried = fetch->tried[hash];
+    if (tried >= fetch->sources.size()) {
+      fetch->failure =
+          Status::Unavailable("no member could send a block of \"" + fetch->path + "\"");
+      if (--fetch->outstanding == 0) FinishFetch(fetch);
+      continue;
+    }
+    // Large files spread their blocks over every source; the first choice of a small one is
+    // the node that announced it.
+    const size_t spread = fetch->entry.blocks_size() > 8 ? fetch->missing.size() : 0;
+    const size_t source =
+        (tried + (spread > 0 ? std::hash<std::string>{}(hash) : 0)) % fetch->sources.size();
+    ++tried;
+    wire::PeerMessage request;
+    request.mutable_block_request()->set_hash(hash);
+    request.mutable_block_request()->set_path(fetch->path);
+    request.mutable_block_request()->set_index(fetch->missing[hash].front());
+    ++block_requests_;
+    peers_.Call(fetch->sources[source], std::move(request), options_.block_timeout,
+                [this, alive = alive_, fetch, hash, source](Result<wire::PeerMessage> response) {
+                  if (*alive) OnBlock(fetch, hash, source, std::move(response));
+                });
+  }
+}
+
+void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash, size_t,
+                          Result<wire::PeerMessage> response) {
+  --block_requests_;
+  std::string error;
+  if (!response.ok()) {
+    error = response.status().message();
+  } else if (!response.value().has_block_response()) {
+    error = "unexpected answer";
+  } else if (!response.value().block_response().error().empty()) {
+    error = response.value().block_response().error();
+  }
+  if (!error.empty()) {
+    block_queue_.emplace_front(fetch, hash);  // the next source
+    RequestBlocks();
+    return;
+  }
+  auto data = std::make_shared<std::string>(
+      std::move(*response.value().mutable_block_response()->mutable_data()));
+  auto written = std::make_shared<Status>();
+  std::vector<uint32_t> indexes = fetch->missing[hash];
+  loop_.Work(
+      [fetch, hash, data, written, indexes] {
+        if (Sha256(*data) != hash) {
+          *written = Status::Invalid("a block of \"" + fetch->path + "\" did not match its hash");
+          return;
+        }
+        for (uint32_t index : indexes) {
+          *written =
+              Folder::WriteAt(fetch->temp, static_cast<uint64_t>(index) * kFileBlockSize, *data);
+          if (!written->ok()) return;
+        }
+      },
+      [this, alive = alive_, fetch, hash, data, written, count = indexes.size()] {
+        if (!*alive) return;
+        if (written->code() == StatusCode::kInvalid) {
+          ++stats_.rejected_blocks;
+          spdlog::warn("filesync: {}", written->message());
+          block_queue_.emplace_front(fetch, hash);
+          RequestBlocks();
+          return;
+        }
+        if (!written->ok()) {
+          fetch->failure = *written;
+        } else {
+          fetch->fetched_bytes += data->size() * count;
+        }
+        if (--fetch->outstanding == 0) FinishFetch(fetch);
+        RequestBlocks();
+      });
+  RequestBlocks();
+}
+
+void SyncService::FinishFetch(std::shared_ptr<Fetch> fetch) {
+  stats_.reused_bytes += fetch->reused_bytes;
+  stats_.fetched_bytes += fetch->fetched_bytes;
+  fetch->reused_bytes = fetch->fetched_bytes = 0;
+  if (!fetch->failure.ok()) {
+    if (fetch->temp.fd) folder_->Discard(fetch->temp);
+    --writing_;
+    busy_.erase(fetch->path);
+    RetryLater(fetch->path, fetch->failure);
+    RunWrites();
+    return;
+  }
+  std::vector<wire::FileEntry> targets =
+      fetch->expected ? PreserveTargets(*fetch->expected) : std::vector<wire::FileEntry>();
+  for (const wire::FileEntry& target : targets) {
+    if (busy_.contains(target.path())) {
+      // Another path is being made from the file this one replaces (a conflict copy, the new
+      // name of a renamed file): replace it once that is done.
+      loop_.RunAfter(std::chrono::milliseconds(20), [this, alive = alive_, fetch] {
+        if (*alive && !stopped_) FinishFetch(fetch);
+      });
+      return;
+    }
+  }
+  auto outcome = std::make_shared<Result<wire::LocalFileRecord>>(Status::Error("not run"));
+  auto preserved = std::make_shared<std::vector<wire::LocalFileRecord>>();
+  const uint64_t unique = ++next_unique_;
+  loop_.Work(
+      [folder = *folder_, fetch, targets = std::move(targets), outcome, preserved, unique] {
+        for (const wire::FileEntry& target : targets) {
+          Result<wire::LocalFileRecord> copy =
+              CopyWithin(folder, fetch->path, target, nullptr, unique);
+          if (copy.ok()) preserved->push_back(std::move(copy.value()));
+        }
+        *outcome =
+            folder.Commit(fetch->temp, fetch->entry, fetch->expected ? &*fetch->expected : nullptr);
+      },
+      [this, alive = alive_, fetch, outcome, preserved] {
+        if (!*alive) return;
+        if (outcome->ok()) ++stats_.fetched_files;
+        Finished(fetch->path, std::move(*outcome), std::move(*preserved), fetch->entry.version());
+      });
+}
+
+void SyncService::ServeBlock(const wire::PeerMessage& request, PeerService::Reply reply) {
+  const wire::BlockRequest& ask = request.block_request();
+  auto answer = [reply = std::move(reply)](std::string data, std::string error) {
+    wire::PeerMessage response;
+    response.mutable_block_response()->set_data(std::move(data));
+    response.mutable_block_response()->set_error(std::move(error));
+    reply(std::move(response));
+  };
+  if (ask.hash().size() != kHashBytes) return answer("", "hash: not a SHA-256");
+  std::optional<LocalTable::BlockSource> source;
+  if (const wire::LocalFileRecord* hinted = local_.Find(ask.path());
+      hinted != nullptr && ask.index() < static_cast<uint64_t>(hinted->blocks_size()) &&
+      hinted->blocks(static_cast<int>(ask.index())) == ask.hash()) {
+    source = LocalTable::BlockSource{ask.path(), static_cast<uint32_t>(ask.index())};
+  } else {
+    source = local_.FindBlock(ask.hash());
+  }
+  if (!source) return answer("", "not found");
+  auto data = std::make_shared<Result<std::string>>(std::string());
+  loop_.Work(
+      [folder = *folder_, source = *source, data, hash = ask.hash()] {
+        *data = folder.Read(source.path, static_cast<uint64_t>(source.index) * kFileBlockSize,
+                            kFileBlockSize);
+        if (data->ok() && Sha256(data->value()) != hash) {
+          *data = Status::NotFound("changed since");
+        }
+      },
+      [this, alive = alive_, data, answer = std::move(answer)] {
+        if (!*alive) return;
+        if (!data->ok()) return answer("", "not found: " + data->status().message());
+        ++stats_.blocks_served;
+        stats_.bytes_served += data->value().size();
+        answer(std::move(data->value()), "");
+      });
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+void SyncService::SaveSoon() {
+  if (save_scheduled_) return;
+  save_scheduled_ = true;
+  save_timer_.Start(kSaveDelay, std::chrono::milliseconds(0), [this] {
+    save_scheduled_ = false;
+    Save();
+  });
+}
+
+void SyncService::Save() {
+  if (saving_) {
+    SaveSoon();
+    return;
+  }
+  saving_ = true;
+  auto bytes = std::make_shared<std::string>(local_.Serialize(consensus_.GetStatus().cluster_id));
+  auto status = std::make_shared<Status>();
+  const std::string path = table_path_;
+  auto save = [bytes, status, path] {
+    const std::string temp = path + ".tmp";
+    const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      *status = Status::Error("cannot write " + temp);
+      return;
+    }
+    UniqueFd owned(fd);
+    size_t written = 0;
+    while (written < bytes->size()) {
+      const ssize_t n = write(fd, bytes->data() + written, bytes->size() - written);
+      if (n <= 0) {
+        *status = Status::Error("cannot write " + temp);
+        return;
+      }
+      written += static_cast<size_t>(n);
+    }
+    if (fsync(fd) != 0 || rename(temp.c_str(), path.c_str()) != 0) {
+      *status = Status::Error("cannot save " + path);
+    }
+  };
+  if (stopped_) {  // the loop is closing: write now
+    save();
+    saving_ = false;
+    return;
+  }
+  loop_.Work(save, [this, alive = alive_, status] {
+    if (!*alive) return;
+    saving_ = false;
+    if (!status->ok()) spdlog::error("filesync: {}", status->message());
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+SyncService::Pending SyncService::CountPending() const {
+  Pending pending;
+  auto count = [&](const std::string& path) {
+    const wire::FileEntry* entry = index_.Find(path);
+    const SyncAction action = Decide(entry, local_.Find(path));
+    if (action != SyncAction::kMaterialize && action != SyncAction::kRemove) return;
+    if (Ignored(path, entry != nullptr && entry->kind() == wire::KIND_DIRECTORY)) return;
+    ++pending.files;
+    if (action == SyncAction::kMaterialize) pending.bytes += entry->size();
+  };
+  index_.ForEach([&](const wire::FileEntry& entry) { count(entry.path()); });
+  return pending;
+}
+
+bool SyncService::InSync() const {
+  return ready_ && observe_due_.empty() && observing_.empty() && busy_.empty() && dirty_.empty() &&
+         write_queue_.empty() && CountPending().files == 0;
+}
+
+nlohmann::json SyncService::StatusJson() const {
+  const Pending pending = CountPending();
+  nlohmann::json errors = nlohmann::json::array();
+  for (const auto& [path, error] : errors_) {
+    if (errors.size() == kMaxErrorsShown) break;
+    errors.push_back(path + ": " + error);
+  }
+  return {{"enabled", true},
+          {"dir", folder_ ? folder_->root() : options_.dir},
+          {"ready", ready_},
+          {"in_sync", InSync()},
+          {"index_files", index_.live()},
+          {"local_files", local_.records().size()},
+          {"pending_files", pending.files},
+          {"pending_bytes", pending.bytes},
+          {"announcing", announcing_},
+          {"writing", writing_},
+          {"announced_total", stats_.announced},
+          {"fetched_files_total", stats_.fetched_files},
+          {"fetched_bytes_total", stats_.fetched_bytes},
+          {"reused_bytes_total", stats_.reused_bytes},
+          {"removed_total", stats_.removed},
+          {"conflicts_total", index_.conflicts()},
+          {"missed_by_watcher_total", stats_.missed_by_watcher},
+          {"watches", watcher_ ? watcher_->watches() : 0},
+          {"errors", errors}};
+}
+
+}  // namespace synod

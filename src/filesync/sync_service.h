@@ -1,0 +1,190 @@
+// SyncService: keeps this node's folder identical to the replicated index (FileIndex), and the
+// index up to date with what is written in the folder.
+//
+// Local changes: the watcher (inotify) reports a path; once the writer is done (a close after
+// writing, or a quiet period) the path is looked at and hashed on the thread pool, compared
+// with the node's own record (LocalTable), and announced to the index if it moved away from
+// what was last synced. A full scan at start (against the record kept in the data dir) finds
+// what changed while the node was down; a slow periodic rescan is the safety net, and says so
+// in the log if it finds something the watcher missed.
+//
+// Others' changes: every applied index entry is reconciled (Decide). A file is fetched block by
+// block: blocks some local file already holds are copied (the old version of the file, a file
+// it was renamed from), the others are asked from the other members, several at once, the
+// announcing node first; each block is checked against its SHA-256. The file is assembled in a
+// temporary file beside its place, fsynced and renamed in (Folder). Before a file is replaced
+// or deleted, content that the index still wants at another path (a conflict copy, a renamed
+// file) is copied there first, so nothing is lost and a rename moves no data.
+//
+// Loop thread only; file I/O runs on the thread pool.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "consensus/consensus_service.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "filesync/file_index.h"
+#include "filesync/folder.h"
+#include "filesync/folder_watcher.h"
+#include "filesync/ignore_rules.h"
+#include "filesync/local_table.h"
+#include "peer/peer_service.h"
+
+namespace synod {
+
+struct SyncOptions {
+  std::string dir;  // the folder
+  std::string data_dir;
+  std::string self_id;
+  // A path modified but not closed is looked at after this long without further changes.
+  std::chrono::milliseconds quiet_period{100};
+  std::chrono::seconds rescan_period{300};
+  size_t max_writes = 64;           // files being fetched or written at once
+  size_t max_block_requests = 64;   // block requests in flight, all peers together
+  size_t max_announcements = 4096;  // proposals in flight
+  std::chrono::milliseconds block_timeout{3000};
+};
+
+// Counters since start, for /v1/sync and /metrics.
+struct SyncStats {
+  static constexpr std::array<double, 10> kLatencyBounds = {0.005, 0.01, 0.02, 0.05, 0.1,
+                                                            0.25,  0.5,  1,    2.5,  10};
+  uint64_t announced = 0;
+  uint64_t fetched_files = 0;
+  uint64_t fetched_bytes = 0;  // block bytes received from peers
+  uint64_t reused_bytes = 0;   // block bytes copied from local files
+  uint64_t removed = 0;
+  uint64_t conflicts = 0;  // conflict copies written here
+  uint64_t missed_by_watcher = 0;
+  uint64_t blocks_served = 0;
+  uint64_t bytes_served = 0;
+  uint64_t rejected_blocks = 0;  // a block whose hash did not match
+  // Commit of an entry to the file being in place here (entries of other nodes), seconds.
+  std::array<uint64_t, kLatencyBounds.size()> latency_buckets{};
+  uint64_t latency_count = 0;
+  double latency_sum = 0;
+};
+
+class SyncService {
+ public:
+  SyncService(EventLoop& loop, const Clock& clock, ConsensusService& consensus, PeerService& peers,
+              FileIndex& index, SyncOptions options);
+  ~SyncService();
+
+  // Checks the folder and the data dir (not inside the folder), loads the local record and
+  // starts watching and the first scan.
+  Status Start();
+  void Stop();
+
+  nlohmann::json StatusJson() const;
+  const SyncStats& stats() const { return stats_; }
+  bool InSync() const;
+
+ private:
+  struct Fetch;
+  struct Pending {
+    size_t files = 0;
+    uint64_t bytes = 0;
+  };
+
+  // Local changes.
+  void OnWatcherChange(const FolderWatcher::Change& change);
+  void ObserveLater(const std::string& path, std::chrono::milliseconds delay);
+  void ObserveDue();
+  void OnObserved(std::vector<std::pair<std::string, Result<wire::LocalFileRecord>>> results);
+  void Rescan(const std::string& under, bool initial);
+  void OnScanned(const std::string& under, Folder::ScanResult scan, bool initial);
+  void LoadIgnoreRules();
+  bool Ignored(const std::string& path, bool is_directory) const;
+
+  // Reconciling.
+  void MarkDirty(const std::string& path);
+  void DrainDirty();
+  void Reconcile(const std::string& path);
+  void Done(const std::string& path);  // the path is no longer busy: look at it again
+  void Announce(const std::string& path, const wire::LocalFileRecord* local);
+  void OnAnnounced(const std::string& path, const std::string& announced_key,
+                   const Result<Committed>& result);
+  void StartWrite(const std::string& path);
+  void RunWrites();
+  void Materialize(const std::string& path);
+  void Remove(const std::string& path);
+  // Paths (and their entries) that want the content of `local` and do not have it here yet.
+  std::vector<wire::FileEntry> PreserveTargets(const wire::LocalFileRecord& local) const;
+  void Finished(const std::string& path, Result<wire::LocalFileRecord> outcome,
+                std::vector<wire::LocalFileRecord> preserved, uint64_t version);
+  void RetryLater(const std::string& path, const Status& why);
+  Pending CountPending() const;
+
+  // Fetching blocks.
+  void StartFetch(const std::string& path, const wire::FileEntry& entry,
+                  std::optional<wire::LocalFileRecord> expected);
+  void RequestBlocks();
+  void OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash, size_t source,
+               Result<wire::PeerMessage> response);
+  void FinishFetch(std::shared_ptr<Fetch> fetch);
+  void ServeBlock(const wire::PeerMessage& request, PeerService::Reply reply);
+  std::vector<Ipv4> SourcesFor(const wire::FileEntry& entry) const;
+
+  // Runs `then` once this node has applied the entry at `index` (at once if it has).
+  void AfterApplied(uint64_t index, std::function<void()> then);
+  void RunApplied(bool all);
+
+  void SaveSoon();
+  void Save();
+
+  EventLoop& loop_;
+  const Clock& clock_;
+  ConsensusService& consensus_;
+  PeerService& peers_;
+  FileIndex& index_;
+  SyncOptions options_;
+  std::optional<Folder> folder_;
+  std::unique_ptr<FolderWatcher> watcher_;
+  IgnoreRules ignore_;
+  LocalTable local_;
+  std::string table_path_;
+
+  bool ready_ = false;  // the first scan is done
+  bool stopped_ = false;
+  std::map<std::string, MonoTime> observe_due_;
+  std::set<std::string> observing_;
+  std::set<std::string> observe_again_;
+  Timer observe_timer_;
+  std::optional<MonoTime> observe_armed_;
+
+  std::set<std::string> dirty_;
+  bool drain_scheduled_ = false;
+  std::set<std::string> busy_;
+  std::set<std::string> again_;  // changed while busy
+  size_t announcing_ = 0;
+  std::deque<std::string> write_queue_;
+  std::set<std::string> write_queued_;
+  size_t writing_ = 0;
+  std::deque<std::pair<std::shared_ptr<Fetch>, std::string>> block_queue_;
+  size_t block_requests_ = 0;
+  uint64_t next_unique_ = 0;
+
+  Timer rescan_timer_;
+  Timer save_timer_;
+  bool save_scheduled_ = false;
+  bool saving_ = false;
+  std::multimap<uint64_t, std::function<void()>> after_applied_;
+  std::map<std::string, std::string> errors_;  // path -> last error, until it passes
+  SyncStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace synod

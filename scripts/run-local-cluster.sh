@@ -51,6 +51,8 @@ The cluster is running (workspace $SYNOD_WORKSPACE). In another terminal, try:
   $synod ranks && $synod send START_TRANSMIT --from node1
   $synod commands tail -c node$nodes -f
   $synod timers add --in 30s --url http://127.0.0.1:8080/hook && $synod timers list
+  echo hello > $SYNOD_WORKSPACE/folders/node1/hello.txt && cat $SYNOD_WORKSPACE/folders/node2/hello.txt
+  $synod sync status && $synod sync ls
 Press Ctrl-C to stop every agent (each leaves the cluster gracefully).
 MSG
 while sleep 3600; do :; done

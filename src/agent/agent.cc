@@ -234,8 +234,8 @@ void Agent::Impl::AddRoutes() {
     HttpResponse response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     response.body = RenderMetrics(
-        MetricsSources{discovery->table(), *consensus, *cluster_clock, *ranks, kv, *timers,
-                       NanosToSeconds((clock.Monotonic() - started_at).count())});
+        MetricsSources{discovery->table(), *consensus, *cluster_clock, *ranks, kv, *timers, files,
+                       sync.get(), NanosToSeconds((clock.Monotonic() - started_at).count())});
     respond(std::move(response));
   });
   router.Handle("GET", "/v1/neighbors", [this](const HttpRequest&, HttpResponder respond) {

@@ -25,6 +25,9 @@ class Writer {
     auto& family = prometheus::BuildGauge().Name(name).Help(help).Register(registry_);
     for (const auto& [labels, value] : samples) family.Add(labels).Set(value);
   }
+  void Counter(const std::string& name, const std::string& help, double value) {
+    Counters(name, help, {{{}, value}});
+  }
   void Counters(const std::string& name, const std::string& help,
                 const std::vector<std::pair<Labels, double>>& samples) {
     auto& family = prometheus::BuildCounter().Name(name).Help(help).Register(registry_);
@@ -161,6 +164,34 @@ std::string RenderMetrics(const MetricsSources& sources) {
               "First attempts fired by this node: sent minus due, seconds",
               TimerFireStats::kLatenessBounds, fires.lateness_buckets, fires.lateness_count,
               fires.lateness_sum);
+
+  w.Gauge("synod_sync_index_paths", "Live paths in the replicated file index",
+          double(sources.files.live()));
+  w.Counter("synod_sync_conflicts_total", "Conflict copies made by the entries this node applied",
+            double(sources.files.conflicts()));
+  if (sources.sync != nullptr) {
+    const SyncStats& sync = sources.sync->stats();
+    w.Gauge("synod_sync_in_sync", "1 when this node's folder matches the index",
+            sources.sync->InSync() ? 1 : 0);
+    w.Counter("synod_sync_announced_total", "Local changes this node committed to the index",
+              double(sync.announced));
+    w.Counter("synod_sync_fetched_files_total", "Files this node wrote from the index",
+              double(sync.fetched_files));
+    w.Counters("synod_sync_block_bytes_total", "Block bytes of fetched files, by source",
+               {{{{"source", "peer"}}, double(sync.fetched_bytes)},
+                {{{"source", "local"}}, double(sync.reused_bytes)}});
+    w.Counter("synod_sync_served_bytes_total", "Block bytes this node sent to others",
+              double(sync.bytes_served));
+    w.Counter("synod_sync_rejected_blocks_total", "Blocks received that did not match their hash",
+              double(sync.rejected_blocks));
+    w.Counter("synod_sync_missed_by_watcher_total",
+              "Changes found by the periodic rescan that the watcher had not reported",
+              double(sync.missed_by_watcher));
+    w.Histogram("synod_sync_propagation_seconds",
+                "Other nodes' changes: from their commit to the file in place here, seconds",
+                SyncStats::kLatencyBounds, sync.latency_buckets, sync.latency_count,
+                sync.latency_sum);
+  }
   return w.Text();
 }
 

@@ -11,6 +11,8 @@
 #include "clock/clock_service.h"
 #include "consensus/consensus_service.h"
 #include "discovery/neighbor_table.h"
+#include "filesync/file_index.h"
+#include "filesync/sync_service.h"
 #include "kv/kv_state.h"
 #include "ranks/ranks_service.h"
 #include "timers/timer_service.h"
@@ -24,6 +26,8 @@ struct MetricsSources {
   const RanksService& ranks;
   const KvState& kv;
   const TimerService& timers;
+  const FileIndex& files;
+  const SyncService* sync = nullptr;  // null: this node syncs no folder
   double uptime_seconds = 0;
 };
 

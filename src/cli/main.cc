@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   synod::cli::RegisterClusterCommands(app, run);
   synod::cli::RegisterRanksCommands(app, run);
   synod::cli::RegisterTimersCommands(app, run);
+  synod::cli::RegisterSyncCommands(app, run);
   synod::cli::RegisterLocalClusterCommands(app, run);
   try {
     app.parse(argc, argv);

@@ -53,6 +53,9 @@ bool PortFree(Ipv4 ip, uint16_t port) {
 std::string WorkspaceNode::DataDir(const std::string& root) const {
   return (fs::path(root) / "nodes" / name).string();
 }
+std::string WorkspaceNode::SyncDir(const std::string& root) const {
+  return (fs::path(root) / "folders" / name).string();
+}
 std::string WorkspaceNode::LogPath(const std::string& root) const {
   return (fs::path(root) / "logs" / (name + ".log")).string();
 }
@@ -183,13 +186,15 @@ Status Workspace::Start(WorkspaceNode& node, const std::vector<std::string>& ext
   if (IsRunning(node)) return Status::Error(node.name + " is already running");
   std::error_code ec;
   fs::create_directories(node.DataDir(path_), ec);
+  fs::create_directories(node.SyncDir(path_), ec);
   const std::string log = node.LogPath(path_);
-  std::vector<std::string> args = {
-      "/proc/self/exe", "agent", "--name", node.name, "--bind", node.ip, "--data-dir",
-      node.DataDir(path_), "--broadcast-port", std::to_string(broadcast_port_),
-      // Quick to form, then quiet: N agents on one
-      // machine hear N-1 beacons each per interval.
-      "--formation-beacon-interval", "250ms", "--beacon-interval", "1s"};
+  std::vector<std::string> args = {"/proc/self/exe", "agent", "--name", node.name, "--bind",
+                                   node.ip, "--data-dir", node.DataDir(path_), "--broadcast-port",
+                                   std::to_string(broadcast_port_),
+                                   // Quick to form, then quiet: N agents on one
+                                   // machine hear N-1 beacons each per interval.
+                                   "--formation-beacon-interval", "250ms", "--beacon-interval",
+                                   "1s", "--sync-dir", node.SyncDir(path_)};
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   // The child reports a failed exec through a close-on-exec pipe: EOF means it became the agent.

@@ -28,6 +28,8 @@ struct WorkspaceNode {
 
   std::string DataDir(const std::string& root) const;
   std::string LogPath(const std::string& root) const;
+  // The folder its agent keeps in sync with the other agents' (--sync-dir).
+  std::string SyncDir(const std::string& root) const;
   // The node's id, once its agent has created it.
   std::string NodeId(const std::string& root) const;
 };

@@ -697,8 +697,12 @@ void SyncService::Finished(const std::string& path, Result<wire::LocalFileRecord
 }
 
 void SyncService::RetryLater(const std::string& path, const Status& why) {
-  errors_[path] = why.message();
-  spdlog::warn("filesync: {}: {}; trying again", path, why.message());
+  std::string& last = errors_[path];
+  if (last != why.message()) {  // once per path and reason, not at every retry
+    spdlog::warn("filesync: {}: {}; trying again every {} ms", path, why.message(),
+                 kRetryDelay.count());
+    last = why.message();
+  }
   busy_.insert(path);
   loop_.RunAfter(kRetryDelay, [this, alive = alive_, path] {
     if (*alive && !stopped_) Done(path);

@@ -89,9 +89,8 @@ std::vector<std::string> Sorted(std::vector<std::string> paths) {
 // Every entry of the index, serialized, by path.
 std::map<std::string, std::string> Entries(const FileIndex& index) {
   std::map<std::string, std::string> entries;
-  index.ForEach([&](const wire::FileEntry& entry) {
-    entries[entry.path()] = entry.SerializeAsString();
-  });
+  index.ForEach(
+      [&](const wire::FileEntry& entry) { entries[entry.path()] = entry.SerializeAsString(); });
   return entries;
 }
 
@@ -204,7 +203,8 @@ TEST_F(FileIndexTest, ConcurrentWriteWinsAndKeepsTheEarlierContentAsAConflictCop
   const uint64_t base = Put(File("dir/report.txt", "original"), 0);
   const uint64_t a = Put(File("dir/report.txt", big, "node-a"), base);
   const int64_t at = kT0 + 500 * kSecond + 123;
-  Result<wire::FileAnnounceResult> b = Announce(File("dir/report.txt", "from b", "node-b"), base, at);
+  Result<wire::FileAnnounceResult> b =
+      Announce(File("dir/report.txt", "from b", "node-b"), base, at);
   ASSERT_TRUE(b.ok()) << b.error();
   EXPECT_EQ(b.value().version(), 103u);
   const std::string copy_path = ConflictPath("dir/report.txt", at, "a");
@@ -336,7 +336,7 @@ TEST_F(FileIndexTest, HostileEntriesAreRejectedAndNothingIsStored) {
   std::vector<std::pair<std::string, wire::FileEntry>> hostile;
   for (const std::string& path : std::vector<std::string>{
            "../x", "/abs", "a//b", "a/./b", "a/..", std::string("a\0b", 3), "a\nb", "", "a/",
-        ".synod-tmp-x", "d/.synod-tmp-1-f", ".synodignore", std::string("\xff\xfe", 2)}) {
+           ".synod-tmp-x", "d/.synod-tmp-1-f", ".synodignore", std::string("\xff\xfe", 2)}) {
     hostile.emplace_back("path " + path, File(path, "data"));
   }
   wire::FileEntry blocks = File("f", std::string(kFileBlockSize + 1, 'z'));
@@ -408,8 +408,8 @@ TEST_F(FileIndexTest, HostileEntriesAreRejectedAndNothingIsStored) {
 TEST_F(FileIndexTest, ListenerHearsEveryChangedPathIncludingTheConflictCopy) {
   std::vector<std::string> changed;
   int resets = 0;
-  index_.SetListener({[&](const std::string& path) { changed.push_back(path); },
-                      [&] { ++resets; }});
+  index_.SetListener(
+      {[&](const std::string& path) { changed.push_back(path); }, [&] { ++resets; }});
   const uint64_t v1 = Put(File("a.txt", "one"), 0);
   EXPECT_EQ(changed, std::vector<std::string>{"a.txt"});
   changed.clear();
@@ -419,8 +419,7 @@ TEST_F(FileIndexTest, ListenerHearsEveryChangedPathIncludingTheConflictCopy) {
   Result<wire::FileAnnounceResult> concurrent = Announce(File("a.txt", "three", "node-b"), v1);
   ASSERT_TRUE(concurrent.ok());
   ASSERT_FALSE(concurrent.value().conflict_path().empty());
-  EXPECT_EQ(Sorted(changed),
-            Sorted({"a.txt", "a.txt", concurrent.value().conflict_path()}));
+  EXPECT_EQ(Sorted(changed), Sorted({"a.txt", "a.txt", concurrent.value().conflict_path()}));
   changed.clear();
   EXPECT_FALSE(Announce(Deleted("a.txt"), v1).ok());  // refused
   EXPECT_FALSE(Announce(File("../x", "x"), 0).ok());  // invalid
@@ -469,10 +468,10 @@ TEST_F(FileIndexTest, SnapshotRoundTripGivesAnIdenticalIndex) {
   EXPECT_TRUE(restored.PathsWithHash(Sha256("g")).empty());
   // The restored index goes on deciding like the original.
   const uint64_t x = index_.Find("d/y")->version();
-  EXPECT_EQ(restored.Apply(ApplyContext{900, kT0}, 1,
-                           FileIndex::Announce(Deleted("d/y"), x - 1).body)
-                .code(),
-            StatusCode::kConflict);
+  EXPECT_EQ(
+      restored.Apply(ApplyContext{900, kT0}, 1, FileIndex::Announce(Deleted("d/y"), x - 1).body)
+          .code(),
+      StatusCode::kConflict);
 }
 
 TEST_F(FileIndexTest, LoaderRejectsHostileRecordsAndDuplicatePaths) {
@@ -495,8 +494,7 @@ TEST_F(FileIndexTest, LoaderRejectsHostileRecordsAndDuplicatePaths) {
   EXPECT_EQ(other.NewLoader(1)->Add(bad.SerializeAsString()).code(), StatusCode::kInvalid);
   bad = File(".synod-tmp-1-b", "two");
   EXPECT_EQ(other.NewLoader(1)->Add(bad.SerializeAsString()).code(), StatusCode::kInvalid);
-  EXPECT_EQ(other.NewLoader(1)->Add(std::string("\xff\xff\xff", 3)).code(),
-            StatusCode::kInvalid);
+  EXPECT_EQ(other.NewLoader(1)->Add(std::string("\xff\xff\xff", 3)).code(), StatusCode::kInvalid);
   EXPECT_EQ(other.size(), 0u);
 }
 

@@ -240,15 +240,24 @@ Result<wire::LocalFileRecord> Folder::Observe(const std::string& path,
   return record;
 }
 
-Folder::ScanResult Folder::Scan(bool remove_temporaries) const {
+Folder::ScanResult Folder::Scan(const std::string& under, bool remove_temporaries) const {
   ScanResult result;
   struct Pending {
     std::string path;  // "" for the root
     UniqueFd fd;
   };
   std::vector<Pending> stack;
-  // A new open file description: a dup() would share the read position of every earlier scan.
-  stack.push_back({"", UniqueFd(openat(fd_->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))});
+  if (under.empty()) {
+    // A new open file description: a dup() would share the read position of every scan.
+    stack.push_back({"", UniqueFd(openat(fd_->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))});
+  } else {
+    Result<UniqueFd> parent = OpenParent(under, false);
+    if (!parent.ok()) return result;  // gone already: its paths are looked at one by one
+    const int dir = openat(parent.value().get(), std::string(BaseName(under)).c_str(),
+                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir < 0) return result;
+    stack.push_back({under, UniqueFd(dir)});
+  }
   while (!stack.empty()) {
     Pending dir = std::move(stack.back());
     stack.pop_back();

@@ -73,9 +73,10 @@ class Folder {
   // sockets and FIFOs are reported as errors (kUnsupported).
   Result<wire::LocalFileRecord> Observe(const std::string& path,
                                         const wire::LocalFileRecord* previous) const;
-  // Walks the whole folder without following links. With `remove_temporaries` (at start,
-  // before any transfer), leftover temporaries of an earlier run are deleted.
-  ScanResult Scan(bool remove_temporaries) const;
+  // Walks the folder below `under` ("" for all of it, which is listed too) without following
+  // links. With `remove_temporaries` (at start, before any transfer), leftover temporaries of an
+  // earlier run are deleted.
+  ScanResult Scan(const std::string& under, bool remove_temporaries) const;
 
   // `length` bytes of `path` at `offset` (fewer at the end of the file).
   Result<std::string> Read(const std::string& path, uint64_t offset, size_t length) const;

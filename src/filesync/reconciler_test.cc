@@ -89,7 +89,7 @@ wire::LocalFileRecord Changed(const wire::LocalFileRecord& before, uint64_t vers
   return now;
 }
 
-#define EXPECT_ACTION(expected, index, local)                                  \
+#define EXPECT_ACTION(expected, index, local)                               \
   EXPECT_EQ(SyncActionName(Decide(index, local)), SyncActionName(expected)) \
       << "index " << (index == nullptr ? "none" : (index)->ShortDebugString())
 
@@ -417,8 +417,8 @@ class Simulation {
       node.disk.erase(it);
       return;
     }
-    const std::string content = "s" + std::to_string(seed_) + "-" + node.name + "-w" +
-                                std::to_string(written_.size());
+    const std::string content =
+        "s" + std::to_string(seed_) + "-" + node.name + "-w" + std::to_string(written_.size());
     written_.push_back(content);
     contents_[Sha256(content)] = content;
     node.disk[path] = content;
@@ -502,8 +502,8 @@ class Simulation {
     pending_.erase(pending_.begin() + static_cast<ptrdiff_t>(pick));
     ++log_index_;
     const int64_t at = kT0 + static_cast<int64_t>(log_index_) * (kSecond / 4);
-    Result<std::string> result = index_.Apply(ApplyContext{log_index_, at},
-                                              pending.proposal.version, pending.proposal.body);
+    Result<std::string> result =
+        index_.Apply(ApplyContext{log_index_, at}, pending.proposal.version, pending.proposal.body);
     Node& node = *pending.node;
     const wire::LocalFileRecord* now = node.table.Find(pending.path);
     if (result.ok()) {

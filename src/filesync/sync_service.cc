@@ -177,6 +177,8 @@ void SyncService::OnWatcherChange(const FolderWatcher::Change& change) {
                 change.rescan);
   if (change.path == ".synodignore") {
     LoadIgnoreRules();
+    Rescan("", false);  // paths it no longer ignores are announced, and fetched
+    index_.ForEach([this](const wire::FileEntry& entry) { MarkDirty(entry.path()); });
     return;
   }
   if (change.rescan) {
@@ -295,7 +297,7 @@ void SyncService::OnObserved(
 
 void SyncService::Rescan(const std::string& under, bool initial) {
   auto result = std::make_shared<Folder::ScanResult>();
-  loop_.Work([folder = *folder_, result, initial] { *result = folder.Scan(initial); },
+  loop_.Work([folder = *folder_, result, under, initial] { *result = folder.Scan(under, initial); },
              [this, alive = alive_, result, under, initial] {
                if (*alive && !stopped_) OnScanned(under, std::move(*result), initial);
              });
@@ -309,10 +311,8 @@ void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, b
   for (const std::string& problem : scan.problems) spdlog::warn("filesync: {}", problem);
   std::set<std::string> seen;
   size_t changed = 0;
+  if (!under.empty()) ObserveLater(under, std::chrono::milliseconds(0));  // the directory itself
   for (Folder::ScanEntry& entry : scan.entries) {
-    if (!under.empty() && !(entry.path == under || entry.path.rfind(under + "/", 0) == 0)) {
-      continue;
-    }
     seen.insert(entry.path);
     if (entry.stat.kind() == wire::KIND_DIRECTORY && watcher_) watcher_->WatchDirectory(entry.path);
     const wire::LocalFileRecord* known = local_.Find(entry.path);
@@ -327,7 +327,7 @@ void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, b
   }
   for (const std::string& path : local_.PathsUnder(under)) {
     const wire::LocalFileRecord* known = local_.Find(path);
-    if (known->present() && !seen.contains(path) && !observing_.contains(path) &&
+    if (known->present() && path != under && !seen.contains(path) && !observing_.contains(path) &&
         !observe_due_.contains(path) && !busy_.contains(path)) {
       ++changed;
       ObserveLater(path, std::chrono::milliseconds(0));

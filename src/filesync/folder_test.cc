@@ -117,8 +117,8 @@ class FolderTest : public testing::Test {
     Result<Folder::TempFile> temp = folder_->CreateTemp(entry.path(), content.size(), unique);
     if (!temp.ok()) return temp.status();
     for (size_t at = 0; at < content.size(); at += kFileBlockSize) {
-      Status written = Folder::WriteAt(temp.value(), at,
-                                       std::string_view(content).substr(at, kFileBlockSize));
+      Status written =
+          Folder::WriteAt(temp.value(), at, std::string_view(content).substr(at, kFileBlockSize));
       if (!written.ok()) return written;
     }
     return folder_->Commit(temp.value(), entry, expected);
@@ -187,7 +187,8 @@ TEST_F(FolderTest, ObserveDirectoryLinkAndAbsentPath) {
   EXPECT_EQ(dangling.value().kind(), wire::KIND_SYMLINK);
   EXPECT_EQ(dangling.value().target(), "missing");
 
-  for (const std::string& path : std::vector<std::string>{"absent", "d/absent", "nodir/x", "d/passwd/x"}) {
+  for (const std::string& path :
+       std::vector<std::string>{"absent", "d/absent", "nodir/x", "d/passwd/x"}) {
     Result<wire::LocalFileRecord> absent = folder_->Observe(path, nullptr);
     ASSERT_TRUE(absent.ok()) << path << ": " << absent.error();
     EXPECT_FALSE(absent.value().present()) << path;
@@ -296,8 +297,7 @@ TEST_F(FolderTest, CommitRefusesWhenTheTargetChangedAndLeavesItAlone) {
   Result<Folder::TempFile> temp = folder_->CreateTemp("a.txt", entry.size(), 5);
   ASSERT_TRUE(temp.ok());
   ASSERT_TRUE(Folder::WriteAt(temp.value(), 0, "from the index").ok());
-  EXPECT_EQ(folder_->Commit(temp.value(), entry, &expected.value()).code(),
-            StatusCode::kConflict);
+  EXPECT_EQ(folder_->Commit(temp.value(), entry, &expected.value()).code(), StatusCode::kConflict);
   EXPECT_EQ(Slurp(At("a.txt")), "edited here");
   EXPECT_FALSE(Exists(At(temp.value().path)));
 
@@ -320,8 +320,7 @@ TEST_F(FolderTest, CommitRefusesWhenTheTargetChangedAndLeavesItAlone) {
   // A chmod alone is a change too.
   Result<wire::LocalFileRecord> before_chmod = folder_->Observe("a.txt", nullptr);
   ASSERT_EQ(chmod(At("a.txt").c_str(), 0600), 0);
-  EXPECT_EQ(Put(entry, "from the index", &before_chmod.value(), 9).code(),
-            StatusCode::kConflict);
+  EXPECT_EQ(Put(entry, "from the index", &before_chmod.value(), 9).code(), StatusCode::kConflict);
   EXPECT_EQ(Slurp(At("a.txt")), "edited here");
 
   for (const auto& [path, what] : Tree(root_)) {
@@ -473,7 +472,7 @@ TEST_F(FolderTest, ScanListsEverythingWithoutFollowingLinks) {
   Write("d/.synod-tmp-2-b", "partial");
   Write("bad\nname", "x");
 
-  Folder::ScanResult kept = folder_->Scan(false);
+  Folder::ScanResult kept = folder_->Scan("", false);
   std::map<std::string, wire::LocalFileRecord> found;
   for (const Folder::ScanEntry& entry : kept.entries) {
     EXPECT_EQ(entry.stat.path(), entry.path);
@@ -481,8 +480,8 @@ TEST_F(FolderTest, ScanListsEverythingWithoutFollowingLinks) {
   }
   std::set<std::string> paths;
   for (const auto& [path, stat] : found) paths.insert(path);
-  EXPECT_EQ(paths, (std::set<std::string>{"a.txt", "d", "d/b", "d/e", "d/e/deep", "d/link",
-                                          "out"}));
+  EXPECT_EQ(paths,
+            (std::set<std::string>{"a.txt", "d", "d/b", "d/e", "d/e/deep", "d/link", "out"}));
   EXPECT_EQ(found["a.txt"].kind(), wire::KIND_FILE);
   EXPECT_EQ(found["a.txt"].size(), 1u);
   EXPECT_EQ(found["a.txt"].hash(), "");  // not hashed
@@ -496,14 +495,21 @@ TEST_F(FolderTest, ScanListsEverythingWithoutFollowingLinks) {
   EXPECT_TRUE(Exists(At(".synod-tmp-1-a.txt")));
   EXPECT_TRUE(Exists(At("d/.synod-tmp-2-b")));
 
-  Folder::ScanResult cleaned = folder_->Scan(true);
+  Folder::ScanResult cleaned = folder_->Scan("", true);
   EXPECT_EQ(cleaned.entries.size(), kept.entries.size());
   EXPECT_EQ(cleaned.temporaries_removed, 2u);
   EXPECT_FALSE(Exists(At(".synod-tmp-1-a.txt")));
   EXPECT_FALSE(Exists(At("d/.synod-tmp-2-b")));
   EXPECT_EQ(Slurp(At("a.txt")), "a");
   EXPECT_EQ(Slurp(outside_ + "/secret"), "s");
-  EXPECT_EQ(folder_->Scan(true).temporaries_removed, 0u);
+  EXPECT_EQ(folder_->Scan("", true).temporaries_removed, 0u);
+
+  // Below one directory only; a link given as the directory is not followed.
+  std::set<std::string> below;
+  for (const Folder::ScanEntry& entry : folder_->Scan("d", false).entries) below.insert(entry.path);
+  EXPECT_EQ(below, (std::set<std::string>{"d/b", "d/e", "d/e/deep", "d/link"}));
+  EXPECT_TRUE(folder_->Scan("out", false).entries.empty());
+  EXPECT_TRUE(folder_->Scan("absent", false).entries.empty());
 }
 
 TEST_F(FolderTest, ReadReturnsTheBytes) {

@@ -46,4 +46,9 @@ void MarkSynced(wire::LocalFileRecord& record, uint64_t version) {
   record.set_synced_key(ContentKey(record));
 }
 
+void MarkRefusedDelete(wire::LocalFileRecord& record) {
+  record.set_synced_present(false);
+  record.clear_synced_key();
+}
+
 }  // namespace synod

@@ -31,5 +31,10 @@ SyncAction Decide(const wire::FileEntry* index, const wire::LocalFileRecord* loc
 
 // The record's synced state set to `version` holding what the disk holds now.
 void MarkSynced(wire::LocalFileRecord& record, uint64_t version);
+// After the index refused the record's delete (a write it had not seen won): the node holds
+// nothing of the path, still as of the version the delete was based on. So the file is fetched
+// back, and a file written here before that is announced as concurrent with the write it did
+// not see (both kept), never as an edit of it.
+void MarkRefusedDelete(wire::LocalFileRecord& record);
 
 }  // namespace synod

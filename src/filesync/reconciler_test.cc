@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <map>
 #include <random>
 #include <set>
@@ -89,9 +90,14 @@ wire::LocalFileRecord Changed(const wire::LocalFileRecord& before, uint64_t vers
   return now;
 }
 
+std::string Describe(const wire::FileEntry* index, const wire::LocalFileRecord* local) {
+  return "index {" + (index == nullptr ? std::string("none") : index->ShortDebugString()) +
+         "} local {" + (local == nullptr ? std::string("none") : local->ShortDebugString()) + "}";
+}
+
 #define EXPECT_ACTION(expected, index, local)                               \
   EXPECT_EQ(SyncActionName(Decide(index, local)), SyncActionName(expected)) \
-      << "index " << (index == nullptr ? "none" : (index)->ShortDebugString())
+      << Describe(index, local)
 
 TEST(Decide, NoEntryAndNoRecordIsNothingToDo) {
   EXPECT_ACTION(SyncAction::kNone, nullptr, nullptr);
@@ -345,6 +351,8 @@ class Simulation {
     }
   }
 
+  // What happened, one line per event: printed when a check fails.
+  const std::vector<std::string>& history() const { return history_; }
   size_t conflicts() const { return index_.conflicts(); }
   size_t refused() const { return refused_; }
   size_t written() const { return written_.size(); }
@@ -414,6 +422,7 @@ class Simulation {
     auto it = node.disk.find(path);
     if (it != node.disk.end()) lost_.insert(it->second);  // the user saw it and replaced it
     if (it != node.disk.end() && Roll(3) == 0) {
+      history_.push_back(node.name + " user deletes " + path + " (held " + it->second + ")");
       node.disk.erase(it);
       return;
     }
@@ -421,6 +430,8 @@ class Simulation {
         "s" + std::to_string(seed_) + "-" + node.name + "-w" + std::to_string(written_.size());
     written_.push_back(content);
     contents_[Sha256(content)] = content;
+    history_.push_back(node.name + " user writes " + path + " = " + content +
+                       (it != node.disk.end() ? " (held " + it->second + ")" : ""));
     node.disk[path] = content;
   }
 
@@ -436,6 +447,7 @@ class Simulation {
       if (there != nullptr && ContentKey(*there) == ContentKey(*entry)) continue;
       if (there != nullptr && there->present()) continue;
       if (node.disk.contains(path)) continue;  // Commit with nothing expected refuses
+      history_.push_back(node.name + " preserves " + content + " at " + path);
       node.disk[path] = content;
       node.table.Put(Synced(RecordOf(path, content), entry->version()));
     }
@@ -472,6 +484,9 @@ class Simulation {
         }
         announced.set_origin(node.id);
         announced.set_origin_name(node.name);
+        history_.push_back(node.name + " announces " + path + " = " +
+                           (local->present() ? contents_.at(local->hash()) : "(deleted)") +
+                           " base " + std::to_string(local->synced_version()));
         pending_.push_back({&node, path, ContentKey(*local),
                             FileIndex::Announce(announced, local->synced_version())});
         node.busy.insert(path);
@@ -483,12 +498,15 @@ class Simulation {
         EXPECT_NE(content, contents_.end());
         if (content == contents_.end() || !OnSomeDisk(content->second)) return false;
         if (local != nullptr) Preserve(node, *local);
+        history_.push_back(node.name + " materializes " + path + " = " + content->second + " v" +
+                           std::to_string(wanted.version()));
         node.disk[path] = content->second;
         node.table.Put(Synced(RecordOf(path, content->second), wanted.version()));
         return true;
       }
       case SyncAction::kRemove:
         Preserve(node, *local);
+        history_.push_back(node.name + " removes " + path);
         node.disk.erase(path);
         node.table.Erase(path);
         return true;
@@ -505,10 +523,18 @@ class Simulation {
     Result<std::string> result =
         index_.Apply(ApplyContext{log_index_, at}, pending.proposal.version, pending.proposal.body);
     Node& node = *pending.node;
+    wire::FileAnnounceResult answer;
+    if (result.ok()) {
+      EXPECT_TRUE(answer.ParseFromString(result.value()));
+    }
+    history_.push_back(
+        "log " + std::to_string(log_index_) + ": " + node.name + "'s " + pending.path + ": " +
+        (result.ok()
+             ? "v" + std::to_string(answer.version()) +
+                   (answer.conflict_path().empty() ? "" : " copy at " + answer.conflict_path())
+             : result.error()));
     const wire::LocalFileRecord* now = node.table.Find(pending.path);
     if (result.ok()) {
-      wire::FileAnnounceResult answer;
-      EXPECT_TRUE(answer.ParseFromString(result.value()));
       if (now != nullptr && ContentKey(*now) == pending.announced_key) {
         node.table.Put(Synced(*now, answer.version()));
       }
@@ -516,11 +542,8 @@ class Simulation {
       EXPECT_EQ(result.code(), StatusCode::kConflict) << result.error();
       ++refused_;
       // A delete that lost to a write it had not seen: the file comes back.
-      const wire::FileEntry* entry = index_.Find(pending.path);
       wire::LocalFileRecord record = now != nullptr ? *now : DiskAbsent(pending.path);
-      record.set_synced_version(entry != nullptr ? entry->version() : 0);
-      record.set_synced_present(record.present());
-      record.set_synced_key(ContentKey(record));
+      MarkRefusedDelete(record);
       node.table.Put(std::move(record));
     }
     node.busy.erase(pending.path);
@@ -539,6 +562,7 @@ class Simulation {
   std::set<std::string> lost_;  // contents a user replaced or deleted on a node that held them
   size_t refused_ = 0;
   int rounds_ = 0;
+  std::vector<std::string> history_;
 };
 
 TEST(ReconcilerSimulation, ThreeNodesConvergeWithoutLosingConcurrentWrites) {
@@ -547,15 +571,63 @@ TEST(ReconcilerSimulation, ThreeNodesConvergeWithoutLosingConcurrentWrites) {
     Simulation simulation(seed);
     simulation.Run(300);
     simulation.Check();
+    if (testing::Test::HasFailure()) {
+      for (const std::string& line : simulation.history()) std::cerr << line << "\n";
+      return;
+    }
     conflicts += simulation.conflicts();
     refused += simulation.refused();
     written += simulation.written();
-    if (testing::Test::HasFailure()) break;
   }
   // The schedule exercised what it is meant to.
   EXPECT_GT(written, 1000u);
   EXPECT_GT(conflicts, 20u);
   EXPECT_GT(refused, 5u);
+}
+
+// A refused delete, then a new file written before the other node's edit was fetched back:
+// both are kept (the new file was not based on the edit it never saw).
+TEST(ReconcilerSimulation, RefusedDeleteThenLocalWriteKeepsTheOtherWrite) {
+  FileIndex index;
+  uint64_t log = 0;
+  auto apply = [&](const wire::LocalFileRecord& local, const std::string& origin) {
+    wire::FileEntry entry;
+    entry.set_path(local.path());
+    if (local.present()) {
+      entry.set_kind(local.kind());
+      entry.set_size(local.size());
+      entry.set_mode(local.mode());
+      entry.set_hash(local.hash());
+      *entry.mutable_blocks() = local.blocks();
+    } else {
+      entry.set_deleted(true);
+    }
+    entry.set_origin(origin);
+    entry.set_origin_name(origin);
+    const Proposal proposal = FileIndex::Announce(entry, local.synced_version());
+    ++log;
+    return index.Apply(ApplyContext{log, kT0 + static_cast<int64_t>(log) * kSecond}, 1,
+                       proposal.body);
+  };
+  // Both nodes have "old" at v1.
+  ASSERT_TRUE(apply(DiskFile("p", "old"), "a").ok());
+  wire::LocalFileRecord b = Synced(DiskFile("p", "old"), 1);
+  // a edits it (v2); b, which has not seen that, deletes it: refused.
+  ASSERT_TRUE(apply(Changed(DiskFile("p", "old"), 1, DiskFile("p", "a's edit")), "a").ok());
+  b = Changed(b, 1, DiskAbsent("p"));
+  ASSERT_EQ(Decide(index.Find("p"), &b), SyncAction::kAnnounce);
+  ASSERT_EQ(apply(b, "b").code(), StatusCode::kConflict);
+  MarkRefusedDelete(b);
+  ASSERT_EQ(Decide(index.Find("p"), &b), SyncAction::kMaterialize);
+  // Before b fetched a's edit, b's user writes the path anew.
+  b = Changed(DiskAbsent("p"), b.synced_version(), DiskFile("p", "b's new file"));
+  ASSERT_EQ(Decide(index.Find("p"), &b), SyncAction::kAnnounce);
+  Result<std::string> result = apply(b, "b");
+  ASSERT_TRUE(result.ok()) << result.error();
+  // b's file wins (it was committed later), but a's edit, which b never saw, must be kept.
+  EXPECT_EQ(index.Find("p")->hash(), Sha256("b's new file"));
+  EXPECT_EQ(index.PathsWithHash(Sha256("a's edit")).size(), 1u)
+      << "a's edit is gone from the index";
 }
 
 }  // namespace

@@ -271,7 +271,7 @@ void SyncService::OnObserved(
       if (observed.status().code() == StatusCode::kBusy) {
         ObserveLater(path, options_.quiet_period);  // still being written
       } else {
-        errors_[path] = observed.status().message();
+        errors_[path].message = observed.status().message();
       }
       continue;
     }
@@ -497,14 +497,10 @@ void SyncService::OnAnnounced(const std::string& path, const std::string& announ
       }
       errors_.erase(path);
     } else if (result.status().code() == StatusCode::kConflict) {
-      // A delete that lost to a write it had not seen: the file comes back.
       spdlog::info("filesync: {}", result.status().message());
-      const wire::FileEntry* entry = index_.Find(path);
       wire::LocalFileRecord record = now != nullptr ? *now : wire::LocalFileRecord();
       record.set_path(path);
-      record.set_synced_version(entry != nullptr ? entry->version() : 0);
-      record.set_synced_present(record.present());
-      record.set_synced_key(ContentKey(record));
+      MarkRefusedDelete(record);
       local_.Put(std::move(record));
     } else {
       // No quorum (a minority partition) or a leader change: the change stays on disk and is
@@ -697,14 +693,18 @@ void SyncService::Finished(const std::string& path, Result<wire::LocalFileRecord
 }
 
 void SyncService::RetryLater(const std::string& path, const Status& why) {
-  std::string& last = errors_[path];
-  if (last != why.message()) {  // once per path and reason, not at every retry
-    spdlog::warn("filesync: {}: {}; trying again every {} ms", path, why.message(),
-                 kRetryDelay.count());
-    last = why.message();
+  PathError& error = errors_[path];
+  if (error.message != why.message()) {  // once per path and reason, not at every retry
+    spdlog::warn("filesync: {}: {}; trying again", path, why.message());
+    error.message = why.message();
   }
+  // 1 s, 2 s, 4 s ... 1 min: content no node holds any more (a conflict copy of a version its
+  // writer replaced before anyone fetched it) is asked for now and then, not in a loop.
+  const auto delay = std::min<std::chrono::milliseconds>(
+      kRetryDelay * (1 << std::min(error.retries, 6)), std::chrono::minutes(1));
+  ++error.retries;
   busy_.insert(path);
-  loop_.RunAfter(kRetryDelay, [this, alive = alive_, path] {
+  loop_.RunAfter(delay, [this, alive = alive_, path] {
     if (*alive && !stopped_) Done(path);
   });
 }
@@ -1049,7 +1049,7 @@ nlohmann::json SyncService::StatusJson() const {
   nlohmann::json errors = nlohmann::json::array();
   for (const auto& [path, error] : errors_) {
     if (errors.size() == kMaxErrorsShown) break;
-    errors.push_back(path + ": " + error);
+    errors.push_back(path + ": " + error.message);
   }
   return {{"enabled", true},
           {"dir", folder_ ? folder_->root() : options_.dir},

@@ -182,7 +182,11 @@ class SyncService {
   bool save_scheduled_ = false;
   bool saving_ = false;
   std::multimap<uint64_t, std::function<void()>> after_applied_;
-  std::map<std::string, std::string> errors_;  // path -> last error, until it passes
+  struct PathError {
+    std::string message;
+    int retries = 0;
+  };
+  std::map<std::string, PathError> errors_;  // the last error of a path, until it passes
   SyncStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

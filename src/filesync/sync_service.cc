@@ -603,6 +603,17 @@ void SyncService::Materialize(const std::string& path) {
 
 void SyncService::Remove(const std::string& path) {
   const wire::LocalFileRecord local = *local_.Find(path);
+  if (local.kind() == wire::KIND_DIRECTORY) {
+    // Its entries go first; each one removed brings the directory back here. What stays (an
+    // ignored file, one not announced yet) keeps it.
+    for (const std::string& child : local_.PathsUnder(path)) {
+      const wire::LocalFileRecord* record = local_.Find(child);
+      if (child != path && record->present()) {
+        errors_[path].message = "deleted elsewhere, but it holds \"" + child + "\" here";
+        return;
+      }
+    }
+  }
   std::vector<wire::FileEntry> targets = PreserveTargets(local);
   for (const wire::FileEntry& target : targets) {
     if (busy_.contains(target.path())) {

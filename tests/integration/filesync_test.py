@@ -46,18 +46,22 @@ paths that differ. Asserts:
     pending_bytes 0, and index_files equal to the number of entries in that node's tree
     (files, directories and links; or that less the conflict copies, if the index does not
     count those); the counters are non-negative integers, A announced, B fetched, and some
-    node counted conflicts.
+    node counted conflicts;
+  * CLI: synod sync status --json lists every node in sync, sync ls --json exactly the
+    folder's paths, sync conflicts --json exactly the conflict copies, status --wait ends.
 Skips (77) without inotify, symlinks, or disk space for the large file.
 """
 
 import calendar
 import fnmatch
 import hashlib
+import json
 import os
 import random
 import re
 import shutil
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -828,6 +832,34 @@ def main():
     t = wait_identical(agents, PROPAGATE_BOUND_S, "the final state", expect=expect_tree(t))
     ignored_and_outside(agents, sentinels)
     final_status(agents, t)
+    cli(args.synod, agents, t)
+
+
+def cli(synod, agents, t):
+    """synod sync status / ls / conflicts read the same state as the API."""
+    node = f"{agents[1].addr}:{agents[1].api_port}"
+
+    def run(*argv):
+        p = subprocess.run([synod, "sync", *argv, "--node", node], capture_output=True,
+                           text=True, timeout=30)
+        h.check(p.returncode == 0, f"synod sync {' '.join(argv)} exited {p.returncode}: "
+                                   f"{p.stderr.strip()}")
+        return p.stdout
+    status = json.loads(run("status", "--json"))
+    names = sorted(n["name"] for n in status["nodes"])
+    h.check(names == sorted(a.name for a in agents), f"sync status lists {names}")
+    h.check(all(n.get("in_sync") for n in status["nodes"]),
+            f"sync status: not every node in sync: {status}")
+    listed = json.loads(run("ls", "--json"))
+    h.check({f["path"] for f in listed["files"]} == set(t),
+            "synod sync ls does not list exactly the folder's paths")
+    copies = json.loads(run("conflicts", "--json"))
+    h.check({f["path"] for f in copies["files"]} == set(all_conflict_copies(t)),
+            "synod sync conflicts does not list exactly the conflict copies")
+    waited = run("status", "--wait", "--timeout", "10")
+    h.check("in sync" in waited, f"synod sync status --wait said: {waited!r}")
+    h.log(f"CLI: status of {len(names)} nodes, {len(listed['files'])} paths, "
+          f"{len(copies['files'])} conflict copies")
 
 
 if __name__ == "__main__":

@@ -167,11 +167,12 @@ Status Agent::Start() {
 
   Status status = s.http->Listen(s.config.bind, s.config.api_port);
   if (status.ok()) status = s.peers->Start();
+  // The folder is checked before the data dir holds any cluster state.
+  if (status.ok() && s.sync) status = s.sync->Start();
   if (status.ok()) status = s.ranks->Start();
   if (status.ok()) status = s.consensus->Start();
   if (status.ok()) s.cluster_clock->Start();
   if (status.ok()) s.timers->Start();
-  if (status.ok() && s.sync) status = s.sync->Start();
   if (status.ok()) status = s.discovery->Start();
   if (!status.ok()) {
     s.Shutdown(nullptr);  // the caller reports the error

@@ -100,6 +100,18 @@ def main():
     expect(args, ["agent", "--bind", addr, "--data-dir", os.path.join(plain, "sub"),
                   "--broadcast-port", str(bport)], 1, [], "data dir under a regular file")
 
+    # A synced folder that holds the data dir, or does not exist: refused before anything starts.
+    folder = os.path.join(tmp, "folder")
+    os.makedirs(os.path.join(folder, "data"))
+    expect(args, ["agent", "--bind", addr, "--data-dir", os.path.join(folder, "data"),
+                  "--sync-dir", folder, "--broadcast-port", str(bport)], 1,
+           ["--sync-dir", "data dir"], "data dir inside the synced folder")
+    h.check(os.listdir(os.path.join(folder, "data")) in ([], ["node_id"]),
+            f"the refused agent left state in its data dir: {os.listdir(os.path.join(folder, 'data'))}")
+    expect(args, ["agent", "--bind", addr, "--data-dir", data, "--sync-dir",
+                  os.path.join(tmp, "no-such-folder"), "--broadcast-port", str(bport)], 1,
+           ["--sync-dir", "no such directory"], "a synced folder that does not exist")
+
     # neighbors CLI against nothing.
     p = h.run_cli([args.synod, "neighbors", "--node", "127.0.0.1:1"], timeout=10.0)
     lines = stderr_lines(p)

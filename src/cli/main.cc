@@ -2,6 +2,7 @@
 #include <malloc.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -16,6 +17,10 @@ int main(int argc, char** argv) {
   // commits (a fifth of the commit rate went to it): keep up to 64 MiB at its top.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  // libuv's thread pool (4 threads by default) hashes, writes and fsyncs synced files and writes
+  // snapshots: with more threads, many small files are written in parallel and a long fsync
+  // does not hold up the others. The user's own setting wins.
+  setenv("UV_THREADPOOL_SIZE", "16", 0);
   CLI::App app{"Synod: cluster coordination in one binary", "synod"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "synod 0.1.0");

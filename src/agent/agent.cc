@@ -133,6 +133,7 @@ Status Agent::Start() {
     sync.dir = s.config.sync_dir;
     sync.data_dir = s.config.data_dir;
     sync.self_id = s.identity.id;
+    sync.self_name = s.config.name;
     s.sync = std::make_unique<SyncService>(s.loop, s.clock, *s.consensus, *s.peers, s.files,
                                            std::move(sync));
   }

@@ -453,12 +453,7 @@ void SyncService::Announce(const std::string& path, const wire::LocalFileRecord*
   entry.set_path(path);
   if (local == nullptr) entry.set_deleted(true);
   entry.set_origin(options_.self_id);
-  const ClusterStatus status = consensus_.GetStatus();
-  for (const wire::MemberRecord* member : consensus_.members().MembersInJoinOrder()) {
-    if (member->id() == options_.self_id) entry.set_origin_name(member->name());
-  }
-  if (entry.origin_name().empty()) entry.set_origin_name(options_.self_id.substr(0, 8));
-  (void)status;
+  entry.set_origin_name(options_.self_name);
   const uint64_t base = local != nullptr ? local->synced_version() : 0;
   const std::string announced_key = local != nullptr ? ContentKey(*local) : "";
   spdlog::debug("filesync: announcing {} base v{} deleted={}", path, base, entry.deleted());

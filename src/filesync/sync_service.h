@@ -48,6 +48,7 @@ struct SyncOptions {
   std::string dir;  // the folder
   std::string data_dir;
   std::string self_id;
+  std::string self_name;  // in conflict copies' names
   // A path modified but not closed is looked at after this long without further changes.
   std::chrono::milliseconds quiet_period{100};
   std::chrono::seconds rescan_period{300};

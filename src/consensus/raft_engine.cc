@@ -302,6 +302,9 @@ raft_fsm* RaftFsmAdapter::get() { return &impl_->fsm; }
 
 // ---- engine -----------------------------------------------------------------------------
 
+// libraft names both the request and the function raft_barrier.
+using RaftBarrierRequest = struct ::raft_barrier;
+
 struct RaftEngine::Impl {
   EventLoop& loop;
   RaftFsmAdapter fsm;
@@ -313,8 +316,36 @@ struct RaftEngine::Impl {
   bool raft_ready = false;
   std::optional<SnapshotPacer> pacer;
   std::function<void()> on_closed;
+  // Followers learn that an entry committed from the leader's next message, which is the next
+  // heartbeat when nothing else is proposed: up to two heartbeat intervals later. After each
+  // commit the leader appends an empty barrier entry, whose replication carries the new commit
+  // index at once; one at a time, so a burst of commits costs one or two barriers.
+  bool barrier_in_flight = false;
+  bool barrier_wanted = false;
 
   Impl(EventLoop& l, RaftStateMachine& machine) : loop(l), fsm(machine) {}
+
+  void AnnounceCommit() {
+    if (barrier_in_flight) {
+      barrier_wanted = true;
+      return;
+    }
+    if (!raft_ready || raft_state(&raft) != RAFT_LEADER) return;
+    auto* request = new RaftBarrierRequest{};
+    request->data = this;
+    barrier_in_flight = true;
+    barrier_wanted = false;
+    const int rv = raft_barrier(&raft, request, [](RaftBarrierRequest* req, int) {
+      auto* impl = static_cast<Impl*>(req->data);
+      delete req;
+      impl->barrier_in_flight = false;
+      if (impl->barrier_wanted) impl->AnnounceCommit();
+    });
+    if (rv != 0) {
+      delete request;
+      barrier_in_flight = false;
+    }
+  }
 };
 
 RaftEngine::RaftEngine(EventLoop& loop, RaftOptions options, RaftStateMachine& fsm)
@@ -410,6 +441,7 @@ void RaftEngine::Apply(std::string payload, ApplyCallback done) {
   struct Request {
     struct raft_apply req {};
     ApplyCallback done;
+    Impl* impl = nullptr;
   };
   if (!started_) {
     done(Status::Unavailable("not part of a cluster yet"), 0);
@@ -418,6 +450,7 @@ void RaftEngine::Apply(std::string payload, ApplyCallback done) {
   auto* request = new Request;
   request->req.data = request;
   request->done = std::move(done);
+  request->impl = impl_.get();
   const std::string entry = FrameRaftPayload(payload);
   raft_buffer buf;
   buf.len = entry.size();
@@ -428,10 +461,12 @@ void RaftEngine::Apply(std::string payload, ApplyCallback done) {
                         auto* request = static_cast<Request*>(req->data);
                         auto callback = std::move(request->done);
                         const uint64_t index = req->index;
+                        Impl* impl = request->impl;
                         delete request;
                         if (status != 0) {
                           callback(RaftStatus(status), index);
                         } else {
+                          impl->AnnounceCommit();
                           callback(std::move(*static_cast<std::string*>(result)), index);
                         }
                       });

@@ -135,7 +135,10 @@ Result<wire::FileAnnounceResult> FileIndex::ApplyAnnounce(const ApplyContext& co
     result.set_version(current == nullptr ? 0 : current->version());
     return result;
   }
-  const bool concurrent = current != nullptr && current->version() != announce.base_version();
+  // A node's own announcements are successive states of its disk: one based on an older version
+  // than the node's own current one (it did not learn that one committed) replaces it.
+  const bool concurrent = current != nullptr && current->version() != announce.base_version() &&
+                          current->origin() != entry.origin();
   if (concurrent && current_live && entry.deleted()) {
     return Status::Conflict("\"" + entry.path() + "\" was changed (version " +
                             std::to_string(current->version()) +

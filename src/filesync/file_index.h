@@ -11,6 +11,8 @@
 //   (the node that wrote it, the time of this entry): nothing is lost;
 // - a delete never wins over a write it did not see: it is refused (kConflict), and the
 //   deleting node fetches the file back;
+// - the current version came from the announcing node itself: not a conflict (its later
+//   announcement is a later state of its own disk, whatever base it names);
 // - content equal to the current one changes nothing (two nodes that made the same change, or a
 //   joining node that holds the same file) and answers the current version.
 // Tombstones are kept, so a deleted file never comes back from a node that missed the delete.

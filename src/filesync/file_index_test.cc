@@ -468,10 +468,11 @@ TEST_F(FileIndexTest, SnapshotRoundTripGivesAnIdenticalIndex) {
   EXPECT_TRUE(restored.PathsWithHash(Sha256("g")).empty());
   // The restored index goes on deciding like the original.
   const uint64_t x = index_.Find("d/y")->version();
-  EXPECT_EQ(
-      restored.Apply(ApplyContext{900, kT0}, 1, FileIndex::Announce(Deleted("d/y"), x - 1).body)
-          .code(),
-      StatusCode::kConflict);
+  EXPECT_EQ(restored
+                .Apply(ApplyContext{900, kT0}, 1,
+                       FileIndex::Announce(Deleted("d/y", "node-b"), x - 1).body)
+                .code(),
+            StatusCode::kConflict);
 }
 
 TEST_F(FileIndexTest, LoaderRejectsHostileRecordsAndDuplicatePaths) {
@@ -505,6 +506,23 @@ TEST_F(FileIndexTest, AppliedThroughFollowsTheContextIndex) {
   next_index_ = 250;
   Put(File("a", "one"), 0);  // no change, still applied
   EXPECT_EQ(index_.applied_through(), 251u);
+}
+
+// A node whose answer got lost announces its next state with an older base: its own version is
+// replaced, with no conflict copy (there was no other writer), and a delete of it is accepted.
+TEST_F(FileIndexTest, ANodesOwnVersionIsReplacedWhateverBaseItNames) {
+  const uint64_t first = Put(File("p", "first"), 0);
+  const uint64_t second = Put(File("p", "second"), 0);
+  EXPECT_GT(second, first);
+  EXPECT_EQ(index_.conflicts(), 0u);
+  EXPECT_EQ(index_.live(), 1u);
+  EXPECT_EQ(index_.Find("p")->hash(), Sha256("second"));
+  EXPECT_TRUE(Announce(Deleted("p"), first).ok());
+  EXPECT_TRUE(index_.Find("p")->deleted());
+  // Another node's stale base still conflicts.
+  Put(File("q", "a's"), 0);
+  Put(File("q", "b's", "node-b"), 0);
+  EXPECT_EQ(index_.conflicts(), 1u);
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -159,9 +161,20 @@ Status SyncService::Start() {
   return Status::Ok();
 }
 
+void SyncService::Background(std::function<void()> work, std::function<void()> done) {
+  loop_.Work(
+      [stopping = stopping_, work = std::move(work)] {
+        if (!*stopping) work();
+      },
+      [alive = alive_, stopping = stopping_, done = std::move(done)] {
+        if (*alive && !*stopping) done();
+      });
+}
+
 void SyncService::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  *stopping_ = true;  // queued file work is dropped: the loop can end
   if (watcher_) watcher_->Stop();
   observe_timer_.Stop();
   rescan_timer_.Stop();
@@ -226,7 +239,7 @@ void SyncService::ObserveDue() {
       batch.clear();
       auto results =
           std::make_shared<std::vector<std::pair<std::string, Result<wire::LocalFileRecord>>>>();
-      loop_.Work(
+      Background(
           [folder = *folder_, work, results] {
             for (auto& [path, known] : *work) {
               results->emplace_back(path, folder.Observe(path, known ? &*known : nullptr));
@@ -241,7 +254,7 @@ void SyncService::ObserveDue() {
     auto work = std::make_shared<decltype(batch)>(std::move(batch));
     auto results =
         std::make_shared<std::vector<std::pair<std::string, Result<wire::LocalFileRecord>>>>();
-    loop_.Work(
+    Background(
         [folder = *folder_, work, results] {
           for (auto& [path, known] : *work) {
             results->emplace_back(path, folder.Observe(path, known ? &*known : nullptr));
@@ -297,7 +310,7 @@ void SyncService::OnObserved(
 
 void SyncService::Rescan(const std::string& under, bool initial) {
   auto result = std::make_shared<Folder::ScanResult>();
-  loop_.Work([folder = *folder_, result, under, initial] { *result = folder.Scan(under, initial); },
+  Background([folder = *folder_, result, under, initial] { *result = folder.Scan(under, initial); },
              [this, alive = alive_, result, under, initial] {
                if (*alive && !stopped_) OnScanned(under, std::move(*result), initial);
              });
@@ -579,7 +592,7 @@ void SyncService::Materialize(const std::string& path) {
   std::vector<wire::FileEntry> targets =
       expected ? PreserveTargets(*expected) : std::vector<wire::FileEntry>();
   const uint64_t unique = ++next_unique_;
-  loop_.Work(
+  Background(
       [folder = *folder_, entry, expected, targets = std::move(targets), outcome, preserved,
        unique] {
         for (const wire::FileEntry& target : targets) {
@@ -627,7 +640,7 @@ void SyncService::Remove(const std::string& path) {
   auto outcome = std::make_shared<Result<wire::LocalFileRecord>>(Status::Error("not run"));
   auto preserved = std::make_shared<std::vector<wire::LocalFileRecord>>();
   const uint64_t unique = ++next_unique_;
-  loop_.Work(
+  Background(
       [folder = *folder_, local, targets = std::move(targets), outcome, preserved, unique] {
         for (const wire::FileEntry& target : targets) {
           Result<wire::LocalFileRecord> copy =
@@ -762,7 +775,7 @@ void SyncService::StartFetch(const std::string& path, const wire::FileEntry& ent
   }
   auto status = std::make_shared<Status>();
   const uint64_t unique = ++next_unique_;
-  loop_.Work(
+  Background(
       [folder = *folder_, fetch, local_blocks = std::move(local_blocks), status, unique] {
         Result<Folder::TempFile> temp = folder.CreateTemp(fetch->path, fetch->entry.size(), unique);
         if (!temp.ok()) {
@@ -862,7 +875,7 @@ void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash,
       std::move(*response.value().mutable_block_response()->mutable_data()));
   auto written = std::make_shared<Status>();
   std::vector<uint32_t> indexes = fetch->missing[hash];
-  loop_.Work(
+  Background(
       [fetch, hash, data, written, indexes] {
         if (Sha256(*data) != hash) {
           *written = Status::Invalid("a block of \"" + fetch->path + "\" did not match its hash");
@@ -921,7 +934,7 @@ void SyncService::FinishFetch(std::shared_ptr<Fetch> fetch) {
   auto outcome = std::make_shared<Result<wire::LocalFileRecord>>(Status::Error("not run"));
   auto preserved = std::make_shared<std::vector<wire::LocalFileRecord>>();
   const uint64_t unique = ++next_unique_;
-  loop_.Work(
+  Background(
       [folder = *folder_, fetch, targets = std::move(targets), outcome, preserved, unique] {
         for (const wire::FileEntry& target : targets) {
           Result<wire::LocalFileRecord> copy =
@@ -957,7 +970,7 @@ void SyncService::ServeBlock(const wire::PeerMessage& request, PeerService::Repl
   }
   if (!source) return answer("", "not found");
   auto data = std::make_shared<Result<std::string>>(std::string());
-  loop_.Work(
+  Background(
       [folder = *folder_, source = *source, data, hash = ask.hash()] {
         *data = folder.Read(source.path, static_cast<uint64_t>(source.index) * kFileBlockSize,
                             kFileBlockSize);
@@ -987,38 +1000,37 @@ void SyncService::SaveSoon() {
 }
 
 void SyncService::Save() {
-  if (saving_) {
+  if (saving_ && !stopped_) {
     SaveSoon();
     return;
   }
   saving_ = true;
   auto bytes = std::make_shared<std::string>(local_.Serialize(consensus_.GetStatus().cluster_id));
   auto status = std::make_shared<Status>();
-  const std::string path = table_path_;
-  auto save = [bytes, status, path] {
+  // The last save at stop may run while a background one is still writing: one at a time, and
+  // an older one never replaces a newer one.
+  auto save = [bytes, status, path = table_path_, files = table_files_,
+               generation = ++table_generation_] {
+    std::lock_guard<std::mutex> lock(files->mutex);
+    if (generation < files->saved) return;
     const std::string temp = path + ".tmp";
-    const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      *status = Status::Error("cannot write " + temp);
-      return;
-    }
-    UniqueFd owned(fd);
+    UniqueFd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     size_t written = 0;
-    while (written < bytes->size()) {
-      const ssize_t n = write(fd, bytes->data() + written, bytes->size() - written);
-      if (n <= 0) {
-        *status = Status::Error("cannot write " + temp);
-        return;
-      }
+    while (fd.get() >= 0 && written < bytes->size()) {
+      const ssize_t n = write(fd.get(), bytes->data() + written, bytes->size() - written);
+      if (n <= 0) break;
       written += static_cast<size_t>(n);
     }
-    if (fsync(fd) != 0 || rename(temp.c_str(), path.c_str()) != 0) {
-      *status = Status::Error("cannot save " + path);
+    if (fd.get() < 0 || written < bytes->size() || fsync(fd.get()) != 0 ||
+        rename(temp.c_str(), path.c_str()) != 0) {
+      *status = Status::Error(std::string("cannot save ") + path + ": " + std::strerror(errno));
+      return;
     }
+    files->saved = generation;
   };
   if (stopped_) {  // the loop is closing: write now
     save();
-    saving_ = false;
+    if (!status->ok()) spdlog::error("filesync: {}", status->message());
     return;
   }
   loop_.Work(save, [this, alive = alive_, status] {

@@ -20,11 +20,13 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -143,6 +145,9 @@ class SyncService {
   void AfterApplied(uint64_t index, std::function<void()> then);
   void RunApplied(bool all);
 
+  // Runs `work` on the thread pool, then `done` on the loop; neither once Stop() was called.
+  void Background(std::function<void()> work, std::function<void()> done);
+
   void SaveSoon();
   void Save();
 
@@ -182,6 +187,12 @@ class SyncService {
   Timer save_timer_;
   bool save_scheduled_ = false;
   bool saving_ = false;
+  struct TableFiles {
+    std::mutex mutex;
+    uint64_t saved = 0;  // generation on disk
+  };
+  std::shared_ptr<TableFiles> table_files_ = std::make_shared<TableFiles>();
+  uint64_t table_generation_ = 0;
   std::multimap<uint64_t, std::function<void()>> after_applied_;
   struct PathError {
     std::string message;
@@ -190,6 +201,7 @@ class SyncService {
   std::map<std::string, PathError> errors_;  // the last error of a path, until it passes
   SyncStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace synod

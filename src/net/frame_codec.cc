@@ -14,8 +14,14 @@ std::string EncodeFrame(std::string_view payload) {
 
 Status FrameDecoder::Feed(std::string_view bytes, std::vector<std::string>& out) {
   if (!error_.ok()) return error_;
+  // Handed-out bytes are dropped once they are most of the buffer, not after every read: a
+  // large frame arriving in many reads is then not moved again and again.
+  if (consumed_ > 0 && consumed_ >= buffer_.size() / 2) {
+    buffer_.erase(0, consumed_);
+    consumed_ = 0;
+  }
   buffer_.append(bytes);
-  size_t at = 0;
+  size_t at = consumed_;
   while (buffer_.size() - at >= 4) {
     uint32_t size = 0;
     for (int i = 0; i < 4; ++i) size = (size << 8) | static_cast<uint8_t>(buffer_[at + i]);
@@ -23,13 +29,19 @@ Status FrameDecoder::Feed(std::string_view bytes, std::vector<std::string>& out)
       error_ = Status::Error("frame of " + std::to_string(size) + " bytes exceeds the limit of " +
                              std::to_string(max_payload_));
       buffer_.clear();
+      consumed_ = 0;
       return error_;
     }
     if (buffer_.size() - at - 4 < size) break;
     out.emplace_back(buffer_, at + 4, size);
     at += 4 + size;
   }
-  buffer_.erase(0, at);
+  if (at == buffer_.size()) {
+    buffer_.clear();
+    consumed_ = 0;
+  } else {
+    consumed_ = at;
+  }
   return Status::Ok();
 }
 

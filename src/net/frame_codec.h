@@ -15,6 +15,15 @@
 namespace synod {
 
 std::string EncodeFrame(std::string_view payload);
+// The frame of `size` payload bytes that `write(char* payload)` fills in place (one copy less
+// than serializing first and framing after).
+template <typename Write>
+std::string EncodeFrameInPlace(size_t size, Write write) {
+  std::string frame(4 + size, '\0');
+  for (int i = 0; i < 4; ++i) frame[i] = static_cast<char>((size >> (24 - 8 * i)) & 0xff);
+  write(frame.data() + 4);
+  return frame;
+}
 
 class FrameDecoder {
  public:
@@ -26,6 +35,7 @@ class FrameDecoder {
  private:
   uint32_t max_payload_;
   std::string buffer_;
+  size_t consumed_ = 0;  // bytes of buffer_ already handed out; compacted now and then
   Status error_;
 };
 

@@ -129,13 +129,15 @@ void TcpConnection::Write(std::string bytes, std::function<void(int)> done) {
     return;
   }
   auto* stream = reinterpret_cast<uv_stream_t*>(socket_);
+  size_t sent = 0;
   if (!done && uv_stream_get_write_queue_size(stream) == 0) {
     // Straight to the kernel when nothing is queued: a queued write costs the loop another pass
-    // (its callback) and an epoll_ctl, per message. What the kernel does not take is queued.
+    // (its callback) and an epoll_ctl, per message. What the kernel does not take is queued
+    // (from where it stopped: no copy of the rest).
     uv_buf_t whole = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
     const int written = uv_try_write(stream, &whole, 1);
     if (written == static_cast<int>(bytes.size())) return;
-    if (written > 0) bytes.erase(0, static_cast<size_t>(written));
+    if (written > 0) sent = static_cast<size_t>(written);
   }
   struct Request {
     uv_write_t req{};
@@ -143,7 +145,8 @@ void TcpConnection::Write(std::string bytes, std::function<void(int)> done) {
     std::function<void(int)> done;
   };
   auto* request = new Request{{}, std::move(bytes), std::move(done)};
-  uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
+  uv_buf_t buf =
+      uv_buf_init(request->data.data() + sent, static_cast<unsigned>(request->data.size() - sent));
   int rc = uv_write(&request->req, stream, &buf, 1, [](uv_write_t* req, int status) {
     auto* request = reinterpret_cast<Request*>(req);
     if (request->done) request->done(status);

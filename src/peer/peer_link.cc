@@ -47,12 +47,31 @@ void PeerLink::Send(const wire::PeerMessage& message) {
       if (auto self = weak.lock()) self->Flush();
     });
   }
-  queued_ += EncodeFrame(message.SerializeAsString());
+  std::string frame = Frame(message);
+  if (frame.size() >= kDirectWriteBytes) {
+    // A large message (a file block) is written as it is, after what is queued, rather than
+    // copied onto the queue.
+    Flush();
+    if (!connection_->closed()) connection_->Write(std::move(frame));
+    return;
+  }
+  if (queued_.empty()) {
+    queued_ = std::move(frame);
+  } else {
+    queued_ += frame;
+  }
 }
 
 void PeerLink::SendNow(const wire::PeerMessage& message) {
   Flush();
-  connection_->Write(EncodeFrame(message.SerializeAsString()));
+  connection_->Write(Frame(message));
+}
+
+std::string PeerLink::Frame(const wire::PeerMessage& message) {
+  const size_t size = message.ByteSizeLong();
+  return EncodeFrameInPlace(size, [&](char* payload) {
+    message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(payload));
+  });
 }
 
 void PeerLink::Flush() {

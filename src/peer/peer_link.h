@@ -40,6 +40,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
  private:
   void Fail(const std::string& why);
   void Flush();
+  static std::string Frame(const wire::PeerMessage& message);
+  static constexpr size_t kDirectWriteBytes = 64 * 1024;
 
   EventLoop& loop_;
   std::shared_ptr<TcpConnection> connection_;

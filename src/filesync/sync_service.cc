@@ -21,6 +21,9 @@ namespace {
 
 constexpr auto kSettleDelay = std::chrono::milliseconds(2);
 constexpr auto kRetryDelay = std::chrono::milliseconds(1000);
+// A change that could not be committed (no quorum: this node is cut off) is proposed again at
+// least this often, so it is in the index soon after the partition heals.
+constexpr auto kAnnounceRetryCap = std::chrono::milliseconds(2000);
 constexpr auto kSaveDelay = std::chrono::milliseconds(1000);
 constexpr size_t kObserveBatch = 256;
 constexpr size_t kMaxIgnoreFileBytes = 1 << 20;
@@ -513,7 +516,7 @@ void SyncService::OnAnnounced(const std::string& path, const std::string& announ
     } else {
       // No quorum (a minority partition) or a leader change: the change stays on disk and is
       // announced again.
-      RetryLater(path, result.status());
+      RetryLater(path, result.status(), kAnnounceRetryCap);
       return;
     }
     Done(path);
@@ -711,16 +714,17 @@ void SyncService::Finished(const std::string& path, Result<wire::LocalFileRecord
   RunWrites();
 }
 
-void SyncService::RetryLater(const std::string& path, const Status& why) {
+void SyncService::RetryLater(const std::string& path, const Status& why,
+                             std::chrono::milliseconds cap) {
   PathError& error = errors_[path];
   if (error.message != why.message()) {  // once per path and reason, not at every retry
     spdlog::warn("filesync: {}: {}; trying again", path, why.message());
     error.message = why.message();
   }
-  // 1 s, 2 s, 4 s ... 1 min: content no node holds any more (a conflict copy of a version its
+  // 1 s, 2 s, 4 s ... 10 s: content no node holds any more (a conflict copy of a version its
   // writer replaced before anyone fetched it) is asked for now and then, not in a loop.
-  const auto delay = std::min<std::chrono::milliseconds>(
-      kRetryDelay * (1 << std::min(error.retries, 6)), std::chrono::minutes(1));
+  const auto delay =
+      std::min<std::chrono::milliseconds>(kRetryDelay * (1 << std::min(error.retries, 6)), cap);
   ++error.retries;
   busy_.insert(path);
   loop_.RunAfter(delay, [this, alive = alive_, path] {

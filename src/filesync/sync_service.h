@@ -128,7 +128,9 @@ class SyncService {
   std::vector<wire::FileEntry> PreserveTargets(const wire::LocalFileRecord& local) const;
   void Finished(const std::string& path, Result<wire::LocalFileRecord> outcome,
                 std::vector<wire::LocalFileRecord> preserved, uint64_t version);
-  void RetryLater(const std::string& path, const Status& why);
+  // Runs the path again after a delay doubling from 1 s up to `cap` while it keeps failing.
+  void RetryLater(const std::string& path, const Status& why,
+                  std::chrono::milliseconds cap = std::chrono::seconds(10));
   Pending CountPending() const;
 
   // Fetching blocks.

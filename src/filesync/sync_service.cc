@@ -9,6 +9,7 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -209,19 +210,14 @@ void SyncService::ObserveLater(const std::string& path, std::chrono::millisecond
   const MonoTime due = clock_.Monotonic() + delay;
   auto [it, inserted] = observe_due_.emplace(path, due);
   if (!inserted) it->second = due;  // a writer still at work pushes it back
-  if (!observe_armed_ || due < *observe_armed_) {
-    observe_armed_ = due;
-    observe_timer_.Start(std::chrono::duration_cast<std::chrono::milliseconds>(
-                             due - clock_.Monotonic() + std::chrono::microseconds(999)),
-                         std::chrono::milliseconds(0), [this] { ObserveDue(); });
-  }
+  if (!observe_armed_ || due < *observe_armed_) ArmObserveTimer(due);
 }
 
 void SyncService::ObserveDue() {
   observe_armed_.reset();
   if (stopped_) return;
   const MonoTime now = clock_.Monotonic();
-  std::vector<std::pair<std::string, std::optional<wire::LocalFileRecord>>> batch;
+  std::vector<PathToObserve> batch;
   std::optional<MonoTime> next;
   for (auto it = observe_due_.begin(); it != observe_due_.end();) {
     if (it->second > now) {
@@ -233,46 +229,34 @@ void SyncService::ObserveDue() {
       observe_again_.insert(it->first);
     } else {
       const wire::LocalFileRecord* known = local_.Find(it->first);
-      batch.emplace_back(it->first, known ? std::optional(*known) : std::nullopt);
+      batch.push_back({it->first, known ? std::optional(*known) : std::nullopt});
       observing_.insert(it->first);
     }
     it = observe_due_.erase(it);
-    if (batch.size() == kObserveBatch) {
-      auto work = std::make_shared<decltype(batch)>(std::move(batch));
-      batch.clear();
-      auto results =
-          std::make_shared<std::vector<std::pair<std::string, Result<wire::LocalFileRecord>>>>();
-      Background(
-          [folder = *folder_, work, results] {
-            for (auto& [path, known] : *work) {
-              results->emplace_back(path, folder.Observe(path, known ? &*known : nullptr));
-            }
-          },
-          [this, alive = alive_, results] {
-            if (*alive) OnObserved(std::move(*results));
-          });
-    }
+    if (batch.size() == kObserveBatch) ObserveBatch(std::exchange(batch, {}));
   }
-  if (!batch.empty()) {
-    auto work = std::make_shared<decltype(batch)>(std::move(batch));
-    auto results =
-        std::make_shared<std::vector<std::pair<std::string, Result<wire::LocalFileRecord>>>>();
-    Background(
-        [folder = *folder_, work, results] {
-          for (auto& [path, known] : *work) {
-            results->emplace_back(path, folder.Observe(path, known ? &*known : nullptr));
-          }
-        },
-        [this, alive = alive_, results] {
-          if (*alive) OnObserved(std::move(*results));
-        });
-  }
-  if (next) {
-    observe_armed_ = next;
-    observe_timer_.Start(std::chrono::duration_cast<std::chrono::milliseconds>(
-                             *next - now + std::chrono::microseconds(999)),
-                         std::chrono::milliseconds(0), [this] { ObserveDue(); });
-  }
+  if (!batch.empty()) ObserveBatch(std::move(batch));
+  if (next) ArmObserveTimer(*next);
+}
+
+void SyncService::ArmObserveTimer(MonoTime due) {
+  observe_armed_ = due;
+  observe_timer_.Start(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           due - clock_.Monotonic() + std::chrono::microseconds(999)),
+                       std::chrono::milliseconds(0), [this] { ObserveDue(); });
+}
+
+void SyncService::ObserveBatch(std::vector<PathToObserve> batch) {
+  auto work = std::make_shared<std::vector<PathToObserve>>(std::move(batch));
+  auto results =
+      std::make_shared<std::vector<std::pair<std::string, Result<wire::LocalFileRecord>>>>();
+  Background(
+      [folder = *folder_, work, results] {
+        for (auto& [path, known] : *work) {
+          results->emplace_back(path, folder.Observe(path, known ? &*known : nullptr));
+        }
+      },
+      [this, results] { OnObserved(std::move(*results)); });
 }
 
 void SyncService::OnObserved(

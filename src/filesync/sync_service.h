@@ -105,7 +105,13 @@ class SyncService {
   // Local changes.
   void OnWatcherChange(const FolderWatcher::Change& change);
   void ObserveLater(const std::string& path, std::chrono::milliseconds delay);
+  struct PathToObserve {
+    std::string path;
+    std::optional<wire::LocalFileRecord> known;  // its hashes are reused if the file is unchanged
+  };
   void ObserveDue();
+  void ArmObserveTimer(MonoTime due);
+  void ObserveBatch(std::vector<PathToObserve> batch);
   void OnObserved(std::vector<std::pair<std::string, Result<wire::LocalFileRecord>>> results);
   void Rescan(const std::string& under, bool initial);
   void OnScanned(const std::string& under, Folder::ScanResult scan, bool initial);

@@ -8,6 +8,15 @@
 #include <spdlog/spdlog.h>
 
 namespace synod {
+namespace {
+
+// libuv's unsigned milliseconds; a delay already past (negative) means the next turn of the loop,
+// not 584 million years.
+uint64_t Milliseconds(std::chrono::milliseconds delay) {
+  return delay.count() < 0 ? 0 : static_cast<uint64_t>(delay.count());
+}
+
+}  // namespace
 
 EventLoop::EventLoop() {
   if (uv_loop_init(&loop_) != 0 || uv_async_init(&loop_, &wakeup_, [](uv_async_t* async) {
@@ -72,7 +81,7 @@ void EventLoop::RunAfter(std::chrono::milliseconds delay, std::function<void()> 
         shot->loop->CloseOneShot(shot);
         fn();
       },
-      static_cast<uint64_t>(delay.count()), 0);
+      Milliseconds(delay), 0);
 }
 
 void EventLoop::Work(std::function<void()> work, std::function<void()> done) {
@@ -173,7 +182,7 @@ void Timer::Start(std::chrono::milliseconds delay, std::chrono::milliseconds rep
         auto fn = static_cast<Handle*>(t->data)->fn;
         fn();
       },
-      static_cast<uint64_t>(delay.count()), static_cast<uint64_t>(repeat.count()));
+      Milliseconds(delay), Milliseconds(repeat));
 }
 
 void Timer::Stop() { uv_timer_stop(&handle_->timer); }

@@ -72,7 +72,7 @@ class Timer {
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
 
-  // Calls fn after `delay`, then every `repeat` if it is non-zero.
+  // Calls fn after `delay` (a negative one counts as zero), then every `repeat` if it is non-zero.
   void Start(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
              std::function<void()> fn);
   void Stop();

@@ -22,6 +22,20 @@ TEST(EventLoop, OneShotTimerFiresOnceAndLoopEnds) {
   EXPECT_EQ(fired, 1);
 }
 
+TEST(EventLoop, ADelayAlreadyPastFiresAtOnce) {
+  EventLoop loop;
+  int fired = 0;
+  Timer timer(loop);
+  timer.Start(milliseconds(-5), milliseconds(0), [&] { ++fired; });
+  loop.RunAfter(milliseconds(-1), [&] { ++fired; });
+  loop.RunAfter(milliseconds(50), [&] {  // ends the test even if a delay became endless
+    timer.Stop();
+    loop.Stop();
+  });
+  loop.Run();
+  EXPECT_EQ(fired, 2);
+}
+
 TEST(EventLoop, RepeatingTimerCanStopItself) {
   EventLoop loop;
   Timer timer(loop);

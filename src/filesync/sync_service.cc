@@ -1065,6 +1065,8 @@ nlohmann::json SyncService::StatusJson() const {
           {"local_files", local_.records().size()},
           {"pending_files", pending.files},
           {"pending_bytes", pending.bytes},
+          {"looking_at", observe_due_.size() + observing_.size()},
+          {"busy", busy_.size()},
           {"announcing", announcing_},
           {"writing", writing_},
           {"announced_total", stats_.announced},

@@ -136,6 +136,15 @@ Status Agent::Start() {
     sync.self_name = s.config.name;
     s.sync = std::make_unique<SyncService>(s.loop, s.clock, *s.consensus, *s.peers, s.files,
                                            std::move(sync));
+  } else {
+    // Members that sync a folder ask every member for blocks: say at once there are none here.
+    s.consensus->HandleRequests(wire::PeerMessage::kBlockRequest,
+                                [](const wire::PeerMessage&, PeerService::Reply reply) {
+                                  wire::PeerMessage response;
+                                  response.mutable_block_response()->set_error(
+                                      "not found: this node syncs no folder");
+                                  reply(std::move(response));
+                                });
   }
   SdssOptions sdss{s.identity.ShortId(),
                    s.config.bind,

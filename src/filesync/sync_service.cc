@@ -316,10 +316,12 @@ void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, b
     seen.insert(entry.path);
     if (entry.stat.kind() == wire::KIND_DIRECTORY && watcher_) watcher_->WatchDirectory(entry.path);
     const wire::LocalFileRecord* known = local_.Find(entry.path);
-    const bool same = known != nullptr && known->present() && known->kind() == entry.stat.kind() &&
-                      known->size() == entry.stat.size() && known->mode() == entry.stat.mode() &&
-                      known->mtime_nanos() == entry.stat.mtime_nanos() &&
-                      known->inode() == entry.stat.inode();
+    // A directory's mtime moves with every entry added or removed: not a change of its own.
+    const bool same =
+        known != nullptr && known->present() && known->kind() == entry.stat.kind() &&
+        known->mode() == entry.stat.mode() && known->inode() == entry.stat.inode() &&
+        (entry.stat.kind() == wire::KIND_DIRECTORY ||
+         (known->size() == entry.stat.size() && known->mtime_nanos() == entry.stat.mtime_nanos()));
     if (!same && !observing_.contains(entry.path) && !observe_due_.contains(entry.path)) {
       ++changed;
       ObserveLater(entry.path, std::chrono::milliseconds(0));
@@ -446,7 +448,7 @@ void SyncService::Done(const std::string& path) {
 
 void SyncService::Announce(const std::string& path, const wire::LocalFileRecord* local) {
   if (announcing_ >= options_.max_announcements) {
-    again_.insert(path);
+    if (waiting_room_.insert(path).second) waiting_for_room_.push_back(path);
     return;
   }
   wire::FileEntry entry = local != nullptr ? EntryFor(*local) : wire::FileEntry();
@@ -501,15 +503,16 @@ void SyncService::OnAnnounced(const std::string& path, const std::string& announ
       // No quorum (a minority partition) or a leader change: the change stays on disk and is
       // announced again.
       RetryLater(path, result.status(), kAnnounceRetryCap);
-      return;
     }
-    Done(path);
-    // Announcements that waited for room.
-    if (announcing_ + 1 == options_.max_announcements) {
-      for (const std::string& waiting : std::set<std::string>(again_)) {
-        if (!busy_.contains(waiting)) MarkDirty(waiting);
-      }
-    }
+    if (result.ok() || result.status().code() == StatusCode::kConflict) Done(path);
+  }
+  // Paths that waited for room, in order, as many as there is room for now.
+  for (size_t room = options_.max_announcements - announcing_;
+       room > 0 && !waiting_for_room_.empty(); --room) {
+    const std::string waiting = std::move(waiting_for_room_.front());
+    waiting_for_room_.pop_front();
+    waiting_room_.erase(waiting);
+    MarkDirty(waiting);
   }
 }
 

@@ -184,6 +184,8 @@ class SyncService {
   std::set<std::string> busy_;
   std::set<std::string> again_;  // changed while busy
   size_t announcing_ = 0;
+  std::deque<std::string> waiting_for_room_;  // changes to announce once fewer are in flight
+  std::set<std::string> waiting_room_;
   std::deque<std::string> write_queue_;
   std::set<std::string> write_queued_;
   size_t writing_ = 0;

@@ -49,8 +49,8 @@ void FolderWatcher::Stop() {
   paths_.clear();
 }
 
-void FolderWatcher::WatchDirectory(const std::string& path) {
-  if (fd_ < 0) return;
+bool FolderWatcher::WatchDirectory(const std::string& path) {
+  if (fd_ < 0) return false;
   const std::string full = path.empty() ? root_ : root_ + "/" + path;
   const int wd = inotify_add_watch(fd_, full.c_str(), kMask);
   if (wd < 0) {
@@ -62,9 +62,13 @@ void FolderWatcher::WatchDirectory(const std::string& path) {
           "1048576",
           paths_.size());
     }
-    return;
+    return false;
   }
-  paths_[wd] = path;  // a directory moved within the folder keeps its descriptor: new path
+  auto [it, added] = paths_.try_emplace(wd, path);
+  if (added) return true;
+  const bool moved = it->second != path;  // a directory moved within the folder keeps its
+  it->second = path;                      // descriptor: new path
+  return moved;
 }
 
 void FolderWatcher::OnReadable() {

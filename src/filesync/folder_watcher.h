@@ -34,8 +34,9 @@ class FolderWatcher {
 
   Status Start();
   void Stop();
-  // Watches `path` (a directory, relative) and, unless it was watched, reports it for a rescan.
-  void WatchDirectory(const std::string& path);
+  // Watches `path` (a directory, relative); true if it was not watched before, so that entries
+  // made in it before the watch existed are reported by nobody: the caller lists it.
+  bool WatchDirectory(const std::string& path);
   size_t watches() const { return paths_.size(); }
 
  private:

@@ -286,8 +286,9 @@ void SyncService::OnObserved(
       record.set_synced_present(known->synced_present());
       record.set_synced_key(known->synced_key());
     }
-    if (record.present() && record.kind() == wire::KIND_DIRECTORY && watcher_) {
-      watcher_->WatchDirectory(path);
+    if (record.present() && record.kind() == wire::KIND_DIRECTORY && watcher_ &&
+        watcher_->WatchDirectory(path)) {
+      Rescan(path, false);  // see OnScanned
     }
     local_.Put(std::move(record));
     SaveSoon();
@@ -314,7 +315,12 @@ void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, b
   if (!under.empty()) ObserveLater(under, std::chrono::milliseconds(0));  // the directory itself
   for (Folder::ScanEntry& entry : scan.entries) {
     seen.insert(entry.path);
-    if (entry.stat.kind() == wire::KIND_DIRECTORY && watcher_) watcher_->WatchDirectory(entry.path);
+    if (entry.stat.kind() == wire::KIND_DIRECTORY && watcher_ &&
+        watcher_->WatchDirectory(entry.path) && !initial) {
+      // Made after this scan listed its parent's entries and before it was watched: what was
+      // written in it meanwhile is in no event and in no listing yet.
+      Rescan(entry.path, false);
+    }
     const wire::LocalFileRecord* known = local_.Find(entry.path);
     // A directory's mtime moves with every entry added or removed: not a change of its own.
     const bool same =

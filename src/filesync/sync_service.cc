@@ -299,9 +299,7 @@ void SyncService::OnObserved(
 void SyncService::Rescan(const std::string& under, bool initial) {
   auto result = std::make_shared<Folder::ScanResult>();
   Background([folder = *folder_, result, under, initial] { *result = folder.Scan(under, initial); },
-             [this, alive = alive_, result, under, initial] {
-               if (*alive && !stopped_) OnScanned(under, std::move(*result), initial);
-             });
+             [this, result, under, initial] { OnScanned(under, std::move(*result), initial); });
 }
 
 void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, bool initial) {
@@ -600,8 +598,8 @@ void SyncService::Materialize(const std::string& path) {
         *outcome = entry.kind() == wire::KIND_DIRECTORY ? folder.MakeDirectory(entry, before)
                                                         : folder.MakeSymlink(entry, before, unique);
       },
-      [this, alive = alive_, path, outcome, preserved, version = entry.version()] {
-        if (*alive) Finished(path, std::move(*outcome), std::move(*preserved), version);
+      [this, path, outcome, preserved, version = entry.version()] {
+        Finished(path, std::move(*outcome), std::move(*preserved), version);
       });
 }
 
@@ -651,8 +649,8 @@ void SyncService::Remove(const std::string& path) {
         gone.set_path(local.path());
         *outcome = gone;
       },
-      [this, alive = alive_, path, outcome, preserved, version] {
-        if (*alive) Finished(path, std::move(*outcome), std::move(*preserved), version);
+      [this, path, outcome, preserved, version] {
+        Finished(path, std::move(*outcome), std::move(*preserved), version);
       });
 }
 
@@ -794,8 +792,7 @@ void SyncService::StartFetch(const std::string& path, const wire::FileEntry& ent
           }
         }
       },
-      [this, alive = alive_, fetch, status] {
-        if (!*alive) return;
+      [this, fetch, status] {
         if (!status->ok()) {
           fetch->failure = *status;
           FinishFetch(fetch);
@@ -884,8 +881,7 @@ void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash,
           if (!written->ok()) return;
         }
       },
-      [this, alive = alive_, fetch, hash, data, written, count = indexes.size()] {
-        if (!*alive) return;
+      [this, fetch, hash, data, written, count = indexes.size()] {
         if (written->code() == StatusCode::kInvalid) {
           ++stats_.rejected_blocks;
           spdlog::warn("filesync: {}", written->message());
@@ -941,8 +937,7 @@ void SyncService::FinishFetch(std::shared_ptr<Fetch> fetch) {
         *outcome =
             folder.Commit(fetch->temp, fetch->entry, fetch->expected ? &*fetch->expected : nullptr);
       },
-      [this, alive = alive_, fetch, outcome, preserved] {
-        if (!*alive) return;
+      [this, fetch, outcome, preserved] {
         if (outcome->ok()) ++stats_.fetched_files;
         Finished(fetch->path, std::move(*outcome), std::move(*preserved), fetch->entry.version());
       });
@@ -975,8 +970,7 @@ void SyncService::ServeBlock(const wire::PeerMessage& request, PeerService::Repl
           *data = Status::NotFound("changed since");
         }
       },
-      [this, alive = alive_, data, answer = std::move(answer)] {
-        if (!*alive) return;
+      [this, data, answer = std::move(answer)] {
         if (!data->ok()) return answer("", "not found: " + data->status().message());
         ++stats_.blocks_served;
         stats_.bytes_served += data->value().size();

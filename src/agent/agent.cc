@@ -138,13 +138,12 @@ Status Agent::Start() {
                                            std::move(sync));
   } else {
     // Members that sync a folder ask every member for blocks: say at once there are none here.
-    s.consensus->HandleRequests(wire::PeerMessage::kBlockRequest,
-                                [](const wire::PeerMessage&, PeerService::Reply reply) {
-                                  wire::PeerMessage response;
-                                  response.mutable_block_response()->set_error(
-                                      "not found: this node syncs no folder");
-                                  reply(std::move(response));
-                                });
+    s.consensus->HandleRequests(
+        wire::PeerMessage::kBlockRequest, [](const wire::PeerMessage&, PeerService::Reply reply) {
+          wire::PeerMessage response;
+          response.mutable_block_response()->set_error("not found: this node syncs no folder");
+          reply(std::move(response));
+        });
   }
   SdssOptions sdss{s.identity.ShortId(),
                    s.config.bind,
@@ -238,9 +237,12 @@ void Agent::Impl::AddRoutes() {
                            : HttpResponse::Error(503, members.error()));
     });
   });
-  AddRanksRoutes(router, *ranks);
-  AddTimerRoutes(router, *timers);
-  AddSyncRoutes(router, files, sync.get());
+  const ReadPolicy reads = [&consensus = *consensus](HttpHandler read) {
+    return ConsistentRead(consensus, std::move(read));
+  };
+  AddRanksRoutes(router, *ranks, reads);
+  AddTimerRoutes(router, *timers, reads);
+  AddSyncRoutes(router, files, sync.get(), reads);
   router.Handle("GET", "/metrics", [this](const HttpRequest&, HttpResponder respond) {
     HttpResponse response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -1,5 +1,7 @@
 #include "api/kv_routes.h"
 
+#include "api/consistent_read.h"
+
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -44,12 +46,16 @@ void Write(ConsensusService& consensus, const HttpRequest& request, Proposal pro
 }  // namespace
 
 void AddKvRoutes(HttpRouter& router, ConsensusService& consensus, const KvState& kv) {
-  router.Handle("GET", "/v1/kv/{key}", [&kv](const HttpRequest& request, HttpResponder respond) {
-    const std::string& key = request.path_params.at("key");
-    auto value = kv.Get(key);
-    if (!value) return respond(HttpResponse::FromStatus(Status::NotFound("no such key: " + key)));
-    respond(HttpResponse::Json(200, {{"key", key}, {"value", *value}}));
-  });
+  router.Handle(
+      "GET", "/v1/kv/{key}",
+      ConsistentRead(consensus, [&kv](const HttpRequest& request, HttpResponder respond) {
+        const std::string& key = request.path_params.at("key");
+        auto value = kv.Get(key);
+        if (!value) {
+          return respond(HttpResponse::FromStatus(Status::NotFound("no such key: " + key)));
+        }
+        respond(HttpResponse::Json(200, {{"key", key}, {"value", *value}}));
+      }));
   router.Handle("PUT", "/v1/kv/{key}",
                 [&consensus](const HttpRequest& request, HttpResponder respond) {
                   const std::string& key = request.path_params.at("key");

@@ -1,5 +1,6 @@
 // The replicated key/value surface over HTTP:
-//   GET    /v1/kv/{key}        -> {"key", "value"}, 404 if absent (this node's replica)
+//   GET    /v1/kv/{key}        -> {"key", "value"}, 404 if absent; linearizable, or this node's
+//                              copy with ?stale (api/consistent_read.h)
 //   PUT    /v1/kv/{key}        body = value -> {"key", "index"} once committed
 //   DELETE /v1/kv/{key}        -> {"key", "index"}, 404 if absent
 //   POST   /v1/kv              {"entries": {"key": "value", ...}} (up to kMaxBatchKeys) ->

@@ -88,6 +88,18 @@ std::string RenderMetrics(const MetricsSources& sources) {
   w.Gauge("synod_raft_commit_index", "Raft commit index", double(status.commit_index));
   w.Gauge("synod_raft_applied_index", "Last log index applied here", double(status.applied_index));
   w.Gauge("synod_raft_is_leader", "1 on the Raft leader", sources.consensus.IsLeader() ? 1 : 0);
+  const ConsensusStats consensus = sources.consensus.stats();
+  w.Counter("synod_raft_leader_changes_total", "Times a new leader became known here",
+            double(consensus.leader_changes));
+  w.Counter("synod_raft_step_downs_total", "Times this node stopped leading",
+            double(consensus.step_downs));
+  w.Counters("synod_raft_connections_total", "Raft connections to other servers, by event",
+             {{{{"event", "connected"}}, double(consensus.connections.connected)},
+              {{{"event", "lost"}}, double(consensus.connections.lost)},
+              {{{"event", "failed_attempt"}}, double(consensus.connections.failed_attempts)}});
+  w.Counter("synod_reads_refused_total",
+            "Linearizable reads refused: this node could not confirm its copy was current",
+            double(consensus.reads_refused));
   w.Counters("synod_snapshots_total", "Snapshots of the replicated state written here",
              {{{}, double(status.snapshots.taken)}});
   w.Gauge("synod_snapshot_capture_seconds", "The last snapshot's capture, on the event loop",

@@ -81,7 +81,7 @@ nlohmann::json CommandRecordJson(const wire::CommandRecord& record) {
   };
 }
 
-void AddRanksRoutes(HttpRouter& router, RanksService& ranks) {
+void AddRanksRoutes(HttpRouter& router, RanksService& ranks, const ReadPolicy& reads) {
   auto respond_json = [](HttpResponder respond) {
     return
         [respond](int status, nlohmann::json body) { respond(HttpResponse::Json(status, body)); };
@@ -123,9 +123,9 @@ void AddRanksRoutes(HttpRouter& router, RanksService& ranks) {
                   });
                 });
 
-  router.Handle("GET", "/v1/ranks", [&ranks](const HttpRequest&, HttpResponder respond) {
-    respond(HttpResponse::Json(200, ranks.RanksJson()));
-  });
+  router.Handle("GET", "/v1/ranks", reads([&ranks](const HttpRequest&, HttpResponder respond) {
+                  respond(HttpResponse::Json(200, ranks.RanksJson()));
+                }));
   router.Handle("POST", "/v1/commands",
                 [&ranks](const HttpRequest& request, HttpResponder respond) {
                   Result<std::string> command = StringField(request, "command");

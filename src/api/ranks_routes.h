@@ -9,12 +9,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/consistent_read.h"
 #include "net/http_server.h"
 #include "ranks/ranks_service.h"
 
 namespace synod {
 
-void AddRanksRoutes(HttpRouter& router, RanksService& ranks);
+// `reads` wraps the routes that read replicated state (GET /v1/ranks).
+void AddRanksRoutes(HttpRouter& router, RanksService& ranks, const ReadPolicy& reads);
 
 nlohmann::json CommandRecordJson(const wire::CommandRecord& record);
 

@@ -60,7 +60,8 @@ nlohmann::json ListEntries(const FileIndex& index, Keep keep) {
 
 }  // namespace
 
-void AddSyncRoutes(HttpRouter& router, const FileIndex& index, const SyncService* sync) {
+void AddSyncRoutes(HttpRouter& router, const FileIndex& index, const SyncService* sync,
+                   const ReadPolicy& reads) {
   router.Handle("GET", "/v1/sync", [&index, sync](const HttpRequest&, HttpResponder respond) {
     if (sync == nullptr) {
       return respond(HttpResponse::Json(200, {{"enabled", false}, {"index_files", index.live()}}));
@@ -68,7 +69,7 @@ void AddSyncRoutes(HttpRouter& router, const FileIndex& index, const SyncService
     respond(HttpResponse::Json(200, sync->StatusJson()));
   });
   router.Handle(
-      "GET", "/v1/sync/files", [&index](const HttpRequest& request, HttpResponder respond) {
+      "GET", "/v1/sync/files", reads([&index](const HttpRequest& request, HttpResponder respond) {
         auto prefix = request.query.find("prefix");
         const std::string wanted = prefix == request.query.end() ? "" : prefix->second;
         auto deleted = request.query.find("deleted");
@@ -78,13 +79,14 @@ void AddSyncRoutes(HttpRouter& router, const FileIndex& index, const SyncService
                                      return (with_deleted || !entry.deleted()) &&
                                             entry.path().compare(0, wanted.size(), wanted) == 0;
                                    })));
-      });
-  router.Handle("GET", "/v1/sync/conflicts", [&index](const HttpRequest&, HttpResponder respond) {
-    respond(HttpResponse::Json(200, ListEntries(index, [](const wire::FileEntry& entry) {
-                                 return !entry.deleted() &&
-                                        entry.path().find(".sync-conflict-") != std::string::npos;
-                               })));
-  });
+      }));
+  router.Handle(
+      "GET", "/v1/sync/conflicts", reads([&index](const HttpRequest&, HttpResponder respond) {
+        respond(HttpResponse::Json(
+            200, ListEntries(index, [](const wire::FileEntry& entry) {
+              return !entry.deleted() && entry.path().find(".sync-conflict-") != std::string::npos;
+            })));
+      }));
 }
 
 }  // namespace synod

@@ -8,6 +8,7 @@
 //   GET /v1/sync/conflicts     the conflict copies in the index
 #pragma once
 
+#include "api/consistent_read.h"
 #include "filesync/file_index.h"
 #include "filesync/sync_service.h"
 #include "net/http_server.h"
@@ -15,6 +16,8 @@
 namespace synod {
 
 // `index` and `sync` (null when this node syncs no folder) must outlive the router.
-void AddSyncRoutes(HttpRouter& router, const FileIndex& index, const SyncService* sync);
+// `reads` wraps the routes that read the replicated index (files, conflicts).
+void AddSyncRoutes(HttpRouter& router, const FileIndex& index, const SyncService* sync,
+                   const ReadPolicy& reads);
 
 }  // namespace synod

@@ -36,32 +36,23 @@ void SeedCreate(TimerService& timers, const HttpRequest& request, HttpResponder 
 
 // The record of a timer as JSON: from this node's replica, or, for a timer it has not applied
 // yet (created through another node a moment ago), from the leader's.
-void Lookup(TimerService& timers, const HttpRequest& request, const Uuid& id,
-            std::function<void(Result<json>)> done) {
+// Reads are linearizable (ConsistentRead): a timer this node does not hold does not exist.
+Result<json> Lookup(TimerService& timers, const Uuid& id) {
   if (std::optional<wire::TimerRecord> record = timers.state().Get(id)) {
-    return done(TimerJson(*record, timers.NowNanos()));
+    return TimerJson(*record, timers.NowNanos());
   }
-  const Status missing = Status::NotFound("no such timer: " + id.ToString());
-  if (request.headers.contains("synod-forwarded")) return done(missing);
-  timers.AskLeader("/v1/timers/" + id.ToString(), [missing, done](Result<HttpReply> reply) {
-    if (!reply.ok() || reply.value().status != 200) return done(missing);
-    json record = json::parse(reply.value().body, nullptr, false);
-    if (!record.is_object()) return done(missing);
-    done(std::move(record));
-  });
+  return Status::NotFound("no such timer: " + id.ToString());
 }
 
 void SeedGet(TimerService& timers, const HttpRequest& request, HttpResponder respond) {
   const std::string& text = request.path_params.at("id");
   std::optional<Uuid> id = Uuid::Parse(text);
   if (!id) return respond(SeedError(Status::Invalid("the timer id is not a UUID: " + text)));
-  Lookup(timers, request, *id, [respond](Result<json> record) {
-    if (!record.ok()) return respond(SeedError(Status::NotFound("Timer not found")));
-    const json& timer = record.value();
-    respond(HttpResponse::Json(
-        200,
-        {{"id", timer["id"]}, {"status", timer["status"]}, {"time_left", timer["time_left"]}}));
-  });
+  Result<json> record = Lookup(timers, *id);
+  if (!record.ok()) return respond(SeedError(Status::NotFound("Timer not found")));
+  const json& timer = record.value();
+  respond(HttpResponse::Json(
+      200, {{"id", timer["id"]}, {"status", timer["status"]}, {"time_left", timer["time_left"]}}));
 }
 
 Result<Uuid> IdOf(const HttpRequest& request) {
@@ -182,15 +173,15 @@ json Stats(const TimerState& state, int64_t now) {
 
 }  // namespace
 
-void AddTimerRoutes(HttpRouter& router, TimerService& timers) {
+void AddTimerRoutes(HttpRouter& router, TimerService& timers, const ReadPolicy& reads) {
   for (const char* path : {"/timer", "/timers"}) {
     router.Handle("POST", path, [&timers](const HttpRequest& request, HttpResponder respond) {
       SeedCreate(timers, request, std::move(respond));
     });
     router.Handle("GET", std::string(path) + "/{id}",
-                  [&timers](const HttpRequest& request, HttpResponder respond) {
+                  reads([&timers](const HttpRequest& request, HttpResponder respond) {
                     SeedGet(timers, request, std::move(respond));
-                  });
+                  }));
   }
   router.Handle("POST", "/v1/timers", [&timers](const HttpRequest& request, HttpResponder respond) {
     auto header = request.headers.find("idempotency-key");
@@ -205,21 +196,22 @@ void AddTimerRoutes(HttpRouter& router, TimerService& timers) {
                     RespondRecord(respond, timers, record);
                   });
   });
-  router.Handle("GET", "/v1/timers", [&timers](const HttpRequest& request, HttpResponder respond) {
-    List(timers, request, std::move(respond));
-  });
-  router.Handle("GET", "/v1/timers/stats", [&timers](const HttpRequest&, HttpResponder respond) {
-    respond(HttpResponse::Json(200, Stats(timers.state(), timers.NowNanos())));
-  });
+  router.Handle("GET", "/v1/timers",
+                reads([&timers](const HttpRequest& request, HttpResponder respond) {
+                  List(timers, request, std::move(respond));
+                }));
+  router.Handle("GET", "/v1/timers/stats",
+                reads([&timers](const HttpRequest&, HttpResponder respond) {
+                  respond(HttpResponse::Json(200, Stats(timers.state(), timers.NowNanos())));
+                }));
   router.Handle("GET", "/v1/timers/{id}",
-                [&timers](const HttpRequest& request, HttpResponder respond) {
+                reads([&timers](const HttpRequest& request, HttpResponder respond) {
                   Result<Uuid> id = IdOf(request);
                   if (!id.ok()) return respond(HttpResponse::FromStatus(id.status()));
-                  Lookup(timers, request, id.value(), [respond](Result<json> record) {
-                    respond(record.ok() ? HttpResponse::Json(200, record.value())
-                                        : HttpResponse::FromStatus(record.status()));
-                  });
-                });
+                  Result<json> record = Lookup(timers, id.value());
+                  respond(record.ok() ? HttpResponse::Json(200, record.value())
+                                      : HttpResponse::FromStatus(record.status()));
+                }));
   router.Handle("PATCH", "/v1/timers/{id}",
                 [&timers](const HttpRequest& request, HttpResponder respond) {
                   Result<Uuid> id = IdOf(request);

@@ -20,12 +20,14 @@
 // another node a moment ago) is read from the leader's.
 #pragma once
 
+#include "api/consistent_read.h"
 #include "net/http_server.h"
 #include "timers/timer_service.h"
 
 namespace synod {
 
 // `timers` must outlive the router.
-void AddTimerRoutes(HttpRouter& router, TimerService& timers);
+// `reads` wraps the routes that read replicated state (every GET).
+void AddTimerRoutes(HttpRouter& router, TimerService& timers, const ReadPolicy& reads);
 
 }  // namespace synod

@@ -20,6 +20,8 @@ constexpr auto kJoinRetry = std::chrono::milliseconds(1000);
 constexpr auto kJoinTimeout = std::chrono::milliseconds(3000);
 constexpr auto kLivenessRefresh = std::chrono::seconds(5);
 constexpr auto kLeaveBudget = std::chrono::milliseconds(2500);
+// A linearizable read that cannot be confirmed in this time is refused.
+constexpr auto kReadTimeout = std::chrono::milliseconds(1000);
 constexpr const char* kClusterIdFile = "cluster_id";
 
 void ExitOnFatal(const Status& why) {
@@ -71,7 +73,9 @@ ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerServ
           loop, clock, peers, engine_, state_, members_, [this] { return LeaderIp(); },
           Proposer::Options{options_.ip,
                             options_.identity.ShortId() + "-" + RandomHexId().substr(0, 8),
-                            options_.propose_timeout}) {
+                            options_.propose_timeout}),
+      reads_(
+          loop, peers, engine_, [this] { return LeaderIp(); }, kReadTimeout) {
   state_.Register(members_);
   if (!options_.on_fatal) options_.on_fatal = ExitOnFatal;
   engine_.SetAppliedObserver(AppliedEntryObserver{
@@ -189,6 +193,8 @@ std::optional<Ipv4> ConsensusService::LeaderIp() const {
 
 void ConsensusService::Tick() {
   if (phase_ == Phase::kClosed || phase_ == Phase::kFailed) return;
+  proposer_.ObserveLeader();
+  if (engine_.IsLeader() || LeaderIp()) leader_known_at_ = clock_.Monotonic();
   if (!engine_.started()) {
     FormationStep();
     return;
@@ -214,10 +220,8 @@ void ConsensusService::Tick() {
   }
 
   const bool leader = engine_.IsLeader();
+  ObserveLeadership(leader);
   if (leader && !was_leader_) OnBecameLeader();
-  if (!leader && was_leader_) {
-    spdlog::info("consensus: no longer the leader (term {})", engine_.term());
-  }
   was_leader_ = leader;
   if (leader) LeaderStep();
   feed_.Tick(leader);
@@ -345,6 +349,9 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
     case wire::PeerMessage::kProposeRequest:
       proposer_.OnProposeRequest(request.propose_request(), std::move(reply));
       return;
+    case wire::PeerMessage::kReadIndexRequest:
+      reads_.OnReadIndexRequest(std::move(reply));
+      return;
     case wire::PeerMessage::kJoinRequest: {
       if (engine_.IsLeader()) {
         HandleJoin(request.join_request().member(), std::move(reply));
@@ -451,8 +458,51 @@ void ConsensusService::HandleLeave(const std::string& node_id, PeerService::Repl
 
 // ---- leader duties ------------------------------------------------------------------------
 
+void ConsensusService::ObserveLeadership(bool leader) {
+  const uint64_t term = engine_.term();
+  const ClusterStatus status = GetStatus();
+  const std::optional<std::string> leader_id =
+      status.leader ? std::optional(status.leader->id()) : std::nullopt;
+  if (leader_id != logged_leader_) {
+    if (leader_id) {
+      ++stats_.leader_changes;
+      spdlog::info("consensus: the leader is {} at {} (term {})",
+                   leader ? "this node" : status.leader->name(), status.leader->ip(), term);
+    } else {
+      spdlog::warn(
+          "consensus: no leader (term {}): an election is under way, or this node is "
+          "cut off from a majority of the voters",
+          term);
+    }
+    logged_leader_ = leader_id;
+  }
+  if (was_leader_ && !leader) {
+    ++stats_.step_downs;
+    spdlog::warn("consensus: stepped down as the leader of term {}: {}", led_term_,
+                 term > led_term_ ? "another node started a newer term"
+                                  : "lost contact with a majority of the voters");
+  }
+  if (leader && !was_leader_) led_term_ = term;
+  if (status.quorum != had_quorum_) {
+    if (status.quorum) {
+      spdlog::info("consensus: quorum regained ({} of {} voters alive)", status.voters_alive,
+                   status.voters);
+    } else {
+      spdlog::warn("consensus: quorum lost ({} of {} voters alive{})", status.voters_alive,
+                   status.voters, status.leader ? "" : ", no leader");
+    }
+    had_quorum_ = status.quorum;
+  }
+}
+
+ConsensusStats ConsensusService::stats() const {
+  ConsensusStats stats = stats_;
+  stats.reads_refused = reads_.refused();
+  stats.connections = engine_.connection_stats();
+  return stats;
+}
+
 void ConsensusService::OnBecameLeader() {
-  spdlog::info("consensus: this node is the leader (term {})", engine_.term());
   const MonoTime now = clock_.Monotonic();
   // Everyone gets a grace period from now, except members already found dead: those stay dead
   // until they are heard from (else a new leader would revive, and promote, a dead node).
@@ -603,6 +653,7 @@ void ConsensusService::Leave(std::function<void()> done) {
   feed_.Stop();
   tick_timer_.Stop();
   proposer_.Stop();
+  reads_.Stop();
   on_closed_ = std::move(done);
   auto close = [this] {
     if (phase_ == Phase::kClosed) return;
@@ -654,6 +705,12 @@ std::optional<Nanos> ConsensusService::SilenceOf(const std::string& id) const {
   auto it = last_heard_.find(id);
   if (it == last_heard_.end()) return std::nullopt;
   return clock_.Monotonic() - it->second;
+}
+
+std::optional<Nanos> ConsensusService::SinceLeaderKnown() const {
+  if (engine_.IsLeader() || LeaderIp()) return Nanos(0);
+  if (leader_known_at_ == MonoTime{}) return std::nullopt;
+  return clock_.Monotonic() - leader_known_at_;
 }
 
 void ConsensusService::AfterHandover(int polls_left, std::function<void()> then) {

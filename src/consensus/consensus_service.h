@@ -29,6 +29,7 @@
 #include "consensus/members_state.h"
 #include "consensus/proposer.h"
 #include "consensus/raft_engine.h"
+#include "consensus/read_gate.h"
 #include "consensus/replicated_state.h"
 #include "consensus/spare_feed.h"
 #include "core/clock.h"
@@ -87,6 +88,14 @@ struct ClusterStatus {
   SnapshotStats snapshots;
 };
 
+// Events counted since the node started.
+struct ConsensusStats {
+  uint64_t leader_changes = 0;  // a new leader became known here
+  uint64_t step_downs = 0;      // this node stopped leading
+  uint64_t reads_refused = 0;   // linearizable reads that could not be confirmed
+  RaftConnectionStats connections;
+};
+
 class ConsensusService {
  public:
   using ProposeCallback = Proposer::Callback;
@@ -110,6 +119,15 @@ class ConsensusService {
   void Propose(Proposal proposal, ProposeCallback done) {
     proposer_.Propose(std::move(proposal), std::move(done));
   }
+  // Calls `done` with Ok once this node's copy of the replicated state holds every write
+  // acknowledged before the call (a linearizable read may then be served from it), or with
+  // kNoQuorum / kUnavailable and the reason (see ReadGate).
+  void ConfirmRead(ReadGate::Done done) { reads_.Confirm(std::move(done)); }
+  // For reads that accept this node's copy as it is: how long since this node last knew a
+  // leader (zero while it knows one; nothing if it never did).
+  std::optional<Nanos> SinceLeaderKnown() const;
+  // The newest log index this node's copy of the state reflects.
+  uint64_t applied_index() const { return engine_.applied_index(); }
   // A request id unique to this proposal (node, boot and counter).
   std::string NewRequestId() { return proposer_.NewRequestId(); }
 
@@ -139,6 +157,7 @@ class ConsensusService {
   // The leader's peer address, if there is a leader.
   std::optional<Ipv4> LeaderAddress() const { return LeaderIp(); }
   ClusterStatus GetStatus() const;
+  ConsensusStats stats() const;
   bool IsLeader() const { return engine_.IsLeader(); }
   // The Raft term this node knows.
   uint64_t term() const { return engine_.term(); }
@@ -172,6 +191,8 @@ class ConsensusService {
   // Leader duties.
   void LeaderStep();
   void OnBecameLeader();
+  // Logs and counts changes of leader, step-downs, and quorum lost and regained.
+  void ObserveLeadership(bool leader);
   void UpdateLiveness();
   void MaintainMembership();
   void ChangeDone(const std::string& what, Status status);
@@ -212,6 +233,12 @@ class ConsensusService {
 
   SpareFeed feed_;
   Proposer proposer_;
+  ReadGate reads_;
+  MonoTime leader_known_at_{};
+  ConsensusStats stats_;
+  std::optional<std::string> logged_leader_;  // the leader's node id, as last logged
+  uint64_t led_term_ = 0;                     // the term this node led, while it does
+  bool had_quorum_ = false;
 };
 
 }  // namespace synod

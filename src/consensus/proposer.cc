@@ -6,6 +6,7 @@ namespace synod {
 namespace {
 
 constexpr auto kForwardRetry = std::chrono::milliseconds(100);
+constexpr auto kLeaderWatch = std::chrono::milliseconds(50);
 constexpr size_t kMaxBatch = 1024;
 // Operations proposed and not yet applied, at most.
 constexpr size_t kMaxInFlightOps = 4096;
@@ -46,7 +47,8 @@ Proposer::Proposer(EventLoop& loop, const Clock& clock, PeerService& peers, Raft
       members_(members),
       leader_ip_(std::move(leader_ip)),
       options_(std::move(options)),
-      flush_timer_(loop) {}
+      flush_timer_(loop),
+      leader_watch_(loop) {}
 
 std::string Proposer::NewRequestId() {
   // The counter first: ids are compared often (the request log is sorted by them), and ids of
@@ -54,9 +56,19 @@ std::string Proposer::NewRequestId() {
   return std::to_string(++next_request_) + "-" + options_.request_suffix;
 }
 
+void Proposer::ObserveLeader() {
+  const std::optional<Ipv4> leader = leader_ip_();
+  if (engine_.IsLeader() || (leader && *leader != options_.self_ip)) {
+    leaderless_since_.reset();
+  } else if (!leaderless_since_) {
+    leaderless_since_ = clock_.Monotonic();
+  }
+}
+
 void Proposer::Stop() {
   stopped_ = true;
   flush_timer_.Stop();
+  leader_watch_.Stop();
   auto queued = std::move(batch_);
   batch_.clear();
   for (Queued& item : queued) item.done(ErrorResult(Status::Unavailable("shutting down")));
@@ -117,19 +129,20 @@ void Proposer::Propose(Proposal proposal, Callback done) {
 }
 
 void Proposer::Retry(std::shared_ptr<Attempt> attempt, const Status& why, bool sent) {
-  if (clock_.Monotonic() + kForwardRetry >= attempt->deadline) {
-    if (sent && why.code() != StatusCode::kNotLeader) {
-      attempt->done(Status(StatusCode::kUnknownOutcome,
-                           why.message() +
-                               "; the proposal may have been committed (retry with request id " +
-                               attempt->op->request_id() + ")"));
-    } else {
-      attempt->done(Status(StatusCode::kNoQuorum, why.message()));
-    }
-    return;
-  }
+  if (clock_.Monotonic() + kForwardRetry >= attempt->deadline) return GiveUp(*attempt, why, sent);
   loop_.RunAfter(kForwardRetry,
                  [this, attempt = std::move(attempt), sent] { Submit(attempt, sent); });
+}
+
+void Proposer::GiveUp(const Attempt& attempt, const Status& why, bool sent) {
+  if (sent && why.code() != StatusCode::kNotLeader) {
+    attempt.done(Status(StatusCode::kUnknownOutcome,
+                        why.message() +
+                            "; the proposal may have been committed (retry with request id " +
+                            attempt.op->request_id() + ")"));
+  } else {
+    attempt.done(Status(StatusCode::kNoQuorum, why.message()));
+  }
 }
 
 void Proposer::Submit(std::shared_ptr<Attempt> attempt, bool maybe_sent) {
@@ -154,21 +167,41 @@ void Proposer::Submit(std::shared_ptr<Attempt> attempt, bool maybe_sent) {
   }
   auto leader = leader_ip_();
   if (!leader || *leader == options_.self_ip) {
-    Retry(std::move(attempt),
-          engine_.started()
-              ? Status(StatusCode::kNoQuorum,
-                       "no leader: the cluster has lost its quorum or is electing one")
-              : Status::Unavailable("this node is not part of a cluster yet"),
-          maybe_sent);
+    ObserveLeader();
+    const auto leaderless = clock_.Monotonic() - leaderless_since_.value_or(clock_.Monotonic());
+    const Status why =
+        engine_.started()
+            ? Status(StatusCode::kNoQuorum,
+                     "no leader for " +
+                         std::to_string(
+                             std::chrono::duration_cast<std::chrono::milliseconds>(leaderless)
+                                 .count()) +
+                         " ms: the cluster has lost its quorum, is electing one, or this node is "
+                         "cut off from it")
+            : Status::Unavailable("this node is not part of a cluster yet");
+    // A node long without a leader says so at once rather than at the timeout.
+    if (engine_.started() && leaderless >= options_.leaderless_grace) {
+      return GiveUp(*attempt, why, maybe_sent);
+    }
+    Retry(std::move(attempt), why, maybe_sent);
     return;
   }
   wire::PeerMessage request;
   *request.mutable_propose_request()->mutable_op() = *attempt->op;
   const auto budget =
       std::chrono::duration_cast<std::chrono::milliseconds>(attempt->deadline - clock_.Monotonic());
+  const uint64_t forward = ++next_forward_;
+  forwarded_.emplace(forward, Forwarded{attempt, *leader});
+  if (forwarded_.size() == 1)
+    leader_watch_.Start(kLeaderWatch, kLeaderWatch, [this] { FollowLeader(); });
   peers_.Call(
       *leader, request, std::max(budget, std::chrono::milliseconds(1)),
-      [this, attempt](Result<wire::PeerMessage> response) {
+      [this, forward](Result<wire::PeerMessage> response) {
+        auto it = forwarded_.find(forward);
+        if (it == forwarded_.end()) return;  // sent to a newer leader meanwhile
+        std::shared_ptr<Attempt> attempt = std::move(it->second.attempt);
+        forwarded_.erase(it);
+        if (forwarded_.empty()) leader_watch_.Stop();
         if (!response.ok()) {
           // It may have reached the leader before the connection failed.
           Retry(attempt, Status(StatusCode::kNoQuorum, "leader unreachable: " + response.error()),
@@ -182,6 +215,24 @@ void Proposer::Submit(std::shared_ptr<Attempt> attempt, bool maybe_sent) {
         }
         attempt->done(std::move(result));
       });
+}
+
+void Proposer::FollowLeader() {
+  ObserveLeader();
+  const std::optional<Ipv4> leader = engine_.IsLeader() ? options_.self_ip : leader_ip_();
+  if (!leader) return;  // none yet: the answers (or their timeouts) decide
+  std::vector<std::shared_ptr<Attempt>> moved;
+  for (auto it = forwarded_.begin(); it != forwarded_.end();) {
+    if (it->second.leader == *leader) {
+      ++it;
+      continue;
+    }
+    moved.push_back(std::move(it->second.attempt));
+    it = forwarded_.erase(it);
+  }
+  if (forwarded_.empty()) leader_watch_.Stop();
+  // The old leader may have committed it: the same request id keeps it applied once.
+  for (auto& attempt : moved) Submit(std::move(attempt), true);
 }
 
 void Proposer::ProposeLocally(OpPtr op, std::function<void(wire::OpResult)> done) {

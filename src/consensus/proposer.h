@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,9 @@ class Proposer {
     Ipv4 self_ip;
     std::string request_suffix;  // unique to this node and boot
     std::chrono::milliseconds timeout{5000};
+    // With no leader known for this long, a proposal is refused at once instead of waiting for
+    // the timeout: longer than an election, so that one does not refuse writes.
+    std::chrono::milliseconds leaderless_grace{700};
   };
 
   // Everything passed in must outlive the proposer. `leader_ip` says where the leader is.
@@ -55,6 +59,9 @@ class Proposer {
   std::string NewRequestId();
   // On the leader: an operation another node forwarded.
   void OnProposeRequest(const wire::ProposeRequest& request, PeerService::Reply reply);
+  // Notes whether a leader is known now; called often (every tick) so that the time without
+  // one is known before a proposal needs it.
+  void ObserveLeader();
   // Answers what is queued ("shutting down") and refuses what comes next.
   void Stop();
 
@@ -78,6 +85,10 @@ class Proposer {
   void Submit(std::shared_ptr<Attempt> attempt, bool maybe_sent);
   // Sends it again after a pause (the same request id: applied at most once), or gives up.
   void Retry(std::shared_ptr<Attempt> attempt, const Status& why, bool sent);
+  void GiveUp(const Attempt& attempt, const Status& why, bool sent);
+  // Proposals forwarded to a leader that is no longer the one known go to the new one now,
+  // rather than when the old one's answer times out.
+  void FollowLeader();
   void ProposeLocally(OpPtr op, std::function<void(wire::OpResult)> done);
   void FlushBatch();
 
@@ -91,6 +102,15 @@ class Proposer {
   Options options_;
   std::vector<Queued> batch_;  // waiting for the next entry
   Timer flush_timer_;
+  std::optional<MonoTime> leaderless_since_;
+  // Proposals waiting for a leader's answer, by forward id, with the leader they went to.
+  struct Forwarded {
+    std::shared_ptr<Attempt> attempt;
+    Ipv4 leader;
+  };
+  std::map<uint64_t, Forwarded> forwarded_;
+  uint64_t next_forward_ = 0;
+  Timer leader_watch_;
   size_t in_flight_ops_ = 0;  // in entries proposed and not yet applied
   size_t in_flight_bytes_ = 0;
   uint64_t next_request_ = 0;

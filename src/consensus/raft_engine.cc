@@ -1,5 +1,6 @@
 #include "consensus/raft_engine.h"
 
+#include "consensus/raft_transport.h"
 #include "consensus/snapshot_pacer.h"
 
 extern "C" {
@@ -308,10 +309,9 @@ using RaftBarrierRequest = struct ::raft_barrier;
 struct RaftEngine::Impl {
   EventLoop& loop;
   RaftFsmAdapter fsm;
-  raft_uv_transport transport{};
+  RaftTransport transport;
   raft_io io{};
   struct raft raft {};
-  bool transport_ready = false;
   bool io_ready = false;
   bool raft_ready = false;
   std::optional<SnapshotPacer> pacer;
@@ -323,7 +323,8 @@ struct RaftEngine::Impl {
   bool barrier_in_flight = false;
   bool barrier_wanted = false;
 
-  Impl(EventLoop& l, RaftStateMachine& machine) : loop(l), fsm(machine) {}
+  Impl(EventLoop& l, RaftStateMachine& machine)
+      : loop(l), fsm(machine), transport(l, RaftTransportOptions{}) {}
 
   void AnnounceCommit() {
     if (barrier_in_flight) {
@@ -367,11 +368,9 @@ Status RaftEngine::Open() {
   std::filesystem::create_directories(options_.dir, ec);
   if (ec) return Status::Error("cannot create raft dir " + options_.dir + ": " + ec.message());
   Impl& s = *impl_;
-  if (int rv = raft_uv_tcp_init(&s.transport, s.loop.raw()); rv != 0) {
-    return Status::Error("cannot set up the raft transport: " + RaftError(rv));
-  }
-  s.transport_ready = true;
-  if (int rv = raft_uv_init(&s.io, s.loop.raw(), options_.dir.c_str(), &s.transport); rv != 0) {
+  if (Status ready = s.transport.Init(); !ready.ok()) return ready;
+  if (int rv = raft_uv_init(&s.io, s.loop.raw(), options_.dir.c_str(), s.transport.get());
+      rv != 0) {
     return Status::Error("raft storage in " + options_.dir + " rejected: " + s.io.errmsg);
   }
   s.io_ready = true;
@@ -520,6 +519,31 @@ void RaftEngine::Remove(uint64_t id, ChangeCallback done) {
   if (int rv = raft_remove(&impl_->raft, req, id, ChangeDone); rv != 0) ChangeFailed(req, rv);
 }
 
+void RaftEngine::Barrier(std::function<void(Status)> done) {
+  struct Request {
+    RaftBarrierRequest req{};
+    std::function<void(Status)> done;
+  };
+  if (!started_) {
+    done(Status::Unavailable("not part of a cluster yet"));
+    return;
+  }
+  auto* request = new Request;
+  request->req.data = request;
+  request->done = std::move(done);
+  const int rv = raft_barrier(&impl_->raft, &request->req, [](RaftBarrierRequest* req, int status) {
+    auto* request = static_cast<Request*>(req->data);
+    auto callback = std::move(request->done);
+    delete request;
+    callback(status == 0 ? Status::Ok() : RaftStatus(status));
+  });
+  if (rv != 0) {
+    auto callback = std::move(request->done);
+    delete request;
+    callback(RaftStatus(rv));
+  }
+}
+
 void RaftEngine::Transfer(uint64_t id, std::function<void()> done) {
   struct Request {
     struct raft_transfer req {};
@@ -545,8 +569,8 @@ void RaftEngine::Close(std::function<void()> done) {
   Impl& s = *impl_;
   auto release_io = [&s] {
     if (s.io_ready) raft_uv_close(&s.io);
-    if (s.transport_ready) raft_uv_tcp_close(&s.transport);
-    s.io_ready = s.transport_ready = false;
+    s.io_ready = false;
+    s.transport.Release();
   };
   if (!s.raft_ready) {
     release_io();
@@ -595,6 +619,8 @@ Status RaftEngine::RestoreFed(uint64_t index, const std::function<Status()>& ins
 }
 
 SnapshotStats RaftEngine::snapshot_stats() const { return impl_->fsm.snapshot_stats(); }
+
+RaftConnectionStats RaftEngine::connection_stats() const { return impl_->transport.stats(); }
 
 void RaftEngine::SetAppliedObserver(AppliedEntryObserver observer) {
   impl_->fsm.SetAppliedObserver(std::move(observer));

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "consensus/raft_transport.h"
 #include "consensus/snapshot_stream.h"
 #include "core/event_loop.h"
 #include "core/status.h"
@@ -116,6 +117,10 @@ class RaftEngine {
   void Add(uint64_t id, const std::string& address, ChangeCallback done);
   void Assign(uint64_t id, RaftRole role, ChangeCallback done);
   void Remove(uint64_t id, ChangeCallback done);
+  // Commits an entry that changes no state. `done` runs with Ok once it is applied here: this
+  // node led after the call, and every entry committed before the call is applied. Errors:
+  // kNotLeader, or kUnknownOutcome when leadership was lost meanwhile.
+  void Barrier(std::function<void(Status)> done);
   // Hands leadership to `id` (0: any voter). `done` runs when the transfer ends either way.
   void Transfer(uint64_t id, std::function<void()> done);
   // Closes the engine; `done` runs when every resource is released.
@@ -144,6 +149,7 @@ class RaftEngine {
   Status RestoreFed(uint64_t index, const std::function<Status()>& install);
   void SetAppliedObserver(AppliedEntryObserver observer);
   SnapshotStats snapshot_stats() const;
+  RaftConnectionStats connection_stats() const;
 
  private:
   struct Impl;

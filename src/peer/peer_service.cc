@@ -28,6 +28,7 @@ bool IsResponse(const wire::PeerMessage& message) {
     case wire::PeerMessage::kCommandDeliveryAck:
     case wire::PeerMessage::kStateChunk:
     case wire::PeerMessage::kBlockResponse:
+    case wire::PeerMessage::kReadIndexResponse:
       return true;
     default:
       return false;

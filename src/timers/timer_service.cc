@@ -98,22 +98,6 @@ void TimerService::Reschedule(wire::TimerReschedule reschedule, RecordCallback d
   Propose(TimerState::Reschedule(reschedule), "", std::move(done));
 }
 
-void TimerService::AskLeader(const std::string& path, std::function<void(Result<HttpReply>)> done) {
-  const ClusterStatus status = consensus_.GetStatus();
-  if (!status.leader || status.leader->id() == options_.self_id) {
-    return done(Status(StatusCode::kUnavailable, "no other node leads"));
-  }
-  OutgoingHttpRequest request;
-  request.method = "GET";
-  request.url =
-      "http://" + status.leader->ip() + ":" + std::to_string(status.leader->api_port()) + path;
-  request.headers.push_back("Synod-Forwarded: 1");
-  request.timeout = std::chrono::milliseconds(2000);
-  http_.Send(std::move(request), [alive = alive_, done = std::move(done)](Result<HttpReply> reply) {
-    if (*alive) done(std::move(reply));
-  });
-}
-
 void TimerService::OnStateChanged() {
   if (stopped_) return;
   scheduler_.SetNodes(TimerOwnership::EligibleNodes(consensus_.members().MembersInJoinOrder()),

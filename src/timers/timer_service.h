@@ -89,9 +89,6 @@ class TimerService {
   void Cancel(const std::string& id, RecordCallback done);
   void Reschedule(wire::TimerReschedule reschedule, RecordCallback done);
   std::string NewTimerId() { return Uuid::Random(random_).ToString(); }
-  // GETs `path` from the leader's HTTP API (for a timer this node has not applied yet); an
-  // error if this node leads or knows no leader.
-  void AskLeader(const std::string& path, std::function<void(Result<HttpReply>)> done);
 
   const TimerState& state() const { return state_; }
   const TimerFireStats& stats() const { return stats_; }

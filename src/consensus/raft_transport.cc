@@ -1,0 +1,344 @@
+#include "consensus/raft_transport.h"
+
+extern "C" {
+#include <raft.h>
+#include <raft/uv.h>
+}
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <spdlog/spdlog.h>
+
+#include "core/clock.h"
+#include "net/ipv4.h"
+
+namespace synod {
+namespace {
+
+// libraft's TCP handshake, version 1 (its uv_tcp_connect.c): the protocol version, our server id
+// and the size of the address field, as little-endian 64-bit words, then our address,
+// NUL-terminated and zero-padded to a multiple of 8 bytes.
+constexpr uint64_t kHandshakeProtocol = 1;
+constexpr std::chrono::seconds kQuietOutage{1};
+
+void PutLittleEndian64(std::string& out, uint64_t value) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+std::string EncodeHandshake(uint64_t id, const std::string& address) {
+  const size_t field = (address.size() + 1 + 7) / 8 * 8;
+  std::string out;
+  PutLittleEndian64(out, kHandshakeProtocol);
+  PutLittleEndian64(out, id);
+  PutLittleEndian64(out, field);
+  out += address;
+  out.resize(out.size() + field - address.size(), '\0');
+  return out;
+}
+
+// Failure detection on one socket: unacknowledged data or keepalive probes for `stall` end it.
+// Options the kernel refuses are left at its defaults: the connection works without them.
+void BoundFailureDetection(uv_tcp_t* tcp, std::chrono::milliseconds stall) {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp), &fd) != 0) return;
+  const unsigned user_timeout = static_cast<unsigned>(stall.count());
+  const int on = 1;
+  const int idle_seconds = 1;
+  const int interval_seconds = 1;
+  const int probes = 3;
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_seconds, sizeof idle_seconds);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_seconds, sizeof interval_seconds);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+  // Heartbeats are a thin stream: a lost one is sent again after one retransmission timeout
+  // each time, not after exponentially longer ones, so that loss does not turn into elections.
+  setsockopt(fd, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &on, sizeof on);
+  uv_tcp_nodelay(tcp, 1);
+}
+
+}  // namespace
+
+struct RaftTransport::Impl {
+  // One outgoing connection attempt. It owns two handles (the socket until it is handed to
+  // libraft, and the deadline) and is freed when the last of them is closed.
+  struct Attempt {
+    Impl* owner = nullptr;
+    raft_uv_connect* request = nullptr;
+    raft_id peer = 0;
+    std::string address;
+    uv_tcp_t* tcp = nullptr;  // raft_malloc'd: libraft frees the stream it is given
+    uv_connect_t connect{};
+    uv_write_t write{};
+    uv_timer_t deadline{};
+    std::string handshake;
+    int open_handles = 0;
+    int status = 0;
+    bool finished = false;
+  };
+
+  // What the log has said about a peer, so that it says each change once.
+  struct PeerRecord {
+    bool connected_before = false;
+    bool reported = false;  // the outage is in the log
+    MonoTime down_since{};  // unset while connected
+  };
+
+  EventLoop& loop;
+  RaftTransportOptions options;
+  raft_uv_transport outer{};
+  raft_uv_transport inner{};
+  bool inner_ready = false;
+  raft_id id = 0;
+  std::string address;
+  raft_uv_accept_cb accept_cb = nullptr;
+  raft_uv_transport_close_cb close_cb = nullptr;
+  bool inner_closed = false;
+  std::unordered_set<Attempt*> pending;
+  size_t attempts_alive = 0;
+  std::unordered_map<raft_id, PeerRecord> peers;
+  RaftConnectionStats stats;
+
+  Impl(EventLoop& l, RaftTransportOptions o) : loop(l), options(o) {
+    outer.impl = this;
+    outer.init = &Impl::OnInit;
+    outer.listen = &Impl::OnListen;
+    outer.connect = &Impl::OnConnect;
+    outer.close = &Impl::OnClose;
+  }
+
+  static Impl* Of(raft_uv_transport* transport) { return static_cast<Impl*>(transport->impl); }
+
+  static int OnInit(raft_uv_transport* transport, raft_id id, const char* address) {
+    Impl* self = Of(transport);
+    self->id = id;
+    self->address = address;
+    const int rv = self->inner.init(&self->inner, id, address);
+    if (rv != 0)
+      std::snprintf(transport->errmsg, sizeof transport->errmsg, "%s", self->inner.errmsg);
+    return rv;
+  }
+
+  static int OnListen(raft_uv_transport* transport, raft_uv_accept_cb cb) {
+    Impl* self = Of(transport);
+    self->accept_cb = cb;
+    self->inner.data = self;
+    const int rv = self->inner.listen(&self->inner, [](raft_uv_transport* inner, raft_id peer,
+                                                       const char* from, uv_stream_t* stream) {
+      Impl* self = static_cast<Impl*>(inner->data);
+      BoundFailureDetection(reinterpret_cast<uv_tcp_t*>(stream), self->options.stall_timeout);
+      self->accept_cb(&self->outer, peer, from, stream);
+    });
+    if (rv != 0)
+      std::snprintf(transport->errmsg, sizeof transport->errmsg, "%s", self->inner.errmsg);
+    return rv;
+  }
+
+  static int OnConnect(raft_uv_transport* transport, raft_uv_connect* request, raft_id peer,
+                       const char* peer_address, raft_uv_connect_cb cb) {
+    Impl* self = Of(transport);
+    auto target = ParseHostPort(peer_address, 0);
+    if (!target.ok() || target.value().port == 0) return RAFT_NOCONNECTION;
+    request->cb = cb;
+    self->NoteAttempt(peer, peer_address);
+
+    auto* attempt = new Attempt;
+    ++self->attempts_alive;
+    attempt->owner = self;
+    attempt->request = request;
+    attempt->peer = peer;
+    attempt->address = peer_address;
+    attempt->tcp = static_cast<uv_tcp_t*>(raft_malloc(sizeof(uv_tcp_t)));
+    if (attempt->tcp == nullptr) {
+      delete attempt;
+      --self->attempts_alive;
+      return RAFT_NOMEM;
+    }
+    uv_tcp_init_ex(self->loop.raw(), attempt->tcp, AF_INET);
+    attempt->tcp->data = attempt;
+    uv_timer_init(self->loop.raw(), &attempt->deadline);
+    attempt->deadline.data = attempt;
+    attempt->open_handles = 2;
+    self->pending.insert(attempt);
+    // Before connect(): the user timeout bounds the SYN retries too.
+    BoundFailureDetection(attempt->tcp, self->options.stall_timeout);
+    // From our own address, as every other connection of the node: on a host with several
+    // addresses the peer (and its firewall) sees the one the node is known by.
+    int rc = 0;
+    if (auto self_address = ParseHostPort(self->address, 0); self_address.ok()) {
+      const sockaddr_in from = self_address.value().ip.ToSockaddr(0);
+      rc = uv_tcp_bind(attempt->tcp, reinterpret_cast<const sockaddr*>(&from), 0);
+    }
+    const sockaddr_in to = target.value().ip.ToSockaddr(target.value().port);
+    attempt->connect.data = attempt;
+    if (rc == 0) {
+      rc = uv_tcp_connect(&attempt->connect, attempt->tcp, reinterpret_cast<const sockaddr*>(&to),
+                          &Impl::OnConnected);
+    }
+    if (rc != 0) {
+      Fail(attempt, RAFT_NOCONNECTION);
+      return 0;  // the callback reports it, like any other failed attempt
+    }
+    uv_timer_start(
+        &attempt->deadline,
+        [](uv_timer_t* timer) { Fail(static_cast<Attempt*>(timer->data), RAFT_NOCONNECTION); },
+        static_cast<uint64_t>(self->options.connect_timeout.count()), 0);
+    return 0;
+  }
+
+  static void OnConnected(uv_connect_t* connect, int status) {
+    auto* attempt = static_cast<Attempt*>(connect->data);
+    if (attempt->finished) return;  // timed out or cancelled: the close reports it
+    if (status != 0) return Fail(attempt, RAFT_NOCONNECTION);
+    attempt->handshake = EncodeHandshake(attempt->owner->id, attempt->owner->address);
+    uv_buf_t buffer =
+        uv_buf_init(attempt->handshake.data(), static_cast<unsigned>(attempt->handshake.size()));
+    attempt->write.data = attempt;
+    if (uv_write(&attempt->write, reinterpret_cast<uv_stream_t*>(attempt->tcp), &buffer, 1,
+                 &Impl::OnHandshakeWritten) != 0) {
+      Fail(attempt, RAFT_NOCONNECTION);
+    }
+  }
+
+  static void OnHandshakeWritten(uv_write_t* write, int status) {
+    auto* attempt = static_cast<Attempt*>(write->data);
+    if (attempt->finished) return;
+    if (status != 0) return Fail(attempt, RAFT_NOCONNECTION);
+    attempt->finished = true;
+    Impl* self = attempt->owner;
+    self->pending.erase(attempt);
+    self->NoteConnected(attempt->peer, attempt->address);
+    auto* stream = reinterpret_cast<uv_stream_t*>(attempt->tcp);
+    attempt->tcp = nullptr;  // libraft's now
+    --attempt->open_handles;
+    raft_uv_connect* request = attempt->request;
+    CloseDeadline(attempt);
+    request->cb(request, stream, 0);
+  }
+
+  // Ends an attempt that did not connect; its request hears `status` once the socket is closed.
+  static void Fail(Attempt* attempt, int status) {
+    if (attempt->finished) return;
+    attempt->finished = true;
+    attempt->status = status;
+    Impl* self = attempt->owner;
+    self->pending.erase(attempt);
+    if (status != RAFT_CANCELED) self->NoteFailure(attempt->peer, attempt->address);
+    CloseDeadline(attempt);
+    uv_close(reinterpret_cast<uv_handle_t*>(attempt->tcp), [](uv_handle_t* handle) {
+      auto* attempt = static_cast<Attempt*>(handle->data);
+      raft_free(handle);
+      attempt->tcp = nullptr;
+      attempt->request->cb(attempt->request, nullptr, attempt->status);
+      Release(attempt);
+    });
+  }
+
+  static void CloseDeadline(Attempt* attempt) {
+    uv_timer_stop(&attempt->deadline);
+    uv_close(reinterpret_cast<uv_handle_t*>(&attempt->deadline),
+             [](uv_handle_t* handle) { Release(static_cast<Attempt*>(handle->data)); });
+  }
+
+  // One of the attempt's handles is closed; the last one frees it.
+  static void Release(Attempt* attempt) {
+    if (--attempt->open_handles > 0) return;
+    Impl* self = attempt->owner;
+    delete attempt;
+    --self->attempts_alive;
+    self->MaybeFinishClose();
+  }
+
+  static void OnClose(raft_uv_transport* transport, raft_uv_transport_close_cb cb) {
+    Impl* self = Of(transport);
+    self->close_cb = cb;
+    // Fail() erases from `pending`: iterate over a copy.
+    const std::unordered_set<Attempt*> attempts = self->pending;
+    for (Attempt* attempt : attempts) Fail(attempt, RAFT_CANCELED);
+    self->inner.close(&self->inner, [](raft_uv_transport* inner) {
+      Impl* self = static_cast<Impl*>(inner->data);
+      self->inner_closed = true;
+      self->MaybeFinishClose();
+    });
+  }
+
+  // libraft may free the transport once its close callback ran: only after every attempt is gone.
+  void MaybeFinishClose() {
+    if (close_cb == nullptr || !inner_closed || attempts_alive > 0) return;
+    auto cb = close_cb;
+    close_cb = nullptr;
+    cb(&outer);
+  }
+
+  void NoteAttempt(raft_id peer, const char* where) {
+    PeerRecord& record = peers[peer];
+    if (record.connected_before && record.down_since == MonoTime{}) {
+      // libraft reconnects only after a write on the connection failed.
+      ++stats.lost;
+      record.down_since = std::chrono::steady_clock::now();
+      record.reported = true;
+      spdlog::warn("raft: connection to {} lost (stalled or closed); reconnecting", where);
+    }
+  }
+
+  void NoteConnected(raft_id peer, const std::string& where) {
+    PeerRecord& record = peers[peer];
+    ++stats.connected;
+    if (record.reported) {
+      spdlog::info("raft: connected to {} again after {} ms", where,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - record.down_since)
+                       .count());
+    }
+    record = PeerRecord{};
+    record.connected_before = true;
+  }
+
+  // A peer that is starting refuses for a moment: said only once it lasts.
+  void NoteFailure(raft_id peer, const std::string& where) {
+    PeerRecord& record = peers[peer];
+    ++stats.failed_attempts;
+    const MonoTime now = std::chrono::steady_clock::now();
+    if (record.down_since == MonoTime{}) record.down_since = now;
+    if (!record.reported && now - record.down_since >= kQuietOutage) {
+      record.reported = true;
+      spdlog::warn(
+          "raft: cannot reach {} for {} ms; still trying", where,
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - record.down_since).count());
+    }
+  }
+};
+
+RaftTransport::RaftTransport(EventLoop& loop, RaftTransportOptions options)
+    : impl_(std::make_unique<Impl>(loop, options)) {}
+
+RaftTransport::~RaftTransport() { Release(); }
+
+Status RaftTransport::Init() {
+  if (int rv = raft_uv_tcp_init(&impl_->inner, impl_->loop.raw()); rv != 0) {
+    return Status::Error(std::string("cannot set up the raft transport: ") + raft_strerror(rv));
+  }
+  impl_->inner_ready = true;
+  impl_->inner.data = impl_.get();
+  return Status::Ok();
+}
+
+raft_uv_transport* RaftTransport::get() { return &impl_->outer; }
+
+void RaftTransport::Release() {
+  if (!impl_->inner_ready) return;
+  raft_uv_tcp_close(&impl_->inner);
+  impl_->inner_ready = false;
+}
+
+RaftConnectionStats RaftTransport::stats() const { return impl_->stats; }
+
+}  // namespace synod

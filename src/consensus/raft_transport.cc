@@ -6,8 +6,6 @@ extern "C" {
 }
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <uv.h>
 
 #include <cstring>
@@ -19,6 +17,7 @@ extern "C" {
 
 #include "core/clock.h"
 #include "net/ipv4.h"
+#include "net/tcp.h"
 
 namespace synod {
 namespace {
@@ -42,27 +41,6 @@ std::string EncodeHandshake(uint64_t id, const std::string& address) {
   out += address;
   out.resize(out.size() + field - address.size(), '\0');
   return out;
-}
-
-// Failure detection on one socket: unacknowledged data or keepalive probes for `stall` end it.
-// Options the kernel refuses are left at its defaults: the connection works without them.
-void BoundFailureDetection(uv_tcp_t* tcp, std::chrono::milliseconds stall) {
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp), &fd) != 0) return;
-  const unsigned user_timeout = static_cast<unsigned>(stall.count());
-  const int on = 1;
-  const int idle_seconds = 1;
-  const int interval_seconds = 1;
-  const int probes = 3;
-  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
-  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_seconds, sizeof idle_seconds);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_seconds, sizeof interval_seconds);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
-  // Heartbeats are a thin stream: a lost one is sent again after one retransmission timeout
-  // each time, not after exponentially longer ones, so that loss does not turn into elections.
-  setsockopt(fd, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &on, sizeof on);
-  uv_tcp_nodelay(tcp, 1);
 }
 
 }  // namespace
@@ -134,7 +112,7 @@ struct RaftTransport::Impl {
     const int rv = self->inner.listen(&self->inner, [](raft_uv_transport* inner, raft_id peer,
                                                        const char* from, uv_stream_t* stream) {
       Impl* self = static_cast<Impl*>(inner->data);
-      BoundFailureDetection(reinterpret_cast<uv_tcp_t*>(stream), self->options.stall_timeout);
+      LimitStall(reinterpret_cast<uv_tcp_t*>(stream), self->options.stall_timeout);
       self->accept_cb(&self->outer, peer, from, stream);
     });
     if (rv != 0)
@@ -169,7 +147,7 @@ struct RaftTransport::Impl {
     attempt->open_handles = 2;
     self->pending.insert(attempt);
     // Before connect(): the user timeout bounds the SYN retries too.
-    BoundFailureDetection(attempt->tcp, self->options.stall_timeout);
+    LimitStall(attempt->tcp, self->options.stall_timeout);
     // From our own address, as every other connection of the node: on a host with several
     // addresses the peer (and its firewall) sees the one the node is known by.
     int rc = 0;

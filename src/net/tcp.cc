@@ -1,8 +1,31 @@
 #include "net/tcp.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "net/uv_util.h"
 
 namespace synod {
+
+void LimitStall(uv_tcp_t* socket, std::chrono::milliseconds stall) {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(socket), &fd) != 0) return;
+  const unsigned user_timeout = static_cast<unsigned>(stall.count());
+  const int on = 1;
+  const int idle_seconds = 1;
+  const int interval_seconds = 1;
+  const int probes = 3;
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_seconds, sizeof idle_seconds);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_seconds, sizeof interval_seconds);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+  // A heartbeat lost is sent again after one retransmission timeout each time, not after
+  // exponentially longer ones, so that loss does not turn into elections.
+  setsockopt(fd, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &on, sizeof on);
+  uv_tcp_nodelay(socket, 1);
+}
 
 TcpConnection::TcpConnection(EventLoop& loop) : socket_(new uv_tcp_t) {
   uv_tcp_init(loop.raw(), socket_);

@@ -24,6 +24,13 @@
 
 namespace synod {
 
+// Makes `socket` fail (UV_ETIMEDOUT) once data it sent, or a keepalive probe when idle, stays
+// unacknowledged for `stall`, instead of after TCP's retransmission back-off (many minutes, and
+// seconds between tries, so that a healed partition goes unnoticed). Also sets TCP_NODELAY and
+// linear retransmission timeouts for thin streams. Options the kernel refuses stay at its
+// defaults: the connection works without them.
+void LimitStall(uv_tcp_t* socket, std::chrono::milliseconds stall);
+
 class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
  public:
   using DataCallback = std::function<void(std::string_view bytes)>;
@@ -46,6 +53,8 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   void ResumeReading();
   // Queues bytes; `done` (optional) runs when they are handed to the kernel or failed.
   void Write(std::string bytes, std::function<void(int status)> done = nullptr);
+  // See LimitStall().
+  void LimitStall(std::chrono::milliseconds stall) { synod::LimitStall(socket_, stall); }
   // Sends FIN after queued writes; reading goes on.
   void ShutdownWrite();
   void Close();

@@ -10,7 +10,11 @@ namespace {
 constexpr uint32_t kProtocolVersion = 1;
 // Work due within this much of the earliest due time is done in the same wake-up.
 constexpr auto kCoalesce = std::chrono::milliseconds(50);
-constexpr auto kConnectTimeout = std::chrono::seconds(2);
+constexpr auto kConnectTimeout = std::chrono::seconds(1);
+// A link whose data goes unacknowledged this long is dropped and reopened (see LimitStall):
+// after a partition heals, calls go through at once rather than after TCP's back-off. Longer
+// than Raft's, as a link also carries file blocks to a busy receiver.
+constexpr auto kLinkStall = std::chrono::seconds(2);
 constexpr auto kRetryAfterError = std::chrono::seconds(2);
 constexpr auto kRetryNotSynod = std::chrono::seconds(10);
 constexpr int kBurstProbes = 6;
@@ -80,6 +84,7 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
     connection->Close();
     return;
   }
+  connection->LimitStall(kLinkStall);
   auto link = std::make_shared<PeerLink>(loop_, std::move(connection), clock_);
   incoming_.insert(link);
   std::weak_ptr<PeerLink> weak = link;
@@ -203,6 +208,7 @@ void PeerService::Connect(const std::string& key, Tracked& peer) {
           Reschedule();
           return;
         }
+        connection->LimitStall(kLinkStall);
         peer.link = std::make_shared<PeerLink>(loop_, std::move(connection), clock_);
         peer.link->Start(
             [this, key](const wire::PeerMessage& message, int64_t received) {

@@ -171,14 +171,15 @@ int RunClusterStatus(const ClusterFlags& flags) {
   return c.value("quorum", false) ? 0 : 1;
 }
 
-int RunKv(const std::string& verb, const std::string& key, const std::string& value,
+int RunKv(const std::string& verb, const std::string& key, const std::string& value, bool stale,
           const NodeTarget& target) {
   const Resolved resolved = ResolveOrExplain(target);
   if (!resolved.error.empty())
     return CommandError("kv " + verb, resolved.error, resolved.error_status);
   const std::string& node = resolved.node;
   const std::string method = verb == "get" ? "GET" : verb == "put" ? "PUT" : "DELETE";
-  Result<NodeReply> reply = CallNode(node, method, "/v1/kv/" + key, value);
+  Result<NodeReply> reply =
+      CallNode(node, method, "/v1/kv/" + key + (stale ? "?stale" : ""), value);
   if (!reply.ok()) return UsageOrFailure("kv " + verb, reply.status());
   const nlohmann::json& body = reply.value().body;
   if (reply.value().status != 200) {
@@ -240,14 +241,22 @@ void RegisterClusterCommands(CLI::App& app, CommandRunner& run) {
     struct KvFlags {
       NodeTarget target;
       std::string key, value;
+      bool stale = false;
     };
     auto flags = std::make_shared<KvFlags>();
     CLI::App* command = kv->add_subcommand(verb, std::string(verb) + " a key");
     AddNodeOption(*command, flags->target);
     command->add_option("key", flags->key, "Key")->required();
     if (std::string(verb) == "put") command->add_option("value", flags->value, "Value")->required();
+    if (std::string(verb) == "get") {
+      command->add_flag("--stale", flags->stale,
+                        "Read the node's own copy at once, even if it may be behind (the default "
+                        "read sees every acknowledged write, or fails)");
+    }
     command->callback([&run, flags, verb = std::string(verb)] {
-      run = [flags, verb] { return RunKv(verb, flags->key, flags->value, flags->target); };
+      run = [flags, verb] {
+        return RunKv(verb, flags->key, flags->value, flags->stale, flags->target);
+      };
     });
   }
 }

@@ -322,9 +322,10 @@ struct RaftEngine::Impl {
   // index at once; one at a time, so a burst of commits costs one or two barriers.
   bool barrier_in_flight = false;
   bool barrier_wanted = false;
+  Timer next_announce;
 
   Impl(EventLoop& l, RaftStateMachine& machine)
-      : loop(l), fsm(machine), transport(l, RaftTransportOptions{}) {}
+      : loop(l), fsm(machine), transport(l, RaftTransportOptions{}), next_announce(l) {}
 
   void AnnounceCommit() {
     if (barrier_in_flight) {
@@ -340,7 +341,11 @@ struct RaftEngine::Impl {
       auto* impl = static_cast<Impl*>(req->data);
       delete req;
       impl->barrier_in_flight = false;
-      if (impl->barrier_wanted) impl->AnnounceCommit();
+      // Not from inside libraft's callback: when leadership is being lost it fails pending
+      // requests before its state says so, and a new request then crashes it.
+      if (impl->barrier_wanted)
+        impl->next_announce.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
+                                  [impl] { impl->AnnounceCommit(); });
     });
     if (rv != 0) {
       delete request;

@@ -26,7 +26,8 @@ ReadGate::ReadGate(EventLoop& loop, PeerService& peers, RaftEngine& engine,
       engine_(engine),
       leader_ip_(std::move(leader_ip)),
       timeout_(timeout),
-      applied_poll_(loop) {}
+      applied_poll_(loop),
+      next_round_(loop) {}
 
 void ReadGate::Answer(Batch& reads, const Status& status) {
   Batch answered = std::move(reads);
@@ -65,13 +66,23 @@ void ReadGate::StartBarrier() {
            status.ok() ? status
                        : Status(StatusCode::kNoQuorum,
                                 "could not confirm this node still leads: " + status.message()));
-    if (next_barrier_reads_.empty()) return;
-    if (engine_.IsLeader() && !stopped_) return StartBarrier();
-    // Leadership moved on: these reads go the follower's way (or are refused).
-    Batch again = std::move(next_barrier_reads_);
-    next_barrier_reads_.clear();
-    for (Done& done : again) Confirm(std::move(done));
+    // The next round starts on the next turn of the loop, never inside libraft's callback:
+    // when leadership is being lost, libraft fails pending requests before its state says so,
+    // and a barrier proposed from there crashes it.
+    if (!next_barrier_reads_.empty()) {
+      next_round_.Start(std::chrono::milliseconds(0), std::chrono::milliseconds(0),
+                        [this] { NextBarrierRound(); });
+    }
   });
+}
+
+void ReadGate::NextBarrierRound() {
+  if (next_barrier_reads_.empty() || barrier_in_flight_) return;
+  if (engine_.IsLeader() && !stopped_) return StartBarrier();
+  // Leadership moved on: these reads go the follower's way (or are refused).
+  Batch again = std::move(next_barrier_reads_);
+  next_barrier_reads_.clear();
+  for (Done& done : again) Confirm(std::move(done));
 }
 
 void ReadGate::OnReadIndexRequest(PeerService::Reply reply) {
@@ -154,6 +165,7 @@ void ReadGate::CheckApplied() {
 void ReadGate::Stop() {
   stopped_ = true;
   applied_poll_.Stop();
+  next_round_.Stop();
   const Status stopping = Status::Unavailable("shutting down");
   Answer(next_barrier_reads_, stopping);
   Answer(next_ask_reads_, stopping);

@@ -59,6 +59,7 @@ class ReadGate {
   };
 
   void StartBarrier();
+  void NextBarrierRound();
   void AskLeader();
   // Reads whose index is known wait here until the state is applied that far.
   void WaitForApplied(uint64_t index, Batch reads);
@@ -81,6 +82,7 @@ class ReadGate {
   Batch next_ask_reads_;
   std::vector<Waiting> waiting_;
   Timer applied_poll_;
+  Timer next_round_;
 };
 
 }  // namespace synod

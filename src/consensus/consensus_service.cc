@@ -20,6 +20,10 @@ constexpr auto kJoinRetry = std::chrono::milliseconds(1000);
 constexpr auto kJoinTimeout = std::chrono::milliseconds(3000);
 constexpr auto kLivenessRefresh = std::chrono::seconds(5);
 constexpr auto kLeaveBudget = std::chrono::milliseconds(2500);
+// Joins queued on the leader (one membership change at a time), and answers kept per joiner:
+// a flood of join requests is refused rather than queued without end.
+constexpr size_t kMaxPendingJoins = 64;
+constexpr size_t kMaxRepliesPerJoin = 4;
 // A linearizable read that cannot be confirmed in this time is refused.
 constexpr auto kReadTimeout = std::chrono::milliseconds(1000);
 constexpr const char* kClusterIdFile = "cluster_id";
@@ -399,7 +403,9 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
       return;
     }
     case wire::PeerMessage::kHeartbeat:
-      if (engine_.IsLeader()) {
+      // Only members' heartbeats count: another id would otherwise keep a dead member alive
+      // or grow the table without end.
+      if (engine_.IsLeader() && members_.FindMember(request.heartbeat().node_id()) != nullptr) {
         last_heard_[request.heartbeat().node_id()] = clock_.Monotonic();
         for (const auto& listener : heartbeat_listeners_) listener(request.heartbeat());
       }
@@ -422,9 +428,18 @@ void ConsensusService::HandleJoin(const wire::MemberRecord& record, PeerService:
   }
   for (PendingJoin& pending : pending_joins_) {
     if (pending.record.id() == record.id()) {
+      // The same joiner asking again: only its latest asks are answered.
+      if (pending.replies.size() >= kMaxRepliesPerJoin)
+        pending.replies.erase(pending.replies.begin());
       pending.replies.push_back(std::move(reply));
       return;
     }
+  }
+  if (pending_joins_.size() >= kMaxPendingJoins) {
+    wire::PeerMessage response;
+    response.mutable_join_response()->set_error("too many joins waiting; ask again later");
+    reply(response);
+    return;
   }
   pending_joins_.push_back(PendingJoin{record, {}});
   pending_joins_.back().replies.push_back(std::move(reply));

@@ -145,7 +145,8 @@ void Courier::DeliverToMember(const std::string& key, Batch batch) {
       Failed(key, ack.error().empty() ? "no acknowledgement" : ack.error(), false);
       return;
     }
-    const uint64_t through = ack.received_through();
+    // A recipient cannot have received more than was sent: an ack beyond it is not believed.
+    const uint64_t through = std::min<uint64_t>(ack.received_through(), last);
     if (through < last) {
       Acknowledge(key, through);
       Failed(key, "acknowledged only through " + std::to_string(through), false);

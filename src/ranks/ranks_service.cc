@@ -4,6 +4,7 @@
 
 #include <array>
 
+#include "core/decimal.h"
 #include "core/node_identity.h"
 #include "ranks/rank_state.h"
 
@@ -98,7 +99,9 @@ void RanksService::AssignExternal(const std::string& ip_port,
     if (!result.ok()) {
       done(IsRequestError(result.code()) ? 400 : 503, {{"error", result.error()}});
     } else {
-      done(200, {{"rank", std::stoul(result.value().value)}});
+      const std::optional<uint64_t> rank = ParseDecimal(result.value().value);
+      if (!rank) return done(503, {{"error", "the leader answered with a malformed rank"}});
+      done(200, {{"rank", *rank}});
     }
   });
 }
@@ -224,7 +227,12 @@ void RanksService::Lead(const wire::CommandSendRequest& request, MonoTime deadli
       done(SendOutcome{503, "shutting down", {}});
       return;
     }
-    const uint64_t id = std::stoull(result.value().value);
+    const std::optional<uint64_t> parsed = ParseDecimal(result.value().value);
+    if (!parsed) {
+      done(SendOutcome{503, "the leader answered with a malformed command id", {}});
+      return;
+    }
+    const uint64_t id = *parsed;
     const RankState& ranks = module_.ranks();
     if (const wire::CommandRecord* header = ranks.FindHeader(id)) {
       spdlog::info("ranks: command {} from rank {} goes to {} lower-ranked: {}", id,

@@ -12,11 +12,11 @@ Asserts:
   * writer threads (keep-alive connections to the leader, distinct keys,
     value = key) get 200 for their writes until the leader's commit_index is
     past MIN_ENTRIES (8192 + 500), within 40 s; every answer is 200;
-  * the restarted follower (same data dir; /healthz within 30 s, as it loads
+  * the restarted follower (same data dir; /healthz within 60 s, as it loads
     its log first) reaches the leader's commit index within 30 s and serves
     every acknowledged key with its value;
   * after kill -9 of all three and a restart on the same data dirs, within
-    40 s there is a leader, every node has applied at least that index, and
+    75 s there is a leader, every node has applied at least that index, and
     every acknowledged key is on every node.
 """
 
@@ -38,8 +38,11 @@ MIN_ENTRIES = 8192 + 500
 MAX_WRITES_PER_THREAD = 20000
 WRITE_BOUND_S = 40.0
 CATCH_UP_BOUND_S = 30.0
-RESTART_BOUND_S = 40.0
-START_BOUND_S = 30.0        # /healthz after a restart: the log is loaded first
+# A restart loads the log first: libraft grows its entry array one entry at a time, which under
+# AddressSanitizer's allocator (each large realloc maps and poisons anew) takes up to ~30 s for
+# the ~2,600 entries kept here (under a second without sanitizers).
+RESTART_BOUND_S = 75.0
+START_BOUND_S = 60.0        # /healthz after a restart
 
 
 def snapshot_files(agent):

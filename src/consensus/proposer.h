@@ -8,7 +8,9 @@
 // answers a repeated id with the first result). The answer is the committed result; or the
 // module's refusal (committed, nothing changed); or "not committed" (kNoQuorum, kUnavailable,
 // kUnsupported); or, when an attempt may have been committed without its answer arriving,
-// kUnknownOutcome, which says the request id to retry with.
+// kUnknownOutcome, which says the request id to retry with. It fails fast where waiting cannot
+// help: a node that has known no leader for `leaderless_grace` refuses at once; a proposal
+// forwarded to a leader that is replaced meanwhile goes to the new one as soon as it is known.
 // At most a few thousand operations are in flight at once (proposed, not yet applied): the rest
 // wait, so that no node has more than a few milliseconds of applying to do in one go.
 // Loop thread only; callbacks run on the loop thread.

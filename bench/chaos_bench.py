@@ -3,15 +3,20 @@
 namespaces (tests/chaos/lab.py), clients reading and writing all along, and
 nemeses one after the other, each followed by a settle-and-check
 (tests/chaos/scenarios.py). One JSON object on stdout (every record, the
-stale reads, the linearizability verdict per cluster, the issue's goals with
-`met`), a human summary on stderr. Needs root, `ip` and `nft`; Python 3
+stale reads, the linearizability verdict per cluster, the timers' report,
+the issue's goals with `met`), a human summary on stderr. Beyond the network:
+a clock step (libfaketime) on a node and on the clock master, file sync
+around a cut and a kill (agents then run with --sync-dir), a full disk (a
+tmpfs data dir); webhook timers are created all along (--timer-rate) and
+none may be missed (tests/chaos/features.py). Needs root, `ip` and `nft`; Python 3
 standard library. The binary is copied first, so a rebuild during the run
 does not change it.
 
-  python3 bench/chaos_bench.py                     # everything, 3 and 5 nodes (~8 min)
+  python3 bench/chaos_bench.py                     # everything, 3 and 5 nodes (~12 min)
   python3 bench/chaos_bench.py --nodes 3 --only isolate-follower,loss5
   python3 bench/chaos_bench.py --scale 0.3         # every duration x0.3: a quick look
   python3 bench/chaos_bench.py --nodes 3 --only pause-leader --repeat 10
+  python3 bench/chaos_bench.py --nodes 3 --only clock-step,file-sync,full-disk --keep
   python3 bench/chaos_bench.py --list              # the scenarios
 """
 
@@ -27,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "chaos"))
 sys.path.insert(0, HERE)
 import benchlib  # noqa: E402
+import features  # noqa: E402
 import lab as labmod  # noqa: E402
 import linearizability as lz  # noqa: E402
 import scenarios as sc  # noqa: E402
@@ -55,6 +61,22 @@ SCENARIOS = {
     "kill-leader": (3, "kill -9 the leader (a write through a follower right after), restart "
                        "it after 3 s",
                     lambda a: [("kill -9 leader", "kill_leader", (3.0,))]),
+    "clock-step": (3, "restart the last node (not the clock master) under libfaketime +5 s, "
+                      "try to make it the leader, 20 s of writes and timers, restart it "
+                      "without (its clock steps back)",
+                   lambda a: [("clock step +5 s (n%d)" % a.size, "clock_step",
+                               (5.0, a.s(20), -1))]),
+    "clock-step-master": (3, "the same on n1, the clock master (lowest address): the cluster "
+                             "clock steps too",
+                          lambda a: [("clock step +5 s on the master (n1)", "clock_step",
+                                      (5.0, a.s(20), 0))]),
+    "file-sync": (3, "agents with --sync-dir: files written on every node, on a cut-off "
+                     "follower and the majority (one path on both sides), on a killed node; "
+                     "folders identical within 60 s",
+                  lambda a: [(f"file sync, cut {a.s(8):g} s", "file_sync", (a.s(8), 60.0))]),
+    "full-disk": (3, "a follower's data dir on a 16 MiB tmpfs, filled up for 15 s while "
+                     "clients write; freed; it must catch up (then moved back to disk)",
+                  lambda a: [("full disk 16 MiB", "full_disk", (16, a.s(15)))]),
     "delay": (3, "5 ms +- 1 ms delay between the nodes for 10 s (NFQUEUE delayer; skipped "
                  "if it does not build)",
               lambda a: [(f"delay 5+-1 ms {a.s(10):g} s", "delay", (5, 1, a.s(10)))]),
@@ -76,6 +98,8 @@ def parse_args():
     p.add_argument("--rate", type=float, default=60.0, help="client ops/s in total")
     p.add_argument("--saturate", type=int, default=4,
                    help="saturating writer threads in baseline and loss windows (0: none)")
+    p.add_argument("--timer-rate", type=float, default=2.0,
+                   help="webhook timers created per second all along the run (0: none)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="keep the agents' logs and data dirs")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
@@ -97,8 +121,10 @@ def chosen(args, size):
 
 def run_cluster(args, binary, size):
     """Run the chosen scenarios on one cluster; returns its report."""
+    args.size = size
     lab = labmod.Lab(binary, size, agent_args=FIVE_NODE_ARGS if size >= 5 else (),
-                     keep=args.keep, log=benchlib.log)
+                     keep=args.keep, log=benchlib.log,
+                     sync="file-sync" in chosen(args, size))
     lab.create()
     report = {"nodes": size, "agent_args": list(lab.agent_args), "records": [], "skipped": {}}
     with lab:
@@ -110,6 +136,9 @@ def run_cluster(args, binary, size):
                              seed=args.seed).start()
         chaos = sc.Chaos(lab, history, clients, monitor, benchlib.log, seed=args.seed,
                          saturate_threads=args.saturate)
+        if args.timer_rate > 0:
+            chaos.timers = features.TimerProbe(lab, benchlib.log, rate=args.timer_rate,
+                                               seed=args.seed).start()
         try:
             for _ in range(args.repeat):
                 for name in chosen(args, size):
@@ -117,6 +146,8 @@ def run_cluster(args, binary, size):
         finally:
             clients.stop()
             monitor.stop()
+            if chaos.timers is not None:
+                chaos.timers.stop_creating()
         conclude(chaos, lab, history, monitor, report)
     report["goals"] = goals(report)
     return report
@@ -132,14 +163,25 @@ def run_scenario(chaos, args, name, report):
         try:
             chaos.run(label, getattr(chaos, method), *params)
             chaos.records[-1].update(scenario=name, loadavg=benchlib.loadavg())
-        except (wl.ChaosFailure, labmod.LabError) as e:
-            benchlib.log(f"{label} failed: {e}")
-            report["records"].append({"scenario": name, "nemesis": label, "error": str(e)})
+        except Exception as e:  # a failed nemesis is reported; the run goes on
+            benchlib.log(f"{label} failed: {type(e).__name__}: {e}")
+            report["records"].append({"scenario": name, "nemesis": label,
+                                      "error": f"{type(e).__name__}: {e}"[:2000]})
             chaos.recover()
 
 
 def conclude(chaos, lab, history, monitor, report):
     acked, lost = chaos.final_check()
+    if chaos.timers is not None:
+        report["timers"], timer_failures = chaos.timers.finish(30.0, chaos.leader())
+        chaos.failures += timer_failures
+        chaos.timers.close()
+    if lab.sync:
+        folders = {n.name: n.sync_dir for n in lab.nodes}
+        report["sync_final"] = features.wait_folders_identical(folders, 60.0)
+        if not report["sync_final"]["converged"]:
+            chaos.failures.append("file sync: folders not identical at the end of the run: "
+                                  f"{report['sync_final'].get('difference_examples')}")
     stale = chaos.finish()
     reads = [op for op in history.register_ops() if op.kind == lz.READ and
              op.process.startswith("c") and op.outcome == lz.OK]
@@ -194,6 +236,10 @@ def goals(cluster):
         out["loss20_leader_changes"] = goal(r["leader_changes"], "<= 2", r["leader_changes"] <= 2)
         rate = r.get("saturated_writes_per_s")
         out["loss20_writes_per_s"] = goal(rate, ">= 55", _lt(55.0, rate, or_equal=True))
+    if "timers" in cluster:
+        t = cluster["timers"]
+        out["timers_missed"] = goal(f"{t['missed']} of {t['created_acked']}", "0",
+                                    t["missed"] == 0)
     out["stale_reads"] = goal(cluster["stale_reads"], "0", cluster["stale_reads"] == 0)
     out["lost_acked_writes"] = goal(cluster["lost_acked_writes"], "0",
                                     cluster["lost_acked_writes"] == 0)
@@ -231,6 +277,13 @@ def human_summary(result):
                                                   else sc.brief(r)))
         for name, why in c.get("skipped", {}).items():
             lines.append(f"  {name}: skipped ({why})")
+        if "timers" in c:
+            t = c["timers"]
+            lines.append(f"  timers: {t['created_acked']} acknowledged, missed {t['missed']}, "
+                         f"duplicates {t['duplicates']} ({t['duplicates_same_attempt']} same "
+                         f"attempt), early {t['early']}, lateness ms {t['lateness_ms']}; "
+                         f"against the request's send time + delay: early "
+                         f"{t['early_vs_request']}, lateness ms {t['lateness_vs_request_ms']}")
         if "stale_reads" in c:
             lines.append(f"  stale reads {c['stale_reads']} of {c['reads_answered']}; acked "
                          f"ledger writes lost {c['lost_acked_writes']} of "

@@ -26,11 +26,21 @@ Faults, all undone by `heal()` / `clear_loss()` or by deleting the namespaces:
     each host, fed by an iptables-legacy NFQUEUE rule (this kernel's nftables
     has no queue statement), when gcc, libnetfilter-queue-dev and
     iptables-legacy are there; `delay_unavailable()` says why not otherwise;
-  * processes: kill -9 and restart on the same data dir, SIGSTOP / SIGCONT.
+  * processes: kill -9 and restart on the same data dir, SIGSTOP / SIGCONT;
+    `Node.env` adds to an agent's environment at its next start (libfaketime
+    for a clock step: scenarios.clock_step);
+  * a small disk: `Lab.mount_tmpfs(node, MB)` mounts a tmpfs under the node's
+    dir in the host's mount namespace (under the work dir only) and copies
+    its data dir there; destroy() unmounts it, and a later run's sweep
+    unmounts what a killed run left.
+
+`Lab(..., sync=True)` starts every agent with `--sync-dir <node dir>/folder`
+(`Node.sync_dir`), which the test writes into directly.
 
 Cleanup: every agent dies with this process (PR_SET_PDEATHSIG) and is killed
-at exit; the namespaces (and with them every rule) are deleted at exit and on
-SIGINT / SIGTERM / SIGHUP; the work dir is removed unless kept.
+at exit; the namespaces (and with them every rule) are deleted and the tmpfs
+mounts unmounted at exit and on SIGINT / SIGTERM / SIGHUP; the work dir is
+removed unless kept.
 """
 
 import atexit
@@ -104,8 +114,18 @@ def _orphaned(name):
 
 
 def sweep_leftovers():
-    """Delete the namespaces and temp dirs of earlier runs whose process is
-    gone (killed with -9: their agents died with them)."""
+    """Delete the namespaces, tmpfs mounts and temp dirs of earlier runs whose
+    process is gone (killed with -9: their agents died with them)."""
+    tmp = tempfile.gettempdir()
+    try:
+        with open("/proc/self/mounts") as f:
+            mounts = [line.split()[1] for line in f]
+    except OSError:
+        mounts = []
+    for mnt in mounts:
+        if mnt.startswith(os.path.join(tmp, PREFIX)) and \
+                _orphaned(os.path.relpath(mnt, tmp).split(os.sep)[0]):
+            run(["umount", "-l", mnt], check=False)
     listing = run(["ip", "netns", "list"], check=False).stdout
     for name in (line.split()[0] for line in listing.splitlines() if line.split()):
         if _orphaned(name):
@@ -202,12 +222,18 @@ class Node:
         self.proc = None
         self.paused = False
         self.starts = 0
+        self.env = {}            # extra environment of the agent (e.g. libfaketime's)
+        self.data_dir = os.path.join(self.dir, "data")
+        self.sync_dir = os.path.join(self.dir, "folder") if lab.sync else None
+        self.mount = None        # a tmpfs mounted for this node (see Lab.mount_tmpfs)
 
     def command(self):
-        return ["ip", "netns", "exec", self.ns, self.lab.synod, "agent", "--name", self.name,
-                "--bind", self.addr, "--data-dir", os.path.join(self.dir, "data"),
+        env = ["env", *(f"{k}={v}" for k, v in sorted(self.env.items()))] if self.env else []
+        sync = ["--sync-dir", self.sync_dir] if self.sync_dir else []
+        return ["ip", "netns", "exec", self.ns, *env, self.lab.synod, "agent", "--name",
+                self.name, "--bind", self.addr, "--data-dir", self.data_dir,
                 "--bootstrap-expect", str(len(self.lab.nodes)), "--beacon-interval", "200ms",
-                "--log-level", "info", *self.lab.agent_args]
+                "--log-level", "info", *sync, *self.lab.agent_args]
 
     def start(self):
         """Start (or restart on the same data dir) the agent. Call it from the
@@ -215,10 +241,12 @@ class Node:
         if self.alive():
             raise LabError(f"{self.name} is already running")
         os.makedirs(self.dir, exist_ok=True)
+        if self.sync_dir:
+            os.makedirs(self.sync_dir, exist_ok=True)
         self.starts += 1
         with open(self.log_path, "ab") as log:
-            log.write(f"===== start #{self.starts} at {time.strftime('%H:%M:%S')} =====\n"
-                      .encode())
+            log.write(f"===== start #{self.starts} at {time.strftime('%H:%M:%S')}"
+                      f"{' env ' + str(self.env) if self.env else ''} =====\n".encode())
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
@@ -282,8 +310,9 @@ class Lab:
     Call create(), then destroy() (or use the lab as a context manager once
     created: leaving the block destroys it)."""
 
-    def __init__(self, synod, nodes=3, agent_args=(), keep=False, log=None):
+    def __init__(self, synod, nodes=3, agent_args=(), keep=False, log=None, sync=False):
         self.synod = os.path.abspath(synod)
+        self.sync = sync                 # start every agent with --sync-dir <node dir>/folder
         self.agent_args = tuple(agent_args)
         self.keep = keep
         self.log = log or (lambda msg: None)
@@ -360,8 +389,32 @@ class Lab:
         for ns in reversed(self.namespaces):
             run(["ip", "netns", "del", ns], check=False)
         self.namespaces.clear()
+        for node in self.nodes:
+            if node.mount:
+                run(["umount", "-l", node.mount], check=False)
+                node.mount = None
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ---- a small disk ----
+
+    def mount_tmpfs(self, node, size_mb):
+        """Mount a tmpfs of size_mb under the node's dir (stopped agent) and copy
+        its data dir onto it (raises OSError if it does not fit); unmounted by destroy() (and by the next run's
+        sweep if this one was killed). Returns the mount point."""
+        if node.alive():
+            raise LabError(f"{node.name} must be stopped to move its data dir")
+        mnt = os.path.join(node.dir, "small-disk")
+        os.makedirs(mnt, exist_ok=True)
+        run(["mount", "-t", "tmpfs", "-o", f"size={int(size_mb)}m,mode=0700", "tmpfs", mnt])
+        node.mount = mnt
+        target = os.path.join(mnt, "data")
+        if os.path.isdir(node.data_dir):
+            shutil.copytree(node.data_dir, target, symlinks=True)
+        else:
+            os.makedirs(target)
+        node.data_dir = target
+        return mnt
 
     # ---- agents ----
 

@@ -24,9 +24,26 @@ Measured by the nemeses (seconds):
   forwarded    a PUT sent through a follower right after the leader's kill:
                when it was answered and how, and when a write through that
                follower first succeeded.
+
+Nemeses beyond the network (each documents its record):
+  clock_step   a node restarted under libfaketime (wall clock +N s, monotonic
+               untouched), made leader if a few SIGSTOPs of the leader manage
+               it, held, then restarted without (its clock steps back); each
+               node's GET /v1/clock along the way;
+  file_sync    files written into the nodes' sync folders around a cut and a
+               kill -9 (lab started with sync=True): folders identical, every
+               version kept (conflict copies allowed), a delete propagated;
+  full_disk    a follower's data dir moved onto a small tmpfs and filled up
+               while clients (and 256 KiB writes through the leader) go on:
+               what the node does, whether the rest commits, whether it
+               catches up once space is freed.
+When `Chaos.timers` is a features.TimerProbe, run() tells it which nemesis
+is running (its lateness figures are per nemesis).
 """
 
+import os
 import random
+import shutil
 import threading
 import time
 import uuid
@@ -56,6 +73,7 @@ class Chaos:
         self.failures = []
         self.checked = set()            # ledger keys already found on every node
         self.deaths = []                # agents that exited on their own (and were restarted)
+        self.timers = None              # a features.TimerProbe, told which nemesis runs
 
     # ---- running nemeses ----
 
@@ -63,6 +81,8 @@ class Chaos:
         """Apply nemesis(*args, **kwargs) (a method of this class), settle,
         check; returns the record (also kept in self.records)."""
         self.log(f"nemesis {name}: start")
+        if self.timers is not None:
+            self.timers.phase = name
         t0 = wl.now()
         record = {"nemesis": name, **nemesis(*args, **kwargs)}
         t1 = wl.now()
@@ -367,6 +387,280 @@ class Chaos:
         return {"node": leader.name, "down_s": down_s, "new_leader_s": _r(new_leader_s),
                 "forwarded": forwarded, "rejoin_after_restart_s": rejoin}
 
+    def clock_step(self, offset_s, seconds, node_index=0, lead_tries=3):
+        """kill -9 node `node_index` (0: n1, the clock master under the default
+        lowest-ip policy) and restart it under libfaketime with its wall clock
+        `offset_s` ahead (monotonic clock untouched); then try to make it the
+        leader (SIGSTOP the leader 3 s, at most `lead_tries` times); hold
+        `seconds` (writes and timers go on); then restart it without faketime
+        (its clock steps back). Each node's GET /v1/clock is recorded after the
+        restart, at the end of the hold and 3 s after the step back."""
+        why = faketime_unavailable()
+        if why:
+            raise wl.ChaosFailure(why)
+        node = self.lab.nodes[node_index]
+        node.kill()
+        node.env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": f"{offset_s:+g}",
+                    "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+        t_start = wl.now()
+        node.start()
+        rejoin = self.measure_rejoin([node], t_start)
+        tries = 0
+        for tries in range(1, lead_tries + 1):
+            leader = self.leader()
+            if leader is node:
+                break
+            if leader is None:
+                time.sleep(0.5)
+                continue
+            leader.pause()
+            self.wait_leader([n for n in self.lab.nodes if n is not leader], timeout=3.0,
+                             not_this=leader)
+            leader.resume()
+            self.measure_rejoin([leader], wl.now())
+        led_at = round(wl.now() - t_start, 3) if self.leader() is node else None
+        clocks = {"after_faked_start": self._clocks()}
+        t_hold = wl.now()
+        held = self._hold(seconds)
+        led_at_end = self.leader() is node
+        clocks["end_of_hold"] = self._clocks()
+        node.kill()
+        node.env = {}
+        t_back = wl.now()
+        node.start()
+        rejoin_back = self.measure_rejoin([node], t_back)
+        self._sleep_until(t_back + 3.0)
+        clocks["after_step_back"] = self._clocks()
+        return {"node": node.name, "offset_s": offset_s, "held_s": round(wl.now() - t_hold, 1),
+                "rejoin_after_faked_start_s": rejoin, "stepped_node_led_after_s": led_at,
+                "stepped_node_led_at_end_of_hold": led_at_end, "leader_tries": tries,
+                "clock_views": clocks, "rejoin_after_step_back_s": rejoin_back, **held}
+
+    def file_sync(self, cut_s, bound_s=60.0):
+        """Files written straight into the nodes' sync folders (the lab must run
+        with sync=True) around faults: one file per node (one of 1 MiB) while
+        all is well; then a follower cut off for `cut_s` with new files on it
+        and on the majority, and the same new path written on both sides (a
+        conflict); heal; then another node killed (-9), a file written into its
+        folder and one deleted on a live node while it is down, restart. Then
+        every folder must become identical within `bound_s` of the heal and
+        of the restart (features.wait_folders_identical: the seconds it took), every written content present (at
+        its path or, for the conflicting path, as a conflict copy) and the
+        deleted file gone."""
+        import features
+        if not all(n.sync_dir for n in self.lab.nodes):
+            raise wl.ChaosFailure("the lab was not started with --sync-dir")
+        tag = uuid.uuid4().hex[:6]
+        contents = {}            # rel path -> [bytes written, in order]
+
+        def put(node, rel, data):
+            path = os.path.join(node.sync_dir, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+            contents.setdefault(rel, []).append(data)
+
+        for i, n in enumerate(self.lab.nodes):
+            size = (1 << 20) if i == 0 else 3000
+            put(n, f"chaos-{tag}/calm/{n.name}.bin", os.urandom(size))
+        time.sleep(1.0)
+        leader, follower = self._leader_and_follower()
+        majority = [n for n in self.lab.nodes if n is not follower]
+        self.lab.isolate(follower)
+        time.sleep(0.5)
+        put(follower, f"chaos-{tag}/cut/{follower.name}-alone.txt", os.urandom(2000))
+        put(majority[0], f"chaos-{tag}/cut/{majority[0].name}-majority.txt", os.urandom(2000))
+        conflict = f"chaos-{tag}/cut/both-sides.txt"
+        put(majority[-1], conflict, b"majority side " + os.urandom(8).hex().encode())
+        put(follower, conflict, b"cut-off side " + os.urandom(8).hex().encode())
+        time.sleep(max(0.0, cut_s - 0.5))
+        self.lab.heal()
+        t_heal = wl.now()
+        folders = {n.name: n.sync_dir for n in self.lab.nodes}
+        after_heal = features.wait_folders_identical(folders, bound_s, since=t_heal)
+        if not after_heal["converged"]:
+            self.failures.append(f"file sync: folders not identical {bound_s:.0f} s after the "
+                                 f"heal: {after_heal.get('difference_examples')}")
+        victim = self.rng.choice([n for n in self.lab.nodes if n is not follower])
+        victim.kill()
+        put(victim, f"chaos-{tag}/down/{victim.name}-while-down.txt", os.urandom(4000))
+        alive = [n for n in self.lab.nodes if n is not victim]
+        doomed = f"chaos-{tag}/calm/{alive[0].name}.bin"
+        time.sleep(0.5)
+        os.remove(os.path.join(alive[0].sync_dir, doomed))
+        time.sleep(1.5)
+        victim.start()
+        t_restart = wl.now()
+        result = features.wait_folders_identical(folders, bound_s, since=t_restart)
+        result = {"identical_after_heal_s": after_heal["seconds"],
+                  "identical_after_restart_s": result.pop("seconds"), **result}
+        missing = []
+        if result["converged"]:
+            digest = features.folder_digest(self.lab.nodes[0].sync_dir)
+            import hashlib
+            for rel, versions in contents.items():
+                if rel == doomed:
+                    if rel in digest:
+                        missing.append(f"{rel}: deleted on {alive[0].name} but still there")
+                    continue
+                stem, ext = os.path.splitext(rel)
+                copies = {v for p, v in digest.items()
+                          if p == rel or (p.startswith(stem + ".sync-conflict-")
+                                          and p.endswith(ext))}
+                wanted = versions if rel == conflict else versions[-1:]
+                for data in wanted:
+                    if hashlib.sha256(data).hexdigest() not in copies:
+                        missing.append(f"{rel}: a version of {len(data)} bytes is missing")
+        else:
+            result["sync_status"] = {n.name: self._sync_status(n) for n in self.lab.nodes}
+            self.failures.append(f"file sync: folders not identical {bound_s:.0f} s after the "
+                                 f"restart: {result.get('difference_examples')}")
+        if missing:
+            self.failures.append(f"file sync lost writes: {missing[:5]}")
+        return {"cut": follower.name, "killed": victim.name, "files_written": len(contents),
+                "sync": result, "sync_lost_writes": missing}
+
+    def full_disk(self, size_mb, seconds, big_mb=64, restart_if_alive=False):
+        """A follower's data dir moved onto a tmpfs with `size_mb` free (kill -9,
+        copy, restart: the tmpfs is its current size + size_mb, libraft
+        preallocates its open segments), then the tmpfs filled to the last byte (a filler file) while
+        clients keep writing through every node, for `seconds`: what the node
+        does (alive or its exit status, its view, what it logged), and whether
+        the others kept committing. Then the filler is deleted (and the node
+        restarted if it exited, or if `restart_if_alive`) and it must catch up
+        (`rejoin_after_space_s`); the settle that follows checks every
+        acknowledged write on it. Finally its data dir is moved back to disk
+        (kill -9, copy, restart) so later nemeses run as before."""
+        leader, node = self._leader_and_follower()
+        node.kill()
+        used = _du(node.data_dir)
+        tmpfs_mb = int(used / 2**20) + 1 + size_mb     # what it holds now + size_mb free
+        mnt = self.lab.mount_tmpfs(node, tmpfs_mb)
+        t_start = wl.now()
+        node.start()
+        rejoin = self.measure_rejoin([node], t_start)
+        log_offset = os.path.getsize(node.log_path)
+        filler = os.path.join(mnt, "filler")
+        filled = _fill(filler)
+        t_full = wl.now()
+        big = {"ok": 0, "not_ok": 0, "answers": set()}
+        stop_big = threading.Event()
+        big_writer = threading.Thread(target=self._big_writes,
+                                      args=(leader, big, stop_big, big_mb), daemon=True)
+        big_writer.start()
+        free_after_fill = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+        views = []
+        exited = None
+        ok_before = self._acked_through(node, t_start, t_full)
+        for _ in range(int(seconds / 0.5) + 1):
+            if wl.now() - t_full >= seconds:
+                break
+            if not node.alive() and exited is None:
+                exited = {"status": node.proc.returncode, "after_s": round(wl.now() - t_full, 2)}
+            v = node.cluster(timeout=0.5)
+            lv = leader.cluster(timeout=0.5) if leader.alive() else None
+            views.append((round(wl.now() - t_full, 1), wl.summary(v),
+                          (lv or {}).get("commit_index")))
+            time.sleep(0.5)
+        stop_big.set()
+        big_writer.join(15.0)
+        big["answers"] = sorted(big["answers"])[:4]
+        t_free = wl.now()
+        others_ok = self._acked_through(None, t_full, t_free, exclude=node)
+        node_ok = self._acked_through(node, t_full, t_free)
+        log_lines = _log_since(node.log_path, log_offset)
+        os.remove(filler)
+        restarted = False
+        if not node.alive():
+            if exited is None:
+                exited = {"status": node.proc.returncode, "after_s": round(t_free - t_full, 2)}
+            node.start()
+            restarted = True
+        elif restart_if_alive:
+            node.kill()
+            node.start()
+            restarted = True
+        rejoin_space = self.measure_rejoin([node], t_free)
+        t_caught = wl.now()
+        node_ok_after = None
+        time.sleep(1.0)
+        node_ok_after = self._acked_through(node, t_caught, wl.now())
+        # back to the real disk
+        node.kill()
+        data = os.path.join(node.dir, "data")
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(node.data_dir, data, symlinks=True)
+        node.data_dir = data
+        wl.labmod.run(["umount", "-l", mnt], check=False)
+        node.mount = None
+        t_back = wl.now()
+        node.start()
+        rejoin_back = self.measure_rejoin([node], t_back)
+        return {"node": node.name, "tmpfs_mb": tmpfs_mb, "data_dir_mb_before": round(used / 2**20, 2),
+                "rejoin_on_tmpfs_s": rejoin, "filler_mb": round(filled / 2**20, 2),
+                "free_bytes_after_fill": free_after_fill, "full_s": round(t_free - t_full, 1),
+                "exited": exited, "writes_acked_through_it_before_full": ok_before,
+                "writes_acked_through_it_while_full": node_ok,
+                "writes_acked_through_others_while_full": others_ok,
+                "big_writes_through_leader_while_full": big,
+                "its_view_while_full": views[::max(1, len(views) // 6)],
+                "log_while_full": log_lines,
+                "restarted_after_freeing": restarted, "rejoin_after_space_s": rejoin_space,
+                "writes_acked_through_it_after": node_ok_after,
+                "rejoin_back_on_disk_s": rejoin_back,
+                "disk": "exited %s" % exited["status"] if exited else "stayed up"}
+
+    def _big_writes(self, leader, out, stop, most_mb):
+        """256 KiB ledger values through `leader` until `stop` (at most most_mb
+        MiB): checked on every node like every ledger write."""
+        for i in range(most_mb * 4):
+            if stop.is_set():
+                return
+            key = f"{wl.LEDGER_PREFIX}big-{uuid.uuid4().hex[:10]}"
+            value = (key + ":") * (262144 // (len(key) + 1))
+            op = wl.write(self.history, leader, key, value, "big")
+            if op.outcome == OK:
+                out["ok"] += 1
+            else:
+                out["not_ok"] += 1
+                out["answers"].add(op.detail[:70])
+                stop.wait(0.2)
+
+    def _acked_through(self, node, t0, t1, exclude=None):
+        """Client writes invoked in [t0, t1) through `node` (or every node
+        but `exclude`): {"ok", "other"}."""
+        ops = [op for op in self.history.between(t0, t1) if op.writes() and
+               (op.node == node.name if node is not None else op.node != exclude.name)]
+        ok = sum(1 for op in ops if op.outcome == OK)
+        return {"ok": ok, "not_ok": len(ops) - ok,
+                "answers": sorted({op.detail[:70] for op in ops if op.outcome != OK})[:4]}
+
+    def _sync_status(self, node):
+        try:
+            r = wl.labmod.request(node.addr, "GET", "/v1/sync", timeout=2.0)
+            return r.json() if r.status == 200 else f"HTTP {r.status}"
+        except Exception as e:  # report only
+            return f"{type(e).__name__}: {e}"
+
+    def _clocks(self):
+        """Each node's GET /v1/clock (trimmed), for the report."""
+        out = {}
+        for n in self.lab.nodes:
+            try:
+                r = wl.labmod.request(n.addr, "GET", "/v1/clock", timeout=2.0)
+                doc = r.json() if r.status == 200 else None
+            except OSError as e:
+                doc = {"error": str(e)}
+            except Exception as e:  # http.client errors: report, never fail the nemesis
+                doc = {"error": f"{type(e).__name__}: {e}"}
+            keep = ("cluster_time", "local_time", "offset_ms", "error_ms", "drift_ppm",
+                    "is_master", "error")
+            out[n.name] = ({k: doc[k] for k in keep if k in doc} if isinstance(doc, dict)
+                           else None)
+            if isinstance(doc, dict) and isinstance(doc.get("master"), dict):
+                out[n.name]["master"] = doc["master"].get("name")
+        return out
+
     def _forwarded_write(self, follower, out):
         """The first PUT through `follower` after the kill, then retries until
         one succeeds (at most 15 s)."""
@@ -381,6 +675,57 @@ class Chaos:
             op = wl.write(self.history, follower, self.clients.keys[1],
                           f"forwarded:{uuid.uuid4().hex[:12]}", "probe", timeout=5.0)
         out["first_ok_after_kill_s"] = _r(op.complete - t_kill) if op.outcome == OK else None
+
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def faketime_unavailable():
+    return None if os.path.exists(FAKETIME_LIB) else \
+        f"{FAKETIME_LIB} not found (Debian package faketime)"
+
+
+def _du(path):
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _fill(path, limit_bytes=1 << 30):
+    """Write `path` until ENOSPC (1 MiB, then 4 KiB, then 1-byte writes;
+    at most limit_bytes); returns the bytes written."""
+    written = 0
+    with open(path, "wb", buffering=0) as f:
+        for chunk in (1 << 20, 4096, 1):
+            block = b"\0" * chunk
+            for _ in range(limit_bytes // chunk if chunk > 1 else 8192):
+                try:
+                    n = f.write(block)
+                except OSError:
+                    break
+                written += n or 0
+                if not n or written >= limit_bytes:
+                    break
+    return written
+
+
+def _log_since(path, offset, most=25):
+    """The log lines written after `offset` that say something went wrong,
+    with how many lines there were in all."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    words = ("error", "fail", "space", "enospc", "disk", "warn", "crit", "abort", "fatal")
+    bad = [line[:240] for line in lines if any(w in line.lower() for w in words)]
+    return [f"{len(lines)} lines logged, {len(bad)} about errors"] + bad[:most]
 
 
 def _r(seconds):
@@ -400,8 +745,15 @@ def brief(record):
     """A one-line summary of a record for the log."""
     keys = ("rejoin_s", "rejoin_after_restart_s", "rejoin_after_last_heal_s", "new_leader_s",
             "leader_changes", "acked_writes_per_s", "saturated_writes_per_s", "converge_s",
-            "lost_acked_writes")
+            "lost_acked_writes", "rejoin_after_faked_start_s", "stepped_node_led_after_s",
+            "rejoin_after_step_back_s", "disk")
     parts = [f"{k}={record[k]}" for k in keys if k in record]
+    if "sync" in record:
+        sy = record["sync"]
+        parts.append(f"sync identical {sy.get('identical_after_heal_s')} s after the heal, "
+                     f"{sy.get('identical_after_restart_s')} s after the restart, "
+                     f"{len(sy.get('conflict_copies', []))} conflict copies, lost "
+                     f"{len(record.get('sync_lost_writes', []))}")
     if "refusal" in record:
         ref = record["refusal"]
         parts.append(f"refusal={ref['outcome']} in {ref['seconds']} s ({ref['answer'][:60]})")

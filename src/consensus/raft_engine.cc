@@ -17,6 +17,7 @@ extern "C" {
 #include <cstring>
 #include <filesystem>
 #include <thread>
+#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
@@ -273,6 +274,7 @@ void RaftFsmAdapter::SetEntrySizeListener(std::function<void(size_t bytes)> list
   impl_->on_entry_size = std::move(listener);
 }
 uint64_t RaftFsmAdapter::applied_index() const { return impl_->applied_index(); }
+void RaftFsmAdapter::Halt(const Status& why) { impl_->Halt(why); }
 SnapshotStats RaftFsmAdapter::snapshot_stats() const { return impl_->stats; }
 void RaftFsmAdapter::SetAppliedObserver(AppliedEntryObserver observer) {
   impl_->observer = std::move(observer);
@@ -323,6 +325,52 @@ struct RaftEngine::Impl {
   bool barrier_in_flight = false;
   bool barrier_wanted = false;
   Timer next_announce;
+
+  // libraft adds entries to its in-memory log before writing them, and does not take them back
+  // when the write fails (a full disk): it then acknowledges them from memory while the disk
+  // misses them, and after a restart the node holds less than it said. A failed log write
+  // therefore stops the node (fail-stop, as etcd does on a WAL error): nothing unwritten is
+  // acknowledged, and after a restart with space it catches up from the leader.
+  using AppendFn = int (*)(raft_io*, raft_io_append*, const raft_entry[], unsigned,
+                           raft_io_append_cb);
+  AppendFn write_log = nullptr;
+  struct PendingAppend {
+    Impl* impl;
+    raft_io_append_cb done;
+  };
+  // By request: libraft's callback gives only the request back.
+  static std::unordered_map<raft_io_append*, PendingAppend>& pending_appends() {
+    static std::unordered_map<raft_io_append*, PendingAppend> pending;
+    return pending;
+  }
+
+  static int GuardedAppend(raft_io* io, raft_io_append* req, const raft_entry entries[], unsigned n,
+                           raft_io_append_cb done) {
+    auto* self = static_cast<Impl*>(static_cast<struct raft*>(io->data)->data);
+    pending_appends()[req] = PendingAppend{self, done};
+    const int rv = self->write_log(io, req, entries, n, &Impl::OnLogWritten);
+    if (rv != 0) {
+      pending_appends().erase(req);
+      self->StorageFailed(rv);
+    }
+    return rv;
+  }
+
+  static void OnLogWritten(raft_io_append* req, int status) {
+    auto it = pending_appends().find(req);
+    const PendingAppend pending = it->second;
+    pending_appends().erase(it);
+    // Cancelled at shutdown is not a storage failure.
+    if (status != 0 && status != RAFT_CANCELED) return pending.impl->StorageFailed(status);
+    pending.done(req, status);
+  }
+
+  void StorageFailed(int status) {
+    const std::string detail = io.errmsg[0] != '\0' ? io.errmsg : raft_strerror(status);
+    fsm.Halt(Status::Error("cannot write the Raft log in its data directory (" + detail +
+                           "); the node stops rather than acknowledge what is not on disk. "
+                           "Free space (or fix the disk) and start it again: it catches up"));
+  }
 
   Impl(EventLoop& l, RaftStateMachine& machine)
       : loop(l), fsm(machine), transport(l, RaftTransportOptions{}), next_announce(l) {}
@@ -391,6 +439,8 @@ Status RaftEngine::Open() {
   }
   s.raft_ready = true;
   s.raft.data = &s;
+  s.write_log = s.io.append;
+  s.io.append = &Impl::GuardedAppend;
   s.fsm.Attach(&s.raft);
   raft_set_election_timeout(&s.raft, options_.election_timeout_ms);
   raft_set_heartbeat_timeout(&s.raft, options_.heartbeat_timeout_ms);

@@ -182,6 +182,8 @@ class RaftFsmAdapter {
   Status RestoreFed(uint64_t index, const std::function<Status()>& install);
   void SetAppliedObserver(AppliedEntryObserver observer);
   SnapshotStats snapshot_stats() const;
+  // Applies nothing more and reports `why` as fatal (AppliedEntryObserver::on_fatal).
+  void Halt(const Status& why);
 
  private:
   struct Impl;

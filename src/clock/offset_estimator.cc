@@ -2,31 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <vector>
 
 namespace synod {
-namespace {
-
-// Beyond the error bound and the sample's own delay: scheduling noise, never a step.
-constexpr int64_t kStepMarginNanos = 2'000'000;
-
-}  // namespace
 
 bool OffsetEstimator::Add(const TimeSample& sample) {
   if (!sample.Plausible()) return false;
-  // A sample that no path delay can explain means one of the two clocks stepped: the window
-  // mixes two time lines (its fit then reports millions of ppm and a bound that does not hold),
-  // so it starts again from this sample.
-  const int64_t midpoint = sample.t1 + (sample.t4 - sample.t1) / 2;
-  if (const auto predicted = Estimate(midpoint)) {
-    const int64_t explainable =
-        predicted->error_nanos + sample.RoundTripNanos() / 2 + kStepMarginNanos;
-    if (std::llabs(sample.OffsetNanos() - predicted->offset_nanos) > explainable) {
-      samples_.clear();
-      ++steps_;
-    }
-  }
   samples_.push_back(sample);
   while (samples_.size() > options_.window) samples_.pop_front();
   return true;

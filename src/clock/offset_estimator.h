@@ -35,12 +35,8 @@ class OffsetEstimator {
   OffsetEstimator() = default;
   explicit OffsetEstimator(Options options) : options_(options) {}
 
-  // Implausible samples are ignored; returns whether it was kept. A sample that the estimate,
-  // its error bound and the sample's own delay cannot explain is a clock step (this node's or
-  // the master's): the window starts again from it.
+  // Implausible samples are ignored; returns whether it was kept.
   bool Add(const TimeSample& sample);
-  // Clock steps seen so far.
-  uint64_t steps() const { return steps_; }
   // The estimate at local UTC time `now_local_nanos`, or nothing before the first sample.
   std::optional<ClockEstimate> Estimate(int64_t now_local_nanos) const;
   void Reset() { samples_.clear(); }
@@ -49,7 +45,6 @@ class OffsetEstimator {
  private:
   Options options_;
   std::deque<TimeSample> samples_;
-  uint64_t steps_ = 0;
 };
 
 // Serves a time that never goes backwards to any reader, however the estimate moves: a reading

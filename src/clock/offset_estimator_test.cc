@@ -68,40 +68,6 @@ TEST(OffsetEstimator, TheBoundGrowsWithAge) {
   EXPECT_GT(stale, fresh + 1 * kMs) << "60 s at 20 ppm adds 1.2 ms";
 }
 
-// The master's clock steps 5 s forward: the next sample starts a new window, and the estimate
-// and its bound are about the new time line at once (not a fit across both: a drift of
-// millions of ppm and a bound that misses the truth).
-TEST(OffsetEstimator, AClockStepStartsTheWindowAgain) {
-  OffsetEstimator estimator;
-  for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(estimator.Add(Probe(i * kS, 100 * kMs, 50e-6, 60 * kUs, 60 * kUs)));
-  }
-  EXPECT_EQ(estimator.steps(), 0u);
-  const int64_t stepped = 100 * kMs + 5 * kS;
-  for (int i = 10; i < 13; ++i) {
-    ASSERT_TRUE(estimator.Add(Probe(i * kS, stepped, 50e-6, 60 * kUs, 60 * kUs)));
-  }
-  EXPECT_EQ(estimator.steps(), 1u);
-  const int64_t now = 13 * kS;
-  const auto estimate = estimator.Estimate(now);
-  ASSERT_TRUE(estimate.has_value());
-  const int64_t truth = stepped + static_cast<int64_t>(static_cast<double>(now) * 50e-6);
-  EXPECT_LE(std::llabs(estimate->offset_nanos - truth), estimate->error_nanos);
-  EXPECT_LT(estimate->error_nanos, 1 * kMs);
-  EXPECT_LT(std::abs(estimate->drift_ppm), 1000.0);
-}
-
-// Queued samples (a loaded network) are late, not steps.
-TEST(OffsetEstimator, QueueingDelayIsNotAStep) {
-  std::mt19937 random(11);
-  std::uniform_int_distribution<int64_t> queue(0, 20 * kMs);
-  OffsetEstimator estimator;
-  for (int i = 0; i < 200; ++i) {
-    estimator.Add(Probe(i * kS, 7 * kMs, 20e-6, 60 * kUs + queue(random), 60 * kUs + queue(random)));
-  }
-  EXPECT_EQ(estimator.steps(), 0u);
-}
-
 TEST(MonotonicServe, NeverStepsBackwards) {
   MonotonicServe serve;
   EXPECT_EQ(serve.Serve(100), 100);

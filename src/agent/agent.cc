@@ -5,18 +5,22 @@
 #include <spdlog/spdlog.h>
 
 #include "api/cluster_routes.h"
+#include "api/event_routes.h"
 #include "api/kv_routes.h"
 #include "api/metrics.h"
 #include "api/neighbors_json.h"
+#include "api/overview.h"
 #include "api/ranks_routes.h"
 #include "api/sync_routes.h"
 #include "api/timer_routes.h"
+#include "api/web_routes.h"
 #include "clock/clock_service.h"
 #include "consensus/consensus_service.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/node_identity.h"
 #include "discovery/sdss_service.h"
+#include "events/event_log.h"
 #include "filesync/sync_service.h"
 #include "kv/kv_state.h"
 #include "net/http_server.h"
@@ -36,6 +40,9 @@ struct Agent::Impl {
   Ipv4 broadcast_ip;
   MonoTime started_at;
   HttpRouter router;
+  std::unique_ptr<EventLog> events;
+  std::unique_ptr<EventStreams> event_streams;  // outlives the HTTP server's streams
+  std::unique_ptr<Overview> overview;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<SdssService> discovery;
   std::unique_ptr<PeerService> peers;
@@ -78,6 +85,13 @@ Status Agent::Start() {
   if (!identity.ok()) return Status::Error("--data-dir: " + identity.error());
   s.identity = identity.value();
   if (s.config.name.empty()) s.config.name = s.identity.ShortId();
+  // Event ids start at the boot time in microseconds: they go on increasing across restarts.
+  s.events = std::make_unique<EventLog>(
+      static_cast<uint64_t>(std::max<int64_t>(s.clock.WallUtcNanos() / 1000, 1)), s.config.name);
+  const EventSink publish = [&log = *s.events](const std::string& type, int64_t unix_nanos,
+                                               nlohmann::json fields) {
+    log.Publish(type, unix_nanos, std::move(fields));
+  };
 
   s.peers = std::make_unique<PeerService>(
       s.loop, s.clock,
@@ -100,6 +114,7 @@ Status Agent::Start() {
   consensus.snapshot_threshold = s.config.snapshot_threshold;
   consensus.election_timeout_ms = static_cast<unsigned>(s.config.election_timeout.count());
   consensus.heartbeat_timeout_ms = static_cast<unsigned>(s.config.heartbeat_timeout.count());
+  consensus.events = publish;
   const auto first_interval = s.config.formation_beacon_interval.value_or(s.config.beacon_interval);
   consensus.formation_settle = std::max(std::chrono::milliseconds(300), 2 * first_interval);
   s.consensus = std::make_unique<ConsensusService>(s.loop, s.clock, *s.peers, consensus);
@@ -110,7 +125,7 @@ Status Agent::Start() {
   s.cluster_clock = std::make_unique<ClockService>(
       s.loop, s.clock, *s.peers, *s.consensus,
       ClockOptions{s.identity.id, policy.value(), s.config.master_timeout,
-                   std::chrono::milliseconds(1000), s.config.bootstrap_expect});
+                   std::chrono::milliseconds(1000), s.config.bootstrap_expect, publish});
   RanksOptions ranks;
   ranks.self_id = s.identity.id;
   ranks.data_dir = s.config.data_dir;
@@ -118,10 +133,12 @@ Status Agent::Start() {
   ranks.on_command_timeout = s.config.on_command_timeout;
   ranks.courier.external_failures = s.config.external_failures;
   ranks.demo_commands = s.config.demo_commands;
+  ranks.events = publish;
   s.ranks = std::make_unique<RanksService>(s.loop, s.clock, *s.peers, *s.consensus, ranks);
   TimerOptions timers;
   timers.self_id = s.identity.id;
   timers.retention = s.config.timer_retention;
+  timers.events = publish;
   if (!s.config.webhook_secret_file.empty()) {
     Result<WebhookSigner> signer = WebhookSigner::FromFile(s.config.webhook_secret_file);
     if (!signer.ok()) return Status::Error("--webhook-secret-file: " + signer.status().message());
@@ -134,6 +151,7 @@ Status Agent::Start() {
     sync.data_dir = s.config.data_dir;
     sync.self_id = s.identity.id;
     sync.self_name = s.config.name;
+    sync.events = publish;
     s.sync = std::make_unique<SyncService>(s.loop, s.clock, *s.consensus, *s.peers, s.files,
                                            std::move(sync));
   } else {
@@ -171,6 +189,8 @@ Status Agent::Start() {
             s.peers->Untrack(n.id);
           },
   });
+  s.event_streams = std::make_unique<EventStreams>(s.loop, *s.events);
+  s.overview = std::make_unique<Overview>(s.loop, s.clock, s.router, *s.consensus, s.identity.id);
   s.http = std::make_unique<HttpServer>(s.loop, s.router);
   s.AddRoutes();
 
@@ -204,6 +224,14 @@ Status Agent::Start() {
 }
 
 void Agent::Run() { impl_->loop.Run(); }
+
+void Agent::Stop() {
+  impl_->loop.Post([impl = impl_.get()] { impl->Shutdown("asked to stop"); });
+}
+
+std::vector<std::pair<std::string, std::string>> Agent::Routes() const {
+  return impl_->router.Routes();
+}
 
 void Agent::Impl::AddRoutes() {
   router.Handle("GET", "/healthz", [this](const HttpRequest&, HttpResponder respond) {
@@ -254,6 +282,9 @@ void Agent::Impl::AddRoutes() {
   router.Handle("GET", "/v1/neighbors", [this](const HttpRequest&, HttpResponder respond) {
     respond(HttpResponse::Json(200, NeighborsJson(discovery->table(), *peers, clock)));
   });
+  event_streams->AddRoutes(router);
+  overview->AddRoutes(router);
+  AddWebRoutes(router);
 }
 
 void Agent::Impl::WatchSignals() {
@@ -287,6 +318,8 @@ void Agent::Impl::Shutdown(const char* why) {
   if (timers) timers->Stop();
   if (sync) sync->Stop();
   if (http) http->Close();
+  if (event_streams) event_streams->Stop();
+  if (overview) overview->Stop();
   // Leaving the cluster needs the peer links; everything else can go now. If something hangs,
   // the deadline ends the loop anyway.
   exit_deadline = std::make_unique<Timer>(loop);

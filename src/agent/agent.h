@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -57,8 +58,12 @@ class Agent {
 
   // Opens the data directory and every socket. On error nothing keeps running.
   Status Start();
-  // Runs until a stop signal; then closes every socket and returns.
+  // Runs until a stop signal or Stop(); then closes every socket and returns.
   void Run();
+  // Makes Run() return as a stop signal would. Any thread.
+  void Stop();
+  // The HTTP API's routes, (method, pattern), once started: what /openapi.json must describe.
+  std::vector<std::pair<std::string, std::string>> Routes() const;
 
  private:
   struct Impl;

@@ -33,10 +33,7 @@ nlohmann::json ClusterJson(const ConsensusService& consensus) {
     members.push_back(MemberJson(*member));
   }
   nlohmann::json leader = nullptr;
-  if (status.leader) {
-    leader = {
-        {"id", status.leader->id()}, {"name", status.leader->name()}, {"ip", status.leader->ip()}};
-  }
+  if (status.leader) leader = MemberSummaryJson(*status.leader);
   return {
       {"cluster_id", status.cluster_id},
       {"phase", status.phase},
@@ -50,6 +47,11 @@ nlohmann::json ClusterJson(const ConsensusService& consensus) {
       {"standbys", status.standbys},
       {"spares", status.spares},
       {"quorum", status.quorum},
+      {"snapshots",
+       {{"taken", status.snapshots.taken},
+        {"last_capture_ms", status.snapshots.capture_ms},
+        {"last_write_ms", status.snapshots.write_ms},
+        {"last_bytes", status.snapshots.bytes}}},
       {"members", members},
   };
 }

@@ -135,6 +135,23 @@ void AddRanksRoutes(HttpRouter& router, RanksService& ranks, const ReadPolicy& r
                     respond(HttpResponse::Json(200, CommandRecordJson(outcome.record)));
                   });
                 });
+  router.Handle("GET", "/v1/commands/recent",
+                reads([&ranks](const HttpRequest& request, HttpResponder respond) {
+                  Result<uint64_t> limit = NumberParam(request, "limit", 20);
+                  if (!limit.ok()) return respond(HttpResponse::Error(400, limit.error()));
+                  const RankState& state = ranks.rank_state();
+                  nlohmann::json commands = nlohmann::json::array();
+                  const uint64_t wanted = std::min<uint64_t>(limit.value(), 1000);
+                  // The newest commands are kept (only settled ones are pruned, oldest first); an
+                  // old command still pending is not worth a walk through every pruned id.
+                  const uint64_t last = state.last_command_id();
+                  for (uint64_t id = last; id > 0 && commands.size() < wanted && last - id < 10'000;
+                       --id) {
+                    if (auto record = state.FindCommand(id))
+                      commands.push_back(CommandRecordJson(*record));
+                  }
+                  respond(HttpResponse::Json(200, {{"commands", std::move(commands)}}));
+                }));
   router.Handle("GET", "/v1/commands", [&ranks](const HttpRequest& request, HttpResponder respond) {
     Result<uint64_t> since = NumberParam(request, "since", 0);
     Result<uint64_t> limit = NumberParam(request, "limit", 100);

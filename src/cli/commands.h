@@ -16,6 +16,7 @@ void RegisterClusterCommands(CLI::App& app, CommandRunner& run);
 void RegisterRanksCommands(CLI::App& app, CommandRunner& run);
 void RegisterTimersCommands(CLI::App& app, CommandRunner& run);
 void RegisterSyncCommands(CLI::App& app, CommandRunner& run);
+void RegisterEventsCommand(CLI::App& app, CommandRunner& run);
 // After RegisterClusterCommands: adds to its `clients` subcommand.
 void RegisterLocalClusterCommands(CLI::App& app, CommandRunner& run);
 

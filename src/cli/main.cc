@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   synod::cli::RegisterRanksCommands(app, run);
   synod::cli::RegisterTimersCommands(app, run);
   synod::cli::RegisterSyncCommands(app, run);
+  synod::cli::RegisterEventsCommand(app, run);
   synod::cli::RegisterLocalClusterCommands(app, run);
   try {
     app.parse(argc, argv);

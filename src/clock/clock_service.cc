@@ -83,6 +83,11 @@ void ClockService::FollowMaster() {
   if (master == following_) return;
   spdlog::info("clock: following master {}", master.empty() ? "(none)" : master);
   following_ = master;
+  if (options_.events) {
+    const auto* record = consensus_.members().FindMember(master);
+    options_.events("master.changed", clock_.WallUtcNanos(),
+                    {{"master", record ? MemberSummaryJson(*record) : nlohmann::json(nullptr)}});
+  }
   peers_.SetFastProbe(master == options_.self_id ? std::nullopt : MasterIp(),
                       options_.probe_interval);
   consensus_.HeartbeatSoon();  // the leader hears which master we follow without delay
@@ -169,7 +174,7 @@ nlohmann::json ClockService::StatusJson() {
   const wire::ClockReport report = OwnReport();
   nlohmann::json master = nullptr;
   if (const auto* record = consensus_.members().FindMember(following_)) {
-    master = {{"id", record->id()}, {"name", record->name()}, {"ip", record->ip()}};
+    master = MemberSummaryJson(*record);
   }
   nlohmann::json status = {
       {"local_time", NanosToSeconds(local)},

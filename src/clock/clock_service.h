@@ -34,6 +34,7 @@ struct ClockOptions {
   // Members the cluster is expected to form with (--bootstrap-expect); once that many have
   // joined, the first master is chosen without waiting for membership to settle.
   size_t expected_members = 0;
+  EventSink events;  // told when the master this node follows changes
 };
 
 class ClockService {

@@ -82,6 +82,9 @@ ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerServ
           loop, peers, engine_, [this] { return LeaderIp(); }, kReadTimeout) {
   state_.Register(members_);
   if (!options_.on_fatal) options_.on_fatal = ExitOnFatal;
+  if (options_.events) {
+    members_.Subscribe([this](const MemberEvent& event) { PublishMemberEvent(event); });
+  }
   engine_.SetAppliedObserver(AppliedEntryObserver{
       .on_entry = [this](uint64_t index,
                          std::string_view payload) { feed_.OnApplied(index, payload); },
@@ -473,6 +476,33 @@ void ConsensusService::HandleLeave(const std::string& node_id, PeerService::Repl
 
 // ---- leader duties ------------------------------------------------------------------------
 
+void ConsensusService::PublishMemberEvent(const MemberEvent& event) const {
+  const char* type = "member.joined";
+  switch (event.kind) {
+    case MemberEvent::Kind::kJoined:
+      break;
+    case MemberEvent::Kind::kRejoined:
+      type = "member.rejoined";
+      break;
+    case MemberEvent::Kind::kDead:
+      type = "member.dead";
+      break;
+    case MemberEvent::Kind::kRevived:
+      type = "member.revived";
+      break;
+    case MemberEvent::Kind::kSuspect:
+      type = "member.suspect";
+      break;
+    case MemberEvent::Kind::kRecovered:
+      type = "member.alive";
+      break;
+    case MemberEvent::Kind::kLeft:
+      type = "member.left";
+      break;
+  }
+  options_.events(type, event.at_nanos, {{"member", MemberSummaryJson(event.member)}});
+}
+
 void ConsensusService::ObserveLeadership(bool leader) {
   const uint64_t term = engine_.term();
   const ClusterStatus status = GetStatus();
@@ -490,6 +520,12 @@ void ConsensusService::ObserveLeadership(bool leader) {
           term);
     }
     logged_leader_ = leader_id;
+    if (options_.events) {
+      options_.events(
+          "leader.changed", clock_.WallUtcNanos(),
+          {{"leader", status.leader ? MemberSummaryJson(*status.leader) : nlohmann::json(nullptr)},
+           {"term", term}});
+    }
   }
   if (was_leader_ && !leader) {
     ++stats_.step_downs;

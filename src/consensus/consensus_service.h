@@ -36,6 +36,7 @@
 #include "core/event_loop.h"
 #include "core/jitter.h"
 #include "core/node_identity.h"
+#include "events/event_log.h"
 #include "net/ipv4.h"
 #include "peer/peer_service.h"
 
@@ -70,6 +71,8 @@ struct ConsensusOptions {
   // The replicated state cannot be applied by this build (an entry or snapshot of a module or
   // version it does not know): the node must stop. Default: log and exit with status 78.
   std::function<void(const Status&)> on_fatal;
+  // Member changes and leader changes are published here.
+  EventSink events;
 };
 
 struct ClusterStatus {
@@ -193,6 +196,7 @@ class ConsensusService {
   void OnBecameLeader();
   // Logs and counts changes of leader, step-downs, and quorum lost and regained.
   void ObserveLeadership(bool leader);
+  void PublishMemberEvent(const MemberEvent& event) const;
   void UpdateLiveness();
   void MaintainMembership();
   void ChangeDone(const std::string& what, Status status);

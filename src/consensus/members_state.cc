@@ -35,6 +35,10 @@ Proposal MembersState::Leave(const std::string& id) {
   return MakeProposal(kName, command);
 }
 
+nlohmann::json MemberSummaryJson(const wire::MemberRecord& member) {
+  return {{"id", member.id()}, {"name", member.name()}, {"ip", member.ip()}};
+}
+
 void MembersState::Publish(MemberEvent::Kind kind, const wire::MemberRecord& member,
                            int64_t at) const {
   const MemberEvent event{kind, member, at};
@@ -96,12 +100,19 @@ Result<std::string> MembersState::Apply(const ApplyContext& context, uint32_t,
       for (const auto& entry : command.member_liveness().entries()) {
         auto it = members_.find(entry.id());
         if (it == members_.end() || it->second.state() == wire::LEFT) continue;
-        const bool was_dead = it->second.state() == wire::DEAD;
+        const wire::MemberState was = it->second.state();
+        const bool was_dead = was == wire::DEAD;
         const bool is_dead = entry.state() == wire::DEAD;
         it->second.set_state(entry.state());
         it->second.set_last_heartbeat_nanos(entry.last_heartbeat_nanos());
         if (is_dead && !was_dead) Publish(MemberEvent::Kind::kDead, it->second, at);
         if (was_dead && !is_dead) Publish(MemberEvent::Kind::kRevived, it->second, at);
+        if (was == wire::ALIVE && entry.state() == wire::SUSPECT) {
+          Publish(MemberEvent::Kind::kSuspect, it->second, at);
+        }
+        if (was == wire::SUSPECT && entry.state() == wire::ALIVE) {
+          Publish(MemberEvent::Kind::kRecovered, it->second, at);
+        }
       }
       return std::string();
     }

@@ -14,18 +14,25 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "consensus/state_module.h"
 #include "proto/consensus.pb.h"
 
 namespace synod {
 
+// {"id", "name", "ip"}: how events and APIs name a member.
+nlohmann::json MemberSummaryJson(const wire::MemberRecord& member);
+
 struct MemberEvent {
   enum class Kind {
-    kJoined,    // a new member, or one that left and came back
-    kRejoined,  // a member restarted and asked again: same identity, maybe new addresses
-    kDead,      // declared dead by the leader
-    kRevived,   // heard from again after being declared dead
-    kLeft,      // left the cluster
+    kJoined,     // a new member, or one that left and came back
+    kRejoined,   // a member restarted and asked again: same identity, maybe new addresses
+    kDead,       // declared dead by the leader
+    kRevived,    // heard from again after being declared dead
+    kSuspect,    // silent for a while: not dead yet
+    kRecovered,  // heard from again while suspect
+    kLeft,       // left the cluster
   };
   Kind kind;
   const wire::MemberRecord& member;

@@ -70,8 +70,8 @@ struct Outcome {
   uv_stream_t* stream = nullptr;
 };
 
-void Connect(raft_uv_transport* transport, raft_uv_connect* request, Outcome* outcome,
-             raft_id id, const std::string& address) {
+void Connect(raft_uv_transport* transport, raft_uv_connect* request, Outcome* outcome, raft_id id,
+             const std::string& address) {
   request->data = outcome;
   ASSERT_EQ(transport->connect(transport, request, id, address.c_str(),
                                [](raft_uv_connect* req, uv_stream_t* stream, int status) {
@@ -98,14 +98,14 @@ TEST_F(RaftTransportTest, LibraftsListenerAcceptsOurHandshake) {
     uv_stream_t* stream = nullptr;
   } accepted;
   listener.data = &accepted;
-  ASSERT_EQ(listener.listen(&listener,
-                            [](raft_uv_transport* t, raft_id id, const char* address,
-                               uv_stream_t* stream) {
-                              auto* accepted = static_cast<Accepted*>(t->data);
-                              accepted->id = id;
-                              accepted->address = address;
-                              accepted->stream = stream;
-                            }),
+  ASSERT_EQ(listener.listen(
+                &listener,
+                [](raft_uv_transport* t, raft_id id, const char* address, uv_stream_t* stream) {
+                  auto* accepted = static_cast<Accepted*>(t->data);
+                  accepted->id = id;
+                  accepted->address = address;
+                  accepted->stream = stream;
+                }),
             0);
 
   RaftTransport ours(loop_, RaftTransportOptions{});

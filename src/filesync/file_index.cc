@@ -165,6 +165,7 @@ Result<wire::FileAnnounceResult> FileIndex::ApplyAnnounce(const ApplyContext& co
     Store(std::move(copy));
     ++conflicts_;
     result.set_conflict_path(copy_path);
+    if (listener_.on_conflict) listener_.on_conflict(current->path(), copy_path, context.at_nanos);
   }
   result.set_version(context.index);
   Store(std::make_shared<wire::FileEntry>(std::move(entry)));

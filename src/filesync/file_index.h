@@ -52,6 +52,9 @@ class FileIndex final : public StateModule {
   struct Listener {
     std::function<void(const std::string& path)> on_change;  // after each applied change
     std::function<void()> on_reset;                          // after a snapshot is installed
+    // Two writes of `path` were concurrent: the earlier is kept as `copy_path`.
+    std::function<void(const std::string& path, const std::string& copy_path, int64_t at_nanos)>
+        on_conflict;
   };
 
   // `entry.version` and `committed_at_nanos` are set when applied.

@@ -408,8 +408,11 @@ TEST_F(FileIndexTest, HostileEntriesAreRejectedAndNothingIsStored) {
 TEST_F(FileIndexTest, ListenerHearsEveryChangedPathIncludingTheConflictCopy) {
   std::vector<std::string> changed;
   int resets = 0;
-  index_.SetListener(
-      {[&](const std::string& path) { changed.push_back(path); }, [&] { ++resets; }});
+  std::vector<std::pair<std::string, std::string>> conflicts;
+  index_.SetListener({[&](const std::string& path) { changed.push_back(path); }, [&] { ++resets; },
+                      [&](const std::string& path, const std::string& copy, int64_t) {
+                        conflicts.emplace_back(path, copy);
+                      }});
   const uint64_t v1 = Put(File("a.txt", "one"), 0);
   EXPECT_EQ(changed, std::vector<std::string>{"a.txt"});
   changed.clear();
@@ -420,6 +423,8 @@ TEST_F(FileIndexTest, ListenerHearsEveryChangedPathIncludingTheConflictCopy) {
   ASSERT_TRUE(concurrent.ok());
   ASSERT_FALSE(concurrent.value().conflict_path().empty());
   EXPECT_EQ(Sorted(changed), Sorted({"a.txt", "a.txt", concurrent.value().conflict_path()}));
+  using Conflicts = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(conflicts, (Conflicts{{"a.txt", concurrent.value().conflict_path()}}));
   changed.clear();
   EXPECT_FALSE(Announce(Deleted("a.txt"), v1).ok());  // refused
   EXPECT_FALSE(Announce(File("../x", "x"), 0).ok());  // invalid
@@ -441,7 +446,7 @@ TEST_F(FileIndexTest, SnapshotRoundTripGivesAnIdenticalIndex) {
   FileIndex restored;
   restored.Apply(ApplyContext{1, kT0}, 1, FileIndex::Announce(File("stale", "s"), 0).body);
   int resets = 0;
-  restored.SetListener({nullptr, [&] { ++resets; }});
+  restored.SetListener({nullptr, [&] { ++resets; }, nullptr});
   std::unique_ptr<SectionLoader> loader = restored.NewLoader(1);
   for (const std::string& record : Dump(index_)) ASSERT_TRUE(loader->Add(record).ok());
   ASSERT_TRUE(loader->Finish().ok());

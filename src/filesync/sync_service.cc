@@ -119,6 +119,13 @@ SyncService::SyncService(EventLoop& loop, const Clock& clock, ConsensusService& 
             index_.ForEach([this](const wire::FileEntry& entry) { MarkDirty(entry.path()); });
             for (const auto& [path, record] : local_.records()) MarkDirty(path);
           },
+      .on_conflict =
+          [this](const std::string& path, const std::string& copy_path, int64_t at_nanos) {
+            if (options_.events) {
+              options_.events("file.conflict", at_nanos,
+                              {{"path", path}, {"conflict_path", copy_path}});
+            }
+          },
   });
   consensus_.AddStateListener([this] { RunApplied(false); });
   consensus_.HandleRequests(wire::PeerMessage::kBlockRequest,
@@ -670,6 +677,12 @@ void SyncService::Finished(const std::string& path, Result<wire::LocalFileRecord
     wire::LocalFileRecord record = std::move(outcome.value());
     MarkSynced(record, version);
     const bool removed = !record.present();
+    if (options_.events) {
+      nlohmann::json fields = {{"path", path}, {"version", version}};
+      if (!removed) fields["size"] = record.size();
+      options_.events(removed ? "file.removed" : "file.synced", clock_.WallUtcNanos(),
+                      std::move(fields));
+    }
     if (removed) {
       ++stats_.removed;
       local_.Erase(path);

@@ -58,6 +58,7 @@ struct SyncOptions {
   size_t max_block_requests = 64;   // block requests in flight, all peers together
   size_t max_announcements = 4096;  // proposals in flight
   std::chrono::milliseconds block_timeout{3000};
+  EventSink events;  // told of files this node wrote or removed for the cluster, and conflicts
 };
 
 // Counters since start, for /v1/sync and /metrics.

@@ -93,4 +93,51 @@ Result<HttpReply> HttpCall(const std::string& method, const std::string& url,
   return reply;
 }
 
+Result<HttpReply> HttpGetStream(const std::string& url, const std::vector<std::string>& headers,
+                                const std::function<bool(std::string_view)>& on_body,
+                                std::chrono::seconds idle_limit) {
+  static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (!initialised) return Status::Error("cannot initialise libcurl");
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) return Status::Error("cannot create a libcurl handle");
+  OutgoingHttpRequest request{"GET", url, "", headers, std::chrono::milliseconds(0)};
+  request.headers.push_back("Accept: text/event-stream");
+  struct Context {
+    CURL* curl;
+    const std::function<bool(std::string_view)>* on_body;
+    HttpReply* reply;
+    bool stopped = false;
+  };
+  HttpReply reply;
+  Context context{curl.get(), &on_body, &reply};
+  curl_slist* list = PrepareCurlRequest(curl.get(), request, &reply);
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 0L);
+  curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_TIME, static_cast<long>(idle_limit.count()));
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &context);
+  curl_easy_setopt(
+      curl.get(), CURLOPT_WRITEFUNCTION,
+      +[](char* data, size_t size, size_t count, void* user) -> size_t {
+        auto* context = static_cast<Context*>(user);
+        const size_t length = size * count;
+        long status = 0;
+        curl_easy_getinfo(context->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status != 200) {
+          context->reply->body.append(data, length);
+        } else if (!(*context->on_body)(std::string_view(data, length))) {
+          context->stopped = true;
+          return 0;  // ends the transfer
+        }
+        return length;
+      });
+  CURLcode rc = curl_easy_perform(curl.get());
+  curl_slist_free_all(list);
+  if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && context.stopped)) {
+    return Status::Error("cannot read the stream from " + url + ": " + curl_easy_strerror(rc));
+  }
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &reply.status);
+  return reply;
+}
+
 }  // namespace synod

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,6 +38,14 @@ struct OutgoingHttpRequest {
 Result<HttpReply> HttpCall(const std::string& method, const std::string& url,
                            const std::string& body = "",
                            std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// A GET whose answer is a stream (Server-Sent Events). While the answer is 200, `on_body` gets
+// the body's bytes as they arrive and returns false to stop reading. Returns the reply when the
+// stream ends (the server closed it, or `on_body` stopped it); its body holds the answer only if
+// the status was not 200. A stream silent for `idle_limit` is a transport error.
+Result<HttpReply> HttpGetStream(const std::string& url, const std::vector<std::string>& headers,
+                                const std::function<bool(std::string_view)>& on_body,
+                                std::chrono::seconds idle_limit = std::chrono::seconds(45));
 
 // Sets up a libcurl easy handle for `request` as every request of ours is made (JSON content
 // type unless given, no proxy, no signals, http and https only, the timeout), collecting the

@@ -21,6 +21,8 @@ const char* ReasonPhrase(int status) {
       return "Accepted";
     case 204:
       return "No Content";
+    case 304:
+      return "Not Modified";
     case 400:
       return "Bad Request";
     case 404:
@@ -130,9 +132,23 @@ HttpResponse HttpResponse::FromStatus(const Status& status) {
               nlohmann::json{{"error", status.message()}, {"code", StatusCodeName(status.code())}});
 }
 
+HttpResponse HttpResponse::Stream(std::string content_type,
+                                  std::function<void(std::shared_ptr<HttpStream>)> open) {
+  HttpResponse response;
+  response.content_type = std::move(content_type);
+  response.open_stream = std::move(open);
+  return response;
+}
+
 void HttpRouter::Handle(const std::string& method, const std::string& pattern,
                         HttpHandler handler) {
-  routes_.push_back(Route{method, SplitPath(pattern), std::move(handler)});
+  routes_.push_back(Route{method, pattern, SplitPath(pattern), std::move(handler)});
+}
+
+std::vector<std::pair<std::string, std::string>> HttpRouter::Routes() const {
+  std::vector<std::pair<std::string, std::string>> routes;
+  for (const Route& route : routes_) routes.emplace_back(route.method, route.pattern);
+  return routes;
 }
 
 void HttpRouter::Dispatch(HttpRequest& request, HttpResponder respond) const {
@@ -172,6 +188,49 @@ void HttpRouter::Dispatch(HttpRequest& request, HttpResponder respond) const {
   respond(HttpResponse::Error(404, "no such endpoint: " + request.path));
 }
 
+// The body of a streamed response: writes to the connection, which serves nothing else.
+class ConnectionStream final : public HttpStream {
+ public:
+  ConnectionStream(std::shared_ptr<TcpConnection> tcp, size_t max_backlog)
+      : tcp_(std::move(tcp)), max_backlog_(max_backlog) {}
+
+  bool Write(std::string bytes) override {
+    if (closed_) return false;
+    if (tcp_->queued_bytes() + bytes.size() > max_backlog_) {
+      spdlog::info("http: closing a stream to {}: the client reads too slowly",
+                   tcp_->peer_ip().ToString());
+      Close();
+      return false;
+    }
+    tcp_->Write(std::move(bytes));
+    return true;
+  }
+  void Close() override {
+    if (closed_) return;
+    closed_ = true;
+    auto callbacks = std::move(on_closed_);
+    for (auto& callback : callbacks) callback();
+    if (on_close_connection_) on_close_connection_();
+  }
+  bool closed() const override { return closed_; }
+  void OnClosed(std::function<void()> callback) override {
+    if (closed_) {
+      callback();
+      return;
+    }
+    on_closed_.push_back(std::move(callback));
+  }
+  // Closes the connection once the stream is closed by its writer.
+  void SetConnectionCloser(std::function<void()> close) { on_close_connection_ = std::move(close); }
+
+ private:
+  std::shared_ptr<TcpConnection> tcp_;
+  size_t max_backlog_;
+  bool closed_ = false;
+  std::vector<std::function<void()>> on_closed_;
+  std::function<void()> on_close_connection_;
+};
+
 struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
   HttpServer* server;
   std::shared_ptr<TcpConnection> stream;
@@ -190,6 +249,7 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
   bool keep_alive = true;
   bool processing = false;  // inside Process()
   bool closed = false;
+  std::shared_ptr<ConnectionStream> body_stream;  // set once the response is a stream
 
   Connection(HttpServer* owner, std::shared_ptr<TcpConnection> tcp)
       : server(owner), stream(std::move(tcp)), idle_timer(owner->loop_) {}
@@ -266,6 +326,7 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
     stream->Start(
         [weak](std::string_view bytes) {
           if (auto self = weak.lock()) {
+            if (self->body_stream) return;  // a stream's client has nothing more to say
             self->pending.append(bytes);
             self->ArmIdleTimer();
             self->Process();
@@ -322,8 +383,9 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
       if (parsed == 0) break;
     }
     processing = false;
-    // Stop reading while a request is outstanding so that a client cannot pile up input.
-    if (busy) {
+    // Stop reading while a request is outstanding so that a client cannot pile up input (a
+    // stream's client is read, and ignored, to notice when it leaves).
+    if (busy && !body_stream) {
       stream->PauseReading();
     } else {
       stream->ResumeReading();
@@ -388,6 +450,7 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
 
   void Send(HttpResponse response) {
     if (closed) return;
+    if (response.open_stream) return SendStream(std::move(response));
     std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
                       ReasonPhrase(response.status) + "\r\nContent-Type: " + response.content_type +
                       "\r\nContent-Length: " + std::to_string(response.body.size()) +
@@ -407,9 +470,35 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
     });
   }
 
+  // The headers, then the body as the stream writes it; the connection ends with the stream.
+  void SendStream(HttpResponse response) {
+    std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
+                      ReasonPhrase(response.status) + "\r\nContent-Type: " + response.content_type +
+                      "\r\nCache-Control: no-store\r\nConnection: close\r\n";
+    for (const auto& [name, value] : response.headers) out += name + ": " + value + "\r\n";
+    out += "\r\n";
+    idle_timer.Stop();
+    keep_alive = false;
+    pending.clear();
+    body_stream = std::make_shared<ConnectionStream>(stream, server->limits_.max_stream_backlog);
+    std::weak_ptr<Connection> weak = weak_from_this();
+    // Closed by its writer: what was written still goes out first.
+    body_stream->SetConnectionCloser([weak] {
+      auto self = weak.lock();
+      if (!self || self->closed) return;
+      self->stream->Write("", [weak](int) {
+        if (auto flushed = weak.lock()) flushed->Close();
+      });
+    });
+    stream->Write(std::move(out));
+    stream->ResumeReading();  // to see the client leave
+    response.open_stream(body_stream);
+  }
+
   void Close() {
     if (closed) return;
     closed = true;
+    if (body_stream) body_stream->Close();
     idle_timer.Stop();
     stream->Close();
     server->connections_.erase(shared_from_this());  // may destroy *this: nothing after

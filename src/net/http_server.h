@@ -9,6 +9,10 @@
 // - Hostile input is answered, not trusted: malformed requests get 400, oversized headers 431,
 //   oversized bodies 413, unknown paths 404, a known path with another method 405 (with Allow).
 //   Every error body is JSON: {"error": "..."}.
+// - A handler may answer with a stream (HttpResponse::Stream, for Server-Sent Events): the
+//   headers go out at once, the body is whatever the stream writes until either side closes,
+//   and the connection serves nothing else. A client that reads too slowly is disconnected
+//   rather than buffered for without bound.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +45,19 @@ struct HttpRequest {
   std::string body;
 };
 
+// The body of a streamed response, written over time. Loop thread only.
+class HttpStream {
+ public:
+  virtual ~HttpStream() = default;
+  // Queues bytes for the client. False, and nothing queued, once the stream is closed; a client
+  // with more than HttpLimits::max_stream_backlog bytes unread is disconnected.
+  virtual bool Write(std::string bytes) = 0;
+  virtual void Close() = 0;
+  virtual bool closed() const = 0;
+  // `callback` runs once when the stream closes, whichever side closed it.
+  virtual void OnClosed(std::function<void()> callback) = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
@@ -52,6 +69,12 @@ struct HttpResponse {
   // An error status as a response: its code picks the HTTP status (HttpStatusFor), and the body
   // says {"error": message, "code": "not found"}.
   static HttpResponse FromStatus(const Status& status);
+  // A streamed response: `open` gets the stream once the headers are out (not at all if the
+  // client is gone by then).
+  static HttpResponse Stream(std::string content_type,
+                             std::function<void(std::shared_ptr<HttpStream>)> open);
+
+  std::function<void(std::shared_ptr<HttpStream>)> open_stream;  // set for streams only
 };
 
 using HttpResponder = std::function<void(HttpResponse)>;
@@ -64,10 +87,13 @@ class HttpRouter {
   void Handle(const std::string& method, const std::string& pattern, HttpHandler handler);
   // Fills path_params and calls the handler, or answers 404/405 itself.
   void Dispatch(HttpRequest& request, HttpResponder respond) const;
+  // Every (method, pattern) handled, in the order they were added.
+  std::vector<std::pair<std::string, std::string>> Routes() const;
 
  private:
   struct Route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> segments;
     HttpHandler handler;
   };
@@ -78,6 +104,7 @@ struct HttpLimits {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   std::chrono::milliseconds idle_timeout{60'000};
+  size_t max_stream_backlog = 1024 * 1024;
 };
 
 class HttpServer {

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <future>
 #include <thread>
 
@@ -36,6 +37,24 @@ class HttpServerTest : public ::testing::Test {
       later_->Start(std::chrono::milliseconds(20), std::chrono::milliseconds(0), [respond] {
         respond(HttpResponse::Json(200, {{"late", true}}));
       });
+    });
+    // A stream: one line now, one later, then the server ends it.
+    router_.Handle("GET", "/stream", [this](const HttpRequest&, HttpResponder respond) {
+      respond(HttpResponse::Stream("text/event-stream", [this](std::shared_ptr<HttpStream> out) {
+        out->Write("data: one\n\n");
+        later_ = std::make_unique<Timer>(loop_);
+        later_->Start(std::chrono::milliseconds(20), std::chrono::milliseconds(0), [out] {
+          out->Write("data: two\n\n");
+          out->Close();
+        });
+      }));
+    });
+    // A stream that stays open until the client leaves.
+    router_.Handle("GET", "/forever", [this](const HttpRequest&, HttpResponder respond) {
+      respond(HttpResponse::Stream("text/event-stream", [this](std::shared_ptr<HttpStream> out) {
+        out->Write("data: hello\n\n");
+        out->OnClosed([this] { client_left_ = true; });
+      }));
     });
     server_ = std::make_unique<HttpServer>(loop_, router_,
                                            HttpLimits{1024, 4096, std::chrono::seconds(5)});
@@ -80,6 +99,7 @@ class HttpServerTest : public ::testing::Test {
   HttpRouter router_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<Timer> later_;
+  std::atomic<bool> client_left_{false};
   std::thread thread_;
 };
 
@@ -145,6 +165,60 @@ TEST_F(HttpServerTest, KeepAliveAndPipelinedRequestsAnsweredInOrder) {
   ASSERT_NE(second, std::string::npos) << answer;
   EXPECT_LT(first, second);
   EXPECT_NE(answer.find("Connection: keep-alive"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace synod
+
+namespace synod {
+namespace {
+
+TEST_F(HttpServerTest, StreamSendsHeadersThenWritesUntilClosed) {
+  const std::string answer = Raw("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(answer.find("HTTP/1.1 200 OK"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("Content-Type: text/event-stream"), std::string::npos);
+  EXPECT_EQ(answer.find("Content-Length"), std::string::npos);
+  const size_t one = answer.find("data: one");
+  const size_t two = answer.find("data: two");
+  ASSERT_NE(one, std::string::npos) << answer;
+  ASSERT_NE(two, std::string::npos) << answer;
+  EXPECT_LT(one, two);
+}
+
+TEST_F(HttpServerTest, StreamLearnsThatItsClientLeft) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = Ipv4::Parse("127.0.0.1").value().ToSockaddr(server_->port());
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string request = "GET /forever HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  std::string answer;
+  char buf[4096];
+  timeval timeout{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  while (answer.find("data: hello") == std::string::npos) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << answer;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_FALSE(client_left_);
+  close(fd);
+  for (int i = 0; i < 200 && !client_left_; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(client_left_);
+  EXPECT_EQ(HttpCall("GET", Url("/v1/echo/ok")).value().status, 200);
+}
+
+TEST(HttpRouter, ListsItsRoutes) {
+  HttpRouter router;
+  auto ignore = [](const HttpRequest&, HttpResponder) {};
+  router.Handle("GET", "/v1/kv/{key}", ignore);
+  router.Handle("PUT", "/v1/kv/{key}", ignore);
+  router.Handle("GET", "/timer/", ignore);
+  using Routes = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(router.Routes(),
+            (Routes{{"GET", "/v1/kv/{key}"}, {"PUT", "/v1/kv/{key}"}, {"GET", "/timer/"}}));
 }
 
 }  // namespace

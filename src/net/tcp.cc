@@ -146,6 +146,11 @@ void TcpConnection::ResumeReading() {
   uv_read_start(reinterpret_cast<uv_stream_t*>(socket_), LendReadBuffer, OnRead);
 }
 
+size_t TcpConnection::queued_bytes() const {
+  if (closed_) return 0;
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(socket_));
+}
+
 void TcpConnection::Write(std::string bytes, std::function<void(int)> done) {
   if (closed_) {
     if (done) done(UV_ECANCELED);

@@ -25,6 +25,9 @@ void RankModule::OnMemberEvent(const MemberEvent& event) {
     case MemberEvent::Kind::kDead:
       ranks_.Unassign(member.id(), "declared dead");
       return;
+    case MemberEvent::Kind::kSuspect:
+    case MemberEvent::Kind::kRecovered:
+      break;
     case MemberEvent::Kind::kLeft:
       ranks_.Unassign(member.id(), "left the cluster");
       return;

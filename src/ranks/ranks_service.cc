@@ -303,11 +303,53 @@ void RanksService::AfterStateChanged() {
   if (stopped_) return;
   courier_.Reconcile();
   AnswerWaiters(false);
+  PublishCommandEvents();
   const uint64_t version = module_.ranks().ranks_version();
   if (version != logged_ranks_version_) {
     logged_ranks_version_ = version;
     LogRanks();
   }
+}
+
+void RanksService::PublishCommandEvents() {
+  if (!options_.events) return;
+  // A node replaying a long log reports only the newest commands, and follows at most this
+  // many at once until they settle.
+  constexpr uint64_t kFollowed = 1000;
+  const RankState& ranks = module_.ranks();
+  const uint64_t last = ranks.last_command_id();
+  const uint64_t first =
+      std::max(published_through_ + 1, last > kFollowed ? last - kFollowed + 1 : 1);
+  for (uint64_t id = first; id <= last; ++id) {
+    const wire::CommandRecord* header = ranks.FindHeader(id);
+    if (header == nullptr) continue;
+    options_.events("command.sent", header->sent_at_nanos(),
+                    {{"command_id", id},
+                     {"command", header->text()},
+                     {"sender", header->sender_address()},
+                     {"recipients", ranks.RecipientCount(id)}});
+    unsettled_.insert(id);
+  }
+  published_through_ = std::max(published_through_, last);
+  for (auto it = unsettled_.begin(); it != unsettled_.end();) {
+    const bool settled =
+        ranks.AllPendingRecipients(*it, [](const wire::Delivery&) { return false; });
+    if (!settled) {
+      ++it;
+      continue;
+    }
+    if (std::optional<wire::CommandRecord> record = ranks.FindCommand(*it)) {
+      int delivered = 0, failed = 0;
+      for (const auto& d : record->deliveries()) {
+        delivered += d.state() == wire::DELIVERED;
+        failed += d.state() == wire::DELIVERY_FAILED;
+      }
+      options_.events("command.settled", clock_.WallUtcNanos(),
+                      {{"command_id", *it}, {"delivered", delivered}, {"failed", failed}});
+    }
+    it = unsettled_.erase(it);
+  }
+  while (unsettled_.size() > kFollowed) unsettled_.erase(unsettled_.begin());
 }
 
 void RanksService::LogRanks() const {

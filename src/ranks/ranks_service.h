@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@ struct RanksOptions {
   // How long a sender waits for every delivery to settle.
   std::chrono::milliseconds send_timeout{30'000};
   bool demo_commands = false;  // send a random *_TRANSMIT command every 10-60 s
+  EventSink events;            // told of commands committed and settled
 };
 
 // What a sender learns. `status` is an HTTP status: 200 with the record (deliveries possibly
@@ -96,6 +98,7 @@ class RanksService {
   bool SettledHere(uint64_t id) const;
   void OnDelivery(const wire::CommandDelivery& delivery, PeerService::Reply reply);
   void LogRanks() const;
+  void PublishCommandEvents();
   void ScheduleDemoCommand();
 
   EventLoop& loop_;
@@ -113,7 +116,9 @@ class RanksService {
   Timer demo_timer_;
   bool change_pending_ = false;
   uint64_t logged_ranks_version_ = 0;
-  std::string request_prefix_;  // random per process, so request ids never repeat
+  uint64_t published_through_ = 0;  // command.sent published up to this command id
+  std::set<uint64_t> unsettled_;    // published as sent, not yet as settled
+  std::string request_prefix_;      // random per process, so request ids never repeat
   uint64_t next_request_ = 1;
   std::mt19937_64 random_;
   bool stopped_ = false;

@@ -32,6 +32,7 @@ TimerState::Listener FireScheduler::Listener() {
   return TimerState::Listener{
       .on_change = [this](const Uuid& id, std::optional<int64_t> next) { OnChange(id, next); },
       .on_reset = [this] { OnReset(); },
+      .on_attempt = nullptr,
   };
 }
 

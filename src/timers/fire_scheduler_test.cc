@@ -598,6 +598,7 @@ TEST(FireSchedulerSimulation, EveryTimerFiresOnceAcrossThreeNodes) {
           [&] {
             for (auto& scheduler : schedulers) scheduler->OnReset();
           },
+      .on_attempt = nullptr,
   });
   std::mt19937_64 random(99);
   uint64_t index = 0;

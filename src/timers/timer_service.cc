@@ -56,7 +56,14 @@ TimerService::TimerService(EventLoop& loop, const Clock& clock, ConsensusService
       wake_timer_(loop),
       housekeeping_timer_(loop) {
   consensus_.RegisterModule(state_);
-  state_.SetListener(scheduler_.Listener());
+  TimerState::Listener listener = scheduler_.Listener();
+  if (options_.events) {
+    listener.on_attempt = [this](const wire::TimerRecord& record,
+                                 const wire::TimerAttempt& attempt) {
+      PublishAttempt(record, attempt);
+    };
+  }
+  state_.SetListener(std::move(listener));
   consensus_.AddStateListener([this] { OnStateChanged(); });
 }
 
@@ -233,6 +240,32 @@ void TimerService::Send(const std::string& destination, std::unique_ptr<Firing> 
       destinations_.erase(destination);
     }
   });
+}
+
+void TimerService::PublishAttempt(const wire::TimerRecord& record,
+                                  const wire::TimerAttempt& attempt) const {
+  const wire::MemberRecord* node = consensus_.members().FindMember(attempt.node());
+  nlohmann::json fields = {
+      {"timer_id", record.id()},
+      {"url", record.spec().url()},
+      {"attempt", attempt.number()},
+      {"lateness_ms", NanosToMillis(attempt.started_nanos() - attempt.due_nanos())},
+      {"by", node ? node->name() : attempt.node()},
+      {"status", TimerStatusName(record, attempt.ended_nanos())},
+  };
+  const char* type = "timer.fired";
+  if (attempt.skipped()) {
+    type = "timer.skipped";
+  } else if (attempt.http_status() >= 200 && attempt.http_status() < 300) {
+    fields["http_status"] = attempt.http_status();
+  } else {
+    type = "timer.failed";
+    if (attempt.http_status() != 0) fields["http_status"] = attempt.http_status();
+    fields["error"] = attempt.http_status() != 0
+                          ? "answered " + std::to_string(attempt.http_status())
+                          : attempt.error();
+  }
+  options_.events(type, attempt.ended_nanos(), std::move(fields));
 }
 
 void TimerService::Announce(const wire::TimerAttempt& attempt, const std::string& id) {

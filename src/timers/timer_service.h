@@ -56,6 +56,7 @@ struct TimerOptions {
   // backup does not send it too.
   std::chrono::milliseconds announce_after{300};
   std::optional<WebhookSigner> signer;
+  EventSink events;  // told of every attempt recorded, whichever node made it
 };
 
 // What this node did, for /metrics.
@@ -108,6 +109,7 @@ class TimerService {
   void Fire(const Uuid& id, int64_t now);
   void Send(const std::string& destination, std::unique_ptr<Firing> firing);
   void OnAnswered(std::unique_ptr<Firing> firing, Result<HttpReply> reply);
+  void PublishAttempt(const wire::TimerRecord& record, const wire::TimerAttempt& attempt) const;
   void Announce(const wire::TimerAttempt& attempt, const std::string& id);
   void Record(std::unique_ptr<Firing> firing);
   void Housekeeping();

@@ -374,6 +374,7 @@ Result<std::string> TimerState::ApplyComplete(const ApplyContext& context,
     }
   }
   Store(*Uuid::Parse(record.id()), &before, record);
+  if (listener_.on_attempt) listener_.on_attempt(record, attempt);
   return std::string();
 }
 

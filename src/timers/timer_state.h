@@ -80,6 +80,9 @@ class TimerState final : public StateModule {
     std::function<void(const Uuid& id, std::optional<int64_t> next_attempt_nanos)> on_change;
     // A snapshot replaced the whole state.
     std::function<void()> on_reset;
+    // An attempt was recorded (`record` as it is after it).
+    std::function<void(const wire::TimerRecord& record, const wire::TimerAttempt& attempt)>
+        on_attempt;
   };
   void SetListener(Listener listener) { listener_ = std::move(listener); }
 

@@ -135,6 +135,7 @@ Observed Observe(const TimerState& state) {
 struct Heard {
   std::vector<std::pair<Uuid, std::optional<int64_t>>> changes;
   int resets = 0;
+  std::vector<std::pair<wire::TimerStatus, int32_t>> attempts;  // status after, HTTP status
   // The next attempt times told, in order (nullopt: no longer pending).
   std::vector<std::optional<int64_t>> times() const {
     std::vector<std::optional<int64_t>> times;
@@ -147,6 +148,10 @@ void Listen(TimerState& state, Heard& heard) {
       .on_change = [&heard](const Uuid& id,
                             std::optional<int64_t> next) { heard.changes.emplace_back(id, next); },
       .on_reset = [&heard] { ++heard.resets; },
+      .on_attempt =
+          [&heard](const wire::TimerRecord& record, const wire::TimerAttempt& attempt) {
+            heard.attempts.emplace_back(record.status(), attempt.http_status());
+          },
   });
 }
 using Times = std::vector<std::optional<int64_t>>;
@@ -493,6 +498,18 @@ TEST_F(TimerStateTest, A2xxAnswerFinishesTheTimerDone) {
     EXPECT_EQ(Get(id).attempts(), 1u) << status;
   }
   EXPECT_TRUE(Consistent(state_));
+}
+
+TEST_F(TimerStateTest, TheListenerHearsOfEachAttemptOnce) {
+  Heard heard;
+  Listen(state_, heard);
+  Created(In(Id(1), kMinute));
+  const int64_t due = kT0 + kMinute;
+  ASSERT_TRUE(Complete(Id(1), 503, due + kSecond).ok());
+  ASSERT_TRUE(Complete(Id(1), 200, due + kMinute).ok());
+  EXPECT_FALSE(Complete(Id(1), 200, due + kMinute).ok());  // already finished: not heard
+  using Attempts = std::vector<std::pair<wire::TimerStatus, int32_t>>;
+  EXPECT_EQ(heard.attempts, (Attempts{{wire::TIMER_WAITING, 503}, {wire::TIMER_DONE, 200}}));
 }
 
 TEST_F(TimerStateTest, FailedAttemptsAreRetriedWithBackoffThenTheTimerFails) {
@@ -1245,6 +1262,7 @@ TEST_F(TimerStateTest, TheListenerHearsOfEveryChangeAfterItIsMade) {
             ++checked;
           },
       .on_reset = [&] { ++heard.resets; },
+      .on_attempt = nullptr,
   });
   Created(In(Id(1), kMinute));
   Created(At(Id(2), kT0 - kHour));

@@ -1,0 +1,184 @@
+#include "api/overview.h"
+
+#include <memory>
+
+namespace synod {
+namespace {
+
+constexpr auto kKeepAnswer = std::chrono::milliseconds(500);
+constexpr auto kRefreshEvery = std::chrono::seconds(1);
+constexpr auto kFetchTimeout = std::chrono::milliseconds(1500);
+
+const std::map<std::string, std::string> kStale = {{"stale", ""}};
+
+}  // namespace
+
+Overview::Overview(EventLoop& loop, const Clock& clock, const HttpRouter& router,
+                   const ConsensusService& consensus, std::string self_id)
+    : clock_(clock),
+      router_(router),
+      consensus_(consensus),
+      self_id_(std::move(self_id)),
+      http_(std::make_unique<AsyncHttpClient>(loop)) {}
+
+void Overview::AddRoutes(HttpRouter& router) {
+  router.Handle("GET", "/v1/overview", [this](const HttpRequest& request, HttpResponder respond) {
+    auto scope = request.query.find("scope");
+    if (scope != request.query.end() && scope->second != "cluster" && scope->second != "local") {
+      return respond(HttpResponse::Error(
+          400, "scope must be \"cluster\" or \"local\", not \"" + scope->second + "\""));
+    }
+    Serve(scope == request.query.end() || scope->second == "cluster", std::move(respond));
+  });
+}
+
+void Overview::Serve(bool cluster, HttpResponder respond) {
+  Cached& cached = cluster ? cluster_ : local_;
+  if (!cached.building && !cached.body.empty() && clock_.Monotonic() - cached.built < kKeepAnswer) {
+    HttpResponse response;
+    response.body = cached.body;
+    respond(std::move(response));
+    return;
+  }
+  cached.waiting.push_back(std::move(respond));
+  if (!cached.building) Build(cluster);
+}
+
+void Overview::Build(bool cluster) {
+  Cached& cached = cluster ? cluster_ : local_;
+  cached.building = true;
+  std::vector<Part> parts = {
+      {"node", "/v1/node", {}},
+      {"health", "/healthz", {}},
+      {"neighbors", "/v1/neighbors", {}},
+      {"sync", "/v1/sync", {}},
+  };
+  if (cluster) {
+    parts.insert(
+        parts.end(),
+        {
+            {"cluster", "/v1/cluster", {}},
+            {"clock", "/v1/clock", {}},
+            {"clock_members", "/v1/clock/members", {}},
+            {"ranks", "/v1/ranks", kStale},
+            {"commands", "/v1/commands/recent", {{"stale", ""}, {"limit", "20"}}},
+            {"timer_stats", "/v1/timers/stats", kStale},
+            {"timers", "/v1/timers", {{"stale", ""}, {"status", "waiting"}, {"limit", "20"}}},
+        });
+    RefreshRemotes();
+  }
+  Collect(parts, [this, cluster](nlohmann::json result) {
+    Cached& cached = cluster ? cluster_ : local_;
+    result["generated_at"] = NanosToSeconds(clock_.WallUtcNanos());
+    result["self"] = self_id_;
+    if (cluster) {
+      nlohmann::json nodes = RemoteViews();
+      nodes[self_id_] = {{"node", result["node"]},
+                         {"health", result["health"]},
+                         {"neighbors", result["neighbors"]},
+                         {"sync", result["sync"]},
+                         {"age_s", 0.0}};
+      result["nodes"] = std::move(nodes);
+    }
+    cached.body = result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    cached.built = clock_.Monotonic();
+    cached.building = false;
+    auto waiting = std::move(cached.waiting);
+    cached.waiting.clear();
+    for (auto& respond : waiting) {
+      HttpResponse response;
+      response.body = cached.body;
+      respond(std::move(response));
+    }
+  });
+}
+
+void Overview::Collect(const std::vector<Part>& parts, std::function<void(nlohmann::json)> done) {
+  struct Pending {
+    nlohmann::json result = nlohmann::json::object();
+    size_t remaining = 0;
+    std::function<void(nlohmann::json)> done;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->remaining = parts.size();
+  pending->done = std::move(done);
+  for (const Part& part : parts) {
+    HttpRequest request;
+    request.method = "GET";
+    request.path = part.path;
+    request.query = part.query;
+    router_.Dispatch(request, [pending, key = part.key](HttpResponse response) {
+      nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
+      if (response.status >= 300 || body.is_discarded()) {
+        std::string error = "answered " + std::to_string(response.status);
+        if (body.is_object() && body.contains("error") && body["error"].is_string()) {
+          error = body["error"].get<std::string>();
+        }
+        body = {{"error", error}, {"status", response.status}};
+      }
+      pending->result[key] = std::move(body);
+      if (--pending->remaining == 0) pending->done(std::move(pending->result));
+    });
+  }
+}
+
+void Overview::RefreshRemotes() {
+  const MonoTime now = clock_.Monotonic();
+  if (!http_ || refreshing_ > 0 || now - last_refresh_ < kRefreshEvery) return;
+  last_refresh_ = now;
+  std::map<std::string, Remote> kept;
+  std::vector<const wire::MemberRecord*> to_fetch;
+  for (const wire::MemberRecord* member : consensus_.members().MembersInJoinOrder()) {
+    if (member->id() == self_id_ || member->state() == wire::LEFT) continue;
+    Remote& remote = kept[member->id()];
+    if (auto it = remotes_.find(member->id()); it != remotes_.end()) remote = it->second;
+    if (member->state() == wire::DEAD) {
+      remote.view = {{"error", "the cluster has declared this member dead"}};
+      remote.fetched = now;
+      continue;
+    }
+    to_fetch.push_back(member);
+  }
+  remotes_ = std::move(kept);
+  for (const wire::MemberRecord* member : to_fetch) {
+    ++refreshing_;
+    OutgoingHttpRequest request;
+    request.method = "GET";
+    request.url = "http://" + member->ip() + ":" + std::to_string(member->api_port()) +
+                  "/v1/overview?scope=local";
+    request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(kFetchTimeout);
+    http_->Send(std::move(request), [this, id = member->id()](Result<HttpReply> reply) {
+      --refreshing_;
+      auto it = remotes_.find(id);
+      if (it == remotes_.end()) return;  // it left meanwhile
+      nlohmann::json view;
+      if (!reply.ok()) {
+        view = {{"error", reply.error()}};
+      } else {
+        view = nlohmann::json::parse(reply.value().body, nullptr, false);
+        if (reply.value().status != 200 || !view.is_object()) {
+          view = {{"error", "answered " + std::to_string(reply.value().status)}};
+        }
+      }
+      it->second.view = std::move(view);
+      it->second.fetched = clock_.Monotonic();
+    });
+  }
+}
+
+nlohmann::json Overview::RemoteViews() const {
+  nlohmann::json nodes = nlohmann::json::object();
+  const MonoTime now = clock_.Monotonic();
+  for (const auto& [id, remote] : remotes_) {
+    if (remote.view.is_null()) {
+      nodes[id] = {{"error", "not fetched yet"}};
+      continue;
+    }
+    nlohmann::json view = remote.view;
+    view["age_s"] = NanosToSeconds((now - remote.fetched).count());
+    nodes[id] = std::move(view);
+  }
+  return nodes;
+}
+
+}  // namespace synod

@@ -1,0 +1,77 @@
+// GET /v1/overview: everything the dashboard shows, in one answer, for any number of dashboards.
+//
+// ?scope=local (what other nodes fetch): this node's own view: node, health, neighbours, sync.
+// ?scope=cluster (the default): the replicated view as this node holds it (members, clock,
+// ranks, recent commands, timers) plus every member's local view, by node id.
+//
+// The parts are the bodies of the node's own endpoints, dispatched internally through the
+// router (replicated parts with ?stale: a dashboard shows what this node knows, and says how
+// fresh it is), so the overview never disagrees with the API. An answer is kept for 500 ms and
+// shared by every request in that time. Members' local views are fetched in the background, at
+// most once a second and only while someone asks, and served with their age: a slow or dead
+// member never delays the page. Loop thread only.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "consensus/consensus_service.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "net/async_http_client.h"
+#include "net/http_server.h"
+
+namespace synod {
+
+class Overview {
+ public:
+  // `router` serves the parts and must outlive this; so must `consensus`.
+  Overview(EventLoop& loop, const Clock& clock, const HttpRouter& router,
+           const ConsensusService& consensus, std::string self_id);
+
+  void AddRoutes(HttpRouter& router);
+  // Cancels the fetches in flight; members' views are no longer refreshed.
+  void Stop() { http_.reset(); }
+
+ private:
+  struct Part {
+    std::string key;
+    std::string path;
+    std::map<std::string, std::string> query;
+  };
+  struct Cached {
+    MonoTime built{};
+    bool building = false;
+    std::string body;
+    std::vector<HttpResponder> waiting;
+  };
+  struct Remote {
+    nlohmann::json view;  // its local overview, or {"error": ...}
+    MonoTime fetched{};
+  };
+
+  void Serve(bool cluster, HttpResponder respond);
+  void Build(bool cluster);
+  void Collect(const std::vector<Part>& parts, std::function<void(nlohmann::json)> done);
+  void RefreshRemotes();
+  nlohmann::json RemoteViews() const;
+
+  const Clock& clock_;
+  const HttpRouter& router_;
+  const ConsensusService& consensus_;
+  std::string self_id_;
+  std::unique_ptr<AsyncHttpClient> http_;
+  Cached local_;
+  Cached cluster_;
+  std::map<std::string, Remote> remotes_;  // by node id
+  MonoTime last_refresh_{};
+  size_t refreshing_ = 0;  // fetches in flight
+};
+
+}  // namespace synod

@@ -1,5 +1,6 @@
-// The OpenAPI document served at /openapi.json describes exactly the routes a started agent
-// serves: no endpoint undocumented, none documented that does not exist.
+// The OpenAPI document served at /openapi.json is well formed (references resolve, path
+// parameters are declared, operation ids are unique) and describes exactly the routes a started
+// agent serves: no endpoint undocumented, none documented that does not exist.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -33,10 +34,49 @@ uint16_t FreePort(int type) {
 
 using Routes = std::set<std::pair<std::string, std::string>>;
 
+// Every "$ref" in `node` names something in `document` ("#/components/...").
+void CheckRefs(const nlohmann::json& document, const nlohmann::json& node, const std::string& at) {
+  if (node.is_object()) {
+    if (auto ref = node.find("$ref"); ref != node.end()) {
+      ASSERT_TRUE(ref->is_string()) << at;
+      const std::string target = ref->get<std::string>();
+      ASSERT_EQ(target.rfind("#/", 0), 0u) << at << ": " << target;
+      EXPECT_TRUE(document.contains(nlohmann::json::json_pointer(target.substr(1))))
+          << at << " refers to " << target << ", which does not exist";
+    }
+    for (const auto& [key, value] : node.items()) CheckRefs(document, value, at + "/" + key);
+  } else if (node.is_array()) {
+    for (size_t i = 0; i < node.size(); ++i)
+      CheckRefs(document, node[i], at + "/" + std::to_string(i));
+  }
+}
+
+// The parameters in the path's {name} segments, each declared "in": "path", required.
+void CheckPathParameters(const std::string& path, const nlohmann::json& item,
+                         const nlohmann::json& operation) {
+  std::set<std::string> in_path;
+  for (size_t open = path.find('{'); open != std::string::npos; open = path.find('{', open + 1)) {
+    in_path.insert(path.substr(open + 1, path.find('}', open) - open - 1));
+  }
+  std::set<std::string> declared;
+  for (const nlohmann::json* list : {&item, &operation}) {
+    for (const auto& parameter : list->value("parameters", nlohmann::json::array())) {
+      if (parameter.value("in", "") != "path") continue;
+      EXPECT_TRUE(parameter.value("required", false)) << path << " " << parameter.dump();
+      declared.insert(parameter.value("name", ""));
+    }
+  }
+  EXPECT_EQ(declared, in_path) << path;
+}
+
 Routes Documented() {
   for (const WebAsset& asset : WebAssets()) {
     if (asset.name != "openapi.json") continue;
     const nlohmann::json document = nlohmann::json::parse(asset.plain);
+    EXPECT_TRUE(document.contains("info") && document["info"].contains("title") &&
+                document["info"].contains("version"));
+    CheckRefs(document, document, "#");
+    std::set<std::string> operation_ids;
     EXPECT_EQ(document.value("openapi", ""), "3.1.0");
     Routes routes;
     for (const auto& [path, item] : document.at("paths").items()) {
@@ -46,6 +86,9 @@ Routes Documented() {
         for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         routes.emplace(upper, path);
         EXPECT_TRUE(operation.contains("responses")) << upper << " " << path;
+        EXPECT_TRUE(operation_ids.insert(operation.value("operationId", "")).second)
+            << upper << " " << path << ": no operationId, or one used twice";
+        CheckPathParameters(path, item, operation);
       }
     }
     return routes;

@@ -63,11 +63,12 @@ TEST(MembersState, BadCommandsAreRefusedWithCodesAndChangeNothing) {
   EXPECT_TRUE(state.MembersInJoinOrder().empty());
 }
 
-TEST(MembersState, PublishesJoinsDeathsRevivalsAndLeaves) {
+TEST(MembersState, PublishesJoinsSuspicionsDeathsRevivalsAndLeaves) {
   MembersState state;
   std::vector<std::string> events;
   state.Subscribe([&](const MemberEvent& event) {
-    static const char* kNames[] = {"joined", "rejoined", "dead", "revived", "left"};
+    static const char* kNames[] = {"joined",  "rejoined", "dead", "revived",
+                                   "suspect", "alive",    "left"};
     events.push_back(std::string(kNames[static_cast<int>(event.kind)]) + " " + event.member.id() +
                      " @" + std::to_string(event.at_nanos));
   });
@@ -79,8 +80,12 @@ TEST(MembersState, PublishesJoinsDeathsRevivalsAndLeaves) {
   Apply(state, MembersState::Liveness(Liveness("aa", wire::ALIVE)), 6);
   Apply(state, MembersState::Leave("aa"), 7);
   Apply(state, MembersState::Join(Record("aa")), 8);
-  EXPECT_EQ(events, (std::vector<std::string>{"joined aa @1", "rejoined aa @2", "dead aa @4",
-                                              "revived aa @6", "left aa @7", "joined aa @8"}));
+  Apply(state, MembersState::Liveness(Liveness("aa", wire::SUSPECT)), 9);
+  Apply(state, MembersState::Liveness(Liveness("aa", wire::SUSPECT)), 10);
+  Apply(state, MembersState::Liveness(Liveness("aa", wire::ALIVE)), 11);
+  EXPECT_EQ(events, (std::vector<std::string>{"joined aa @1", "rejoined aa @2", "suspect aa @3",
+                                              "dead aa @4", "revived aa @6", "left aa @7",
+                                              "joined aa @8", "suspect aa @9", "alive aa @11"}));
 }
 
 TEST(MembersState, TheFeatureLevelIsWhatEveryMemberThatHasNotLeftRuns) {

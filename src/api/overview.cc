@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "net/gzip.h"
+
 namespace synod {
 namespace {
 
@@ -28,20 +30,31 @@ void Overview::AddRoutes(HttpRouter& router) {
       return respond(HttpResponse::Error(
           400, "scope must be \"cluster\" or \"local\", not \"" + scope->second + "\""));
     }
-    Serve(scope == request.query.end() || scope->second == "cluster", std::move(respond));
+    Serve(scope == request.query.end() || scope->second == "cluster", AcceptsGzip(request),
+          std::move(respond));
   });
 }
 
-void Overview::Serve(bool cluster, HttpResponder respond) {
+void Overview::Serve(bool cluster, bool gzip, HttpResponder respond) {
   Cached& cached = cluster ? cluster_ : local_;
   if (!cached.building && !cached.body.empty() && clock_.Monotonic() - cached.built < kKeepAnswer) {
-    HttpResponse response;
-    response.body = cached.body;
-    respond(std::move(response));
+    Answer(cached, gzip, respond);
     return;
   }
-  cached.waiting.push_back(std::move(respond));
+  cached.waiting.push_back(Waiting{std::move(respond), gzip});
   if (!cached.building) Build(cluster);
+}
+
+void Overview::Answer(const Cached& cached, bool gzip, const HttpResponder& respond) {
+  HttpResponse response;
+  response.headers.emplace_back("Vary", "Accept-Encoding");
+  if (gzip) {
+    response.body = cached.gzip_body;
+    response.headers.emplace_back("Content-Encoding", "gzip");
+  } else {
+    response.body = cached.body;
+  }
+  respond(std::move(response));
 }
 
 void Overview::Build(bool cluster) {
@@ -81,15 +94,12 @@ void Overview::Build(bool cluster) {
       result["nodes"] = std::move(nodes);
     }
     cached.body = result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    cached.gzip_body = GzipCompress(cached.body);
     cached.built = clock_.Monotonic();
     cached.building = false;
     auto waiting = std::move(cached.waiting);
     cached.waiting.clear();
-    for (auto& respond : waiting) {
-      HttpResponse response;
-      response.body = cached.body;
-      respond(std::move(response));
-    }
+    for (const Waiting& client : waiting) Answer(cached, client.gzip, client.respond);
   });
 }
 

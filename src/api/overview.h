@@ -9,7 +9,8 @@
 // fresh it is), so the overview never disagrees with the API. An answer is kept for 500 ms and
 // shared by every request in that time. Members' local views are fetched in the background, at
 // most once a second and only while someone asks, and served with their age: a slow or dead
-// member never delays the page. Loop thread only.
+// member never delays the page. The answer is compressed once for clients that take gzip (every
+// member's neighbour list makes it large in a big cluster). Loop thread only.
 #pragma once
 
 #include <chrono>
@@ -45,18 +46,24 @@ class Overview {
     std::string path;
     std::map<std::string, std::string> query;
   };
+  struct Waiting {
+    HttpResponder respond;
+    bool gzip;  // the client takes gzip
+  };
   struct Cached {
     MonoTime built{};
     bool building = false;
     std::string body;
-    std::vector<HttpResponder> waiting;
+    std::string gzip_body;  // compressed once, for every client that takes it
+    std::vector<Waiting> waiting;
   };
   struct Remote {
     nlohmann::json view;  // its local overview, or {"error": ...}
     MonoTime fetched{};
   };
 
-  void Serve(bool cluster, HttpResponder respond);
+  void Serve(bool cluster, bool gzip, HttpResponder respond);
+  static void Answer(const Cached& cached, bool gzip, const HttpResponder& respond);
   void Build(bool cluster);
   void Collect(const std::vector<Part>& parts, std::function<void(nlohmann::json)> done);
   void RefreshRemotes();

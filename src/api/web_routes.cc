@@ -23,11 +23,6 @@ std::string ContentTypeOf(std::string_view name) {
   return "application/octet-stream";
 }
 
-bool AcceptsGzip(const HttpRequest& request) {
-  auto accept = request.headers.find("accept-encoding");
-  return accept != request.headers.end() && accept->second.find("gzip") != std::string::npos;
-}
-
 void ServeAsset(const WebAsset& asset, const HttpRequest& request, HttpResponder respond) {
   // The build's content never changes while the node runs: its hash names it.
   const std::string etag = "\"" + std::to_string(std::hash<std::string_view>{}(asset.plain)) + "\"";

@@ -132,6 +132,11 @@ HttpResponse HttpResponse::FromStatus(const Status& status) {
               nlohmann::json{{"error", status.message()}, {"code", StatusCodeName(status.code())}});
 }
 
+bool AcceptsGzip(const HttpRequest& request) {
+  auto accept = request.headers.find("accept-encoding");
+  return accept != request.headers.end() && accept->second.find("gzip") != std::string::npos;
+}
+
 HttpResponse HttpResponse::Stream(std::string content_type,
                                   std::function<void(std::shared_ptr<HttpStream>)> open) {
   HttpResponse response;

@@ -77,6 +77,9 @@ struct HttpResponse {
   std::function<void(std::shared_ptr<HttpStream>)> open_stream;  // set for streams only
 };
 
+// Whether the client said it takes gzip-compressed answers (Accept-Encoding).
+bool AcceptsGzip(const HttpRequest& request);
+
 using HttpResponder = std::function<void(HttpResponse)>;
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponder)>;
 

@@ -34,6 +34,10 @@ namespace synod {
 struct Agent::Impl {
   AgentConfig config;
   SystemClock clock;
+  // The cluster clock's time once this node has it, this machine's until then: what Raft
+  // entries are stamped with and timers are fired by, so that a node whose own clock is off
+  // neither fires early nor makes others fire late.
+  SourcedClock cluster_time{clock};
   EventLoop loop;
   NodeIdentity identity;
   LocalInterface interface;
@@ -117,7 +121,7 @@ Status Agent::Start() {
   consensus.events = publish;
   const auto first_interval = s.config.formation_beacon_interval.value_or(s.config.beacon_interval);
   consensus.formation_settle = std::max(std::chrono::milliseconds(300), 2 * first_interval);
-  s.consensus = std::make_unique<ConsensusService>(s.loop, s.clock, *s.peers, consensus);
+  s.consensus = std::make_unique<ConsensusService>(s.loop, s.cluster_time, *s.peers, consensus);
   s.consensus->RegisterModule(s.kv);
   s.consensus->RegisterModule(s.files);
   Result<MasterPolicy> policy = ParseMasterPolicy(s.config.master_policy);
@@ -126,6 +130,7 @@ Status Agent::Start() {
       s.loop, s.clock, *s.peers, *s.consensus,
       ClockOptions{s.identity.id, policy.value(), s.config.master_timeout,
                    std::chrono::milliseconds(1000), s.config.bootstrap_expect, publish});
+  s.cluster_time.SetSource([&clock = *s.cluster_clock] { return clock.ClusterNowNanos(); });
   RanksOptions ranks;
   ranks.self_id = s.identity.id;
   ranks.data_dir = s.config.data_dir;
@@ -144,7 +149,8 @@ Status Agent::Start() {
     if (!signer.ok()) return Status::Error("--webhook-secret-file: " + signer.status().message());
     timers.signer = std::move(signer.value());
   }
-  s.timers = std::make_unique<TimerService>(s.loop, s.clock, *s.consensus, std::move(timers));
+  s.timers =
+      std::make_unique<TimerService>(s.loop, s.cluster_time, *s.consensus, std::move(timers));
   if (!s.config.sync_dir.empty()) {
     SyncOptions sync;
     sync.dir = s.config.sync_dir;
@@ -313,6 +319,8 @@ void Agent::Impl::Shutdown(const char* why) {
   sigint = sigterm = nullptr;
   steady_beacons_check.Stop();
   if (discovery) discovery->Stop();
+  // What runs from now on (leaving, destruction) may outlive the cluster clock.
+  cluster_time.SetSource(nullptr);
   if (cluster_clock) cluster_clock->Stop();
   if (ranks) ranks->Stop();
   if (timers) timers->Stop();

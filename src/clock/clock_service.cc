@@ -169,6 +169,12 @@ wire::ClockReport ClockService::OwnReport() {
   return report;
 }
 
+std::optional<int64_t> ClockService::ClusterNowNanos() {
+  const wire::ClockReport report = OwnReport();
+  if (!report.synced()) return std::nullopt;
+  return report.local_time_nanos() + report.offset_nanos();
+}
+
 nlohmann::json ClockService::StatusJson() {
   const int64_t local = clock_.WallUtcNanos();
   const wire::ClockReport report = OwnReport();

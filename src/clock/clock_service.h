@@ -48,6 +48,12 @@ class ClockService {
   // The replicated master choice.
   const MasterClockState& master() const { return master_; }
 
+  // Cluster time now (UTC ns on the master's clock, as this node estimates it), or nothing while
+  // this node follows no master or has no estimate of its clock yet. For scheduling and
+  // timestamps: unlike the time /v1/clock serves, it follows the master's clock back if that
+  // clock steps back (or the master changes), rather than standing still until it catches up.
+  std::optional<int64_t> ClusterNowNanos();
+
   // GET /v1/clock
   nlohmann::json StatusJson();
   // GET /v1/clock/members: answered by the leader; `done` gets the JSON or an error.

@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 
 namespace synod {
 
@@ -43,6 +45,29 @@ class ManualClock final : public Clock {
  private:
   MonoTime mono_{std::chrono::seconds(1000)};
   int64_t wall_;
+};
+
+// Wall time from a source that may know better than this machine's clock (the agent sets the
+// cluster clock once it exists), and the base clock's while the source has no answer or is
+// unset. Monotonic time is always the base's. Not thread-safe: the source usually is not.
+class SourcedClock final : public Clock {
+ public:
+  using Source = std::function<std::optional<int64_t>()>;
+
+  explicit SourcedClock(const Clock& base) : base_(base) {}
+  void SetSource(Source source) { source_ = std::move(source); }
+
+  MonoTime Monotonic() const override { return base_.Monotonic(); }
+  int64_t WallUtcNanos() const override {
+    if (source_) {
+      if (std::optional<int64_t> wall = source_()) return *wall;
+    }
+    return base_.WallUtcNanos();
+  }
+
+ private:
+  const Clock& base_;
+  Source source_;
 };
 
 inline double NanosToMillis(int64_t nanos) { return static_cast<double>(nanos) / 1e6; }

@@ -66,6 +66,7 @@ void Overview::Build(bool cluster) {
       {"neighbors", "/v1/neighbors", {}},
       {"sync", "/v1/sync", {}},
   };
+  if (!cluster) parts.push_back({"raft", "/v1/cluster", {}});
   if (cluster) {
     parts.insert(
         parts.end(),
@@ -84,14 +85,22 @@ void Overview::Build(bool cluster) {
     Cached& cached = cluster ? cluster_ : local_;
     result["generated_at"] = NanosToSeconds(clock_.WallUtcNanos());
     result["self"] = self_id_;
+    // A node's own Raft view: term, indexes, snapshots; the member list is the cluster's.
+    auto raft_of = [](nlohmann::json view) {
+      if (view.is_object()) view.erase("members");
+      return view;
+    };
     if (cluster) {
       nlohmann::json nodes = RemoteViews();
       nodes[self_id_] = {{"node", result["node"]},
                          {"health", result["health"]},
                          {"neighbors", result["neighbors"]},
                          {"sync", result["sync"]},
+                         {"raft", raft_of(result["cluster"])},
                          {"age_s", 0.0}};
       result["nodes"] = std::move(nodes);
+    } else {
+      result["raft"] = raft_of(std::move(result["raft"]));
     }
     cached.body = result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     cached.gzip_body = GzipCompress(cached.body);

@@ -1,6 +1,7 @@
 // GET /v1/overview: everything the dashboard shows, in one answer, for any number of dashboards.
 //
-// ?scope=local (what other nodes fetch): this node's own view: node, health, neighbours, sync.
+// ?scope=local (what other nodes fetch): this node's own view: node, health, neighbours, sync,
+// and its Raft view (term, indexes, snapshots; /v1/cluster without the member list).
 // ?scope=cluster (the default): the replicated view as this node holds it (members, clock,
 // ranks, recent commands, timers) plus every member's local view, by node id.
 //

@@ -517,6 +517,20 @@ HttpServer::~HttpServer() { Close(); }
 
 Status HttpServer::Listen(Ipv4 address, uint16_t port) {
   return listener_.Listen(address, port, "HTTP", [this](std::shared_ptr<TcpConnection> tcp) {
+    if (connections_.size() >= limits_.max_connections) {
+      if (refused_connections_++ % 1000 == 0) {
+        spdlog::warn("http: {} connections open, the most allowed: refusing more ({} so far)",
+                     connections_.size(), refused_connections_);
+      }
+      const std::string body = nlohmann::json{{"error", "too many connections; try again"}}.dump();
+      tcp->Write(
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Content-Length: " +
+              std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" +
+              body,
+          [tcp](int) { tcp->Close(); });
+      return;
+    }
     auto connection = std::make_shared<Connection>(this, std::move(tcp));
     connections_.insert(connection);
     connection->Start();

@@ -7,7 +7,8 @@
 // - Requests on one connection are answered in order; the next is not parsed before the current
 //   one is answered.
 // - Hostile input is answered, not trusted: malformed requests get 400, oversized headers 431,
-//   oversized bodies 413, unknown paths 404, a known path with another method 405 (with Allow).
+//   oversized bodies 413, unknown paths 404, a known path with another method 405 (with Allow),
+//   a connection beyond HttpLimits::max_connections 503 (and closed).
 //   Every error body is JSON: {"error": "..."}.
 // - A handler may answer with a stream (HttpResponse::Stream, for Server-Sent Events): the
 //   headers go out at once, the body is whatever the stream writes until either side closes,
@@ -108,6 +109,9 @@ struct HttpLimits {
   size_t max_body_bytes = 1024 * 1024;
   std::chrono::milliseconds idle_timeout{60'000};
   size_t max_stream_backlog = 1024 * 1024;
+  // Open connections; one more is answered 503 and closed (each may hold a body of
+  // max_body_bytes: this bounds the memory clients can make the server hold).
+  size_t max_connections = 512;
 };
 
 class HttpServer {
@@ -118,6 +122,8 @@ class HttpServer {
   // Binds and listens. Port 0 picks a free port (see port()).
   Status Listen(Ipv4 address, uint16_t port);
   uint16_t port() const { return listener_.port(); }
+  // Connections refused because max_connections were open.
+  uint64_t refused_connections() const { return refused_connections_; }
   // Stops accepting and closes every connection. Loop thread only.
   void Close();
 
@@ -130,6 +136,7 @@ class HttpServer {
   HttpLimits limits_;
   TcpListener listener_;
   std::unordered_set<std::shared_ptr<Connection>> connections_;
+  uint64_t refused_connections_ = 0;
 };
 
 }  // namespace synod

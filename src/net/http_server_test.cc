@@ -210,6 +210,47 @@ TEST_F(HttpServerTest, StreamLearnsThatItsClientLeft) {
   EXPECT_EQ(HttpCall("GET", Url("/v1/echo/ok")).value().status, 200);
 }
 
+TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreAnswered503AndClosed) {
+  std::promise<void> reopened;
+  loop_.Post([&] {
+    server_->Close();
+    HttpLimits limits;
+    limits.max_connections = 2;
+    server_ = std::make_unique<HttpServer>(loop_, router_, limits);
+    ASSERT_TRUE(server_->Listen(Ipv4::Parse("127.0.0.1").value(), 0).ok());
+    reopened.set_value();
+  });
+  reopened.get_future().wait();
+  std::vector<int> held;
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(socket(AF_INET, SOCK_STREAM, 0));
+    sockaddr_in addr = Ipv4::Parse("127.0.0.1").value().ToSockaddr(server_->port());
+    ASSERT_EQ(connect(held.back(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  }
+  // The two are accepted before the third arrives: a request on each is answered.
+  for (int fd : held) {
+    const std::string request = "GET /v1/echo/x HTTP/1.1\r\nHost: x\r\n\r\n";
+    ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    char buf[1024];
+    timeval timeout{2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    ASSERT_GT(recv(fd, buf, sizeof buf, 0), 0);
+  }
+  const std::string refused = Raw("GET /v1/echo/x HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(refused.find("HTTP/1.1 503"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("too many connections"), std::string::npos) << refused;
+  for (int fd : held) close(fd);
+  // Room again once they are gone.
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    served = Raw("GET /v1/echo/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                 .find("HTTP/1.1 200") != std::string::npos;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(served);
+}
+
 TEST(HttpRouter, ListsItsRoutes) {
   HttpRouter router;
   auto ignore = [](const HttpRequest&, HttpResponder) {};

@@ -40,6 +40,20 @@ void PeerLink::Start(MessageCallback on_message, ClosedCallback on_closed) {
       });
 }
 
+bool PeerLink::Room(size_t more) {
+  if (overflowing_) return false;
+  const size_t backlog = connection_->queued_bytes() + queued_.size();
+  if (backlog + more <= kMaxPeerBacklogBytes) return true;
+  overflowing_ = true;
+  loop_.Defer([weak = weak_from_this(), backlog] {
+    if (auto self = weak.lock()) {
+      self->Fail("the peer reads too slowly: " + std::to_string(backlog) +
+                 " bytes were waiting to be sent");
+    }
+  });
+  return false;
+}
+
 void PeerLink::Send(const wire::PeerMessage& message) {
   if (connection_->closed()) return;
   if (queued_.empty()) {
@@ -48,6 +62,7 @@ void PeerLink::Send(const wire::PeerMessage& message) {
     });
   }
   std::string frame = Frame(message);
+  if (!Room(frame.size())) return;
   if (frame.size() >= kDirectWriteBytes) {
     // A large message (a file block) is written as it is, after what is queued, rather than
     // copied onto the queue.
@@ -64,7 +79,8 @@ void PeerLink::Send(const wire::PeerMessage& message) {
 
 void PeerLink::SendNow(const wire::PeerMessage& message) {
   Flush();
-  connection_->Write(Frame(message));
+  std::string frame = Frame(message);
+  if (Room(frame.size())) connection_->Write(std::move(frame));
 }
 
 std::string PeerLink::Frame(const wire::PeerMessage& message) {

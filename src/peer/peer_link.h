@@ -2,8 +2,9 @@
 //
 // Frames are decoded as hostile input: an oversized or unparsable frame closes the link with a
 // reason; the node goes on. Every message is delivered with the UTC time at which its bytes were
-// read, so that time probes can use it as a receive timestamp. Loop thread only; the link keeps
-// itself alive while its connection is open.
+// read, so that time probes can use it as a receive timestamp. A peer that leaves more than
+// kMaxPeerBacklogBytes unread fails the link (on_closed runs in a later turn of the loop, never
+// from inside Send). Loop thread only; the link keeps itself alive while its connection is open.
 #pragma once
 
 #include <functional>
@@ -19,6 +20,9 @@
 namespace synod {
 
 inline constexpr uint32_t kMaxPeerFrameBytes = 16 * 1024 * 1024;
+// Bytes a link may hold for a peer that does not read them; beyond, the link fails (and is made
+// again later) rather than grow without bound.
+inline constexpr size_t kMaxPeerBacklogBytes = 4 * size_t{kMaxPeerFrameBytes};
 
 class PeerLink : public std::enable_shared_from_this<PeerLink> {
  public:
@@ -39,6 +43,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
 
  private:
   void Fail(const std::string& why);
+  // False, and the link failing, if `more` bytes would take the backlog past its bound.
+  bool Room(size_t more);
   void Flush();
   static std::string Frame(const wire::PeerMessage& message);
   static constexpr size_t kDirectWriteBytes = 64 * 1024;
@@ -50,6 +56,7 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   FrameDecoder decoder_{kMaxPeerFrameBytes};
   MessageCallback on_message_;
   ClosedCallback on_closed_;
+  bool overflowing_ = false;
 };
 
 }  // namespace synod

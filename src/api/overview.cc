@@ -13,6 +13,21 @@ constexpr auto kFetchTimeout = std::chrono::milliseconds(1500);
 
 const std::map<std::string, std::string> kStale = {{"stale", ""}};
 
+// A neighbour list with what the delay heatmap needs: whom (node id, name, address) and the
+// round trip; the rest of /v1/neighbors is not worth carrying for every member every second.
+nlohmann::json HeatmapNeighbors(nlohmann::json neighbors) {
+  if (!neighbors.is_array()) return neighbors;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& neighbor : neighbors) {
+    nlohmann::json kept = nlohmann::json::object();
+    for (const char* key : {"node_id", "name", "ip", "rtt_ms", "sdss_delay_ms", "synod"}) {
+      if (auto it = neighbor.find(key); it != neighbor.end()) kept[key] = *it;
+    }
+    out.push_back(std::move(kept));
+  }
+  return out;
+}
+
 }  // namespace
 
 Overview::Overview(EventLoop& loop, const Clock& clock, const HttpRouter& router,
@@ -90,19 +105,25 @@ void Overview::Build(bool cluster) {
       if (view.is_object()) view.erase("members");
       return view;
     };
-    if (cluster) {
-      nlohmann::json nodes = RemoteViews();
-      nodes[self_id_] = {{"node", result["node"]},
-                         {"health", result["health"]},
-                         {"neighbors", result["neighbors"]},
-                         {"sync", result["sync"]},
-                         {"raft", raft_of(result["cluster"])},
-                         {"age_s", 0.0}};
-      result["nodes"] = std::move(nodes);
-    } else {
+    if (!cluster) {
       result["raft"] = raft_of(std::move(result["raft"]));
+      result["neighbors"] = HeatmapNeighbors(std::move(result["neighbors"]));
     }
     cached.body = result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (cluster) {
+      // "nodes": this node's view and the members' (spliced in as the text they came as).
+      const nlohmann::json self = {{"node", result["node"]},
+                                   {"health", result["health"]},
+                                   {"neighbors", HeatmapNeighbors(result["neighbors"])},
+                                   {"sync", result["sync"]},
+                                   {"raft", raft_of(result["cluster"])},
+                                   {"age_s", 0.0}};
+      std::string nodes = RemoteViews();
+      nodes += (nodes.empty() ? "" : ",") + nlohmann::json(self_id_).dump() + ":" +
+               self.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      cached.body.pop_back();  // the closing brace of a non-empty object
+      cached.body += R"(,"nodes":{)" + nodes + "}}";
+    }
     cached.gzip_body = GzipCompress(cached.body);
     cached.built = clock_.Monotonic();
     cached.building = false;
@@ -152,7 +173,7 @@ void Overview::RefreshRemotes() {
     Remote& remote = kept[member->id()];
     if (auto it = remotes_.find(member->id()); it != remotes_.end()) remote = it->second;
     if (member->state() == wire::DEAD) {
-      remote.view = {{"error", "the cluster has declared this member dead"}};
+      remote.view = R"({"error":"the cluster has declared this member dead"})";
       remote.fetched = now;
       continue;
     }
@@ -170,14 +191,19 @@ void Overview::RefreshRemotes() {
       --refreshing_;
       auto it = remotes_.find(id);
       if (it == remotes_.end()) return;  // it left meanwhile
-      nlohmann::json view;
+      // Kept as text, checked but not parsed: the views are most of a large cluster's overview,
+      // and are only passed on.
+      std::string view;
       if (!reply.ok()) {
-        view = {{"error", reply.error()}};
+        view = nlohmann::json{{"error", reply.error()}}.dump();
+      } else if (reply.value().status != 200) {
+        view = nlohmann::json{{"error", "answered " + std::to_string(reply.value().status)}}.dump();
+      } else if (reply.value().body.starts_with('{') &&
+                 nlohmann::json::accept(reply.value().body)) {
+        view = std::move(reply.value().body);
+        while (view.back() != '}') view.pop_back();  // whitespace after the object
       } else {
-        view = nlohmann::json::parse(reply.value().body, nullptr, false);
-        if (reply.value().status != 200 || !view.is_object()) {
-          view = {{"error", "answered " + std::to_string(reply.value().status)}};
-        }
+        view = nlohmann::json{{"error", "answered something that is not a JSON object"}}.dump();
       }
       it->second.view = std::move(view);
       it->second.fetched = clock_.Monotonic();
@@ -185,17 +211,21 @@ void Overview::RefreshRemotes() {
   }
 }
 
-nlohmann::json Overview::RemoteViews() const {
-  nlohmann::json nodes = nlohmann::json::object();
+std::string Overview::RemoteViews() const {
+  std::string nodes;
   const MonoTime now = clock_.Monotonic();
   for (const auto& [id, remote] : remotes_) {
-    if (remote.view.is_null()) {
-      nodes[id] = {{"error", "not fetched yet"}};
+    nodes += nodes.empty() ? "" : ",";
+    nodes += nlohmann::json(id).dump() + ":";
+    if (remote.view.empty()) {
+      nodes += R"({"error":"not fetched yet"})";
       continue;
     }
-    nlohmann::json view = remote.view;
-    view["age_s"] = NanosToSeconds((now - remote.fetched).count());
-    nodes[id] = std::move(view);
+    // {"age_s": A, ...the view's members}: the view is a checked JSON object.
+    nodes += R"({"age_s":)" + nlohmann::json(NanosToSeconds((now - remote.fetched).count())).dump();
+    const std::string_view members = std::string_view(remote.view).substr(1);
+    if (members[members.find_first_not_of(" \t\r\n")] != '}') nodes += ",";
+    nodes += members;
   }
   return nodes;
 }

@@ -1,7 +1,8 @@
 // GET /v1/overview: everything the dashboard shows, in one answer, for any number of dashboards.
 //
-// ?scope=local (what other nodes fetch): this node's own view: node, health, neighbours, sync,
-// and its Raft view (term, indexes, snapshots; /v1/cluster without the member list).
+// ?scope=local (what other nodes fetch): this node's own view: node, health, neighbours (what the
+// delay heatmap needs of them), sync, and its Raft view (term, indexes, snapshots; /v1/cluster
+// without the member list).
 // ?scope=cluster (the default): the replicated view as this node holds it (members, clock,
 // ranks, recent commands, timers) plus every member's local view, by node id.
 //
@@ -59,7 +60,7 @@ class Overview {
     std::vector<Waiting> waiting;
   };
   struct Remote {
-    nlohmann::json view;  // its local overview, or {"error": ...}
+    std::string view;  // its local overview, or {"error": ...}: a JSON object, as text
     MonoTime fetched{};
   };
 
@@ -68,7 +69,8 @@ class Overview {
   void Build(bool cluster);
   void Collect(const std::vector<Part>& parts, std::function<void(nlohmann::json)> done);
   void RefreshRemotes();
-  nlohmann::json RemoteViews() const;
+  // The members' views as the inside of a JSON object: "id":{"age_s":..,...},...
+  std::string RemoteViews() const;
 
   const Clock& clock_;
   const HttpRouter& router_;

@@ -20,7 +20,14 @@ ClockService::ClockService(EventLoop& loop, const Clock& clock, PeerService& pee
 void ClockService::Start() {
   peers_.SetTimeSampleListener([this](Ipv4 ip, const TimeSample& sample) {
     PeerClock& peer = peer_clocks_[ip.ToString()];
+    const uint64_t steps = peer.estimator.steps();
     if (peer.estimator.Add(sample)) peer.last_sample = clock_.Monotonic();
+    if (peer.estimator.steps() != steps) {
+      spdlog::warn(
+          "clock: the offset to {} jumped to {:.3f} ms (its clock or ours stepped); "
+          "measuring it afresh",
+          ip.ToString(), static_cast<double>(sample.OffsetNanos()) / 1e6);
+    }
   });
   consensus_.AddStateListener([this] {
     // After the apply, not inside it.

@@ -2,12 +2,35 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 namespace synod {
 
+bool OffsetEstimator::Unexplained(const TimeSample& sample) const {
+  const std::optional<ClockEstimate> predicted = Estimate(sample.t1 + (sample.t4 - sample.t1) / 2);
+  if (!predicted) return false;
+  const int64_t explainable =
+      predicted->error_nanos + sample.RoundTripNanos() / 2 + kStepMarginNanos;
+  return std::llabs(sample.OffsetNanos() - predicted->offset_nanos) > explainable;
+}
+
 bool OffsetEstimator::Add(const TimeSample& sample) {
   if (!sample.Plausible()) return false;
+  if (Unexplained(sample)) {
+    const bool confirms =
+        possible_step_ &&
+        std::llabs(sample.OffsetNanos() - possible_step_->OffsetNanos()) <=
+            (sample.RoundTripNanos() + possible_step_->RoundTripNanos()) / 2 + kStepMarginNanos;
+    if (!confirms) {
+      possible_step_ = sample;
+      return true;
+    }
+    samples_.clear();
+    samples_.push_back(*possible_step_);
+    ++steps_;
+  }
+  possible_step_.reset();
   samples_.push_back(sample);
   while (samples_.size() > options_.window) samples_.pop_front();
   return true;

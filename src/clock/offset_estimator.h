@@ -6,6 +6,12 @@
 // half the chosen sample's round trip (the most any path asymmetry can hide), plus what can have
 // accumulated since it was taken (the drift's uncertainty and a fixed dispersion rate, per
 // second of age), plus the spread of the low-delay samples around the fitted line.
+// A clock step (this node's or the master's, of more than kStepMarginNanos beyond what the
+// bound and a sample's round trip explain) would make the window mix two time lines: its fit
+// then reports millions of ppm and a bound that misses the truth. Two samples in a row that
+// the estimate cannot explain, and that agree with each other, are a step: the window starts
+// again from them. A single one is a fluke (a probe delayed past anything its round trip
+// shows) and is dropped.
 // Pure: times come in as arguments. Not thread-safe.
 #pragma once
 
@@ -35,16 +41,29 @@ class OffsetEstimator {
   OffsetEstimator() = default;
   explicit OffsetEstimator(Options options) : options_(options) {}
 
-  // Implausible samples are ignored; returns whether it was kept.
+  static constexpr int64_t kStepMarginNanos = 20'000'000;
+
+  // Implausible samples are ignored; returns whether it was taken (a sample held back as a
+  // possible step counts as taken).
   bool Add(const TimeSample& sample);
+  // Clock steps seen so far.
+  uint64_t steps() const { return steps_; }
   // The estimate at local UTC time `now_local_nanos`, or nothing before the first sample.
   std::optional<ClockEstimate> Estimate(int64_t now_local_nanos) const;
-  void Reset() { samples_.clear(); }
+  void Reset() {
+    samples_.clear();
+    possible_step_.reset();
+  }
   size_t size() const { return samples_.size(); }
 
  private:
+  // Whether the estimate, its bound and the sample's own delay cannot explain `sample`.
+  bool Unexplained(const TimeSample& sample) const;
+
   Options options_;
   std::deque<TimeSample> samples_;
+  std::optional<TimeSample> possible_step_;  // an unexplained sample, until the next one
+  uint64_t steps_ = 0;
 };
 
 // Serves a time that never goes backwards to any reader, however the estimate moves: a reading

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <random>
 
 namespace synod {
@@ -66,6 +68,57 @@ TEST(OffsetEstimator, TheBoundGrowsWithAge) {
   const int64_t fresh = estimator.Estimate(4 * kS)->error_nanos;
   const int64_t stale = estimator.Estimate(64 * kS)->error_nanos;
   EXPECT_GT(stale, fresh + 1 * kMs) << "60 s at 20 ppm adds 1.2 ms";
+}
+
+// The master's clock steps 5 s forward: from the second sample after it the window holds only
+// the new time line, and the estimate and its bound are about it at once (not a fit across
+// both: a drift of millions of ppm and a bound that misses the truth).
+TEST(OffsetEstimator, AClockStepStartsTheWindowAgain) {
+  OffsetEstimator estimator;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(estimator.Add(Probe(i * kS, 100 * kMs, 50e-6, 60 * kUs, 60 * kUs)));
+  }
+  EXPECT_EQ(estimator.steps(), 0u);
+  const int64_t stepped = 100 * kMs + 5 * kS;
+  for (int i = 10; i < 13; ++i) {
+    ASSERT_TRUE(estimator.Add(Probe(i * kS, stepped, 50e-6, 60 * kUs, 60 * kUs)));
+  }
+  EXPECT_EQ(estimator.steps(), 1u);
+  EXPECT_EQ(estimator.size(), 3u);
+  const int64_t now = 13 * kS;
+  const auto estimate = estimator.Estimate(now);
+  ASSERT_TRUE(estimate.has_value());
+  const int64_t truth = stepped + static_cast<int64_t>(static_cast<double>(now) * 50e-6);
+  EXPECT_LE(std::llabs(estimate->offset_nanos - truth), estimate->error_nanos);
+  EXPECT_LT(estimate->error_nanos, 1 * kMs);
+  EXPECT_LT(std::abs(estimate->drift_ppm), 1000.0);
+}
+
+// One wild sample (timestamps delayed past what its round trip shows) is neither a step nor
+// part of the estimate.
+TEST(OffsetEstimator, ASingleUnexplainedSampleIsDropped) {
+  OffsetEstimator estimator;
+  for (int i = 0; i < 10; ++i) estimator.Add(Probe(i * kS, 100 * kMs, 0, 60 * kUs, 60 * kUs));
+  const auto before = estimator.Estimate(10 * kS);
+  estimator.Add(Probe(10 * kS, 400 * kMs, 0, 60 * kUs, 60 * kUs));
+  for (int i = 11; i < 14; ++i) estimator.Add(Probe(i * kS, 100 * kMs, 0, 60 * kUs, 60 * kUs));
+  EXPECT_EQ(estimator.steps(), 0u);
+  const auto after = estimator.Estimate(14 * kS);
+  ASSERT_TRUE(before && after);
+  EXPECT_LE(std::llabs(after->offset_nanos - 100 * kMs), after->error_nanos);
+  EXPECT_LT(after->error_nanos, 1 * kMs);
+}
+
+// Queued samples (a loaded network) are late, not steps.
+TEST(OffsetEstimator, QueueingDelayIsNotAStep) {
+  std::mt19937 random(11);
+  std::uniform_int_distribution<int64_t> queue(0, 20 * kMs);
+  OffsetEstimator estimator;
+  for (int i = 0; i < 200; ++i) {
+    estimator.Add(
+        Probe(i * kS, 7 * kMs, 20e-6, 60 * kUs + queue(random), 60 * kUs + queue(random)));
+  }
+  EXPECT_EQ(estimator.steps(), 0u);
 }
 
 TEST(MonotonicServe, NeverStepsBackwards) {

@@ -41,8 +41,11 @@ echo; echo "==> synod clients list -v"
 "$synod" clients list -v || true
 cat <<MSG
 
-The cluster is running (workspace $SYNOD_WORKSPACE). In another terminal, try:
+The cluster is running (workspace $SYNOD_WORKSPACE).
+Dashboard: http://$first:7400/   (API docs: http://$first:7400/docs)
+In another terminal, try:
   export SYNOD_WORKSPACE=$SYNOD_WORKSPACE
+  $synod events -f
   $synod clients list -v
   $synod kv put greeting hello && $synod kv get greeting
   $synod clients add -n 2

@@ -10,7 +10,8 @@ Asserts:
   * every node synchronises to A; C's offset to it is about -5 s;
   * 60 timers due 3 s after creation, created through all three nodes, are each received once,
     none before its due time by this test's (and A's) clock, none more than 2 s after it, and
-    C fires some of them;
+    C fires some of them (else another round of 60, up to 3: under load C may be suspected for
+    a moment and its timers sent by their backups);
   * the same after C is made the leader (the others are restarted until it is).
 Skipped where libfaketime is not installed.
 """
@@ -72,6 +73,7 @@ class Receiver:
 
 
 def fire_round(agents, receiver, c, what):
+    """60 timers, each received once and on time; returns how many C fired."""
     expected = {}  # timer id -> (earliest allowed, latest allowed) on this test's clock
     for i in range(TIMERS):
         agent = agents[i % len(agents)]
@@ -100,7 +102,18 @@ def fire_round(agents, receiver, c, what):
             problems.append(f"{tid} fired by {node} {at - latest + LATE_BOUND_S:.3f} s late")
     h.log(f"{what}: webhooks by node {by_node}")
     h.check(not problems, f"{what}: {len(problems)} problems: {problems[:8]}")
-    h.check(by_node.get(c.id, 0) > 0, f"{what}: the skewed node fired none ({by_node})")
+    return by_node.get(c.id, 0)
+
+
+def fire_rounds(agents, receiver, c, what):
+    # The skewed node must fire some: a loaded machine can leave it out of a round (suspected
+    # for a moment, its timers are sent by their backups), so up to 3 rounds, each checked.
+    for attempt in range(1, 4):
+        h.wait_for(lambda: all(m.get("state") == "alive" for m in c.cluster().get("members", [])),
+                   20, what="every member alive")
+        if fire_round(agents, receiver, c, f"{what} (round {attempt})") > 0:
+            return
+    h.fail(f"{what}: the skewed node fired none in 3 rounds")
 
 
 def main():
@@ -130,7 +143,7 @@ def main():
     h.check(abs(offset + SKEW_S * 1000) < 50, f"C's offset to A is {offset} ms")
 
     receiver = Receiver()
-    fire_round(agents, receiver, c, "whoever leads")
+    fire_rounds(agents, receiver, c, "whoever leads")
 
     # Now with C leading: it stamps every entry (and so every due time).
     for _ in range(6):
@@ -145,7 +158,7 @@ def main():
     else:
         h.fail("C never became the leader")
     h.wait_for(lambda: all(synced_to_a(x) for x in agents), 30, what="every node follows A again")
-    fire_round(agents, receiver, c, "C leading")
+    fire_rounds(agents, receiver, c, "C leading")
 
 
 if __name__ == "__main__":

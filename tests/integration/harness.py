@@ -782,17 +782,23 @@ class KvReader:
 
 def verify_kv(agents, expected, label):
     """Every key of `expected` ({key: value}) is on every agent with its value
-    (GET on each agent's local replica; one reading thread per agent). Fails
-    naming the first few misses."""
+    (GET on each agent's local replica; one reading thread per agent). A 503
+    (the node cannot confirm the read yet: behind, or no leader) is retried as a
+    client would, for up to 10 s per agent in all. Fails naming the first few
+    misses."""
     import threading
     results = {}
 
     def read_all(a):
         reader = KvReader(a)
         bad = []
+        retry_until = time.monotonic() + 10.0
         try:
             for key, value in expected.items():
                 status, doc = reader.get(key)
+                while status == 503 and time.monotonic() < retry_until:
+                    time.sleep(0.1)
+                    status, doc = reader.get(key)
                 if status != 200 or not isinstance(doc, dict) or doc.get("value") != value:
                     bad.append((key, value, status, doc))
         except Exception as e:  # reported below

@@ -18,26 +18,17 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-
-
-def faked(spec):
-    # Under AddressSanitizer a preloaded library comes before ASan's runtime: allowed here.
-    asan = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0"]))
-    return dict(os.environ, LD_PRELOAD=FAKETIME_LIB, FAKETIME=spec,
-                FAKETIME_DONT_FAKE_MONOTONIC="1", ASAN_OPTIONS=asan)
-
 
 def main():
     args = h.parse_args(__doc__)
-    if not os.path.exists(FAKETIME_LIB):
-        h.skip("libfaketime is not installed")
     addrs = h.pick_addresses(3)
     bport = h.free_udp_port()
     common = ["--bootstrap-expect", "3", "--master-timeout", "2s"]
     a = h.Agent(args.synod, "a", addrs[0], bport, extra_args=common)
-    b = h.Agent(args.synod, "b", addrs[1], bport, extra_args=common, env=faked("+0.25"))
-    c = h.Agent(args.synod, "c", addrs[2], bport, extra_args=common, env=faked("+0 x1.0001"))
+    b = h.Agent(args.synod, "b", addrs[1], bport, extra_args=common,
+                env=h.faked_clock_env("+0.25"))
+    c = h.Agent(args.synod, "c", addrs[2], bport, extra_args=common,
+                env=h.faked_clock_env("+0 x1.0001"))
     for agent in (a, b, c):
         agent.start()
     for agent in (a, b, c):
@@ -90,7 +81,7 @@ def main():
 
     # B again, now 1.5 s behind: a restart on the same data.
     b.stop()
-    b.env = faked("-1.5")
+    b.env = h.faked_clock_env("-1.5")
     b.start().wait_healthy()
     h.wait_for(lambda: clock(b).get("synced"), 20, what="B synchronised again")
     time.sleep(3)

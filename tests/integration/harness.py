@@ -569,6 +569,21 @@ def start_agents(synod, addrs, broadcast_port, beacon_interval="200ms", **kw):
     return agents
 
 
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def faked_clock_env(spec):
+    """The environment for an agent whose wall clock libfaketime shifts by `spec`
+    ("+5", "-1.5", "+0 x1.0001"); its monotonic clock is left alone. Skips the
+    test where libfaketime is not installed."""
+    if not os.path.exists(FAKETIME_LIB):
+        skip("libfaketime is not installed")
+    # Under AddressSanitizer a preloaded library comes before ASan's runtime: allowed here.
+    asan = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0"]))
+    return dict(os.environ, LD_PRELOAD=FAKETIME_LIB, FAKETIME=spec,
+                FAKETIME_DONT_FAKE_MONOTONIC="1", ASAN_OPTIONS=asan)
+
+
 def run_cli(args, timeout=10.0, env=None):
     """Run a short-lived command; returns CompletedProcess (text)."""
     try:

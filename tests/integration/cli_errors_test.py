@@ -86,11 +86,21 @@ def main():
     expect(args, ["agent", "--bind", addr2, *common, "--peer-port", "7555",
                   "--api-port", "7555"], 2, ["must differ"], "api==peer port")
     # A UDP broadcast port held by a socket without SO_REUSEPORT.
+    # A port of its own, taken now: the one above may still be held by an agent this test ran,
+    # or picked by a test running beside it.
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        udp.bind(("0.0.0.0", bport))
-        expect(args, ["agent", "--bind", addr, *common], 1, [str(bport)],
-               f"broadcast port {bport} held without SO_REUSEPORT")
+        for _ in range(20):
+            held = h.free_udp_port()
+            try:
+                udp.bind(("0.0.0.0", held))
+                break
+            except OSError:
+                continue
+        else:
+            h.fail("no free UDP port to hold")
+        expect(args, ["agent", "--bind", addr, "--data-dir", data, "--broadcast-port", str(held)],
+               1, [str(held)], f"broadcast port {held} held without SO_REUSEPORT")
     finally:
         udp.close()
 

@@ -52,6 +52,7 @@ NETS = {"fanout": "127.69.1.2", "throughput": "127.69.2.2"}
 
 ABNORMAL = []     # agents still running after teardown, teardown failures
 HTTP_ERRORS = {}  # error kind -> count, over the whole run (polls and single requests)
+AUTH = {}         # {"Authorization": "Bearer <token>"}: the workspace's api.tokens write token
 
 
 def count_error(kind):
@@ -172,6 +173,14 @@ class LocalCluster:
                                f"{(done.stderr or done.stdout).strip()[-600:]}")
         self.nodes = json.loads(done.stdout)["nodes"]
         self.by_id = {n["id"]: n for n in self.nodes}
+        # Workspace agents need a write token for POST /v1/commands (synod init made one).
+        with contextlib.suppress(OSError):
+            with open(os.path.join(self.path, "api.tokens")) as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) == 2 and fields[0] == "write":
+                        AUTH["Authorization"] = "Bearer " + fields[1]
+                        break
         log(f"{self.label}: {len(self.nodes)} agents up in {took:.1f} s")
         return self
 
@@ -596,7 +605,7 @@ def post_command(conn, text):
     answer or None, seconds until the whole answer was read). Raises what http.client raises."""
     t0 = time.perf_counter()
     conn.request("POST", "/v1/commands", body=json.dumps({"command": text}),
-                 headers={"Content-Type": "application/json"})
+                 headers={"Content-Type": "application/json", **AUTH})
     resp = conn.getresponse()
     data = resp.read()
     took = time.perf_counter() - t0
@@ -758,9 +767,10 @@ class CommandLoad:
             c.n = self.start_n + next_n[0]
             next_n[0] += 1
             body = ('{"command":"%s%d"}' % (self.prefix, c.n)).encode()
+            auth = "".join(f"{k}: {v}\r\n" for k, v in AUTH.items()).encode()
             req = (b"POST /v1/commands HTTP/1.1\r\nHost: synod\r\nContent-Type: "
-                   b"application/json\r\nContent-Length: " + str(len(body)).encode() +
-                   b"\r\n\r\n" + body)
+                   b"application/json\r\n" + auth + b"Content-Length: " +
+                   str(len(body)).encode() + b"\r\n\r\n" + body)
             c.sent_at = time.monotonic()
             c.sock.sendall(req)
             return True

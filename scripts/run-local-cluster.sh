@@ -43,6 +43,8 @@ cat <<MSG
 
 The cluster is running (workspace $SYNOD_WORKSPACE).
 Dashboard: http://$first:7400/   (API docs: http://$first:7400/docs)
+The API's writes need the workspace's token (the CLI sends it; the dashboard's forms ask for it
+once): the 'write' line of $SYNOD_WORKSPACE/api.tokens
 In another terminal, try:
   export SYNOD_WORKSPACE=$SYNOD_WORKSPACE
   $synod events -f

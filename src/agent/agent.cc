@@ -1,9 +1,11 @@
 #include "agent/agent.h"
 
+#include <sys/stat.h>
 #include <uv.h>
 
 #include <spdlog/spdlog.h>
 
+#include "api/access_gate.h"
 #include "api/cluster_routes.h"
 #include "api/event_routes.h"
 #include "api/kv_routes.h"
@@ -24,6 +26,7 @@
 #include "filesync/sync_service.h"
 #include "kv/kv_state.h"
 #include "net/http_server.h"
+#include "net/tls.h"
 #include "net/uv_util.h"
 #include "peer/peer_service.h"
 #include "ranks/ranks_service.h"
@@ -47,6 +50,7 @@ struct Agent::Impl {
   std::unique_ptr<EventLog> events;
   std::unique_ptr<EventStreams> event_streams;  // outlives the HTTP server's streams
   std::unique_ptr<Overview> overview;
+  std::unique_ptr<AccessGate> access;  // null: no --api-token-file
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<SdssService> discovery;
   std::unique_ptr<PeerService> peers;
@@ -62,14 +66,40 @@ struct Agent::Impl {
   uv_signal_t* sigint = nullptr;
   uv_signal_t* sigterm = nullptr;
   bool stopping = false;
+  std::shared_ptr<const TlsConfig> tls;  // null: cluster traffic in clear text
+  TlsRefusals tls_refusals;
 
   explicit Impl(AgentConfig c) : config(std::move(c)) {}
 
+  Status LoadTls();
   void AddRoutes();
   void WatchSignals();
   // Closes everything; `why` is logged unless null.
   void Shutdown(const char* why);
 };
+
+Status Agent::Impl::LoadTls() {
+  const bool certificates =
+      !config.tls_cert_file.empty() || !config.tls_key_file.empty() || !config.tls_ca_file.empty();
+  if (!config.cluster_key_file.empty() && certificates) {
+    return Status::Invalid("--cluster-key-file and --tls-cert/--tls-key/--tls-ca: choose one");
+  }
+  if (!config.cluster_key_file.empty()) {
+    Result<std::shared_ptr<const TlsConfig>> key =
+        TlsConfig::FromClusterKeyFile(config.cluster_key_file);
+    if (!key.ok()) return Status::Invalid("--cluster-key-file: " + key.status().message());
+    tls = key.value();
+  } else if (certificates) {
+    if (config.tls_cert_file.empty() || config.tls_key_file.empty() || config.tls_ca_file.empty()) {
+      return Status::Invalid("--tls-cert, --tls-key and --tls-ca go together");
+    }
+    Result<std::shared_ptr<const TlsConfig>> pki =
+        TlsConfig::FromCertificates(config.tls_cert_file, config.tls_key_file, config.tls_ca_file);
+    if (!pki.ok()) return Status::Invalid(pki.status().message());
+    tls = pki.value();
+  }
+  return Status::Ok();
+}
 
 Agent::Agent(AgentConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
 
@@ -84,6 +114,22 @@ Status Agent::Start() {
   if (!interface.ok()) return Status::Error("--bind: " + interface.error());
   s.interface = interface.value();
   s.broadcast_ip = s.config.broadcast_addr.value_or(s.interface.subnet.DirectedBroadcast());
+  if (!s.config.api_token_file.empty()) {
+    Result<AccessPolicy> policy = AccessPolicy::FromFile(s.config.api_token_file);
+    if (!policy.ok()) return Status::Error("--api-token-file: " + policy.error());
+    policy.value().set_reads_require_token(s.config.api_read_requires_token);
+    struct stat st;
+    if (::stat(s.config.api_token_file.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+      spdlog::warn("--api-token-file {}: others than its owner may read it (chmod 600 it)",
+                   s.config.api_token_file);
+    }
+    spdlog::info("api: {} token(s) from {}; writes need a write token, reads {}",
+                 policy.value().token_count(), s.config.api_token_file,
+                 s.config.api_read_requires_token ? "a read or write token" : "none");
+    s.access = std::make_unique<AccessGate>(std::move(policy.value()), s.clock);
+  }
+
+  if (Status secured = s.LoadTls(); !secured.ok()) return secured;
 
   Result<NodeIdentity> identity = LoadOrCreateIdentity(s.config.data_dir);
   if (!identity.ok()) return Status::Error("--data-dir: " + identity.error());
@@ -100,7 +146,7 @@ Status Agent::Start() {
   s.peers = std::make_unique<PeerService>(
       s.loop, s.clock,
       PeerOptions{s.identity, s.config.name, s.config.bind, s.config.peer_port, s.config.api_port,
-                  s.config.raft_port});
+                  s.config.raft_port, std::chrono::milliseconds(10'000), s.tls, &s.tls_refusals});
   ConsensusOptions consensus;
   consensus.identity = s.identity;
   consensus.name = s.config.name;
@@ -119,6 +165,8 @@ Status Agent::Start() {
   consensus.election_timeout_ms = static_cast<unsigned>(s.config.election_timeout.count());
   consensus.heartbeat_timeout_ms = static_cast<unsigned>(s.config.heartbeat_timeout.count());
   consensus.events = publish;
+  consensus.tls = s.tls;
+  consensus.tls_refusals = &s.tls_refusals;
   const auto first_interval = s.config.formation_beacon_interval.value_or(s.config.beacon_interval);
   consensus.formation_settle = std::max(std::chrono::milliseconds(300), 2 * first_interval);
   s.consensus = std::make_unique<ConsensusService>(s.loop, s.cluster_time, *s.peers, consensus);
@@ -198,6 +246,14 @@ Status Agent::Start() {
   s.event_streams = std::make_unique<EventStreams>(s.loop, *s.events);
   s.overview = std::make_unique<Overview>(s.loop, s.clock, s.router, *s.consensus, s.identity.id);
   s.http = std::make_unique<HttpServer>(s.loop, s.router);
+  if (s.access) {
+    // Every request from the network passes the token check before it is routed (AccessGate
+    // says why there); the overview's remote fetches carry a token where reads need one.
+    s.http->SetGate(s.access->AsGate());
+    if (s.access->policy().reads_require_token()) {
+      s.overview->SetPeerToken(s.access->policy().peer_token());
+    }
+  }
   s.AddRoutes();
 
   Status status = s.http->Listen(s.config.bind, s.config.api_port);
@@ -226,6 +282,14 @@ Status Agent::Start() {
   spdlog::info("agent {} ({}) up on {}: api {}, peer {}, sdss timestamp {}, data {}", s.config.name,
                s.identity.id, s.config.bind.ToString(), s.config.api_port, s.config.peer_port,
                s.discovery->timestamp_port(), s.config.data_dir);
+  if (s.tls) {
+    spdlog::info("cluster traffic is encrypted and authenticated (TLS 1.3, {})",
+                 s.tls->description());
+  } else {
+    spdlog::info(
+        "cluster traffic is in clear text: anyone who reaches the peer and Raft ports "
+        "can join (see --cluster-key-file)");
+  }
   return Status::Ok();
 }
 
@@ -282,7 +346,8 @@ void Agent::Impl::AddRoutes() {
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     response.body = RenderMetrics(
         MetricsSources{discovery->table(), *consensus, *cluster_clock, *ranks, kv, *timers, files,
-                       sync.get(), NanosToSeconds((clock.Monotonic() - started_at).count())});
+                       sync.get(), NanosToSeconds((clock.Monotonic() - started_at).count()),
+                       access.get(), tls != nullptr, &tls_refusals});
     respond(std::move(response));
   });
   router.Handle("GET", "/v1/neighbors", [this](const HttpRequest&, HttpResponder respond) {

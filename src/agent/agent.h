@@ -49,6 +49,15 @@ struct AgentConfig {
   std::string webhook_secret_file;  // Standard Webhooks keys for signing timer webhooks
   std::chrono::seconds timer_retention{24 * 3600};
   std::string sync_dir;  // empty: this node syncs no folder (it still holds the file index)
+  // Cluster traffic (peer protocol, Raft, file blocks) over TLS 1.3: with a shared cluster key
+  // (`synod keygen`), or with certificates (all three files). Empty: in clear text.
+  std::string cluster_key_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
+  // API tokens (AccessPolicy's format); empty: the API is open, as without tokens.
+  std::string api_token_file;
+  bool api_read_requires_token = false;  // reads need a token too (needs api_token_file)
 };
 
 class Agent {

@@ -97,6 +97,21 @@ std::string RenderMetrics(const MetricsSources& sources) {
              {{{{"event", "connected"}}, double(consensus.connections.connected)},
               {{{"event", "lost"}}, double(consensus.connections.lost)},
               {{{"event", "failed_attempt"}}, double(consensus.connections.failed_attempts)}});
+  w.Gauge("synod_cluster_tls", "1 when cluster traffic is TLS (--cluster-key-file or --tls-cert)",
+          sources.cluster_tls ? 1 : 0);
+  std::vector<std::pair<Labels, double>> tls_refused;
+  for (const char* port : {"peer", "raft"}) {
+    double count = 0;
+    if (sources.tls_refusals != nullptr) {
+      auto it = sources.tls_refusals->counts().find(port);
+      if (it != sources.tls_refusals->counts().end()) count = double(it->second);
+    }
+    tls_refused.push_back({{{"port", port}}, count});
+  }
+  w.Counters("synod_tls_handshakes_failed_total",
+             "Cluster connections whose TLS handshake failed or was refused (no key, another key, "
+             "a bad certificate, a forged record), by port",
+             tls_refused);
   w.Counter("synod_reads_refused_total",
             "Linearizable reads refused: this node could not confirm its copy was current",
             double(consensus.reads_refused));
@@ -204,6 +219,21 @@ std::string RenderMetrics(const MetricsSources& sources) {
                 SyncStats::kLatencyBounds, sync.latency_buckets, sync.latency_count,
                 sync.latency_sum);
   }
+  // API access (--api-token-file): what needs a token, and the requests refused for want of one.
+  const AccessGate* access = sources.access;
+  w.Gauges("synod_api_token_required", "1 when API requests of this kind need a bearer token",
+           {{{{"access", "write"}}, access != nullptr ? 1.0 : 0.0},
+            {{{"access", "read"}},
+             access != nullptr && access->policy().reads_require_token() ? 1.0 : 0.0}});
+  std::vector<std::pair<Labels, double>> refused;
+  for (size_t i = 0; i < AccessGate::kReasons.size(); ++i) {
+    refused.push_back({{{"reason", std::string(AccessGate::kReasons[i])}},
+                       access != nullptr ? double(access->refusals()[i]) : 0});
+  }
+  w.Counters("synod_api_unauthorized_total",
+             "API requests refused (401 or 403) for a missing, malformed, unknown or read-only "
+             "token, by reason",
+             refused);
   return w.Text();
 }
 

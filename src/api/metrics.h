@@ -8,12 +8,14 @@
 
 #include <string>
 
+#include "api/access_gate.h"
 #include "clock/clock_service.h"
 #include "consensus/consensus_service.h"
 #include "discovery/neighbor_table.h"
 #include "filesync/file_index.h"
 #include "filesync/sync_service.h"
 #include "kv/kv_state.h"
+#include "net/tls.h"
 #include "ranks/ranks_service.h"
 #include "timers/timer_service.h"
 
@@ -29,6 +31,9 @@ struct MetricsSources {
   const FileIndex& files;
   const SyncService* sync = nullptr;  // null: this node syncs no folder
   double uptime_seconds = 0;
+  const AccessGate* access = nullptr;  // null: no --api-token-file, every request allowed
+  bool cluster_tls = false;            // cluster traffic is TLS (a cluster key or certificates)
+  const TlsRefusals* tls_refusals = nullptr;
 };
 
 std::string RenderMetrics(const MetricsSources& sources);

@@ -187,6 +187,7 @@ void Overview::RefreshRemotes() {
     request.url = "http://" + member->ip() + ":" + std::to_string(member->api_port()) +
                   "/v1/overview?scope=local";
     request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(kFetchTimeout);
+    if (!peer_token_.empty()) request.headers.push_back("Authorization: Bearer " + peer_token_);
     http_->Send(std::move(request), [this, id = member->id()](Result<HttpReply> reply) {
       --refreshing_;
       auto it = remotes_.find(id);

@@ -41,6 +41,10 @@ class Overview {
   void AddRoutes(HttpRouter& router);
   // Cancels the fetches in flight; members' views are no longer refreshed.
   void Stop() { http_.reset(); }
+  // The bearer token sent with the fetches of members' views, for when their reads need one
+  // (--api-read-requires-token); empty: none. The parts of this node's own view are dispatched
+  // inside the node and need none.
+  void SetPeerToken(std::string token) { peer_token_ = std::move(token); }
 
  private:
   struct Part {
@@ -76,6 +80,7 @@ class Overview {
   const HttpRouter& router_;
   const ConsensusService& consensus_;
   std::string self_id_;
+  std::string peer_token_;
   std::unique_ptr<AsyncHttpClient> http_;
   Cached local_;
   Cached cluster_;

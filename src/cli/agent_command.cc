@@ -41,8 +41,14 @@ struct AgentFlags {
   unsigned external_failures = 3;
   bool demo_commands = false;
   std::string webhook_secret_file;
+  std::string cluster_key_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
   std::string timer_retention = "24h";
   std::string sync_dir;
+  std::string api_token_file;
+  bool api_read_requires_token = false;
 };
 
 int Fail(const std::string& message, int status) {
@@ -147,6 +153,15 @@ int RunAgent(const AgentFlags& flags) {
   }
   config.timer_retention = std::chrono::duration_cast<std::chrono::seconds>(retention.value());
   config.sync_dir = flags.sync_dir;
+  config.cluster_key_file = flags.cluster_key_file;
+  config.tls_cert_file = flags.tls_cert_file;
+  config.tls_key_file = flags.tls_key_file;
+  config.tls_ca_file = flags.tls_ca_file;
+  if (flags.api_read_requires_token && flags.api_token_file.empty()) {
+    return Fail("--api-read-requires-token needs --api-token-file", 2);
+  }
+  config.api_token_file = flags.api_token_file;
+  config.api_read_requires_token = flags.api_read_requires_token;
 
   auto level = spdlog::level::from_str(flags.log_level);
   auto logger = spdlog::stderr_color_mt("synod");
@@ -246,6 +261,21 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
       ->capture_default_str();
   cmd->add_option("--sync-dir", flags->sync_dir,
                   "Keep this folder identical on every node that syncs one (not the data dir)");
+  cmd->add_option("--cluster-key-file", flags->cluster_key_file,
+                  "Encrypt and authenticate all cluster traffic (TLS 1.3) with this key, made by "
+                  "`synod keygen`; nodes without it cannot join");
+  cmd->add_option("--tls-cert", flags->tls_cert_file,
+                  "Instead of a cluster key: this node's certificate (PEM), with --tls-key and "
+                  "--tls-ca");
+  cmd->add_option("--tls-key", flags->tls_key_file, "The private key of --tls-cert (PEM)");
+  cmd->add_option("--tls-ca", flags->tls_ca_file,
+                  "The CA (PEM) whose certificates make a node a member");
+  cmd->add_option("--api-token-file", flags->api_token_file,
+                  "API tokens, one \"read|write <token>\" per line (16+ characters): every "
+                  "request that changes state then needs Authorization: Bearer <write token>");
+  cmd->add_flag("--api-read-requires-token", flags->api_read_requires_token,
+                "With --api-token-file: reads need a read or write token too (but /healthz and "
+                "the dashboard's page and files)");
   cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

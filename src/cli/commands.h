@@ -11,6 +11,7 @@ namespace synod::cli {
 using CommandRunner = std::function<int()>;
 
 void RegisterAgentCommand(CLI::App& app, CommandRunner& run);
+void RegisterKeygenCommand(CLI::App& app, CommandRunner& run);
 void RegisterNeighborsCommand(CLI::App& app, CommandRunner& run);
 void RegisterClusterCommands(CLI::App& app, CommandRunner& run);
 void RegisterRanksCommands(CLI::App& app, CommandRunner& run);

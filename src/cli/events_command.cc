@@ -105,7 +105,7 @@ int RunEvents(const EventsFlags& flags) {
     std::string url = "http://" + address.value().ToString() + "/v1/events";
     if (!flags.follow) url += "?follow=false";
     if (last_id.empty() && !flags.follow) url += "&since=0";
-    std::vector<std::string> headers;
+    std::vector<std::string> headers = AuthorizationHeaders(resolved.node);
     if (!last_id.empty()) headers.push_back("Last-Event-ID: " + last_id);
     std::vector<SseEvent> backlog;
     SseParser parser([&](const SseEvent& event) {
@@ -125,6 +125,14 @@ int RunEvents(const EventsFlags& flags) {
       parser.Feed(bytes);
       return true;
     });
+    if (reply.ok() && (reply.value().status == 401 || reply.value().status == 403)) {
+      nlohmann::json answer = nlohmann::json::parse(reply.value().body, nullptr, false);
+      const std::string why =
+          answer.is_object() && answer.contains("error") && answer["error"].is_string()
+              ? answer["error"].get<std::string>()
+              : "refused";
+      return CommandError("events", TokenRefusal(resolved.node, reply.value().status, why));
+    }
     if (reply.ok() && reply.value().status != 200) {
       return CommandError("events", resolved.node + " answered " +
                                         std::to_string(reply.value().status) + ": " +

@@ -77,7 +77,12 @@ Status WaitForMembers(Workspace& workspace, const std::vector<std::string>& watc
                        " s; see the logs in " + workspace.path() + "/logs");
 }
 
-Result<Workspace> OpenWorkspace(const std::string& path) { return Workspace::Open(path); }
+// The workspace, whose agents' API token the commands then send (UseWorkspaceTokens).
+Result<Workspace> OpenWorkspace(const std::string& path) {
+  Result<Workspace> workspace = Workspace::Open(path);
+  if (workspace.ok()) UseWorkspaceTokens(workspace.value());
+  return workspace;
+}
 
 struct LocalFlags {
   std::string workspace;
@@ -172,6 +177,12 @@ int RunBootstrap(const LocalFlags& flags) {
               << " agents running); add more with: synod clients add -n N\n";
     return 0;
   }
+  // The agents of a workspace check API tokens and talk TLS with the workspace's key (made by
+  // `synod init`, or now for a workspace made before there were either).
+  if (Status tokens = workspace.EnsureSecrets(); !tokens.ok()) {
+    return CommandError("bootstrap", tokens.message());
+  }
+  UseWorkspaceTokens(workspace);
   const bool fresh = std::none_of(workspace.nodes().begin(), workspace.nodes().end(),
                                   [](const WorkspaceNode& n) { return !n.removed; });
   if (!fresh) {

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "synod 0.1.0");
   synod::cli::CommandRunner run;
   synod::cli::RegisterAgentCommand(app, run);
+  synod::cli::RegisterKeygenCommand(app, run);
   synod::cli::RegisterNeighborsCommand(app, run);
   synod::cli::RegisterClusterCommands(app, run);
   synod::cli::RegisterRanksCommands(app, run);

@@ -8,6 +8,77 @@
 #include "net/ipv4.h"
 
 namespace synod::cli {
+namespace {
+
+// The workspace whose agents get its API token (its path: the agents it has are read when
+// asked, as a command may add some meanwhile).
+std::optional<std::string>& TokenWorkspace() {
+  static std::optional<std::string> path;
+  return path;
+}
+
+// A workspace at `path`, if there is one, lends its token to requests to its agents.
+void UseWorkspaceTokensAt(const std::string& path) {
+  Result<Workspace> workspace = Workspace::Open(path);
+  if (workspace.ok()) UseWorkspaceTokens(workspace.value());
+}
+
+std::optional<std::string> EnvironmentToken() {
+  const char* env = std::getenv("SYNOD_TOKEN");
+  if (env == nullptr) return std::nullopt;
+  std::string token(env);
+  const size_t start = token.find_first_not_of(" \t\r\n");
+  if (start == std::string::npos) return std::nullopt;
+  token.erase(0, start);
+  token.erase(token.find_last_not_of(" \t\r\n") + 1);
+  return token;
+}
+
+}  // namespace
+
+void UseWorkspaceTokens(const Workspace& workspace) { TokenWorkspace() = workspace.path(); }
+
+std::optional<std::string> ApiTokenFor(const std::string& node) {
+  if (std::optional<std::string> token = EnvironmentToken()) return token;
+  if (!TokenWorkspace()) return std::nullopt;
+  Result<HostPort> address = ParseHostPort(node, 7400);
+  Result<Workspace> workspace = Workspace::Open(*TokenWorkspace());
+  if (!address.ok() || !workspace.ok()) return std::nullopt;
+  const std::string ip = address.value().ip.ToString();
+  for (const WorkspaceNode& agent : workspace.value().nodes()) {
+    if (agent.ip == ip) return workspace.value().ApiToken();
+  }
+  return std::nullopt;  // not an agent of the workspace: its token is not for others
+}
+
+std::vector<std::string> AuthorizationHeaders(const std::string& node) {
+  std::optional<std::string> token = ApiTokenFor(node);
+  if (!token) return {};
+  return {"Authorization: Bearer " + *token};
+}
+
+std::string TokenRefusal(const std::string& node, long status, const std::string& why) {
+  const std::string answered =
+      " (" + node + " answered " + std::to_string(status) + ": " + why + ")";
+  if (status == 403) {
+    return "the API needs a token with write scope for this: set SYNOD_TOKEN to a write token of "
+           "the agents' --api-token-file" +
+           answered;
+  }
+  if (EnvironmentToken()) {
+    return "the API refused the token in SYNOD_TOKEN: set it to a token of the agents' "
+           "--api-token-file" +
+           answered;
+  }
+  if (ApiTokenFor(node)) {
+    return "the API refused the workspace's token (api.tokens): set SYNOD_TOKEN to a token of the "
+           "agents' --api-token-file" +
+           answered;
+  }
+  return "the API needs a token: set SYNOD_TOKEN to a token of the agents' --api-token-file, or "
+         "give -p with the workspace of the local cluster that runs them" +
+         answered;
+}
 
 void AddWorkspaceOption(CLI::App& command, std::string& workspace) {
   workspace = Workspace::DefaultPath();
@@ -24,6 +95,7 @@ void AddNodeOption(CLI::App& command, NodeTarget& target) {
 }
 
 Result<std::string> ResolveNode(const NodeTarget& target) {
+  UseWorkspaceTokensAt(target.workspace);
   if (!target.node.empty()) return target.node;
   if (const char* env = std::getenv("SYNOD_NODE"); env != nullptr && *env != '\0') {
     return std::string(env);
@@ -47,6 +119,7 @@ Resolved ResolveOrExplain(const NodeTarget& target) {
 
 Resolved ResolveClient(const NodeTarget& target, const std::string& client) {
   if (client.empty()) return ResolveOrExplain(target);
+  UseWorkspaceTokensAt(target.workspace);
   if (client.find(':') != std::string::npos || Ipv4::Parse(client).ok()) {
     return Resolved{client, 0, ""};
   }
@@ -63,11 +136,20 @@ Result<NodeReply> CallNode(const std::string& node, const std::string& method,
   Result<HostPort> address = ParseHostPort(node, 7400);
   if (!address.ok()) return Status::Error("--node: " + address.error());
   Result<HttpReply> reply =
-      HttpCall(method, "http://" + address.value().ToString() + path, body, timeout);
+      HttpCall(OutgoingHttpRequest{method, "http://" + address.value().ToString() + path, body,
+                                   AuthorizationHeaders(node), timeout});
   if (!reply.ok()) return Status::Error(reply.error() + " (is an agent running there? see --node)");
   NodeReply parsed;
   parsed.status = reply.value().status;
   parsed.body = nlohmann::json::parse(reply.value().body, nullptr, false);
+  if (parsed.status == 401 || parsed.status == 403) {
+    std::string why = "refused";
+    if (parsed.body.is_object() && parsed.body.contains("error") &&
+        parsed.body["error"].is_string()) {
+      why = parsed.body["error"].get<std::string>();
+    }
+    return Status::Error(TokenRefusal(node, parsed.status, why));
+  }
   if (parsed.body.is_discarded()) {
     return Status::Error(address.value().ToString() + " answered " + std::to_string(parsed.status) +
                          " with something that is not JSON");

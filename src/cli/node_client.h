@@ -1,10 +1,13 @@
 // How CLI commands talk to an agent: which node (--node, else $SYNOD_NODE, else a running agent
 // of the workspace, else 127.0.0.1:7400), one HTTP request, a JSON answer, and errors worded
-// for the user.
+// for the user. Requests carry Authorization: Bearer with $SYNOD_TOKEN, else, to the agents of
+// the workspace the command uses, the workspace's token (api.tokens).
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -12,6 +15,8 @@
 #include "core/status.h"
 
 namespace synod::cli {
+
+class Workspace;
 
 struct NodeTarget {
   std::string node;       // --node
@@ -37,8 +42,21 @@ struct NodeReply {
   nlohmann::json body;
 };
 
-// Sends the request and parses the JSON answer. Transport failures and non-JSON answers are
-// errors that name the node; HTTP error statuses are replies (the body says why).
+// From now on, requests to this workspace's agents (by address) carry its API token, unless
+// $SYNOD_TOKEN is set. ResolveNode and ResolveClient call it for the workspace they consult.
+void UseWorkspaceTokens(const Workspace& workspace);
+// The bearer token for requests to `node` (ADDR[:PORT]): $SYNOD_TOKEN, else the token of the
+// workspace in use if `node` is one of its agents, else none.
+std::optional<std::string> ApiTokenFor(const std::string& node);
+// "Authorization: Bearer <token>" for `node`, in a list of headers, if there is a token.
+std::vector<std::string> AuthorizationHeaders(const std::string& node);
+// What to tell the user when `node` answered 401 or 403 (`why`: its error): which token it wants
+// and how to give it.
+std::string TokenRefusal(const std::string& node, long status, const std::string& why);
+
+// Sends the request and parses the JSON answer. Transport failures, non-JSON answers and a
+// refused token (401, 403: worded by TokenRefusal) are errors that name the node; other HTTP
+// error statuses are replies (the body says why).
 Result<NodeReply> CallNode(const std::string& node, const std::string& method,
                            const std::string& path, const std::string& body = "",
                            std::chrono::milliseconds timeout = std::chrono::seconds(8));

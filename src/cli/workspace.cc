@@ -13,17 +13,23 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "api/access_policy.h"
 #include "core/node_identity.h"
+#include "core/secret_file.h"
+#include "net/tls.h"
 
 namespace synod::cli {
 namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kStateFile = "workspace.json";
+constexpr const char* kApiTokenFile = "api.tokens";
+constexpr const char* kClusterKeyFile = "cluster.key";
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -84,6 +90,7 @@ Result<Workspace> Workspace::Init(const std::string& path, Ipv4 first_ip) {
   std::random_device random;
   workspace.broadcast_port_ = static_cast<uint16_t>(40000 + random() % 20000);
   if (Status saved = workspace.Save(); !saved.ok()) return saved;
+  if (Status tokens = workspace.EnsureSecrets(); !tokens.ok()) return tokens;
   return workspace;
 }
 
@@ -162,6 +169,47 @@ Result<WorkspaceNode*> Workspace::Find(const std::string& id_or_name) {
   return found;
 }
 
+std::string Workspace::ClusterKeyFile() const {
+  return (fs::path(path_) / kClusterKeyFile).string();
+}
+
+std::string Workspace::ApiTokenFile() const { return (fs::path(path_) / kApiTokenFile).string(); }
+
+Status Workspace::EnsureSecrets() const {
+  if (!fs::exists(ApiTokenFile())) {
+    const std::string token = NewApiToken();
+    if (token.empty()) return Status::Error("cannot create " + ApiTokenFile() + ": no randomness");
+    const std::string text =
+        "# API tokens of this workspace's agents (--api-token-file): \"<read|write> <token>\" "
+        "per line.\n# CLI commands of the workspace send the first write token.\nwrite " +
+        token + "\n";
+    if (Status created = CreateSecretFile(ApiTokenFile(), text);
+        !created.ok() && created.code() != StatusCode::kConflict) {
+      return created;
+    }
+  }
+  if (!fs::exists(ClusterKeyFile())) {
+    Result<std::string> key = TlsConfig::GenerateClusterKey();
+    if (!key.ok()) return key.status();
+    if (Status created = CreateSecretFile(ClusterKeyFile(), key.value());
+        !created.ok() && created.code() != StatusCode::kConflict) {
+      return created;
+    }
+  }
+  return Status::Ok();
+}
+
+std::optional<std::string> Workspace::ApiToken() const {
+  std::ifstream in(ApiTokenFile());
+  std::string scope;
+  std::string token;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    if (fields >> scope >> token && scope == "write") return token;
+  }
+  return std::nullopt;
+}
+
 Result<WorkspaceNode*> Workspace::AddNode(const std::vector<std::string>& extra_flags) {
   // The next address whose three ports are free (another program may hold some).
   uint32_t ip = first_ip_;
@@ -195,6 +243,14 @@ Status Workspace::Start(WorkspaceNode& node, const std::vector<std::string>& ext
                                    // machine hear N-1 beacons each per interval.
                                    "--formation-beacon-interval", "250ms", "--beacon-interval",
                                    "1s", "--sync-dir", node.SyncDir(path_)};
+  // The agents check the API's tokens (the file, never a token, is in their command line).
+  if (fs::exists(ApiTokenFile())) {
+    args.insert(args.end(), {"--api-token-file", ApiTokenFile()});
+  }
+  // Their cluster traffic is TLS with the workspace's key.
+  if (fs::exists(ClusterKeyFile())) {
+    args.insert(args.end(), {"--cluster-key-file", ClusterKeyFile()});
+  }
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   // The child reports a failed exec through a close-on-exec pipe: EOF means it became the agent.

@@ -57,6 +57,17 @@ class Workspace {
   // By node id (or a unique prefix of it) or name; errors name what was not found.
   Result<WorkspaceNode*> Find(const std::string& id_or_name);
 
+  // <workspace>/api.tokens: the agents' --api-token-file, when it exists.
+  std::string ApiTokenFile() const;
+  // <workspace>/cluster.key: the agents' --cluster-key-file, when it exists.
+  std::string ClusterKeyFile() const;
+  // Creates what is missing of api.tokens (one fresh write token) and cluster.key (a fresh
+  // key), both mode 0600; never replaces either.
+  Status EnsureSecrets() const;
+  // The first write token of api.tokens, if any: what CLI commands send to this workspace's
+  // agents (unless $SYNOD_TOKEN is set).
+  std::optional<std::string> ApiToken() const;
+
   // Adds a node on the next free loopback address and starts its agent.
   Result<WorkspaceNode*> AddNode(const std::vector<std::string>& extra_flags);
   // Starts (again) the agent of an existing node.

@@ -55,6 +55,19 @@ Result<Ipv4> IpOfAddress(const std::string& address) {
   return Ipv4::Parse(address.substr(0, address.rfind(':')));
 }
 
+RaftOptions EngineOptions(const ConsensusOptions& options) {
+  RaftOptions raft;
+  raft.dir = (std::filesystem::path(options.data_dir) / "raft").string();
+  raft.id = RaftIdFromNodeId(options.identity.id);
+  raft.address = options.ip.ToString() + ":" + std::to_string(options.raft_port);
+  raft.election_timeout_ms = options.election_timeout_ms;
+  raft.heartbeat_timeout_ms = options.heartbeat_timeout_ms;
+  raft.snapshot_threshold = options.snapshot_threshold;
+  raft.transport.tls = options.tls;
+  raft.transport.refusals = options.tls_refusals;
+  return raft;
+}
+
 }  // namespace
 
 ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerService& peers,
@@ -63,13 +76,7 @@ ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerServ
       clock_(clock),
       peers_(peers),
       options_(std::move(options)),
-      engine_(loop,
-              RaftOptions{(std::filesystem::path(options_.data_dir) / "raft").string(),
-                          RaftIdFromNodeId(options_.identity.id),
-                          options_.ip.ToString() + ":" + std::to_string(options_.raft_port),
-                          options_.election_timeout_ms, options_.heartbeat_timeout_ms,
-                          options_.snapshot_threshold},
-              state_),
+      engine_(loop, EngineOptions(options_), state_),
       tick_timer_(loop),
       feed_(clock, peers, engine_, state_, members_,
             SpareFeed::Options{options_.identity.id, options_.ip, options_.feed_window}),

@@ -73,6 +73,9 @@ struct ConsensusOptions {
   std::function<void(const Status&)> on_fatal;
   // Member changes and leader changes are published here.
   EventSink events;
+  // Set: Raft's connections are TLS with these credentials (see RaftTransportOptions).
+  std::shared_ptr<const TlsConfig> tls{};
+  TlsRefusals* tls_refusals = nullptr;
 };
 
 struct ClusterStatus {

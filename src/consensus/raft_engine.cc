@@ -372,8 +372,8 @@ struct RaftEngine::Impl {
                            "Free space (or fix the disk) and start it again: it catches up"));
   }
 
-  Impl(EventLoop& l, RaftStateMachine& machine)
-      : loop(l), fsm(machine), transport(l, RaftTransportOptions{}), next_announce(l) {}
+  Impl(EventLoop& l, RaftStateMachine& machine, RaftTransportOptions transport_options)
+      : loop(l), fsm(machine), transport(l, std::move(transport_options)), next_announce(l) {}
 
   void AnnounceCommit() {
     if (barrier_in_flight) {
@@ -403,7 +403,7 @@ struct RaftEngine::Impl {
 };
 
 RaftEngine::RaftEngine(EventLoop& loop, RaftOptions options, RaftStateMachine& fsm)
-    : impl_(std::make_unique<Impl>(loop, fsm)), options_(std::move(options)) {}
+    : impl_(std::make_unique<Impl>(loop, fsm, options.transport)), options_(std::move(options)) {}
 
 RaftEngine::~RaftEngine() {
   // Close() must have finished: libraft's memory is only safe to free after its close callback.

@@ -62,6 +62,7 @@ struct RaftOptions {
   // 0: the threshold stays fixed.
   size_t log_memory_bytes = 64u << 20;
   unsigned install_snapshot_timeout_ms = 2000;
+  RaftTransportOptions transport;
 };
 
 // libraft's network encoding assumes every entry payload is a multiple of 8 bytes (it pads

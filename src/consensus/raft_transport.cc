@@ -8,13 +8,16 @@ extern "C" {
 #include <netinet/in.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
+#include "consensus/raft_tunnel.h"
 #include "core/clock.h"
 #include "net/ipv4.h"
 #include "net/tcp.h"
@@ -27,6 +30,8 @@ namespace {
 // NUL-terminated and zero-padded to a multiple of 8 bytes.
 constexpr uint64_t kHandshakeProtocol = 1;
 constexpr std::chrono::seconds kQuietOutage{1};
+// Incoming TLS connections not yet through their handshakes, at most.
+constexpr size_t kMaxHandshaking = 256;
 
 void PutLittleEndian64(std::string& out, uint64_t value) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
@@ -85,6 +90,19 @@ struct RaftTransport::Impl {
   std::unordered_map<raft_id, PeerRecord> peers;
   RaftConnectionStats stats;
 
+  // With TLS: an outgoing connection until its tunnel is ready.
+  struct SecureAttempt {
+    raft_uv_connect* request = nullptr;
+    raft_id peer = 0;
+    std::string address;
+    std::shared_ptr<TcpConnection> connecting;
+    std::shared_ptr<RaftTunnel> tunnel;
+    bool finished = false;
+  };
+  std::unique_ptr<TcpListener> listener;
+  std::unordered_set<std::shared_ptr<SecureAttempt>> secure_pending;
+  std::vector<std::weak_ptr<RaftTunnel>> tunnels;  // to end them when the transport closes
+
   Impl(EventLoop& l, RaftTransportOptions o) : loop(l), options(o) {
     outer.impl = this;
     outer.init = &Impl::OnInit;
@@ -108,6 +126,7 @@ struct RaftTransport::Impl {
   static int OnListen(raft_uv_transport* transport, raft_uv_accept_cb cb) {
     Impl* self = Of(transport);
     self->accept_cb = cb;
+    if (self->options.tls) return self->ListenSecure();
     self->inner.data = self;
     const int rv = self->inner.listen(&self->inner, [](raft_uv_transport* inner, raft_id peer,
                                                        const char* from, uv_stream_t* stream) {
@@ -127,6 +146,10 @@ struct RaftTransport::Impl {
     if (!target.ok() || target.value().port == 0) return RAFT_NOCONNECTION;
     request->cb = cb;
     self->NoteAttempt(peer, peer_address);
+    if (self->options.tls) {
+      self->ConnectSecure(request, peer, peer_address, target.value().ip, target.value().port);
+      return 0;
+    }
 
     auto* attempt = new Attempt;
     ++self->attempts_alive;
@@ -238,6 +261,7 @@ struct RaftTransport::Impl {
   static void OnClose(raft_uv_transport* transport, raft_uv_transport_close_cb cb) {
     Impl* self = Of(transport);
     self->close_cb = cb;
+    self->CloseSecure();
     // Fail() erases from `pending`: iterate over a copy.
     const std::unordered_set<Attempt*> attempts = self->pending;
     for (Attempt* attempt : attempts) Fail(attempt, RAFT_CANCELED);
@@ -246,6 +270,131 @@ struct RaftTransport::Impl {
       self->inner_closed = true;
       self->MaybeFinishClose();
     });
+  }
+
+  int ListenSecure() {
+    auto bound = ParseHostPort(address, 0);
+    if (!bound.ok()) {
+      std::snprintf(outer.errmsg, sizeof outer.errmsg, "bad raft address %s", address.c_str());
+      return RAFT_INVALID;
+    }
+    listener = std::make_unique<TcpListener>(loop);
+    Status listening = listener->Listen(
+        bound.value().ip, bound.value().port, "raft",
+        [this](std::shared_ptr<TcpConnection> connection) { AcceptSecure(std::move(connection)); });
+    if (!listening.ok()) {
+      std::snprintf(outer.errmsg, sizeof outer.errmsg, "%s", listening.message().c_str());
+      return RAFT_IOERR;
+    }
+    return 0;
+  }
+
+  void ForgetEndedTunnels() {
+    std::erase_if(tunnels,
+                  [](const std::weak_ptr<RaftTunnel>& tunnel) { return tunnel.expired(); });
+  }
+
+  void AcceptSecure(std::shared_ptr<TcpConnection> connection) {
+    ForgetEndedTunnels();
+    size_t handshaking = 0;
+    for (const auto& weak : tunnels) {
+      if (auto tunnel = weak.lock(); tunnel && !tunnel->ready()) ++handshaking;
+    }
+    if (close_cb != nullptr || handshaking >= kMaxHandshaking) return connection->Close();
+    connection->LimitStall(options.stall_timeout);
+    const Ipv4 from = connection->peer_ip();
+    RaftTunnel::Callbacks callbacks;
+    callbacks.on_ready = [this](uv_stream_t* stream, uint64_t peer, const std::string& where) {
+      if (close_cb != nullptr) {
+        uv_close(reinterpret_cast<uv_handle_t*>(stream),
+                 [](uv_handle_t* handle) { raft_free(handle); });
+        return;
+      }
+      accept_cb(&outer, peer, where.c_str(), stream);
+    };
+    callbacks.on_failed = [this, from](const std::string& why, bool tls_refused) {
+      if (tls_refused && options.refusals != nullptr) {
+        options.refusals->Note("raft", from, why);
+      } else {
+        spdlog::debug("raft: incoming connection from {} failed: {}", from.ToString(), why);
+      }
+    };
+    tunnels.push_back(
+        RaftTunnel::Accept(loop, std::move(connection), *options.tls, std::move(callbacks)));
+  }
+
+  void ConnectSecure(raft_uv_connect* request, raft_id peer, const std::string& where, Ipv4 ip,
+                     uint16_t port) {
+    auto attempt = std::make_shared<SecureAttempt>();
+    attempt->request = request;
+    attempt->peer = peer;
+    attempt->address = where;
+    secure_pending.insert(attempt);
+    ++attempts_alive;
+    Ipv4 source;
+    if (auto self_address = ParseHostPort(address, 0); self_address.ok()) {
+      source = self_address.value().ip;
+    }
+    attempt->connecting = TcpConnection::Connect(
+        loop, ip, port, options.connect_timeout,
+        [this, attempt, ip](std::shared_ptr<TcpConnection> connection, int) {
+          attempt->connecting.reset();
+          if (attempt->finished) return;
+          if (!connection) return FinishSecure(attempt, nullptr);
+          connection->LimitStall(options.stall_timeout);
+          RaftTunnel::Callbacks callbacks;
+          callbacks.on_ready = [this, attempt](uv_stream_t* stream, uint64_t, const std::string&) {
+            FinishSecure(attempt, stream);
+          };
+          callbacks.on_failed = [this, attempt, ip](const std::string& why, bool tls_refused) {
+            if (tls_refused && options.refusals != nullptr) {
+              options.refusals->Note("raft", ip, why);
+            }
+            FinishSecure(attempt, nullptr);
+          };
+          // A TLS handshake costs more than a connect: a few round trips and some CPU.
+          const auto handshake_timeout = std::max<std::chrono::milliseconds>(
+              4 * options.connect_timeout, std::chrono::seconds(2));
+          attempt->tunnel = RaftTunnel::Connect(loop, std::move(connection), *options.tls,
+                                                EncodeHandshake(id, address), handshake_timeout,
+                                                std::move(callbacks));
+          tunnels.push_back(attempt->tunnel);
+        },
+        source);
+  }
+
+  // Reports an outgoing attempt's end to libraft: a stream, or none for a failure. Always from a
+  // later turn of the loop than OnConnect, as the plain transport does.
+  void FinishSecure(const std::shared_ptr<SecureAttempt>& attempt, uv_stream_t* stream,
+                    int status = RAFT_NOCONNECTION) {
+    if (attempt->finished) return;
+    attempt->finished = true;
+    secure_pending.erase(attempt);
+    if (stream != nullptr) {
+      NoteConnected(attempt->peer, attempt->address);
+    } else if (status != RAFT_CANCELED) {
+      NoteFailure(attempt->peer, attempt->address);
+    }
+    attempt->tunnel.reset();
+    loop.Defer([this, attempt, stream, status] {
+      attempt->request->cb(attempt->request, stream, stream != nullptr ? 0 : status);
+      --attempts_alive;
+      MaybeFinishClose();
+    });
+  }
+
+  void CloseSecure() {
+    if (listener) listener->Close();
+    const auto attempts = secure_pending;
+    for (const auto& attempt : attempts) {
+      if (attempt->connecting) attempt->connecting->Close();
+      if (attempt->tunnel) attempt->tunnel->Abort();
+      FinishSecure(attempt, nullptr, RAFT_CANCELED);
+    }
+    for (const auto& weak : tunnels) {
+      if (auto tunnel = weak.lock()) tunnel->Abort();
+    }
+    tunnels.clear();
   }
 
   // libraft may free the transport once its close callback ran: only after every attempt is gone.
@@ -312,6 +461,7 @@ Status RaftTransport::Init() {
 raft_uv_transport* RaftTransport::get() { return &impl_->outer; }
 
 void RaftTransport::Release() {
+  impl_->listener.reset();
   if (!impl_->inner_ready) return;
   raft_uv_tcp_close(&impl_->inner);
   impl_->inner_ready = false;

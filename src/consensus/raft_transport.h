@@ -13,6 +13,10 @@
 // `stall_timeout` fails, libraft drops it and reconnects. The handshake is libraft's own
 // (version 1: protocol, server id, address), so nodes with either transport interoperate.
 //
+// With TLS (RaftTransportOptions::tls), the transport listens and connects itself, and hands
+// libraft a RaftTunnel's local stream for each connection: Raft's traffic never travels in clear
+// beside the protected peer protocol. Nodes with and without TLS do not interoperate.
+//
 // Contract:
 // - Loop thread only. Init() before handing get() to raft_uv_init(); Release() after
 //   raft_uv_close(), when libraft has closed the transport.
@@ -25,6 +29,7 @@
 
 #include "core/event_loop.h"
 #include "core/status.h"
+#include "net/tls.h"
 
 struct raft_uv_transport;
 
@@ -34,6 +39,10 @@ struct RaftTransportOptions {
   std::chrono::milliseconds connect_timeout{500};
   // Unacknowledged data (or an unanswered keepalive) for this long ends a connection.
   std::chrono::milliseconds stall_timeout{1000};
+  // Set: every connection is TLS with these credentials; handshakes refused are noted in
+  // `refusals` (which outlives the transport) as port "raft".
+  std::shared_ptr<const TlsConfig> tls{};
+  TlsRefusals* refusals = nullptr;
 };
 
 struct RaftConnectionStats {

@@ -116,13 +116,30 @@ void SpareFeed::OnFeedReply(const wire::EntryFeedReply& reply) {
 
 void SpareFeed::OnFeed(const wire::EntryFeed& feed) {
   if (!engine_.started() || engine_.IsLeader()) return;
-  if (source_ && feed.term() < source_->term) return;  // a deposed leader
+  const MonoTime now = clock_.Monotonic();
+  // A deposed leader. Only while the newer one feeds: a feed that claimed a term no leader
+  // reaches must not lock the real leader out for good.
+  if (source_ && feed.term() < source_->term && now - last_fed_ < kFeedFresh) return;
+  // Voters and standbys follow the Raft log, never the feed (a confused or forged feed would
+  // apply entries the log then skips), as long as this node's Raft view is live: a leader known
+  // in a term at least the feed's. A node demoted while it was down still lists itself with
+  // its old role but hears from no leader: the feed is how it catches up.
+  if (const std::optional<RaftRole> role = engine_.RoleOf(RaftIdFromNodeId(options_.self_id));
+      role && *role != RaftRole::kSpare && engine_.Leader() && engine_.term() >= feed.term()) {
+    if (!refused_feed_logged_) {
+      refused_feed_logged_ = true;
+      spdlog::info(
+          "consensus: refusing an entry feed from {} (term {}): this node is a {} and "
+          "follows the Raft log",
+          feed.leader_ip(), feed.term(), RaftRoleName(*role));
+    }
+    return;
+  }
   Result<Ipv4> leader_ip = Ipv4::Parse(feed.leader_ip());
   if (!leader_ip.ok() || feed.leader_id().empty() || feed.prev_index() > feed.through_index()) {
     spdlog::warn("consensus: ignoring a malformed entry feed from {}", feed.leader_id());
     return;
   }
-  const MonoTime now = clock_.Monotonic();
   if (!source_ || source_->leader_id != feed.leader_id()) {
     spdlog::info("consensus: leader {} feeds this spare (term {})", feed.leader_ip(), feed.term());
   }

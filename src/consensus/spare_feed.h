@@ -101,6 +101,7 @@ class SpareFeed {
   StateTransferServer transfers_;         // leader only
   std::optional<Source> source_;
   MonoTime last_fed_{};
+  bool refused_feed_logged_ = false;
   uint64_t last_reply_index_ = 0;
   MonoTime last_reply_{};
   std::optional<Fetch> fetch_;

@@ -77,11 +77,15 @@ curl_slist* PrepareCurlRequest(void* easy, const OutgoingHttpRequest& request, H
 
 Result<HttpReply> HttpCall(const std::string& method, const std::string& url,
                            const std::string& body, std::chrono::milliseconds timeout) {
+  return HttpCall(OutgoingHttpRequest{method, url, body, {}, timeout});
+}
+
+Result<HttpReply> HttpCall(const OutgoingHttpRequest& request) {
   static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   if (!initialised) return Status::Error("cannot initialise libcurl");
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return Status::Error("cannot create a libcurl handle");
-  const OutgoingHttpRequest request{method, url, body, {}, timeout};
+  const std::string& url = request.url;
   HttpReply reply;
   curl_slist* headers = PrepareCurlRequest(curl.get(), request, &reply);
   CURLcode rc = curl_easy_perform(curl.get());

@@ -38,6 +38,8 @@ struct OutgoingHttpRequest {
 Result<HttpReply> HttpCall(const std::string& method, const std::string& url,
                            const std::string& body = "",
                            std::chrono::milliseconds timeout = std::chrono::seconds(5));
+// The same, with the request's own headers.
+Result<HttpReply> HttpCall(const OutgoingHttpRequest& request);
 
 // A GET whose answer is a stream (Server-Sent Events). While the answer is 200, `on_body` gets
 // the body's bytes as they arrive and returns false to stop reading. Returns the reply when the

@@ -25,6 +25,10 @@ const char* ReasonPhrase(int status) {
       return "Not Modified";
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
     case 404:
       return "Not Found";
     case 405:
@@ -445,6 +449,14 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
               eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1), true);
         }
         at = amp + 1;
+      }
+    }
+    request.client_ip = stream->peer_ip();
+    request.client_port = stream->peer_port();
+    if (server->gate_) {
+      if (std::optional<HttpResponse> refused = server->gate_(request)) {
+        Send(std::move(*refused));
+        return;
       }
     }
     std::weak_ptr<Connection> weak = weak_from_this();

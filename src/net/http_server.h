@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -44,6 +45,9 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;      // names lower-cased
   std::map<std::string, std::string> path_params;  // from {name} segments of the route
   std::string body;
+  // Who sent it; 0.0.0.0:0 for a request dispatched inside the node (HttpRouter::Dispatch).
+  Ipv4 client_ip;
+  uint16_t client_port = 0;
 };
 
 // The body of a streamed response, written over time. Loop thread only.
@@ -104,6 +108,11 @@ class HttpRouter {
   std::vector<Route> routes_;
 };
 
+// Asked about every request received from the network, before it is routed: a response it
+// returns is sent instead (e.g. 401 for a request without the token it needs). Requests
+// dispatched inside the node, straight through HttpRouter::Dispatch, are not asked. Loop thread.
+using HttpGate = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+
 struct HttpLimits {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
@@ -119,6 +128,8 @@ class HttpServer {
   HttpServer(EventLoop& loop, const HttpRouter& router, HttpLimits limits = {});
   ~HttpServer();
 
+  // Set before Listen(); none by default (every request is routed).
+  void SetGate(HttpGate gate) { gate_ = std::move(gate); }
   // Binds and listens. Port 0 picks a free port (see port()).
   Status Listen(Ipv4 address, uint16_t port);
   uint16_t port() const { return listener_.port(); }
@@ -133,6 +144,7 @@ class HttpServer {
 
   EventLoop& loop_;
   const HttpRouter& router_;
+  HttpGate gate_;
   HttpLimits limits_;
   TcpListener listener_;
   std::unordered_set<std::shared_ptr<Connection>> connections_;

@@ -56,8 +56,19 @@ class HttpServerTest : public ::testing::Test {
         out->OnClosed([this] { client_left_ = true; });
       }));
     });
+    router_.Handle("GET", "/client", [](const HttpRequest& request, HttpResponder respond) {
+      respond(HttpResponse::Json(
+          200, {{"ip", request.client_ip.ToString()}, {"port", request.client_port}}));
+    });
     server_ = std::make_unique<HttpServer>(loop_, router_,
                                            HttpLimits{1024, 4096, std::chrono::seconds(5)});
+    // Refuses what carries X-Refuse, before routing (as the API's token check does).
+    server_->SetGate([](const HttpRequest& request) -> std::optional<HttpResponse> {
+      if (!request.headers.contains("x-refuse")) return std::nullopt;
+      HttpResponse refused = HttpResponse::Error(401, "refused by the gate");
+      refused.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return refused;
+    });
     ASSERT_TRUE(server_->Listen(Ipv4::Parse("127.0.0.1").value(), 0).ok());
     thread_ = std::thread([this] { loop_.Run(); });
   }
@@ -249,6 +260,32 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreAnswered503AndClosed) {
     if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(served);
+}
+
+TEST_F(HttpServerTest, TheGateAnswersBeforeRoutingAndSeesTheClient) {
+  const std::string refused =
+      Raw("PUT /v1/echo/x HTTP/1.1\r\nX-Refuse: 1\r\nContent-Length: 2\r\n\r\nhi"
+          "GET /nope HTTP/1.1\r\nX-Refuse: 1\r\n\r\n"
+          "GET /v1/echo/ok HTTP/1.1\r\nConnection: close\r\n\r\n");
+  // Refused whatever the path, and the connection goes on serving.
+  EXPECT_EQ(refused.find("HTTP/1.1 401 Unauthorized"), 0u) << refused;
+  EXPECT_NE(refused.find("WWW-Authenticate: Bearer\r\n"), std::string::npos);
+  EXPECT_EQ(refused.find("404"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("HTTP/1.1 401", 10), std::string::npos) << refused;
+  EXPECT_NE(refused.find("\"word\":\"ok\""), std::string::npos) << refused;
+  auto client = HttpCall("GET", Url("/client"));
+  ASSERT_TRUE(client.ok());
+  auto body = nlohmann::json::parse(client.value().body);
+  EXPECT_EQ(body["ip"], "127.0.0.1");
+  EXPECT_GT(body["port"].get<int>(), 0);
+  // Inside the node, the router serves without asking the gate.
+  HttpRequest internal;
+  internal.method = "GET";
+  internal.path = "/v1/echo/inside";
+  internal.headers["x-refuse"] = "1";
+  int status = 0;
+  router_.Dispatch(internal, [&status](HttpResponse response) { status = response.status; });
+  EXPECT_EQ(status, 200);
 }
 
 TEST(HttpRouter, ListsItsRoutes) {

@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "net/tls.h"
 #include "net/uv_util.h"
 
 namespace synod {
@@ -33,6 +34,7 @@ TcpConnection::TcpConnection(EventLoop& loop) : socket_(new uv_tcp_t) {
 }
 
 TcpConnection::~TcpConnection() {
+  StopHandshakeTimer();
   if (!closed_) {
     socket_->data = nullptr;
     CloseAndDelete(socket_);
@@ -115,10 +117,67 @@ std::shared_ptr<TcpConnection> TcpConnection::Connect(EventLoop& loop, Ipv4 ip, 
   return pending;
 }
 
+void TcpConnection::SecureWith(std::unique_ptr<TlsSession> session,
+                               std::function<void()> on_established,
+                               std::chrono::milliseconds handshake_timeout) {
+  tls_ = std::move(session);
+  on_established_ = std::move(on_established);
+  handshake_timer_ = new uv_timer_t;
+  uv_timer_init(socket_->loop, handshake_timer_);
+  handshake_timer_->data = this;
+  uv_timer_start(
+      handshake_timer_,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<TcpConnection*>(timer->data);
+        auto keep = self->shared_from_this();
+        self->StopHandshakeTimer();
+        if (!self->closed_) self->FailTls("no TLS handshake within the time allowed");
+      },
+      static_cast<uint64_t>(handshake_timeout.count()), 0);
+  std::string hello;
+  if (Status begun = tls_->Begin(hello); !begun.ok()) {
+    failure_reason_ = begun.message();
+    return;  // Start() reports it
+  }
+  if (!hello.empty()) WriteRaw(std::move(hello), nullptr);
+}
+
 void TcpConnection::Start(DataCallback on_data, ClosedCallback on_closed) {
   on_data_ = std::move(on_data);
   on_closed_ = std::move(on_closed);
+  if (!failure_reason_.empty()) {
+    auto keep = shared_from_this();
+    FailTls(failure_reason_);
+    return;
+  }
   ResumeReading();
+}
+
+void TcpConnection::FailTls(std::string why) {
+  failure_reason_ = std::move(why);
+  Fail(kTlsFailed);
+}
+
+void TcpConnection::OnReceived(std::string_view bytes) {
+  if (!tls_) {
+    if (on_data_) on_data_(bytes);
+    return;
+  }
+  const bool was_established = tls_->established();
+  std::string plain, reply;
+  Status received = tls_->Receive(bytes, plain, reply);
+  if (!reply.empty()) WriteRaw(std::move(reply), nullptr);
+  if (!received.ok()) return FailTls(received.message());
+  if (!was_established && tls_->established()) {
+    StopHandshakeTimer();
+    // The held plaintext left with `reply`: the writes that gave it are done.
+    auto done = std::move(held_writes_done_);
+    held_writes_done_.clear();
+    for (auto& callback : done) callback(0);
+    if (on_established_ && !closed_) on_established_();
+    on_established_ = nullptr;
+  }
+  if (!plain.empty() && on_data_ && !closed_) on_data_(plain);
 }
 
 void TcpConnection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
@@ -126,10 +185,17 @@ void TcpConnection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* b
   if (self != nullptr && nread > 0) {
     auto keep = self->shared_from_this();  // the callback may close and release us
     self->dispatching_ = true;
-    if (self->on_data_) self->on_data_(std::string_view(buf->base, static_cast<size_t>(nread)));
+    self->OnReceived(std::string_view(buf->base, static_cast<size_t>(nread)));
     self->dispatching_ = false;
     if (self->closed_) self->ReleaseCallbacks();
   } else if (self != nullptr && nread < 0) {
+    if (self->tls_ && !self->tls_->established()) {
+      return self->FailTls(nread == UV_EOF
+                               ? "the peer closed the connection during the TLS handshake (it has "
+                                 "another cluster key, or none)"
+                               : "the connection failed during the TLS handshake: " +
+                                     UvError(static_cast<int>(nread)));
+    }
     self->Fail(nread == UV_EOF ? 0 : static_cast<int>(nread));
   }
 }
@@ -156,6 +222,24 @@ void TcpConnection::Write(std::string bytes, std::function<void(int)> done) {
     if (done) done(UV_ECANCELED);
     return;
   }
+  if (tls_) {
+    std::string wire;
+    if (Status sent = tls_->Send(bytes, wire); !sent.ok()) {
+      if (done) done(UV_ECANCELED);
+      failure_reason_ = sent.message();
+      FailLater(kTlsFailed);
+      return;
+    }
+    if (wire.empty()) {
+      if (done) held_writes_done_.push_back(std::move(done));
+      return;
+    }
+    bytes = std::move(wire);
+  }
+  WriteRaw(std::move(bytes), std::move(done));
+}
+
+void TcpConnection::WriteRaw(std::string bytes, std::function<void(int)> done) {
   auto* stream = reinterpret_cast<uv_stream_t*>(socket_);
   size_t sent = 0;
   if (!done && uv_stream_get_write_queue_size(stream) == 0) {
@@ -202,6 +286,37 @@ void TcpConnection::Fail(int status) {
   if (callback) callback(status);
 }
 
+void TcpConnection::StopHandshakeTimer() {
+  if (handshake_timer_ == nullptr) return;
+  handshake_timer_->data = nullptr;
+  CloseAndDelete(handshake_timer_);
+  handshake_timer_ = nullptr;
+}
+
+void TcpConnection::FailLater(int status) {
+  if (closed_) return;
+  PauseReading();
+  struct Deferred {
+    uv_timer_t timer{};
+    std::weak_ptr<TcpConnection> connection;
+    int status;
+  };
+  auto* deferred = new Deferred{{}, weak_from_this(), status};
+  uv_timer_init(socket_->loop, &deferred->timer);
+  deferred->timer.data = deferred;
+  uv_timer_start(
+      &deferred->timer,
+      [](uv_timer_t* timer) {
+        auto* deferred = static_cast<Deferred*>(timer->data);
+        if (auto connection = deferred->connection.lock(); connection && !connection->closed_) {
+          connection->Fail(deferred->status);
+        }
+        uv_close(reinterpret_cast<uv_handle_t*>(timer),
+                 [](uv_handle_t* handle) { delete static_cast<Deferred*>(handle->data); });
+      },
+      0, 0);
+}
+
 void TcpConnection::ReleaseCallbacks() {
   on_data_ = nullptr;
   on_closed_ = nullptr;
@@ -215,7 +330,12 @@ void TcpConnection::Close() {
   if (!dispatching_) ReleaseCallbacks();
   socket_->data = nullptr;
   CloseAndDelete(socket_);
-  self_.reset();  // may destroy *this: nothing after
+  StopHandshakeTimer();
+  auto held = std::move(held_writes_done_);
+  held_writes_done_.clear();
+  on_established_ = nullptr;
+  auto keep = std::move(self_);  // may be the last reference: released at the end
+  for (auto& done : held) done(UV_ECANCELED);
 }
 
 Status TcpListener::Listen(Ipv4 ip, uint16_t port, const std::string& what,

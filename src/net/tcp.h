@@ -17,12 +17,18 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/event_loop.h"
 #include "core/status.h"
 #include "net/ipv4.h"
 
 namespace synod {
+
+class TlsSession;
+
+// The status on_closed hears when TLS failed (see TcpConnection::failure_reason()).
+inline constexpr int kTlsFailed = -100'001;
 
 // Makes `socket` fail (UV_ETIMEDOUT) once data it sent, or a keepalive probe when idle, stays
 // unacknowledged for `stall`, instead of after TCP's retransmission back-off (many minutes, and
@@ -47,7 +53,17 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
 
   ~TcpConnection();
 
-  // Starts delivering received bytes. Call once, right after accept or connect.
+  // Makes the connection carry TLS: from then on on_data receives plaintext and Write() takes
+  // plaintext; what is written before the handshake is done leaves once it is.
+  // `on_established` (optional) runs when the handshake is done. A failed handshake or a refused
+  // record closes the connection with kTlsFailed, and failure_reason() says why; an end of
+  // stream during the handshake does too. Call before Start().
+  // A handshake not done within `handshake_timeout` fails too (a client that connects and says
+  // nothing must not hold the connection).
+  void SecureWith(std::unique_ptr<TlsSession> session,
+                  std::function<void()> on_established = nullptr,
+                  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(5));
+  // Starts delivering received bytes. Call once, right after accept or connect (or SecureWith).
   void Start(DataCallback on_data, ClosedCallback on_closed);
   void PauseReading();
   void ResumeReading();
@@ -61,6 +77,8 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   void ShutdownWrite();
   void Close();
   bool closed() const { return closed_; }
+  // Why TLS failed, once on_closed heard kTlsFailed.
+  const std::string& failure_reason() const { return failure_reason_; }
 
   Ipv4 peer_ip() const { return peer_ip_; }
   uint16_t peer_port() const { return peer_port_; }
@@ -72,6 +90,12 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   void Fail(int status);
   void ReleaseCallbacks();
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  void OnReceived(std::string_view bytes);
+  void WriteRaw(std::string bytes, std::function<void(int status)> done);
+  void FailTls(std::string why);
+  // Fail(status) in a later turn of the loop: for errors met inside Write().
+  void FailLater(int status);
+  void StopHandshakeTimer();
 
   uv_tcp_t* socket_;
   std::shared_ptr<TcpConnection> self_;  // set while the socket is open
@@ -82,6 +106,12 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   bool dispatching_ = false;  // inside on_data_
   Ipv4 peer_ip_;
   uint16_t peer_port_ = 0;
+  std::unique_ptr<TlsSession> tls_;
+  uv_timer_t* handshake_timer_ = nullptr;
+  std::function<void()> on_established_;
+  // Writes' callbacks waiting for the handshake (their bytes are held by the session).
+  std::vector<std::function<void(int status)>> held_writes_done_;
+  std::string failure_reason_;
 };
 
 class TcpListener {

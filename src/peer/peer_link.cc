@@ -35,7 +35,9 @@ void PeerLink::Start(MessageCallback on_message, ClosedCallback on_closed) {
       },
       [weak](int status) {
         if (auto self = weak.lock()) {
-          self->Fail(status == 0 ? "closed by peer" : UvError(status));
+          self->Fail(status == kTlsFailed ? self->connection_->failure_reason()
+                     : status == 0        ? "closed by peer"
+                                          : UvError(status));
         }
       });
 }

@@ -40,6 +40,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   // Closes without calling on_closed.
   void Close();
   Ipv4 peer_ip() const { return connection_->peer_ip(); }
+  // Whether the link ended because TLS failed (no key, another key, a forged record).
+  bool refused_by_tls() const { return !connection_->failure_reason().empty(); }
 
  private:
   void Fail(const std::string& why);

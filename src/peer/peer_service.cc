@@ -85,6 +85,7 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
     return;
   }
   connection->LimitStall(kLinkStall);
+  if (options_.tls) connection->SecureWith(options_.tls->NewSession(/*client=*/false));
   auto link = std::make_shared<PeerLink>(loop_, std::move(connection), clock_);
   incoming_.insert(link);
   std::weak_ptr<PeerLink> weak = link;
@@ -122,7 +123,9 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
       },
       [this, weak](const std::string& why) {
         if (auto link = weak.lock()) {
-          if (why != "closed by peer") {
+          if (link->refused_by_tls() && options_.refusals != nullptr) {
+            options_.refusals->Note("peer", link->peer_ip(), why);
+          } else if (why != "closed by peer") {
             spdlog::debug("peer: incoming link from {} closed: {}", link->peer_ip().ToString(),
                           why);
           }
@@ -209,6 +212,7 @@ void PeerService::Connect(const std::string& key, Tracked& peer) {
           return;
         }
         connection->LimitStall(kLinkStall);
+        if (options_.tls) connection->SecureWith(options_.tls->NewSession(/*client=*/true));
         peer.link = std::make_shared<PeerLink>(loop_, std::move(connection), clock_);
         peer.link->Start(
             [this, key](const wire::PeerMessage& message, int64_t received) {
@@ -219,6 +223,9 @@ void PeerService::Connect(const std::string& key, Tracked& peer) {
               if (it == tracked_.end() || it->second.generation != generation) return;
               spdlog::debug("peer: link to {} closed: {}", key, why);
               Tracked& peer = it->second;
+              if (peer.link->refused_by_tls() && options_.refusals != nullptr) {
+                options_.refusals->Note("peer", peer.ip, why);
+              }
               peer.link.reset();
               peer.hello_done = false;
               peer.view.is_synod = false;

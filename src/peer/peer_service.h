@@ -26,6 +26,7 @@
 #include "core/jitter.h"
 #include "core/node_identity.h"
 #include "net/tcp.h"
+#include "net/tls.h"
 #include "peer/peer_link.h"
 #include "timesync/time_sample.h"
 
@@ -42,6 +43,10 @@ struct PeerOptions {
   // 10 s re-measures as often as SDSS does (every 10 of a neighbour's 1 s beacons); the master
   // clock is probed faster (SetFastProbe).
   std::chrono::milliseconds probe_interval{10'000};
+  // Set: every link is TLS with these credentials, and handshakes refused are noted in
+  // `refusals` (which outlives the service).
+  std::shared_ptr<const TlsConfig> tls{};
+  TlsRefusals* refusals = nullptr;
 };
 
 // What is known of a tracked neighbour over the native protocol.

@@ -30,8 +30,4 @@ class WebhookSigner {
   std::vector<std::string> keys_;  // decoded
 };
 
-// Base64 (RFC 4648, with padding); Decode rejects anything else.
-std::string Base64Encode(std::string_view bytes);
-Result<std::string> Base64Decode(std::string_view text);
-
 }  // namespace synod

@@ -1,6 +1,9 @@
 // Synod dashboard: polls GET /v1/overview once a second and follows GET /v1/events (SSE).
 // Plain script, no build step. Every string from the API goes through esc() before it
 // reaches innerHTML.
+// API tokens (agents with --api-token-file): when the API answers 401 or 403, the page asks for a
+// token in #token-form, keeps it in localStorage and sends it as Authorization: Bearer from then
+// on (the event stream is then read with fetch, as EventSource cannot send headers).
 (function () {
   'use strict';
 
@@ -27,6 +30,7 @@
     [100, 250, '100–250'], [250, 500, '250–500'], [500, 1000, '0.5–1s'], [1000, 5000, '1–5s'],
     [5000, Infinity, '≥5s'],
   ];
+  const TOKEN_KEY = 'synod.apiToken'; // localStorage key of the API token
   const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04',
     '#db2777', '#4b5563', '#65a30d', '#7c3aed', '#0d9488'];
 
@@ -54,6 +58,7 @@
     overrides: {}, clock: {}, lastClockT: 0, clockChart: null, lateChart: null,
     sync: {}, firings: [], failures: [], lateness: [], fileEvents: [], lateBins: LATE_BINS.map(() => 0),
     html: new Map(), timings: {}, fromSig: '',
+    token: '', needToken: false,
   };
   window.synodDashboard = S; // for tests and debugging
 
@@ -160,7 +165,7 @@
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeout || FETCH_TIMEOUT_MS);
     try {
-      const opts = { method, signal: ctl.signal, cache: 'no-store', headers: {} };
+      const opts = { method, signal: ctl.signal, cache: 'no-store', headers: authHeaders() };
       if (body !== undefined) {
         opts.headers['Content-Type'] = 'application/json';
         opts.body = JSON.stringify(body);
@@ -169,6 +174,7 @@
       const text = await r.text();
       let data = text;
       try { data = text ? JSON.parse(text) : null; } catch (e) { /* not JSON: keep the text */ }
+      if (r.status === 401 || r.status === 403) askToken(r.status, data);
       return { ok: r.ok, status: r.status, data };
     } catch (e) {
       return { ok: false, status: 0, data: null, neterr: e && e.name === 'AbortError' ? 'timed out' : String(e && e.message || e) };
@@ -188,8 +194,54 @@
     } else if (typeof d === 'string') {
       text = d.slice(0, 500);
     }
-    return 'HTTP ' + r.status + (text ? ': ' + text : '');
+    return 'HTTP ' + r.status + (text ? ': ' + text : '') +
+      (r.status === 401 || r.status === 403 ? ' (enter an API token above, then try again)' : '');
   }
+
+  // ---------- API token ----------
+  function loadToken() {
+    try { return localStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+  }
+  function authHeaders() {
+    return S.token ? { Authorization: 'Bearer ' + S.token } : {};
+  }
+  function showTokenState() {
+    $('token-state').hidden = !S.token;
+  }
+  // The API refused a request (401: no token or an unknown one; 403: a read-only token).
+  function askToken(status, data) {
+    const form = $('token-form');
+    const said = isObj(data) && typeof data.error === 'string' ? ' (' + data.error + ')' : '';
+    const why = status === 403
+      ? 'The API needs a token with write scope for this' + said + '.'
+      : (S.token ? 'The API refused the token' : 'The API needs a token') + said + '.';
+    $('token-why').textContent = why + ' Enter a token from the agents\' --api-token-file:';
+    if (form.hidden) {
+      form.hidden = false;
+      $('token-input').focus();
+    }
+  }
+  function setToken(token) {
+    S.token = token;
+    try {
+      if (token) localStorage.setItem(TOKEN_KEY, token);
+      else localStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* storage disabled: kept for this page only */ }
+    showTokenState();
+    restartEvents();
+    refreshSoon();
+  }
+  $('token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const token = $('token-input').value.trim();
+    if (!token) return;
+    $('token-input').value = '';
+    $('token-form').hidden = true;
+    setToken(token);
+  });
+  $('token-forget').addEventListener('click', () => setToken(''));
+  S.token = loadToken();
+  showTokenState();
   function showMsg(id, html, kind) {
     const el = $(id);
     el.className = 'msg' + (kind ? ' ' + kind : '');
@@ -214,11 +266,15 @@
     const started = performance.now();
     const r = await request('GET', '/v1/overview');
     S.inflight = false;
+    S.needToken = r.status === 401 || r.status === 403;
     if (r.ok && isObj(r.data)) {
       S.fails = 0;
       S.lastErr = '';
       S.lastOkAt = Date.now();
       try { render(r.data); } catch (e) { console.error('dashboard render failed', e); }
+    } else if (S.needToken) {
+      // Reachable, but it wants a token (asked for in #token-form): not a failing node.
+      S.lastErr = apiError(r);
     } else {
       S.fails++;
       S.lastErr = r.ok ? 'unexpected response' : apiError(r);
@@ -235,7 +291,9 @@
   function updateConn() {
     const badge = $('conn-status');
     let text, kind;
-    if (S.fails === 0 && S.ov) {
+    if (S.needToken) {
+      text = 'token needed'; kind = 'bad';
+    } else if (S.fails === 0 && S.ov) {
       if (S.esOpen) { text = 'live'; kind = 'ok'; } else { text = 'connected · events reconnecting'; kind = 'warn'; }
     } else if (S.fails === 0) {
       text = 'connecting'; kind = 'warn';
@@ -916,7 +974,81 @@
     dirtySet.clear();
   }
 
+  function restartEvents() {
+    const old = S.es;
+    S.es = null;
+    S.esOpen = false;
+    if (old) old.close();
+    openEvents();
+  }
+
+  // With a token: the stream read with fetch, parsed as Server-Sent Events (field lines, a blank
+  // line ends an event), since EventSource cannot send an Authorization header.
+  function openEventsWithToken() {
+    const ctl = new AbortController();
+    const handle = { close: () => ctl.abort() };
+    S.es = handle;
+    // Ended or refused: again in `ms`, unless another stream replaced this one meanwhile.
+    const retry = (ms) => {
+      if (S.es !== handle) return;
+      S.es = null;
+      S.esOpen = false;
+      updateConn();
+      setTimeout(openEvents, ms);
+    };
+    const url = '/v1/events' + (S.lastEventId ? '?since=' + S.lastEventId : '');
+    fetch(url, { headers: Object.assign({ Accept: 'text/event-stream' }, authHeaders()), cache: 'no-store', signal: ctl.signal })
+      .then(async (r) => {
+        if (r.status === 401 || r.status === 403) {
+          let data = null;
+          try { data = await r.json(); } catch (e) { /* not JSON */ }
+          askToken(r.status, data);
+          retry(5000);
+          return;
+        }
+        if (!r.ok || !r.body) { retry(3000); return; }
+        S.esOpen = true;
+        updateConn();
+        const reader = r.body.getReader();
+        const decoder = new TextDecoder();
+        let buf = '';
+        let ev = { type: '', data: [] };
+        let lastId = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += decoder.decode(value, { stream: true });
+          let nl;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            let line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line.endsWith('\r')) line = line.slice(0, -1);
+            if (line === '') {
+              if (ev.data.length) onEvent({ type: ev.type || 'message', data: ev.data.join('\n'), lastEventId: lastId });
+              ev = { type: '', data: [] };
+              continue;
+            }
+            if (line[0] === ':') continue;
+            const colon = line.indexOf(':');
+            const field = colon < 0 ? line : line.slice(0, colon);
+            let val = colon < 0 ? '' : line.slice(colon + 1);
+            if (val[0] === ' ') val = val.slice(1);
+            if (field === 'data') ev.data.push(val);
+            else if (field === 'event') ev.type = val;
+            else if (field === 'id') lastId = val;
+          }
+        }
+        retry(1000);
+      })
+      .catch(() => retry(3000));
+  }
+
   function openEvents() {
+    if (S.es) return; // one stream at a time
+    if (S.token && typeof fetch === 'function' && typeof TextDecoder !== 'undefined') {
+      openEventsWithToken();
+      return;
+    }
     if (typeof EventSource === 'undefined') return;
     const es = new EventSource('/v1/events' + (S.lastEventId ? '?since=' + S.lastEventId : ''));
     S.es = es;

@@ -293,12 +293,12 @@ def http_request(host, port, method, path, body=None, headers=None, timeout=3.0)
         conn.close()
 
 
-def http_get(host, port, path, timeout=3.0):
-    return http_request(host, port, "GET", path, timeout=timeout)
+def http_get(host, port, path, timeout=3.0, headers=None):
+    return http_request(host, port, "GET", path, timeout=timeout, headers=headers)
 
 
-def http_get_json(host, port, path, timeout=3.0):
-    r = http_get(host, port, path, timeout=timeout)
+def http_get_json(host, port, path, timeout=3.0, headers=None):
+    r = http_get(host, port, path, timeout=timeout, headers=headers)
     check(r.status == 200, f"GET {host}:{port}{path} -> {r.status} {r.body[:200]!r}")
     return r.json()
 
@@ -398,8 +398,11 @@ def wait_for(cond, timeout, interval=0.1, what="condition"):
 class Agent:
     def __init__(self, synod, name, addr, broadcast_port, beacon_interval="200ms",
                  api_port=7400, peer_port=7402, extra_args=(), env=None, log_level="info",
-                 raft_port=7401):
+                 raft_port=7401, api_token=None):
         self.synod = synod
+        # Sent as a bearer token by get() (and so cluster(), wait_healthy()): for agents whose
+        # reads need one (--api-read-requires-token).
+        self.api_token = api_token
         self.name = name
         self.addr = addr
         self.api_port = api_port
@@ -503,7 +506,8 @@ class Agent:
         return self
 
     def get(self, path, timeout=3.0):
-        return http_get_json(self.addr, self.api_port, path, timeout=timeout)
+        headers = {"Authorization": "Bearer " + self.api_token} if self.api_token else None
+        return http_get_json(self.addr, self.api_port, path, timeout=timeout, headers=headers)
 
     def neighbors(self):
         return self.get("/v1/neighbors")

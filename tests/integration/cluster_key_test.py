@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""A cluster key (synod keygen, --cluster-key-file): members talk TLS 1.3, outsiders are refused.
+
+Runs in a private network namespace (it re-executes itself under `unshare -n`; skipped where
+that is not allowed), so that every packet on its loopback is the test's own. There:
+- three agents with one key form a cluster, replicate writes and sync a file;
+- every TCP payload on the Raft and peer ports is captured (a raw socket on lo): none holds a
+  written value or the file's content, while the API's own traffic does (the capture works);
+- an agent with another key and one with none see the cluster's beacons but never join; the
+  members log why once and count the refusals in /metrics;
+- a client speaking the peer protocol or libraft's handshake in clear gets no answer but a close;
+- the cluster keeps working through all of it.
+"""
+import os
+import secrets
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import harness as h
+
+IN_NAMESPACE = "SYNOD_CLUSTER_KEY_TEST_IN_NETNS"
+API_PORT, RAFT_PORT, PEER_PORT = 7400, 7401, 7402
+
+
+def reexec_in_namespace():
+    env = dict(os.environ, **{IN_NAMESPACE: "1"})
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        h.skip("cannot create a network namespace: " + probe.stderr.decode().strip())
+    os.execvpe("unshare", ["unshare", "-n", sys.executable, *sys.argv], env)
+
+
+class Capture:
+    """TCP payloads seen on lo, as (source port, destination port, bytes)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.2)
+        self.packets = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                frame = self.sock.recv(1 << 16)
+            except socket.timeout:
+                continue
+            if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+                continue
+            ip = frame[14:]
+            if ip[9] != 6:  # TCP
+                continue
+            header = (ip[0] & 15) * 4
+            total = int.from_bytes(ip[2:4], "big")
+            tcp = ip[header:total]
+            if len(tcp) < 20:
+                continue
+            sport, dport = int.from_bytes(tcp[0:2], "big"), int.from_bytes(tcp[2:4], "big")
+            payload = tcp[(tcp[12] >> 4) * 4:]
+            if payload:
+                self.packets.append((sport, dport, bytes(payload)))
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+        return self.packets
+
+
+def keygen(synod, path):
+    made = h.run_cli([synod, "keygen", "-o", path])
+    h.check(made.returncode == 0, f"synod keygen -o failed: {made.stderr}")
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    h.check(mode == 0o600, f"the key file has mode {oct(mode)}, not 0600")
+    again = h.run_cli([synod, "keygen", "-o", path])
+    h.check(again.returncode != 0 and "never overwritten" in again.stderr,
+            f"keygen overwrote a key, or did not say why not: {again.stderr!r}")
+    return open(path).read().strip()
+
+
+def metric(agent, name, labels):
+    for line in h.http_get(agent.addr, agent.api_port, "/metrics").body.decode().splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def clear_text_is_refused(addr, port, data):
+    """Connects, sends `data` in clear; returns what came back before the close."""
+    with socket.create_connection((addr, port), timeout=5) as s:
+        s.sendall(data)
+        got = b""
+        s.settimeout(5)
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return got
+                got += chunk
+        except socket.timeout:
+            h.fail(f"{addr}:{port} kept a clear-text connection open for 5 s")
+        except ConnectionResetError:
+            return got
+
+
+def main():
+    args = h.parse_args(__doc__)
+    if os.environ.get(IN_NAMESPACE) != "1":
+        reexec_in_namespace()
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    work = h.make_tempdir("synod-it-key-")
+    key_path = os.path.join(work, "cluster.key")
+    key_text = keygen(args.synod, key_path)
+    other_key = os.path.join(work, "other.key")
+    with open(other_key, "w") as f:
+        f.write(h.run_cli([args.synod, "keygen"]).stdout)
+    os.chmod(other_key, 0o600)
+
+    capture = Capture()
+    addrs = h.pick_addresses(5)
+    bport = h.free_udp_port()
+    members = []
+    for i, addr in enumerate(addrs[:3]):
+        sync_dir = os.path.join(work, f"sync{i + 1}")
+        os.makedirs(sync_dir)
+        members.append(h.Agent(args.synod, f"n{i + 1}", addr, bport, extra_args=(
+            "--bootstrap-expect", "3", "--cluster-key-file", key_path, "--sync-dir", sync_dir)))
+    for a in members:
+        a.start()
+    for a in members:
+        a.wait_healthy()
+    h.wait_for(lambda: h.converged(members, members=3), 30, what="three keyed members")
+    h.log("three agents with one key formed a cluster")
+
+    # Writes and a file whose bytes must never travel in clear between members.
+    marker = "PLAINTEXT-" + secrets.token_hex(8)
+    for i in range(20):
+        r = members[i % 3].kv_put(f"secret-{i}", f"{marker}-{i}")
+        h.check(r.status in (200, 201, 204), f"write {i} answered {r.status}: {r.body!r}")
+    file_marker = "FILEBYTES-" + secrets.token_hex(8)
+    with open(os.path.join(work, "sync1", "notes.txt"), "w") as f:
+        f.write((file_marker + "\n") * 2000)
+    for i in (2, 3):
+        path = os.path.join(work, f"sync{i}", "notes.txt")
+        h.wait_for(lambda: os.path.exists(path) and file_marker in open(path).read(), 30,
+                   what=f"the file on n{i}")
+    h.log("writes replicated and the file synced over TLS")
+
+    # Outsiders: another key, and none. They hear the beacons and try.
+    stranger = h.Agent(args.synod, "stranger", addrs[3], bport,
+                       extra_args=("--cluster-key-file", other_key, "--join", addrs[0]))
+    keyless = h.Agent(args.synod, "keyless", addrs[4], bport, extra_args=("--join", addrs[0]))
+    stranger.start()
+    keyless.start()
+    stranger.wait_healthy()
+    keyless.wait_healthy()
+
+    def refused_both():
+        log = members[0].read_log()
+        return "refused: the peer has another cluster key" in log and "does not use TLS" in log
+    h.wait_for(refused_both, 20, what="n1 to log both outsiders' refusals")
+    time.sleep(2)  # time for any wrongful join to show
+    for outsider in (stranger, keyless):
+        view = outsider.cluster()
+        h.check(view.get("member") is not True,
+                f"{outsider.name} became a member: {h.summarize_view(view)}")
+    for a in members:
+        view = a.cluster()
+        names = sorted(m["name"] for m in view.get("members", []))
+        h.check(names == ["n1", "n2", "n3"], f"{a.name} lists members {names}")
+    refused = metric(members[0], "synod_tls_handshakes_failed_total", {"port": "peer"})
+    h.check(refused is not None and refused >= 2, f"peer refusals counted: {refused}")
+    tls_gauge = [line for line in h.http_get(members[0].addr, API_PORT, "/metrics").body.decode().splitlines()
+                 if line.startswith("synod_cluster_tls ")]
+    h.check(tls_gauge == ["synod_cluster_tls 1"], f"synod_cluster_tls: {tls_gauge}")
+    # Logged once per source and reason, not once per attempt.
+    log = members[0].read_log()
+    count = log.count(f"connection with {addrs[3]} refused: the peer has another cluster key")
+    h.check(1 <= count <= 2, f"the stranger's refusal was logged {count} times")
+    h.log("an agent with another key and one with none are refused, logged and counted")
+
+    # Clear text at the ports: a peer frame (Hello) and libraft's handshake.
+    hello = bytes([0x0A, 0x02, 0x08, 0x01])  # a PeerMessage with a small Hello
+    reply = clear_text_is_refused(members[0].addr, PEER_PORT, struct.pack(">I", len(hello)) + hello)
+    h.check(not reply or reply[0] == 0x15, f"the peer port answered clear text: {reply[:40]!r}")
+    address = f"{addrs[3]}:{RAFT_PORT}".encode() + b"\0"
+    address += b"\0" * (-len(address) % 8)
+    handshake = struct.pack("<QQQ", 1, 12345, len(address)) + address
+    reply = clear_text_is_refused(members[0].addr, RAFT_PORT, handshake)
+    h.check(not reply or reply[0] == 0x15, f"the Raft port answered clear text: {reply[:40]!r}")
+    h.log("clear-text peer and Raft connections get nothing but a close")
+
+    # Still working, and agreeing.
+    r = members[1].kv_put("after", "still-working")
+    h.check(r.status in (200, 201, 204), f"a write after the intrusions answered {r.status}")
+    h.verify_kv(members, {f"secret-{i}": f"{marker}-{i}" for i in range(20)} |
+                {"after": "still-working"}, "after the intrusions")
+    packets = capture.finish()
+
+    cluster_bytes = {RAFT_PORT: 0, PEER_PORT: 0}
+    api_has_marker = False
+    for sport, dport, payload in packets:
+        ports = {sport, dport}
+        if API_PORT in ports:
+            api_has_marker = api_has_marker or marker.encode() in payload
+            continue
+        for port in cluster_bytes:
+            if port in ports:
+                cluster_bytes[port] += len(payload)
+        for secret in (marker.encode(), file_marker.encode(), key_text.encode()):
+            h.check(secret not in payload,
+                    f"{secret[:12]!r}... travelled in clear between ports {sport} and {dport}")
+    h.check(api_has_marker, "the capture never saw the API's own clear-text writes: it is broken")
+    h.check(all(n > 10_000 for n in cluster_bytes.values()),
+            f"too little cluster traffic captured to judge: {cluster_bytes}")
+    h.log(f"{len(packets)} packets captured; Raft {cluster_bytes[RAFT_PORT]} B and peer "
+          f"{cluster_bytes[PEER_PORT]} B, none in clear")
+
+    # The key never shows in logs or metrics.
+    for a in members + [stranger, keyless]:
+        h.check(key_text not in a.read_log(), f"{a.name}'s log holds the cluster key")
+    h.check(key_text not in h.http_get(members[0].addr, API_PORT, "/metrics").body.decode(), "/metrics holds the key")
+
+
+if __name__ == "__main__":
+    h.run_main(main)

@@ -356,6 +356,8 @@ def synod_start(args, workdir, procs):
         cmd = [args.binary, "agent", "--name", name, "--bind", ip, "--data-dir", data,
                "--broadcast-port", str(port), "--beacon-interval", "200ms",
                "--bootstrap-expect", "3", "--master-timeout", "60s", "--log-level", "info"]
+        if args.cluster_key_file:
+            cmd += ["--cluster-key-file", os.path.abspath(args.cluster_key_file)]
         env = faketime_env(shift) if shift else None
         started.append((name, ip, shift, procs.start(f"synod {name} {ip}", cmd,
                                                      os.path.join(d, f"{name}.log"), env)))
@@ -754,6 +756,10 @@ def main():
                    help="run the chrony client with the nots shim too (user-space timestamps on "
                         "both sides, like Synod; default: the client uses kernel timestamps, "
                         "as chrony normally does)")
+    p.add_argument("--cluster-key-file", metavar="FILE",
+                   help="start Synod's agents with --cluster-key-file FILE (a `synod keygen` key: "
+                        "peer and Raft traffic, time probes included, over TLS 1.3); default: "
+                        "clear text")
     p.add_argument("--series", action="store_true", help="include every sample in the JSON")
     p.add_argument("--keep", action="store_true", help="keep logs, configs and data dirs")
     args = p.parse_args()
@@ -763,6 +769,8 @@ def main():
         p.error("--interval in 0.1..10, --fast-interval in 0.01..interval")
     if args.only != "chrony" and not os.access(args.binary, os.X_OK):
         p.error(f"{args.binary} is not executable (build first)")
+    if args.cluster_key_file and not os.path.isfile(args.cluster_key_file):
+        p.error(f"{args.cluster_key_file}: no such file")
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -772,6 +780,8 @@ def main():
               "mode": "sequential" if args.sequential else "side by side (concurrent)",
               "seconds": args.seconds, "interval_s": args.interval,
               "fast_interval_s": args.fast_interval}
+    if args.cluster_key_file:
+        result["cluster_key_file"] = os.path.abspath(args.cluster_key_file)
     workdir = tempfile.mkdtemp(prefix="synod-clock-bench-")
     log(f"work dir {workdir}")
     procs = Procs()

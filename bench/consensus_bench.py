@@ -57,6 +57,7 @@ NETS = {"failover": "127.67.1.", "throughput": "127.67.2.", "restart": "127.67.3
 ABNORMAL_EXITS = []  # agents that exited non-zero when stopped (SIGKILLs we sent are not listed)
 LOG_PROBLEMS = {}  # cluster label -> {"count", "samples"} of warning/error/critical log lines
 HTTP_ERRORS = {}  # error kind -> count, over the whole run (polls and single requests)
+AGENT_EXTRA_ARGS = []  # added to every agent's command line (--cluster-key-file FILE)
 
 
 def count_error(kind):
@@ -141,7 +142,7 @@ class Cluster(AgentCluster):
                 "--data-dir", agent.data_dir, "--broadcast-port", str(self.broadcast_port),
                 "--beacon-interval", self.beacon, "--bootstrap-expect", str(self.n),
                 "--election-timeout", self.election, "--heartbeat-timeout", self.heartbeat,
-                "--log-level", self.log_level]
+                "--log-level", self.log_level] + AGENT_EXTRA_ARGS
 
     def start_all(self):
         for a in self.agents:
@@ -1106,10 +1107,17 @@ def main():
                    help="PUTs written through ONE connection while the follower is down, in one "
                         "more restart (about one entry each: catch-up by snapshot) (12000; 0 to "
                         "skip)")
+    p.add_argument("--cluster-key-file", metavar="FILE",
+                   help="start every agent with --cluster-key-file FILE (a `synod keygen` key: "
+                        "peer and Raft traffic over TLS 1.3); default: clear text")
     p.add_argument("--keep", action="store_true", help="keep agent logs and data dirs")
     args = p.parse_args()
     if not os.access(args.binary, os.X_OK):
         p.error(f"{args.binary} is not executable (build first)")
+    if args.cluster_key_file:
+        if not os.path.isfile(args.cluster_key_file):
+            p.error(f"{args.cluster_key_file}: no such file")
+        AGENT_EXTRA_ARGS[:] = ["--cluster-key-file", os.path.abspath(args.cluster_key_file)]
     if not (1 <= args.failover_rounds <= 100 and 1 <= args.fill_connections <= 2000
             and 0 < args.tp_seconds <= 300 and 1 <= args.restart_entries <= 2_000_000):
         p.error("argument out of range")
@@ -1118,6 +1126,8 @@ def main():
     signal.signal(signal.SIGINT, _on_signal)
 
     result = {"benchmark": "consensus", "binary": args.binary, "machine": machine_info()}
+    if args.cluster_key_file:
+        result["cluster_key_file"] = AGENT_EXTRA_ARGS[1]
     binary_before = binary_identity(args.binary)
     result["binary_identity"] = binary_before
     workdir = tempfile.mkdtemp(prefix="synod-consensus-bench-")

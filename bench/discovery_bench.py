@@ -41,6 +41,7 @@ OFFSET_NETS = ["127.66.2.", "127.66.3."]
 
 
 ABNORMAL_EXITS = []  # agents that exited non-zero (crash, or died before being stopped)
+AGENT_EXTRA_ARGS = []  # added to every agent's command line (--cluster-key-file FILE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,6 +159,7 @@ class Cluster:
         cmd = [self.binary, "agent", "--name", name, "--bind", ip, "--data-dir", data_dir,
                "--broadcast-port", str(self.broadcast_port),
                "--beacon-interval", self.beacon_interval, "--log-level", self.log_level]
+        cmd += AGENT_EXTRA_ARGS
         with open(log_path, "wb") as logf:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
                                     stderr=subprocess.STDOUT, env=env)
@@ -531,17 +533,26 @@ def main():
     p.add_argument("--settle-seconds", type=float, default=3.0,
                    help="wait after convergence before the idle window, s (3)")
     p.add_argument("--offset-seconds", type=float, default=10.0, help="offset series, s (10)")
+    p.add_argument("--cluster-key-file", metavar="FILE",
+                   help="start every agent with --cluster-key-file FILE (a `synod keygen` key: "
+                        "peer traffic over TLS 1.3); default: clear text")
     p.add_argument("--keep", action="store_true", help="keep agent logs and data dirs")
     args = p.parse_args()
     if not (1 <= args.agents <= 250):
         p.error("--agents must be in 1..250")
     if not os.access(args.binary, os.X_OK):
         p.error(f"{args.binary} is not executable (build first)")
+    if args.cluster_key_file:
+        if not os.path.isfile(args.cluster_key_file):
+            p.error(f"{args.cluster_key_file}: no such file")
+        AGENT_EXTRA_ARGS[:] = ["--cluster-key-file", os.path.abspath(args.cluster_key_file)]
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
     result = {"benchmark": "discovery", "binary": args.binary, "machine": machine_info()}
+    if args.cluster_key_file:
+        result["cluster_key_file"] = AGENT_EXTRA_ARGS[1]
     workdir = tempfile.mkdtemp(prefix="synod-discovery-bench-")
     log(f"work dir {workdir}")
     try:

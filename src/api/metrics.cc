@@ -112,6 +112,13 @@ std::string RenderMetrics(const MetricsSources& sources) {
              "Cluster connections whose TLS handshake failed or was refused (no key, another key, "
              "a bad certificate, a forged record), by port",
              tls_refused);
+  if (sources.http != nullptr) {
+    w.Counters("synod_http_connections_shed_total",
+               "API connections closed at the connection limit: the longest idle one to make "
+               "room (evicted), or the new one when every connection was busy (refused)",
+               {{{{"action", "evicted"}}, double(sources.http->evicted_connections())},
+                {{{"action", "refused"}}, double(sources.http->refused_connections())}});
+  }
   w.Counter("synod_reads_refused_total",
             "Linearizable reads refused: this node could not confirm its copy was current",
             double(consensus.reads_refused));

@@ -15,6 +15,7 @@
 #include "filesync/file_index.h"
 #include "filesync/sync_service.h"
 #include "kv/kv_state.h"
+#include "net/http_server.h"
 #include "net/tls.h"
 #include "ranks/ranks_service.h"
 #include "timers/timer_service.h"
@@ -34,6 +35,7 @@ struct MetricsSources {
   const AccessGate* access = nullptr;  // null: no --api-token-file, every request allowed
   bool cluster_tls = false;            // cluster traffic is TLS (a cluster key or certificates)
   const TlsRefusals* tls_refusals = nullptr;
+  const HttpServer* http = nullptr;  // the API's server: its connection limits at work
 };
 
 std::string RenderMetrics(const MetricsSources& sources);

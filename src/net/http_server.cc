@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -259,6 +260,8 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
   bool processing = false;  // inside Process()
   bool closed = false;
   std::shared_ptr<ConnectionStream> body_stream;  // set once the response is a stream
+  std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> request_began;  // its first byte
 
   Connection(HttpServer* owner, std::shared_ptr<TcpConnection> tcp)
       : server(owner), stream(std::move(tcp)), idle_timer(owner->loop_) {}
@@ -268,6 +271,7 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
     parser.data = this;
     settings.on_message_begin = [](http_parser* p) {
       auto* self = static_cast<Connection*>(p->data);
+      self->request_began = std::chrono::steady_clock::now();
       self->request = HttpRequest{};
       self->url.clear();
       self->header_field.clear();
@@ -326,6 +330,7 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
     settings.on_message_complete = [](http_parser* p) {
       auto* self = static_cast<Connection*>(p->data);
       self->busy = true;
+      self->request_began.reset();
       self->keep_alive = http_should_keep_alive(p) != 0;
       http_parser_pause(p, 1);
       return 0;
@@ -337,8 +342,8 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
           if (auto self = weak.lock()) {
             if (self->body_stream) return;  // a stream's client has nothing more to say
             self->pending.append(bytes);
-            self->ArmIdleTimer();
             self->Process();
+            if (!self->closed) self->ArmIdleTimer();
           }
         },
         [weak](int) {
@@ -366,9 +371,20 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
     return 0;
   }
 
+  // Evictable: neither handling a request nor streaming a response.
+  bool Idle() const { return !busy && !body_stream && !closed; }
+
+  // Idle: idle_timeout from now; within a request: what is left of request_timeout.
   void ArmIdleTimer() {
+    auto wait = server->limits_.idle_timeout;
+    if (request_began) {
+      const auto left =
+          server->limits_.request_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - *request_began);
+      wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+    }
     std::weak_ptr<Connection> weak = weak_from_this();
-    idle_timer.Start(server->limits_.idle_timeout, std::chrono::milliseconds(0), [weak] {
+    idle_timer.Start(wait, std::chrono::milliseconds(0), [weak] {
       if (auto self = weak.lock()) self->Close();
     });
   }
@@ -478,6 +494,7 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
     if (keep_alive) {
       stream->Write(std::move(out));
       busy = false;
+      idle_since = std::chrono::steady_clock::now();
       Process();
       return;
     }
@@ -529,6 +546,23 @@ HttpServer::~HttpServer() { Close(); }
 
 Status HttpServer::Listen(Ipv4 address, uint16_t port) {
   return listener_.Listen(address, port, "HTTP", [this](std::shared_ptr<TcpConnection> tcp) {
+    if (connections_.size() >= limits_.max_connections) {
+      std::shared_ptr<Connection> oldest;
+      for (const auto& connection : connections_) {
+        if (connection->Idle() && (!oldest || connection->idle_since < oldest->idle_since)) {
+          oldest = connection;
+        }
+      }
+      if (oldest) {
+        if (evicted_connections_++ % 1000 == 0) {
+          spdlog::warn(
+              "http: {} connections open, the most allowed: closing the longest idle "
+              "to make room ({} so far)",
+              connections_.size(), evicted_connections_);
+        }
+        oldest->Close();
+      }
+    }
     if (connections_.size() >= limits_.max_connections) {
       if (refused_connections_++ % 1000 == 0) {
         spdlog::warn("http: {} connections open, the most allowed: refusing more ({} so far)",

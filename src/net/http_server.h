@@ -118,8 +118,13 @@ struct HttpLimits {
   size_t max_body_bytes = 1024 * 1024;
   std::chrono::milliseconds idle_timeout{60'000};
   size_t max_stream_backlog = 1024 * 1024;
-  // Open connections; one more is answered 503 and closed (each may hold a body of
-  // max_body_bytes: this bounds the memory clients can make the server hold).
+  // A request's headers and body must all arrive within this from its first byte: a client
+  // that trickles them (slow-loris) is cut off rather than hold a connection for ever.
+  std::chrono::milliseconds request_timeout{10'000};
+  // Open connections (each may hold a body of max_body_bytes: this bounds the memory clients
+  // can make the server hold). At the limit, a new connection takes the place of the one idle
+  // (or trickling a request) the longest, so that idle clients cannot lock others out; only
+  // when every connection is busy with a request or a stream is it answered 503 and closed.
   size_t max_connections = 512;
 };
 
@@ -135,6 +140,8 @@ class HttpServer {
   uint16_t port() const { return listener_.port(); }
   // Connections refused because max_connections were open.
   uint64_t refused_connections() const { return refused_connections_; }
+  // Idle connections closed to make room for new ones.
+  uint64_t evicted_connections() const { return evicted_connections_; }
   // Stops accepting and closes every connection. Loop thread only.
   void Close();
 
@@ -149,6 +156,7 @@ class HttpServer {
   TcpListener listener_;
   std::unordered_set<std::shared_ptr<Connection>> connections_;
   uint64_t refused_connections_ = 0;
+  uint64_t evicted_connections_ = 0;
 };
 
 }  // namespace synod

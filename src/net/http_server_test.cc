@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <future>
 #include <thread>
 
@@ -221,32 +222,71 @@ TEST_F(HttpServerTest, StreamLearnsThatItsClientLeft) {
   EXPECT_EQ(HttpCall("GET", Url("/v1/echo/ok")).value().status, 200);
 }
 
-TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreAnswered503AndClosed) {
+// Restarts the server with these limits.
+void Restart(EventLoop& loop, HttpRouter& router, std::unique_ptr<HttpServer>& server,
+             HttpLimits limits) {
   std::promise<void> reopened;
-  loop_.Post([&] {
-    server_->Close();
-    HttpLimits limits;
-    limits.max_connections = 2;
-    server_ = std::make_unique<HttpServer>(loop_, router_, limits);
-    ASSERT_TRUE(server_->Listen(Ipv4::Parse("127.0.0.1").value(), 0).ok());
+  loop.Post([&] {
+    server->Close();
+    server = std::make_unique<HttpServer>(loop, router, limits);
+    ASSERT_TRUE(server->Listen(Ipv4::Parse("127.0.0.1").value(), 0).ok());
     reopened.set_value();
   });
   reopened.get_future().wait();
+}
+
+// A connected socket that sent `request` and read the start of the answer.
+int Held(uint16_t port, const std::string& request) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = Ipv4::Parse("127.0.0.1").value().ToSockaddr(port);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  EXPECT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  char buf[1024];
+  timeval timeout{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  EXPECT_GT(recv(fd, buf, sizeof buf, 0), 0);
+  return fd;
+}
+
+// Whether the server closed `fd` (within 2 s).
+bool ClosedByServer(int fd) {
+  char buf[1024];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+  }
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+TEST_F(HttpServerTest, AtTheLimitANewConnectionTakesTheLongestIdlesPlace) {
+  HttpLimits limits;
+  limits.max_connections = 2;
+  Restart(loop_, router_, server_, limits);
+  const std::string get = "GET /v1/echo/x HTTP/1.1\r\nHost: x\r\n\r\n";
+  const int first = Held(server_->port(), get);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const int second = Held(server_->port(), get);
+  // Idle clients cannot lock others out: the newcomer is served...
+  EXPECT_EQ(
+      Raw("GET /v1/echo/y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").find("HTTP/1.1 200"),
+      0u);
+  // ...in the place of the one idle the longest.
+  EXPECT_TRUE(ClosedByServer(first));
+  EXPECT_EQ(send(second, get.data(), get.size(), MSG_NOSIGNAL), static_cast<ssize_t>(get.size()));
+  char buf[1024];
+  EXPECT_GT(recv(second, buf, sizeof buf, 0), 0);
+  close(first);
+  close(second);
+}
+
+TEST_F(HttpServerTest, WhenEveryConnectionIsBusyOneMoreIsAnswered503) {
+  HttpLimits limits;
+  limits.max_connections = 2;
+  Restart(loop_, router_, server_, limits);
+  // Streams are never closed for room.
   std::vector<int> held;
   for (int i = 0; i < 2; ++i) {
-    held.push_back(socket(AF_INET, SOCK_STREAM, 0));
-    sockaddr_in addr = Ipv4::Parse("127.0.0.1").value().ToSockaddr(server_->port());
-    ASSERT_EQ(connect(held.back(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  }
-  // The two are accepted before the third arrives: a request on each is answered.
-  for (int fd : held) {
-    const std::string request = "GET /v1/echo/x HTTP/1.1\r\nHost: x\r\n\r\n";
-    ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(request.size()));
-    char buf[1024];
-    timeval timeout{2, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ASSERT_GT(recv(fd, buf, sizeof buf, 0), 0);
+    held.push_back(Held(server_->port(), "GET /forever HTTP/1.1\r\nHost: x\r\n\r\n"));
   }
   const std::string refused = Raw("GET /v1/echo/x HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_NE(refused.find("HTTP/1.1 503"), std::string::npos) << refused;
@@ -260,6 +300,29 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreAnswered503AndClosed) {
     if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(served);
+}
+
+TEST_F(HttpServerTest, AClientTricklingARequestIsCutOff) {
+  HttpLimits limits;
+  limits.request_timeout = std::chrono::milliseconds(300);
+  Restart(loop_, router_, server_, limits);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = Ipv4::Parse("127.0.0.1").value().ToSockaddr(server_->port());
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const auto started = std::chrono::steady_clock::now();
+  std::string line = "GET /v1/echo/x HTTP/1.1\r\n";
+  bool cut = false;
+  // One header line every 50 ms, for up to 3 s: each byte would reset a plain idle timer.
+  for (int i = 0; i < 60 && !cut; ++i) {
+    cut = send(fd, line.data(), line.size(), MSG_NOSIGNAL) < 0;
+    line = "X-Slow-" + std::to_string(i) + ": y\r\n";
+    char buf[256];
+    cut = cut || recv(fd, buf, sizeof buf, MSG_DONTWAIT) == 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(cut);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  close(fd);
 }
 
 TEST_F(HttpServerTest, TheGateAnswersBeforeRoutingAndSeesTheClient) {

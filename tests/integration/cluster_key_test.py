@@ -9,10 +9,13 @@ that is not allowed), so that every packet on its loopback is the test's own. Th
 - an agent with another key and one with none see the cluster's beacons but never join; the
   members log why once and count the refusals in /metrics;
 - a client speaking the peer protocol or libraft's handshake in clear gets no answer but a close;
-- the cluster keeps working through all of it.
+- the cluster keeps working through all of it;
+- with certificates instead (--tls-cert/--tls-key/--tls-ca, made here with the openssl tool),
+  two nodes of one CA form a cluster and a node of another CA is refused.
 """
 import os
 import secrets
+import shutil
 import socket
 import stat
 import struct
@@ -109,6 +112,59 @@ def clear_text_is_refused(addr, port, data):
             h.fail(f"{addr}:{port} kept a clear-text connection open for 5 s")
         except ConnectionResetError:
             return got
+
+
+def openssl(*args, cwd):
+    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    h.check(done.returncode == 0, f"openssl {' '.join(args)}: {done.stderr}")
+
+
+def make_ca(work, name):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={name}",
+            cwd=work)
+    return os.path.join(work, f"{name}.pem")
+
+
+def make_cert(work, ca, name):
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=work)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", cwd=work)
+    return ("--tls-cert", os.path.join(work, f"{name}.pem"), "--tls-key",
+            os.path.join(work, f"{name}.key"), "--tls-ca", os.path.join(work, f"{ca}.pem"))
+
+
+def certificates(synod, work):
+    if shutil.which("openssl") is None:
+        h.log("no openssl tool: the certificate part is not run")
+        return
+    make_ca(work, "ca1")
+    make_ca(work, "ca2")
+    addrs = h.pick_addresses(3)
+    bport = h.free_udp_port()
+    members = [h.Agent(synod, f"c{i + 1}", addr, bport, extra_args=(
+        "--bootstrap-expect", "2", *make_cert(work, "ca1", f"c{i + 1}"))) for i, addr in
+        enumerate(addrs[:2])]
+    for a in members:
+        a.start()
+    for a in members:
+        a.wait_healthy()
+    h.wait_for(lambda: h.converged(members, members=2), 30, what="two members of one CA")
+    rogue = h.Agent(synod, "rogue", addrs[2], bport,
+                    extra_args=("--join", addrs[0], *make_cert(work, "ca2", "rogue")))
+    rogue.start()
+    rogue.wait_healthy()
+    h.wait_for(lambda: "certificate is refused" in members[0].read_log() or
+               "certificate is refused" in members[1].read_log(), 20,
+               what="a member to refuse the other CA's certificate")
+    time.sleep(1)
+    h.check(rogue.cluster().get("member") is not True, "the other CA's node became a member")
+    names = sorted(m["name"] for m in members[0].cluster().get("members", []))
+    h.check(names == ["c1", "c2"], f"members with certificates: {names}")
+    r = members[1].kv_put("pki", "works")
+    h.check(r.status in (200, 201, 204), f"a write with certificates answered {r.status}")
+    h.log("with certificates: one CA's nodes form a cluster, another CA's node is refused")
 
 
 def main():
@@ -227,7 +283,10 @@ def main():
     # The key never shows in logs or metrics.
     for a in members + [stranger, keyless]:
         h.check(key_text not in a.read_log(), f"{a.name}'s log holds the cluster key")
-    h.check(key_text not in h.http_get(members[0].addr, API_PORT, "/metrics").body.decode(), "/metrics holds the key")
+    h.check(key_text not in h.http_get(members[0].addr, API_PORT, "/metrics").body.decode(),
+            "/metrics holds the key")
+
+    certificates(args.synod, work)
 
 
 if __name__ == "__main__":

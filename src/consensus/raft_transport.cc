@@ -32,6 +32,7 @@ constexpr uint64_t kHandshakeProtocol = 1;
 constexpr std::chrono::seconds kQuietOutage{1};
 // Incoming TLS connections not yet through their handshakes, at most.
 constexpr size_t kMaxHandshaking = 256;
+constexpr size_t kMaxHandshakingPerSource = 8;
 
 void PutLittleEndian64(std::string& out, uint64_t value) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
@@ -296,16 +297,32 @@ struct RaftTransport::Impl {
 
   void AcceptSecure(std::shared_ptr<TcpConnection> connection) {
     ForgetEndedTunnels();
-    size_t handshaking = 0;
+    if (close_cb != nullptr) return connection->Close();
+    // Connections that never finish their handshake must not lock members out: past the limit
+    // (in all, or from one address), the oldest one still in its handshake makes room.
+    std::shared_ptr<RaftTunnel> oldest, oldest_from_source;
+    size_t handshaking = 0, from_source = 0;
     for (const auto& weak : tunnels) {
-      if (auto tunnel = weak.lock(); tunnel && !tunnel->ready()) ++handshaking;
+      auto tunnel = weak.lock();
+      if (!tunnel || tunnel->ready()) continue;
+      ++handshaking;
+      if (!oldest) oldest = tunnel;
+      if (tunnel->peer_ip() == connection->peer_ip()) {
+        ++from_source;
+        if (!oldest_from_source) oldest_from_source = tunnel;
+      }
     }
-    if (close_cb != nullptr || handshaking >= kMaxHandshaking) return connection->Close();
+    if (from_source >= kMaxHandshakingPerSource) {
+      oldest_from_source->Abort();
+    } else if (handshaking >= kMaxHandshaking) {
+      oldest->Abort();
+    }
     connection->LimitStall(options.stall_timeout);
     const Ipv4 from = connection->peer_ip();
     RaftTunnel::Callbacks callbacks;
     callbacks.on_ready = [this](uv_stream_t* stream, uint64_t peer, const std::string& where) {
-      if (close_cb != nullptr) {
+      // Our own connection sent back to us (a redirect): libraft must never hear itself.
+      if (close_cb != nullptr || peer == id) {
         uv_close(reinterpret_cast<uv_handle_t*>(stream),
                  [](uv_handle_t* handle) { raft_free(handle); });
         return;
@@ -325,6 +342,7 @@ struct RaftTransport::Impl {
 
   void ConnectSecure(raft_uv_connect* request, raft_id peer, const std::string& where, Ipv4 ip,
                      uint16_t port) {
+    ForgetEndedTunnels();
     auto attempt = std::make_shared<SecureAttempt>();
     attempt->request = request;
     attempt->peer = peer;

@@ -145,7 +145,12 @@ void RaftTunnel::BecomeReady(uint64_t peer_id, const std::string& peer_address) 
   uv_pipe_init(loop_.raw(), raft_end, 0);
   uv_pipe_init(loop_.raw(), ours_, 0);
   ours_->data = this;
-  if (uv_pipe_open(raft_end, fds[1]) != 0 || uv_pipe_open(ours_, fds[0]) != 0) {
+  const bool raft_end_open = uv_pipe_open(raft_end, fds[1]) == 0;
+  const bool ours_open = raft_end_open && uv_pipe_open(ours_, fds[0]) == 0;
+  if (!ours_open) {
+    // A descriptor a handle did not take is closed here; the handles close theirs.
+    if (!raft_end_open) close(fds[1]);
+    close(fds[0]);
     uv_close(reinterpret_cast<uv_handle_t*>(raft_end),
              [](uv_handle_t* handle) { raft_free(handle); });
     return Fail("cannot open a socket pair", false);

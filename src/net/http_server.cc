@@ -343,7 +343,7 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
             if (self->body_stream) return;  // a stream's client has nothing more to say
             self->pending.append(bytes);
             self->Process();
-            if (!self->closed) self->ArmIdleTimer();
+            if (!self->closed && !self->body_stream) self->ArmIdleTimer();
           }
         },
         [weak](int) {
@@ -371,8 +371,8 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
     return 0;
   }
 
-  // Evictable: neither handling a request nor streaming a response.
-  bool Idle() const { return !busy && !body_stream && !closed; }
+  // Evictable: neither handling a request, nor sending an answer, nor streaming one.
+  bool Idle() const { return !busy && !body_stream && !closed && stream->queued_bytes() == 0; }
 
   // Idle: idle_timeout from now; within a request: what is left of request_timeout.
   void ArmIdleTimer() {

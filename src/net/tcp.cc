@@ -174,8 +174,10 @@ void TcpConnection::OnReceived(std::string_view bytes) {
     auto done = std::move(held_writes_done_);
     held_writes_done_.clear();
     for (auto& callback : done) callback(0);
-    if (on_established_ && !closed_) on_established_();
+    // Moved out first: the callback may close the connection, which clears the member.
+    auto established = std::move(on_established_);
     on_established_ = nullptr;
+    if (established && !closed_) established();
   }
   if (!plain.empty() && on_data_ && !closed_) on_data_(plain);
 }
@@ -214,7 +216,8 @@ void TcpConnection::ResumeReading() {
 
 size_t TcpConnection::queued_bytes() const {
   if (closed_) return 0;
-  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(socket_));
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(socket_)) +
+         (tls_ ? tls_->held_bytes() : 0);
 }
 
 void TcpConnection::Write(std::string bytes, std::function<void(int)> done) {

@@ -369,7 +369,8 @@ Status TlsSession::Send(std::string_view plain, std::string& wire) {
 void TlsRefusals::Note(const std::string& port, Ipv4 source, const std::string& reason) {
   ++counts_[port];
   if (logged_.size() >= kMaxRemembered) logged_.clear();
-  if (logged_.emplace(source.host_order, reason).second) {
+  // The details in parentheses (an identity the peer chose) do not make a new line.
+  if (logged_.emplace(source.host_order, reason.substr(0, reason.find(" ("))).second) {
     spdlog::warn("{} connection with {} refused: {}", port, source.ToString(), reason);
   }
 }

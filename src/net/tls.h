@@ -87,6 +87,8 @@ class TlsSession {
   // by the Receive() that completes it.
   Status Send(std::string_view plain, std::string& wire);
   bool established() const { return established_; }
+  // Plaintext held until the handshake is done.
+  size_t held_bytes() const { return held_.size(); }
 
  private:
   friend class TlsConfig;

@@ -1,5 +1,7 @@
 #include "peer/peer_service.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "net/uv_util.h"
@@ -20,6 +22,7 @@ constexpr auto kRetryNotSynod = std::chrono::seconds(10);
 constexpr int kBurstProbes = 6;
 constexpr auto kBurstSpacing = std::chrono::milliseconds(100);
 constexpr size_t kMaxIncomingLinks = 1024;
+constexpr size_t kMaxIncomingLinksPerSource = 16;
 constexpr size_t kMaxOutbox = 1024;
 
 bool IsResponse(const wire::PeerMessage& message) {
@@ -80,7 +83,12 @@ wire::PeerMessage PeerService::HelloMessage() const {
 }
 
 void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
-  if (incoming_.size() >= kMaxIncomingLinks) {
+  // One address cannot take every slot (a member has a link or two; more is someone holding
+  // connections open to lock members out).
+  const size_t from_source =
+      std::count_if(incoming_.begin(), incoming_.end(),
+                    [&](const auto& link) { return link->peer_ip() == connection->peer_ip(); });
+  if (incoming_.size() >= kMaxIncomingLinks || from_source >= kMaxIncomingLinksPerSource) {
     connection->Close();
     return;
   }
@@ -256,8 +264,12 @@ void PeerService::OnOutgoingMessage(const std::string& key, const wire::PeerMess
   Tracked& peer = it->second;
   if (message.has_hello()) {
     const wire::Hello& hello = message.hello();
-    if (!peer.short_id.empty() && hello.node_id().substr(0, 8) != peer.short_id) {
-      peer.view.status = "another node answers on the peer port (" + hello.node_id() + ")";
+    // Our own Hello back (a connection redirected to ourselves) would make us our own peer.
+    const bool ourselves = hello.node_id() == options_.identity.id;
+    if (ourselves || (!peer.short_id.empty() && hello.node_id().substr(0, 8) != peer.short_id)) {
+      peer.view.status = ourselves
+                             ? "this node itself answers on the peer port"
+                             : "another node answers on the peer port (" + hello.node_id() + ")";
       peer.link->Close();
       peer.link.reset();
       peer.next_attempt = clock_.Monotonic() + kRetryNotSynod;

@@ -350,8 +350,10 @@ void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, b
     spdlog::info("filesync: first scan: {} entries, {} changed since the last run",
                  scan.entries.size(), changed);
     // Reconciling starts once what changed here while the node was down has been looked at.
+    // It holds itself only through the pending retry: a strong self-capture would never be freed.
     auto wait_for_observations = std::make_shared<std::function<void()>>();
-    *wait_for_observations = [this, wait_for_observations] {
+    std::weak_ptr<std::function<void()>> retry = wait_for_observations;
+    *wait_for_observations = [this, retry] {
       if (stopped_) return;
       // ... and once this node holds the cluster's index: a node restarted a moment ago has
       // not replayed what it missed yet, and would take its old files for new ones.
@@ -359,7 +361,9 @@ void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, b
       const bool caught_up =
           status.member && status.leader.has_value() && status.applied_index >= status.commit_index;
       if (!observe_due_.empty() || !observing_.empty() || !caught_up) {
-        loop_.RunAfter(std::chrono::milliseconds(10), *wait_for_observations);
+        if (auto again = retry.lock()) {
+          loop_.RunAfter(std::chrono::milliseconds(10), [again] { (*again)(); });
+        }
         return;
       }
       ready_ = true;

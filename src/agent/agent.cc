@@ -347,7 +347,7 @@ void Agent::Impl::AddRoutes() {
     response.body = RenderMetrics(
         MetricsSources{discovery->table(), *consensus, *cluster_clock, *ranks, kv, *timers, files,
                        sync.get(), NanosToSeconds((clock.Monotonic() - started_at).count()),
-                       access.get(), tls != nullptr, &tls_refusals, http.get()});
+                       access.get(), tls != nullptr, &tls_refusals, http.get(), &peers->stats()});
     respond(std::move(response));
   });
   router.Handle("GET", "/v1/neighbors", [this](const HttpRequest&, HttpResponder respond) {

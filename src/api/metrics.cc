@@ -112,6 +112,13 @@ std::string RenderMetrics(const MetricsSources& sources) {
              "Cluster connections whose TLS handshake failed or was refused (no key, another key, "
              "a bad certificate, a forged record), by port",
              tls_refused);
+  if (sources.peer != nullptr) {
+    w.Counters("synod_peer_input_refused_total",
+               "Peer protocol input dropped: messages of a kind nobody handles (ignored), and "
+               "links closed for an oversized or undecodable frame (malformed)",
+               {{{{"what", "ignored"}}, double(sources.peer->ignored_messages)},
+                {{{"what", "malformed"}}, double(sources.peer->malformed_links)}});
+  }
   if (sources.http != nullptr) {
     w.Counters("synod_http_connections_shed_total",
                "API connections closed at the connection limit: the longest idle one to make "

@@ -17,6 +17,7 @@
 #include "kv/kv_state.h"
 #include "net/http_server.h"
 #include "net/tls.h"
+#include "peer/peer_service.h"
 #include "ranks/ranks_service.h"
 #include "timers/timer_service.h"
 
@@ -36,6 +37,7 @@ struct MetricsSources {
   bool cluster_tls = false;            // cluster traffic is TLS (a cluster key or certificates)
   const TlsRefusals* tls_refusals = nullptr;
   const HttpServer* http = nullptr;  // the API's server: its connection limits at work
+  const PeerStats* peer = nullptr;
 };
 
 std::string RenderMetrics(const MetricsSources& sources);

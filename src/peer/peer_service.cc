@@ -23,6 +23,11 @@ constexpr int kBurstProbes = 6;
 constexpr auto kBurstSpacing = std::chrono::milliseconds(100);
 constexpr size_t kMaxIncomingLinks = 1024;
 constexpr size_t kMaxIncomingLinksPerSource = 16;
+
+// PeerLink's reasons for a frame it could not take.
+bool IsMalformed(const std::string& why) {
+  return why.starts_with("bad frame") || why.starts_with("undecodable");
+}
 constexpr size_t kMaxOutbox = 1024;
 
 bool IsResponse(const wire::PeerMessage& message) {
@@ -117,6 +122,7 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
           }
           default:
             if (!request_handler_ || IsResponse(message)) {
+              ++stats_.ignored_messages;
               spdlog::debug("peer: ignoring message kind {} from {}",
                             static_cast<int>(message.body_case()), link->peer_ip().ToString());
               break;
@@ -131,6 +137,7 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
       },
       [this, weak](const std::string& why) {
         if (auto link = weak.lock()) {
+          if (IsMalformed(why)) ++stats_.malformed_links;
           if (link->refused_by_tls() && options_.refusals != nullptr) {
             options_.refusals->Note("peer", link->peer_ip(), why);
           } else if (why != "closed by peer") {
@@ -231,6 +238,7 @@ void PeerService::Connect(const std::string& key, Tracked& peer) {
               if (it == tracked_.end() || it->second.generation != generation) return;
               spdlog::debug("peer: link to {} closed: {}", key, why);
               Tracked& peer = it->second;
+              if (IsMalformed(why)) ++stats_.malformed_links;
               if (peer.link->refused_by_tls() && options_.refusals != nullptr) {
                 options_.refusals->Note("peer", peer.ip, why);
               }

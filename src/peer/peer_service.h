@@ -62,6 +62,12 @@ struct PeerView {
   size_t samples = 0;
 };
 
+// Hostile or broken input met so far.
+struct PeerStats {
+  uint64_t ignored_messages = 0;  // a kind nobody handles here, or a response nobody asked for
+  uint64_t malformed_links = 0;   // links closed for an oversized, bad or undecodable frame
+};
+
 class PeerService {
  public:
   PeerService(EventLoop& loop, const Clock& clock, PeerOptions options);
@@ -106,6 +112,7 @@ class PeerService {
   void RefreshHellos();
   // One-way; dropped if there is no link to `ip` yet.
   void Send(Ipv4 ip, const wire::PeerMessage& message);
+  const PeerStats& stats() const { return stats_; }
 
  private:
   struct Tracked {
@@ -154,6 +161,7 @@ class PeerService {
   uint64_t next_request_id_ = 1;
   std::map<uint64_t, PendingCall> calls_;
   RequestHandler request_handler_;
+  PeerStats stats_;
   std::function<void(wire::Hello&)> hello_provider_;
   PeerListener peer_listener_;
   std::function<void(Ipv4, const TimeSample&)> time_sample_listener_;

@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <random>
+#include <thread>
+
+#include "net/frame_codec.h"
 
 namespace synod {
 namespace {
@@ -32,10 +35,12 @@ class PeerServiceTest : public ::testing::Test {
     return 0;
   }
 
-  std::unique_ptr<PeerService> Node(Ipv4 ip, const std::string& id, const std::string& name) {
-    auto node = std::make_unique<PeerService>(
-        loop_, clock_,
-        PeerOptions{NodeIdentity{id}, name, ip, port_, 7400, 7401, milliseconds(100)});
+  std::unique_ptr<PeerService> Node(Ipv4 ip, const std::string& id, const std::string& name,
+                                    std::shared_ptr<const TlsConfig> tls = nullptr,
+                                    TlsRefusals* refusals = nullptr) {
+    auto node = std::make_unique<PeerService>(loop_, clock_,
+                                              PeerOptions{NodeIdentity{id}, name, ip, port_, 7400,
+                                                          7401, milliseconds(100), tls, refusals});
     EXPECT_TRUE(node->Start().ok());
     return node;
   }
@@ -146,6 +151,64 @@ TEST_F(PeerServiceTest, GarbageOnThePeerPortIsDroppedAndServiceGoesOn) {
   auto a = Node(a_ip_, "aaaaaaaa000000000000000000000001", "alpha");
   a->Track("bbbbbbbb", b_ip_);
   EXPECT_TRUE(RunUntil([&] { return a->Lookup("bbbbbbbb")->is_synod; }));
+  a->Stop();
+  b->Stop();
+}
+
+std::shared_ptr<const TlsConfig> NewKey() {
+  return TlsConfig::FromClusterKey(TlsConfig::GenerateClusterKey().value()).value();
+}
+
+TEST_F(PeerServiceTest, NodesWithOneKeyTalkOverTlsAndAnotherKeyIsRefused) {
+  const auto key = NewKey();
+  TlsRefusals refusals_a, refusals_c;
+  auto a = Node(a_ip_, "aaaaaaaa000000000000000000000001", "alpha", key, &refusals_a);
+  auto b = Node(b_ip_, "bbbbbbbb000000000000000000000002", "beta", key);
+  const Ipv4 c_ip{a_ip_.host_order + 2};
+  auto c = Node(c_ip, "cccccccc000000000000000000000003", "gamma", NewKey(), &refusals_c);
+  a->Track("bbbbbbbb", b_ip_);
+  a->Track("cccccccc", c_ip);
+  ASSERT_TRUE(RunUntil([&] {
+    auto view = a->Lookup("bbbbbbbb");
+    return view && view->samples >= 4 && refusals_c.counts().contains("peer");
+  }));
+  EXPECT_TRUE(a->Lookup("bbbbbbbb")->is_synod);
+  const PeerView stranger = *a->Lookup("cccccccc");
+  EXPECT_FALSE(stranger.is_synod);
+  EXPECT_EQ(stranger.samples, 0u);
+  EXPECT_NE(stranger.status.find("cluster key"), std::string::npos) << stranger.status;
+  a->Stop();
+  b->Stop();
+  c->Stop();
+}
+
+TEST_F(PeerServiceTest, IgnoredAndMalformedInputIsCountedAndTheNodeGoesOn) {
+  auto a = Node(a_ip_, "aaaaaaaa000000000000000000000001", "alpha");
+  auto b = Node(b_ip_, "bbbbbbbb000000000000000000000002", "beta");
+  wire::PeerMessage unasked;
+  unasked.mutable_join_response()->set_error("nobody asked");
+  const std::string frames[] = {EncodeFrame(unasked.SerializeAsString()),
+                                EncodeFrame(std::string(5, '\xff'))};
+  for (const std::string& frame : frames) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const sockaddr_in to = a_ip_.ToSockaddr(port_);
+    std::thread sender([&] {
+      if (connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0) {
+        (void)send(fd, frame.data(), frame.size(), MSG_NOSIGNAL);
+      }
+    });
+    RunUntil([] { return false; }, milliseconds(200));
+    sender.join();
+    close(fd);
+  }
+  EXPECT_EQ(a->stats().ignored_messages, 1u);
+  EXPECT_EQ(a->stats().malformed_links, 1u);
+  // Still serving others.
+  b->Track("aaaaaaaa", a_ip_);
+  EXPECT_TRUE(RunUntil([&] {
+    auto view = b->Lookup("aaaaaaaa");
+    return view && view->samples >= 1;
+  }));
   a->Stop();
   b->Stop();
 }

@@ -45,6 +45,7 @@ The cluster is running (workspace $SYNOD_WORKSPACE).
 Dashboard: http://$first:7400/   (API docs: http://$first:7400/docs)
 The API's writes need the workspace's token (the CLI sends it; the dashboard's forms ask for it
 once): the 'write' line of $SYNOD_WORKSPACE/api.tokens
+Cluster traffic (peer protocol, Raft, file blocks) is TLS 1.3 with $SYNOD_WORKSPACE/cluster.key
 In another terminal, try:
   export SYNOD_WORKSPACE=$SYNOD_WORKSPACE
   $synod events -f

@@ -15,25 +15,28 @@ std::shared_ptr<const TlsConfig> Key() {
   return key;
 }
 
+// Delivers each side's bytes to the other until neither has more to say.
+bool Handshake(TlsSession& client, TlsSession& server) {
+  std::string to_server, to_client, plain;
+  if (!client.Begin(to_server).ok()) return false;
+  while (!to_server.empty() || !to_client.empty()) {
+    std::string bytes = std::move(to_server);
+    to_server.clear();
+    if (!bytes.empty() && !server.Receive(bytes, plain, to_client).ok()) return false;
+    bytes = std::move(to_client);
+    to_client.clear();
+    if (!bytes.empty() && !client.Receive(bytes, plain, to_server).ok()) return false;
+  }
+  return client.established() && server.established();
+}
+
 // Both halves of one handshake: what a pair of nodes spends to open a link.
 void BM_Handshake(benchmark::State& state) {
   auto key = Key();
   for (auto _ : state) {
     auto client = key->NewSession(true);
     auto server = key->NewSession(false);
-    std::string to_server, to_client, plain;
-    (void)client->Begin(to_server);
-    while (!to_server.empty() || !to_client.empty()) {
-      std::string bytes = std::move(to_server);
-      to_server.clear();
-      if (!bytes.empty() && !server->Receive(bytes, plain, to_client).ok())
-        state.SkipWithError("server");
-      bytes = std::move(to_client);
-      to_client.clear();
-      if (!bytes.empty() && !client->Receive(bytes, plain, to_server).ok())
-        state.SkipWithError("client");
-    }
-    if (!client->established() || !server->established()) state.SkipWithError("not established");
+    if (!Handshake(*client, *server)) state.SkipWithError("handshake failed");
   }
 }
 BENCHMARK(BM_Handshake);
@@ -43,16 +46,7 @@ void BM_Message(benchmark::State& state) {
   auto key = Key();
   auto client = key->NewSession(true);
   auto server = key->NewSession(false);
-  std::string to_server, to_client, plain;
-  (void)client->Begin(to_server);
-  while (!to_server.empty() || !to_client.empty()) {
-    std::string bytes = std::move(to_server);
-    to_server.clear();
-    if (!bytes.empty()) (void)server->Receive(bytes, plain, to_client);
-    bytes = std::move(to_client);
-    to_client.clear();
-    if (!bytes.empty()) (void)client->Receive(bytes, plain, to_server);
-  }
+  if (!Handshake(*client, *server)) state.SkipWithError("handshake failed");
   const std::string message(static_cast<size_t>(state.range(0)), 'm');
   for (auto _ : state) {
     std::string wire, got, back;

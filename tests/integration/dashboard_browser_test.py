@@ -110,6 +110,17 @@ class Browser:
         self.tmpdir = tmpdir
         self.log_supported = True
 
+    def quit_on_signals(self):
+        """A test killed by a signal quits the browser too (harness cleanup then exits)."""
+        def on_signal(signum, frame):
+            self.kill_leftovers()
+            h._on_signal(signum, frame)
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            try:
+                signal.signal(s, on_signal)
+            except (ValueError, OSError):
+                pass
+
     def start(self):
         if not _HAVE_SELENIUM:
             h.skip(f"Selenium is not importable (python3-selenium, tried {sys.executable}"
@@ -315,16 +326,7 @@ def main():
     args = h.parse_args(__doc__)
     tmp = h.make_tempdir("synod-it-browser-")
     browser = Browser(tmp)
-
-    # A test killed by a signal quits the browser too (harness cleanup then exits).
-    def on_signal(signum, frame):
-        browser.kill_leftovers()
-        h._on_signal(signum, frame)
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        try:
-            signal.signal(s, on_signal)
-        except (ValueError, OSError):
-            pass
+    browser.quit_on_signals()
 
     browser.start()   # skips (77) if it cannot
     console = []      # every console entry read, for the final check

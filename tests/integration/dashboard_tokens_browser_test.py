@@ -31,7 +31,6 @@ except ImportError:
         sys.stdout.flush()
         os.execv(_DEBIAN_PYTHON, [_DEBIAN_PYTHON, os.path.abspath(__file__), *sys.argv[1:]])
 
-import signal  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -103,15 +102,7 @@ def main():
         f.write(f"read {READ_TOKEN}\nwrite {WRITE_TOKEN}\n")
     os.chmod(tokens, 0o600)
     browser = Browser(tmp)
-
-    def on_signal(signum, frame):
-        browser.kill_leftovers()
-        h._on_signal(signum, frame)
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        try:
-            signal.signal(s, on_signal)
-        except (ValueError, OSError):
-            pass
+    browser.quit_on_signals()
 
     browser.start()  # skips (77) if it cannot
     try:

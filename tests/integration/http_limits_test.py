@@ -65,7 +65,8 @@ def main():
     if soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
     crowd_size = min(CROWD, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 256)
-    h.check(crowd_size >= 2000, f"only {crowd_size} files may be opened here")
+    if crowd_size < 2000:
+        h.skip(f"this process may open only {crowd_size + 256} files (RLIMIT_NOFILE)")
 
     addr = h.pick_addresses(1)[0]
     agent = h.start_agents(args.synod, [addr], h.free_udp_port(),

@@ -145,10 +145,11 @@ Status Agent::Start() {
     log.Publish(type, unix_nanos, std::move(fields));
   };
 
-  s.peers = std::make_unique<PeerService>(
-      s.loop, s.clock,
-      PeerOptions{s.identity, s.config.name, s.config.bind, s.config.peer_port, s.config.api_port,
-                  s.config.raft_port, std::chrono::milliseconds(10'000), s.tls, &s.tls_refusals});
+  PeerOptions peer_options{s.identity,         s.config.name,     s.config.bind,
+                           s.config.peer_port, s.config.api_port, s.config.raft_port};
+  peer_options.tls = s.tls;
+  peer_options.refusals = &s.tls_refusals;
+  s.peers = std::make_unique<PeerService>(s.loop, s.clock, std::move(peer_options));
   ConsensusOptions consensus;
   consensus.identity = s.identity;
   consensus.name = s.config.name;

@@ -36,7 +36,8 @@ RaftTunnel::RaftTunnel(EventLoop& loop, std::shared_ptr<TcpConnection> connectio
       connection_(std::move(connection)),
       callbacks_(std::move(callbacks)),
       peer_ip_(connection_->peer_ip()),
-      drain_poll_(loop) {}
+      drain_poll_(loop),
+      deadline_(loop) {}
 
 RaftTunnel::~RaftTunnel() { CloseAll(); }
 
@@ -65,6 +66,12 @@ void RaftTunnel::Begin(const TlsConfig& tls, bool client, std::chrono::milliseco
   client_ = client;
   self_ = shared_from_this();
   std::weak_ptr<RaftTunnel> weak = weak_from_this();
+  // An authenticated peer that never sends libraft's handshake must not hold a slot either.
+  deadline_.Start(timeout, std::chrono::milliseconds(0), [weak] {
+    if (auto self = weak.lock(); self && !self->ready_) {
+      self->Fail("no raft handshake within the time allowed", false);
+    }
+  });
   connection_->SecureWith(
       tls.NewSession(client),
       [weak] {
@@ -156,6 +163,7 @@ void RaftTunnel::BecomeReady(uint64_t peer_id, const std::string& peer_address) 
     return Fail("cannot open a socket pair", false);
   }
   ready_ = true;
+  deadline_.Stop();
   pipe_reading_ = true;
   uv_read_start(reinterpret_cast<uv_stream_t*>(ours_), LendReadBuffer, &RaftTunnel::OnPipeRead);
   auto on_ready = std::move(callbacks_.on_ready);
@@ -245,6 +253,7 @@ void RaftTunnel::CloseAll() {
   if (ended_) return;
   ended_ = true;
   drain_poll_.Stop();
+  deadline_.Stop();
   connection_->Close();
   if (ours_ != nullptr) {
     ours_->data = nullptr;

@@ -82,6 +82,7 @@ class RaftTunnel : public std::enable_shared_from_this<RaftTunnel> {
   uv_pipe_t* ours_ = nullptr;  // our end of the socket pair, open after BecomeReady
   bool pipe_reading_ = false;
   Timer drain_poll_;  // waits for the TLS side's queue to shrink
+  Timer deadline_;    // until ready: TLS and libraft's handshake both within it
 };
 
 }  // namespace synod

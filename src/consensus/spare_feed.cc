@@ -121,11 +121,12 @@ void SpareFeed::OnFeed(const wire::EntryFeed& feed) {
   // reaches must not lock the real leader out for good.
   if (source_ && feed.term() < source_->term && now - last_fed_ < kFeedFresh) return;
   // Voters and standbys follow the Raft log, never the feed (a confused or forged feed would
-  // apply entries the log then skips), as long as this node's Raft view is live: a leader known
-  // in a term at least the feed's. A node demoted while it was down still lists itself with
-  // its old role but hears from no leader: the feed is how it catches up.
+  // apply entries the log then skips), as long as this node's Raft view is live: it knows a
+  // leader, whatever term the feed claims. A node removed from the configuration while it was
+  // away still lists itself with its old role, but hears no leader within an election timeout:
+  // then the feed is how it catches up.
   if (const std::optional<RaftRole> role = engine_.RoleOf(RaftIdFromNodeId(options_.self_id));
-      role && *role != RaftRole::kSpare && engine_.Leader() && engine_.term() >= feed.term()) {
+      role && *role != RaftRole::kSpare && engine_.Leader()) {
     if (!refused_feed_logged_) {
       refused_feed_logged_ = true;
       spdlog::info(

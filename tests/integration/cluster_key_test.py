@@ -9,10 +9,15 @@ that is not allowed), so that every packet on its loopback is the test's own. Th
 - an agent with another key and one with none see the cluster's beacons but never join; the
   members log why once and count the refusals in /metrics;
 - a client speaking the peer protocol or libraft's handshake in clear gets no answer but a close;
+- a peer that holds the key (openssl s_client with the derived PSK) and forges an entry feed to a
+  voter (a future term, an applied index far ahead) is refused, and the state stays identical;
 - the cluster keeps working through all of it;
 - with certificates instead (--tls-cert/--tls-key/--tls-ca, made here with the openssl tool),
   two nodes of one CA form a cluster and a node of another CA is refused.
 """
+import base64
+import hashlib
+import hmac
 import os
 import secrets
 import shutil
@@ -76,6 +81,54 @@ class Capture:
         self.thread.join(timeout=2)
         self.sock.close()
         return self.packets
+
+
+def hkdf_sha256(ikm, salt, info, length):
+    """RFC 5869, as OpenSSL's EVP_PKEY_HKDF (extract then expand) computes it."""
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    out, block = b"", b""
+    for counter in range(1, -(-length // 32) + 1):
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+    return out[:length]
+
+
+def varint(n):
+    out = b""
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([byte | 0x80])
+        else:
+            return out + bytes([byte])
+
+
+def field(number, value):
+    """One protobuf field: an int (varint) or bytes/str (length-delimited)."""
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    value = value.encode() if isinstance(value, str) else value
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+def send_as_member(key_text, addr, port, payload):
+    """Speaks to a member over TLS 1.3 with the cluster's own PSK (`openssl s_client -psk`), as
+    a node holding the key would: the checks past the handshake are what is tested."""
+    key = base64.b64decode(key_text)
+    salt = b"synod cluster key"
+    psk = hkdf_sha256(key, salt, b"synod tls 1.3 external psk v1", 32)
+    identity = "synod1-" + hkdf_sha256(key, salt, b"synod tls 1.3 psk identity v1", 8).hex()
+    client = subprocess.Popen(
+        ["openssl", "s_client", "-quiet", "-ign_eof", "-tls1_3", "-connect", f"{addr}:{port}",
+         "-psk", psk.hex(), "-psk_identity", identity, "-ciphersuites", "TLS_AES_128_GCM_SHA256"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client.stdin.write(struct.pack(">I", len(payload)) + payload)
+    client.stdin.flush()
+    time.sleep(1.5)
+    client.kill()
+    out, err = client.communicate()
+    return out, err
 
 
 def keygen(synod, path):
@@ -253,6 +306,25 @@ def main():
     reply = clear_text_is_refused(members[0].addr, RAFT_PORT, handshake)
     h.check(not reply or reply[0] == 0x15, f"the Raft port answered clear text: {reply[:40]!r}")
     h.log("clear-text peer and Raft connections get nothing but a close")
+
+    # A peer holding the key (so past every handshake) forges an entry feed to a voter: a term
+    # no leader reached and an applied index 100,000 ahead, which would make the voter skip
+    # real entries. A voter with a live Raft view refuses it.
+    view = members[0].cluster()
+    leader_name = (view.get("leader") or {}).get("name")
+    follower = next(a for a in members if a.name != leader_name)
+    before = follower.cluster()["applied_index"]
+    feed = (field(1, "f" * 32) + field(2, addrs[3]) + field(3, 1 << 62) +
+            field(4, before) + field(5, before + 100_000))
+    out, err = send_as_member(key_text, follower.addr, PEER_PORT, field(24, feed))
+    h.check(b"handshake failure" not in err and b"alert" not in err,
+            f"the member's key was not accepted: {err.decode(errors='replace')[-300:]}")
+    h.wait_for(lambda: "refusing an entry feed" in follower.read_log(), 10,
+               what=f"{follower.name} to refuse the forged feed")
+    after = follower.cluster()["applied_index"]
+    h.check(after < before + 1000, f"the forged feed moved {follower.name} from {before} to {after}")
+    h.log(f"a forged feed from a key holder was refused by voter {follower.name} "
+          f"(applied {before} -> {after})")
 
     # Still working, and agreeing.
     r = members[1].kv_put("after", "still-working")

@@ -7,8 +7,9 @@
 //
 // The connecting side writes libraft's handshake (protocol, server id, address) through the TLS
 // session and is ready once TLS is established; the accepting side is ready once it has read that
-// handshake, whose fields it checks as hostile input. Until ready, a failure reports why (TLS
-// refused, a bad handshake, the connection closed); after, either side ending ends both.
+// handshake, whose fields it checks as hostile input. Both handshakes must be done within the
+// deadline given. Until ready, a failure reports why (TLS refused, a bad handshake, the
+// connection closed, the deadline); after, either side ending ends both.
 //
 // Loop thread only. A tunnel keeps itself alive until both of its sockets are closed; Abort()
 // ends it at once, without callbacks.

@@ -69,7 +69,8 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   void ResumeReading();
   // Queues bytes; `done` (optional) runs when they are handed to the kernel or failed.
   void Write(std::string bytes, std::function<void(int status)> done = nullptr);
-  // Bytes queued by Write() and not yet handed to the kernel.
+  // Bytes queued by Write() and not yet handed to the kernel (with TLS: also the plaintext held
+  // until the handshake is done).
   size_t queued_bytes() const;
   // See LimitStall().
   void LimitStall(std::chrono::milliseconds stall) { synod::LimitStall(socket_, stall); }

@@ -32,30 +32,16 @@ runs this test cannot import it, the test re-runs itself under /usr/bin/python3.
 """
 
 import os
+import random
+import shutil
+import signal
 import sys
+import tempfile
+import time
 
-_DEBIAN_PYTHON = "/usr/bin/python3"
-_REEXEC_MARK = "SYNOD_DASHBOARD_TEST_REEXEC"
+import harness as h
 
-try:
-    import selenium  # noqa: F401
-    _HAVE_SELENIUM = True
-except ImportError:
-    _HAVE_SELENIUM = False
-    if (os.path.realpath(sys.executable) != os.path.realpath(_DEBIAN_PYTHON)
-            and os.path.exists(_DEBIAN_PYTHON) and not os.environ.get(_REEXEC_MARK)):
-        os.environ[_REEXEC_MARK] = "1"
-        sys.stdout.flush()
-        os.execv(_DEBIAN_PYTHON, [_DEBIAN_PYTHON, os.path.abspath(__file__), *sys.argv[1:]])
-
-import random  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+_HAVE_SELENIUM = h.import_or_reexec("selenium")
 
 N = 4
 FORM_BOUND_S = 30.0
@@ -124,7 +110,7 @@ class Browser:
     def start(self):
         if not _HAVE_SELENIUM:
             h.skip(f"Selenium is not importable (python3-selenium, tried {sys.executable}"
-                   f"{' and ' + _DEBIAN_PYTHON if os.environ.get(_REEXEC_MARK) else ''})")
+                   f"{' and ' + h.DEBIAN_PYTHON if h.reexec_tried() else ''})")
         chromium = shutil.which("chromium")
         if chromium is None:
             h.skip("chromium is not installed (Debian package chromium)")

@@ -17,24 +17,10 @@ Reuses the browser handling of dashboard_browser_test.py.
 """
 
 import os
-import sys
 
-_DEBIAN_PYTHON = "/usr/bin/python3"
-_REEXEC_MARK = "SYNOD_DASHBOARD_TEST_REEXEC"
+import harness as h
 
-try:
-    import selenium  # noqa: F401
-except ImportError:
-    if (os.path.realpath(sys.executable) != os.path.realpath(_DEBIAN_PYTHON)
-            and os.path.exists(_DEBIAN_PYTHON) and not os.environ.get(_REEXEC_MARK)):
-        os.environ[_REEXEC_MARK] = "1"
-        sys.stdout.flush()
-        os.execv(_DEBIAN_PYTHON, [_DEBIAN_PYTHON, os.path.abspath(__file__), *sys.argv[1:]])
-
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
-# The re-exec above has happened if it could: importing this one does not re-exec again.
+h.import_or_reexec("selenium")  # before anything else; Browser.start() skips without it
 from dashboard_browser_test import Browser, browser_log, save_screenshot  # noqa: E402
 
 READ_TOKEN = "rd-" + os.urandom(12).hex()

@@ -13,6 +13,7 @@ import argparse
 import atexit
 import errno
 import http.client
+import importlib
 import json
 import math
 import os
@@ -28,6 +29,31 @@ import time
 import traceback
 
 SKIP = 77
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+_DEBIAN_PYTHON_REEXEC = "SYNOD_TEST_DEBIAN_PYTHON_REEXEC"
+
+
+def import_or_reexec(module):
+    """Whether `module` imports. Where this interpreter lacks it, the running script starts again
+    under Debian's /usr/bin/python3 (whose python3-* packages provide it), once: call this before
+    the test does anything. False only when even that was tried, or cannot be."""
+    try:
+        importlib.import_module(module)
+        return True
+    except ImportError:
+        if (os.path.realpath(sys.executable) != os.path.realpath(DEBIAN_PYTHON)
+                and os.path.exists(DEBIAN_PYTHON) and not os.environ.get(_DEBIAN_PYTHON_REEXEC)):
+            os.environ[_DEBIAN_PYTHON_REEXEC] = "1"
+            sys.stdout.flush()
+            os.execv(DEBIAN_PYTHON, [DEBIAN_PYTHON, os.path.abspath(sys.argv[0]), *sys.argv[1:]])
+        return False
+
+
+def reexec_tried():
+    """Whether import_or_reexec() already ran the script again under Debian's python3."""
+    return bool(os.environ.get(_DEBIAN_PYTHON_REEXEC))
+
 
 _procs = []          # every Popen started through this module
 _tempdirs = []       # every temp dir created through this module

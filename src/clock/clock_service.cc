@@ -6,8 +6,7 @@ namespace synod {
 
 ClockService::ClockService(EventLoop& loop, const Clock& clock, PeerService& peers,
                            ConsensusService& consensus, ClockOptions options)
-    : loop_(loop),
-      clock_(clock),
+    : clock_(clock),
       peers_(peers),
       consensus_(consensus),
       options_(std::move(options)),

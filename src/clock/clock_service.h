@@ -75,7 +75,6 @@ class ClockService {
   wire::ClockReportsResponse LeaderReports() const;
   std::optional<Ipv4> MasterIp() const;
 
-  EventLoop& loop_;
   const Clock& clock_;
   PeerService& peers_;
   ConsensusService& consensus_;

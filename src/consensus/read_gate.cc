@@ -21,8 +21,7 @@ Status NoLeader() {
 ReadGate::ReadGate(EventLoop& loop, PeerService& peers, RaftEngine& engine,
                    std::function<std::optional<Ipv4>()> leader_ip,
                    std::chrono::milliseconds timeout)
-    : loop_(loop),
-      peers_(peers),
+    : peers_(peers),
       engine_(engine),
       leader_ip_(std::move(leader_ip)),
       timeout_(timeout),

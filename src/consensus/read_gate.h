@@ -66,7 +66,6 @@ class ReadGate {
   void CheckApplied();
   void Answer(Batch& reads, const Status& status);
 
-  EventLoop& loop_;
   PeerService& peers_;
   RaftEngine& engine_;
   std::function<std::optional<Ipv4>()> leader_ip_;

@@ -184,7 +184,8 @@ void SpareFeed::FetchState() {
   request.mutable_state_chunk_request()->set_transfer_id(fetch_->transfer_id);
   request.mutable_state_chunk_request()->set_offset(fetch_->received);
   peers_.Call(
-      fetch_->leader, request, kStateChunkTimeout, [this](Result<wire::PeerMessage> response) {
+      fetch_->leader, request, kStateChunkTimeout,
+      [this](Result<wire::PeerMessage> response) {
         if (!fetch_ || stopped_) return;
         auto give_up = [this](const std::string& why) {
           // The next feed that says the state is needed starts a new fetch.
@@ -224,7 +225,8 @@ void SpareFeed::FetchState() {
                                                                            fetch_->started)
                          .count());
         fetch_.reset();
-      });
+      },
+      PeerLane::kBulk);
 }
 
 std::optional<SpareFeed::Source> SpareFeed::RecentSource() const {

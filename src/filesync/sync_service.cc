@@ -835,7 +835,9 @@ void SyncService::StartFetch(const std::string& path, const wire::FileEntry& ent
 
 void SyncService::RequestBlocks() {
   while (block_requests_ < options_.max_block_requests && !block_queue_.empty()) {
-    auto [fetch, hash] = std::move(block_queue_.front());
+    // Named copies, not a structured binding: a lambda below captures them.
+    std::shared_ptr<Fetch> fetch = std::move(block_queue_.front().first);
+    std::string hash = std::move(block_queue_.front().second);
     block_queue_.pop_front();
     if (!fetch->failure.ok()) {
       if (--fetch->outstanding == 0) FinishFetch(fetch);
@@ -859,10 +861,12 @@ void SyncService::RequestBlocks() {
     request.mutable_block_request()->set_path(fetch->path);
     request.mutable_block_request()->set_index(fetch->missing[hash].front());
     ++block_requests_;
-    peers_.Call(fetch->sources[source], std::move(request), options_.block_timeout,
-                [this, alive = alive_, fetch, hash, source](Result<wire::PeerMessage> response) {
-                  if (*alive) OnBlock(fetch, hash, source, std::move(response));
-                });
+    peers_.Call(
+        fetch->sources[source], std::move(request), options_.block_timeout,
+        [this, alive = alive_, fetch, hash, source](Result<wire::PeerMessage> response) {
+          if (*alive) OnBlock(fetch, hash, source, std::move(response));
+        },
+        PeerLane::kBulk);
   }
 }
 

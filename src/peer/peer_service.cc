@@ -170,7 +170,7 @@ void PeerService::Untrack(const std::string& short_id) {
   Disconnect(it->second);
   const Ipv4 ip = it->second.ip;
   tracked_.erase(it);
-  OnLinkLost(short_id, "neighbour removed");
+  FailCalls(short_id, std::nullopt, "neighbour removed");
   if (peer_listener_.on_lost) peer_listener_.on_lost(ip);
 }
 
@@ -179,6 +179,9 @@ void PeerService::Disconnect(Tracked& peer) {
   if (peer.link) peer.link->Close();
   peer.pending.reset();
   peer.link.reset();
+  if (peer.bulk.pending) peer.bulk.pending->Close();
+  if (peer.bulk.link) peer.bulk.link->Close();
+  peer.bulk = BulkLane{};
 }
 
 std::optional<PeerView> PeerService::Lookup(const std::string& short_id) const {
@@ -258,11 +261,81 @@ void PeerService::Connect(const std::string& key, Tracked& peer) {
 void PeerService::OnLinkLost(const std::string& key, const std::string& why) {
   auto it = tracked_.find(key);
   if (it != tracked_.end()) it->second.outbox.clear();
+  FailCalls(key, PeerLane::kControl, why);
+}
+
+void PeerService::FailCalls(const std::string& key, std::optional<PeerLane> lane,
+                            const std::string& why) {
   std::vector<uint64_t> failed;
   for (const auto& [id, call] : calls_) {
-    if (call.key == key) failed.push_back(id);
+    if (call.key == key && (!lane || call.lane == *lane)) failed.push_back(id);
   }
   for (uint64_t id : failed) FinishCall(id, Status::Error("connection lost: " + why));
+}
+
+void PeerService::SendBulk(const std::string& key, Tracked& peer, wire::PeerMessage request) {
+  if (peer.bulk.link) {
+    peer.bulk.link->Send(request);
+    return;
+  }
+  if (peer.bulk.outbox.size() >= kMaxOutbox) {
+    FinishCall(request.request_id(),
+               Status::Error("too many requests waiting for " + peer.ip.ToString()));
+    return;
+  }
+  peer.bulk.outbox.push_back(std::move(request));
+  if (!peer.bulk.pending && peer.hello_done) ConnectBulk(key, peer);
+}
+
+void PeerService::ConnectBulk(const std::string& key, Tracked& peer) {
+  peer.bulk.generation = next_generation_++;
+  const uint64_t generation = peer.bulk.generation;
+  peer.bulk.pending = TcpConnection::Connect(
+      loop_, peer.ip, options_.peer_port, kConnectTimeout,
+      [this, key, generation](std::shared_ptr<TcpConnection> connection, int status) {
+        auto it = tracked_.find(key);
+        if (it == tracked_.end() || it->second.bulk.generation != generation) {
+          if (connection) connection->Close();
+          return;
+        }
+        Tracked& peer = it->second;
+        peer.bulk.pending.reset();
+        if (!connection) {
+          CloseBulk(key, peer, "bulk connection failed: " + UvError(status));
+          return;
+        }
+        connection->LimitStall(kLinkStall);
+        if (options_.tls) connection->SecureWith(options_.tls->NewSession(/*client=*/true));
+        peer.bulk.link = std::make_shared<PeerLink>(loop_, std::move(connection), clock_);
+        peer.bulk.link->Start(
+            [this, key](const wire::PeerMessage& message, int64_t) {
+              if (message.request_id() == 0 || !IsResponse(message)) return;
+              auto call = calls_.find(message.request_id());
+              if (call != calls_.end() && call->second.key == key &&
+                  call->second.lane == PeerLane::kBulk) {
+                FinishCall(message.request_id(), message);
+              }
+            },
+            [this, key, generation](const std::string& why) {
+              auto it = tracked_.find(key);
+              if (it == tracked_.end() || it->second.bulk.generation != generation) return;
+              if (IsMalformed(why)) ++stats_.malformed_links;
+              if (it->second.bulk.link->refused_by_tls() && options_.refusals != nullptr) {
+                options_.refusals->Note("peer", it->second.ip, why);
+              }
+              CloseBulk(key, it->second, why);
+            });
+        for (const auto& queued : peer.bulk.outbox) peer.bulk.link->Send(queued);
+        peer.bulk.outbox.clear();
+      },
+      options_.bind_ip);
+}
+
+void PeerService::CloseBulk(const std::string& key, Tracked& peer, const std::string& why) {
+  if (peer.bulk.pending) peer.bulk.pending->Close();
+  if (peer.bulk.link) peer.bulk.link->Close();
+  peer.bulk = BulkLane{};
+  FailCalls(key, PeerLane::kBulk, why);
 }
 
 void PeerService::OnOutgoingMessage(const std::string& key, const wire::PeerMessage& message,
@@ -281,6 +354,7 @@ void PeerService::OnOutgoingMessage(const std::string& key, const wire::PeerMess
       peer.link->Close();
       peer.link.reset();
       peer.next_attempt = clock_.Monotonic() + kRetryNotSynod;
+      CloseBulk(key, peer, peer.view.status);
       OnLinkLost(key, peer.view.status);
       Reschedule();
       return;
@@ -299,6 +373,7 @@ void PeerService::OnOutgoingMessage(const std::string& key, const wire::PeerMess
     }
     for (const auto& queued : peer.outbox) peer.link->Send(queued);
     peer.outbox.clear();
+    if (!peer.bulk.outbox.empty() && !peer.bulk.pending && !peer.bulk.link) ConnectBulk(key, peer);
     if (peer_listener_.on_hello) peer_listener_.on_hello(peer.ip, hello);
     Reschedule();
     return;
@@ -324,7 +399,7 @@ void PeerService::OnOutgoingMessage(const std::string& key, const wire::PeerMess
 }
 
 void PeerService::Call(Ipv4 ip, wire::PeerMessage request, std::chrono::milliseconds timeout,
-                       CallCallback done) {
+                       CallCallback done, PeerLane lane) {
   Tracked* peer = FindByIp(ip);
   if (peer == nullptr) {
     Track("", ip);
@@ -335,12 +410,16 @@ void PeerService::Call(Ipv4 ip, wire::PeerMessage request, std::chrono::millisec
   request.set_request_id(id);
   PendingCall& call = calls_[id];
   call.key = key;
+  call.lane = lane;
   call.done = std::move(done);
   call.deadline = std::make_unique<Timer>(loop_);
   call.deadline->Start(timeout, std::chrono::milliseconds(0), [this, id, ip] {
     FinishCall(id, Status::Error("no answer from " + ip.ToString() + " in time"));
   });
-  if (peer->link && peer->hello_done) {
+  if (lane == PeerLane::kBulk) {
+    SendBulk(key, *peer, std::move(request));
+    if (!peer->link && !peer->connecting) Connect(key, *peer);  // the bulk lane waits for it
+  } else if (peer->link && peer->hello_done) {
     peer->link->Send(request);
   } else if (peer->outbox.size() < kMaxOutbox) {
     peer->outbox.push_back(std::move(request));

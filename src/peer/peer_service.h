@@ -62,6 +62,11 @@ struct PeerView {
   size_t samples = 0;
 };
 
+// Which connection a call travels on. TCP delivers a stream in order, so a megabyte queued on a
+// connection holds up everything behind it: bulk answers (file blocks, state chunks) come back
+// on a second connection to the peer, and probes, heartbeats and proposals never wait for them.
+enum class PeerLane { kControl, kBulk };
+
 // Hostile or broken input met so far.
 struct PeerStats {
   uint64_t ignored_messages = 0;  // a kind nobody handles here, or a response nobody asked for
@@ -97,9 +102,10 @@ class PeerService {
   }
   void SetPeerListener(PeerListener listener) { peer_listener_ = std::move(listener); }
   // Sends a request to the Synod node at `ip` (connecting first if need be); `done` runs once,
-  // with the response or an error (timeout, connection lost, not a Synod node).
+  // with the response or an error (timeout, connection lost, not a Synod node). A bulk call
+  // waits for the node to be known as Synod on the control lane, then opens the bulk lane.
   void Call(Ipv4 ip, wire::PeerMessage request, std::chrono::milliseconds timeout,
-            CallCallback done);
+            CallCallback done, PeerLane lane = PeerLane::kControl);
   // Hears every accepted four-timestamp sample, with the address of the peer it measured.
   void SetTimeSampleListener(std::function<void(Ipv4 ip, const TimeSample&)> listener) {
     time_sample_listener_ = std::move(listener);
@@ -115,6 +121,13 @@ class PeerService {
   const PeerStats& stats() const { return stats_; }
 
  private:
+  // The second connection to a peer, opened on the first bulk call; only answers travel back.
+  struct BulkLane {
+    std::shared_ptr<TcpConnection> pending;  // connect in progress
+    std::shared_ptr<PeerLink> link;
+    uint64_t generation = 0;
+    std::vector<wire::PeerMessage> outbox;  // requests waiting for the connection
+  };
   struct Tracked {
     std::string short_id;
     Ipv4 ip;
@@ -130,9 +143,11 @@ class PeerService {
     MinDelayFilter filter;
     PeerView view;
     std::vector<wire::PeerMessage> outbox;  // requests waiting for the Hello exchange
+    BulkLane bulk;
   };
   struct PendingCall {
     std::string key;  // tracked peer it went to
+    PeerLane lane = PeerLane::kControl;
     CallCallback done;
     std::unique_ptr<Timer> deadline;
   };
@@ -146,6 +161,11 @@ class PeerService {
                          int64_t received_utc_nanos);
   void OnIncoming(std::shared_ptr<TcpConnection> connection);
   void OnLinkLost(const std::string& key, const std::string& why);
+  // Fails the calls waiting on `key`'s lane (every lane: nullopt).
+  void FailCalls(const std::string& key, std::optional<PeerLane> lane, const std::string& why);
+  void SendBulk(const std::string& key, Tracked& peer, wire::PeerMessage request);
+  void ConnectBulk(const std::string& key, Tracked& peer);
+  void CloseBulk(const std::string& key, Tracked& peer, const std::string& why);
   void FinishCall(uint64_t request_id, Result<wire::PeerMessage> outcome);
   Tracked* FindByIp(Ipv4 ip);
   wire::PeerMessage HelloMessage() const;

@@ -213,5 +213,58 @@ TEST_F(PeerServiceTest, IgnoredAndMalformedInputIsCountedAndTheNodeGoesOn) {
   b->Stop();
 }
 
+// File blocks and state chunks come back on a lane of their own: with 48 MiB of them queued at
+// the sender, a small request on the control lane is still answered first (one TCP stream would
+// deliver it after them).
+TEST_F(PeerServiceTest, BulkAnswersDoNotHoldUpTheControlLane) {
+  auto a = Node(a_ip_, "aaaaaaaa000000000000000000000001", "alpha");
+  auto b = Node(b_ip_, "bbbbbbbb000000000000000000000002", "beta");
+  const std::string block(4 << 20, 'x');
+  b->SetRequestHandler([&](const wire::PeerMessage& request, PeerService::Reply reply) {
+    wire::PeerMessage response;
+    if (request.has_block_request()) {
+      response.mutable_block_response()->set_data(block);
+    } else {
+      response.mutable_read_index_response()->set_index(7);
+    }
+    reply(response);
+  });
+  // Both lanes open first, so that neither answer waits for a connection.
+  wire::PeerMessage block_request;
+  block_request.mutable_block_request()->set_hash("h");
+  wire::PeerMessage read_request;
+  read_request.mutable_read_index_request();
+  int warm = 0;
+  a->Call(
+      b_ip_, block_request, milliseconds(5000), [&](auto) { ++warm; }, PeerLane::kBulk);
+  a->Call(b_ip_, read_request, milliseconds(5000), [&](auto) { ++warm; });
+  ASSERT_TRUE(RunUntil([&] { return warm == 2; }));
+
+  constexpr int kBlocks = 12;
+  int blocks_done = 0;
+  int blocks_done_before_control = -1;
+  for (int i = 0; i < kBlocks; ++i) {
+    a->Call(
+        b_ip_, block_request, milliseconds(20000),
+        [&](Result<wire::PeerMessage> response) {
+          EXPECT_TRUE(response.ok()) << response.error();
+          if (response.ok()) {
+            EXPECT_EQ(response.value().block_response().data().size(), block.size());
+          }
+          ++blocks_done;
+        },
+        PeerLane::kBulk);
+  }
+  a->Call(b_ip_, read_request, milliseconds(20000), [&](Result<wire::PeerMessage> response) {
+    EXPECT_TRUE(response.ok()) << response.error();
+    blocks_done_before_control = blocks_done;
+  });
+  ASSERT_TRUE(RunUntil([&] { return blocks_done == kBlocks && blocks_done_before_control >= 0; },
+                       milliseconds(30000)));
+  EXPECT_LT(blocks_done_before_control, kBlocks / 2);
+  a->Stop();
+  b->Stop();
+}
+
 }  // namespace
 }  // namespace synod

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include <google/protobuf/stubs/logging.h>
 #include <spdlog/spdlog.h>
 
 #include "api/access_gate.h"
@@ -109,8 +110,24 @@ Agent::~Agent() {
   if (impl_->http) impl_->Shutdown("agent destroyed");
 }
 
+namespace {
+
+// protobuf reports some hostile input itself (a string field that is not UTF-8) on stderr, once
+// per message: a peer could fill the log. The parse fails and is counted where it is read.
+void ProtobufLogToDebug(google::protobuf::LogLevel level, const char* file, int line,
+                        const std::string& message) {
+  if (level >= google::protobuf::LOGLEVEL_FATAL) {
+    spdlog::critical("protobuf {}:{}: {}", file, line, message);
+  } else {
+    spdlog::debug("protobuf {}:{}: {}", file, line, message);
+  }
+}
+
+}  // namespace
+
 Status Agent::Start() {
   Impl& s = *impl_;
+  google::protobuf::SetLogHandler(ProtobufLogToDebug);
   s.started_at = s.clock.Monotonic();
   Result<LocalInterface> interface = LocalInterfaceFor(s.config.bind);
   if (!interface.ok()) return Status::Error("--bind: " + interface.error());
@@ -257,6 +274,18 @@ Status Agent::Start() {
       s.overview->SetPeerToken(s.access->policy().peer_token());
     }
   }
+  if (!s.config.api_tls_cert_file.empty() || !s.config.api_tls_key_file.empty()) {
+    if (s.config.api_tls_cert_file.empty() || s.config.api_tls_key_file.empty()) {
+      return Status::Invalid("--api-tls-cert and --api-tls-key go together");
+    }
+    Result<std::shared_ptr<const TlsConfig>> https =
+        TlsConfig::ForHttpsServer(s.config.api_tls_cert_file, s.config.api_tls_key_file);
+    if (!https.ok()) return Status::Invalid("--api-tls-cert: " + https.status().message());
+    s.http->SetTls(https.value());
+    s.overview->UseHttps(s.config.api_tls_ca_file);
+  } else if (!s.config.api_tls_ca_file.empty()) {
+    return Status::Invalid("--api-tls-ca needs --api-tls-cert and --api-tls-key");
+  }
   s.AddRoutes();
 
   Status status = s.http->Listen(s.config.bind, s.config.api_port);
@@ -282,8 +311,9 @@ Status Agent::Start() {
                                  });
   }
   s.WatchSignals();
-  spdlog::info("agent {} ({}) up on {}: api {}, peer {}, sdss timestamp {}, data {}", s.config.name,
-               s.identity.id, s.config.bind.ToString(), s.config.api_port, s.config.peer_port,
+  spdlog::info("agent {} ({}) up on {}: api {}{}, peer {}, sdss timestamp {}, data {}",
+               s.config.name, s.identity.id, s.config.bind.ToString(), s.config.api_port,
+               s.config.api_tls_cert_file.empty() ? "" : " (https)", s.config.peer_port,
                s.discovery->timestamp_port(), s.config.data_dir);
   if (s.tls) {
     spdlog::info("cluster traffic is encrypted and authenticated (TLS 1.3, {})",

@@ -55,6 +55,12 @@ struct AgentConfig {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_ca_file;
+  // HTTPS for the API with this certificate and key (PEM); empty: plain HTTP. The CA file, if
+  // set, is what the other members' API certificates are checked against when this node
+  // fetches their views (the dashboard's overview); empty: the system's CAs.
+  std::string api_tls_cert_file;
+  std::string api_tls_key_file;
+  std::string api_tls_ca_file;
   // API tokens (AccessPolicy's format); empty: the API is open, as without tokens.
   std::string api_token_file;
   bool api_read_requires_token = false;  // reads need a token too (needs api_token_file)

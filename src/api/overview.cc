@@ -184,9 +184,10 @@ void Overview::RefreshRemotes() {
     ++refreshing_;
     OutgoingHttpRequest request;
     request.method = "GET";
-    request.url = "http://" + member->ip() + ":" + std::to_string(member->api_port()) +
+    request.url = scheme_ + member->ip() + ":" + std::to_string(member->api_port()) +
                   "/v1/overview?scope=local";
     request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(kFetchTimeout);
+    request.ca_file = peer_ca_file_;
     if (!peer_token_.empty()) request.headers.push_back("Authorization: Bearer " + peer_token_);
     http_->Send(std::move(request), [this, id = member->id()](Result<HttpReply> reply) {
       --refreshing_;

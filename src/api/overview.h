@@ -45,6 +45,12 @@ class Overview {
   // (--api-read-requires-token); empty: none. The parts of this node's own view are dispatched
   // inside the node and need none.
   void SetPeerToken(std::string token) { peer_token_ = std::move(token); }
+  // Members' APIs are HTTPS (as this node's is): fetch their views so, trusting the CA in
+  // `ca_file` (empty: the system's CAs).
+  void UseHttps(std::string ca_file) {
+    scheme_ = "https://";
+    peer_ca_file_ = std::move(ca_file);
+  }
 
  private:
   struct Part {
@@ -81,6 +87,8 @@ class Overview {
   const ConsensusService& consensus_;
   std::string self_id_;
   std::string peer_token_;
+  std::string scheme_ = "http://";
+  std::string peer_ca_file_;
   std::unique_ptr<AsyncHttpClient> http_;
   Cached local_;
   Cached cluster_;

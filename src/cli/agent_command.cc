@@ -47,6 +47,9 @@ struct AgentFlags {
   std::string tls_ca_file;
   std::string timer_retention = "24h";
   std::string sync_dir;
+  std::string api_tls_cert_file;
+  std::string api_tls_key_file;
+  std::string api_tls_ca_file;
   std::string api_token_file;
   bool api_read_requires_token = false;
 };
@@ -160,6 +163,9 @@ int RunAgent(const AgentFlags& flags) {
   if (flags.api_read_requires_token && flags.api_token_file.empty()) {
     return Fail("--api-read-requires-token needs --api-token-file", 2);
   }
+  config.api_tls_cert_file = flags.api_tls_cert_file;
+  config.api_tls_key_file = flags.api_tls_key_file;
+  config.api_tls_ca_file = flags.api_tls_ca_file;
   config.api_token_file = flags.api_token_file;
   config.api_read_requires_token = flags.api_read_requires_token;
 
@@ -270,6 +276,12 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--tls-key", flags->tls_key_file, "The private key of --tls-cert (PEM)");
   cmd->add_option("--tls-ca", flags->tls_ca_file,
                   "The CA (PEM) whose certificates make a node a member");
+  cmd->add_option("--api-tls-cert", flags->api_tls_cert_file,
+                  "Serve the API over HTTPS with this certificate (PEM), with --api-tls-key");
+  cmd->add_option("--api-tls-key", flags->api_tls_key_file, "The private key of --api-tls-cert");
+  cmd->add_option("--api-tls-ca", flags->api_tls_ca_file,
+                  "The CA (PEM) that signed the other members' API certificates, for the "
+                  "dashboard's fetches of their views (default: the system's CAs)");
   cmd->add_option("--api-token-file", flags->api_token_file,
                   "API tokens, one \"read|write <token>\" per line (16+ characters): every "
                   "request that changes state then needs Authorization: Bearer <write token>");

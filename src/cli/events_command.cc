@@ -93,8 +93,8 @@ void Print(const SseEvent& sse, bool json) {
 int RunEvents(const EventsFlags& flags) {
   const Resolved resolved = ResolveOrExplain(flags.target);
   if (!resolved.error.empty()) return CommandError("events", resolved.error, resolved.error_status);
-  Result<HostPort> address = ParseHostPort(resolved.node, 7400);
-  if (!address.ok()) return CommandError("events", "--node: " + address.error(), 2);
+  Result<OutgoingHttpRequest> stream = NodeRequest(resolved.node, "GET", "/v1/events");
+  if (!stream.ok()) return CommandError("events", stream.error(), 2);
   if (!flags.since.empty() && flags.since.find_first_not_of("0123456789") != std::string::npos) {
     return CommandError("events", "--since must be an event id (a decimal number)", 2);
   }
@@ -102,11 +102,10 @@ int RunEvents(const EventsFlags& flags) {
   unsigned printed = 0;
   bool reconnecting = false;
   while (true) {
-    std::string url = "http://" + address.value().ToString() + "/v1/events";
-    if (!flags.follow) url += "?follow=false";
-    if (last_id.empty() && !flags.follow) url += "&since=0";
-    std::vector<std::string> headers = AuthorizationHeaders(resolved.node);
-    if (!last_id.empty()) headers.push_back("Last-Event-ID: " + last_id);
+    OutgoingHttpRequest request = stream.value();
+    if (!flags.follow) request.url += "?follow=false";
+    if (last_id.empty() && !flags.follow) request.url += "&since=0";
+    if (!last_id.empty()) request.headers.push_back("Last-Event-ID: " + last_id);
     std::vector<SseEvent> backlog;
     SseParser parser([&](const SseEvent& event) {
       last_id = event.id;
@@ -117,7 +116,7 @@ int RunEvents(const EventsFlags& flags) {
         backlog.push_back(event);
       }
     });
-    Result<HttpReply> reply = HttpGetStream(url, headers, [&](std::string_view bytes) {
+    Result<HttpReply> reply = HttpGetStream(request, [&](std::string_view bytes) {
       if (reconnecting) {
         std::fprintf(stderr, "synod events: reading %s again\n", resolved.node.c_str());
         reconnecting = false;

@@ -130,14 +130,36 @@ Resolved ResolveClient(const NodeTarget& target, const std::string& client) {
   return Resolved{node.value()->ip + ":7400", 0, ""};
 }
 
+Result<OutgoingHttpRequest> NodeRequest(const std::string& node, const std::string& method,
+                                        const std::string& path) {
+  std::string_view text = node;
+  std::string scheme = "http://";
+  if (text.starts_with("https://")) {
+    scheme = "https://";
+    text.remove_prefix(8);
+  } else if (text.starts_with("http://")) {
+    text.remove_prefix(7);
+  }
+  Result<HostPort> address = ParseHostPort(text, 7400);
+  if (!address.ok()) return Status::Error("--node: " + address.error());
+  OutgoingHttpRequest request;
+  request.method = method;
+  request.url = scheme + address.value().ToString() + path;
+  request.headers = AuthorizationHeaders(std::string(text));
+  if (const char* ca = std::getenv("SYNOD_CA_FILE"); ca != nullptr && scheme == "https://") {
+    request.ca_file = ca;
+  }
+  return request;
+}
+
 Result<NodeReply> CallNode(const std::string& node, const std::string& method,
                            const std::string& path, const std::string& body,
                            std::chrono::milliseconds timeout) {
-  Result<HostPort> address = ParseHostPort(node, 7400);
-  if (!address.ok()) return Status::Error("--node: " + address.error());
-  Result<HttpReply> reply =
-      HttpCall(OutgoingHttpRequest{method, "http://" + address.value().ToString() + path, body,
-                                   AuthorizationHeaders(node), timeout});
+  Result<OutgoingHttpRequest> request = NodeRequest(node, method, path);
+  if (!request.ok()) return request.status();
+  request.value().body = body;
+  request.value().timeout = timeout;
+  Result<HttpReply> reply = HttpCall(request.value());
   if (!reply.ok()) return Status::Error(reply.error() + " (is an agent running there? see --node)");
   NodeReply parsed;
   parsed.status = reply.value().status;
@@ -151,7 +173,7 @@ Result<NodeReply> CallNode(const std::string& node, const std::string& method,
     return Status::Error(TokenRefusal(node, parsed.status, why));
   }
   if (parsed.body.is_discarded()) {
-    return Status::Error(address.value().ToString() + " answered " + std::to_string(parsed.status) +
+    return Status::Error(node + " answered " + std::to_string(parsed.status) +
                          " with something that is not JSON");
   }
   return parsed;

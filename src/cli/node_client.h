@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "net/http_client.h"
 
 namespace synod::cli {
 
@@ -53,6 +54,12 @@ std::vector<std::string> AuthorizationHeaders(const std::string& node);
 // What to tell the user when `node` answered 401 or 403 (`why`: its error): which token it wants
 // and how to give it.
 std::string TokenRefusal(const std::string& node, long status, const std::string& why);
+
+// The request for `path` at `node`: ADDR[:PORT], or https://ADDR[:PORT] for an agent that serves
+// HTTPS (its certificate is checked against $SYNOD_CA_FILE if set, else the system's CAs), with
+// the bearer token for it. Errors: a node that is not an address.
+Result<OutgoingHttpRequest> NodeRequest(const std::string& node, const std::string& method,
+                                        const std::string& path);
 
 // Sends the request and parses the JSON answer. Transport failures, non-JSON answers and a
 // refused token (401, 403: worded by TokenRefusal) are errors that name the node; other HTTP

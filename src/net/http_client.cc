@@ -58,6 +58,10 @@ curl_slist* PrepareCurlRequest(void* easy, const OutgoingHttpRequest& request, H
                             : curl_slist_append(nullptr, "Content-Type: application/json");
   for (const auto& header : request.headers) headers = curl_slist_append(headers, header.c_str());
   curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+  if (!request.ca_file.empty()) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, request.ca_file.c_str());
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
   curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
@@ -77,7 +81,12 @@ curl_slist* PrepareCurlRequest(void* easy, const OutgoingHttpRequest& request, H
 
 Result<HttpReply> HttpCall(const std::string& method, const std::string& url,
                            const std::string& body, std::chrono::milliseconds timeout) {
-  return HttpCall(OutgoingHttpRequest{method, url, body, {}, timeout});
+  OutgoingHttpRequest request;
+  request.method = method;
+  request.url = url;
+  request.body = body;
+  request.timeout = timeout;
+  return HttpCall(request);
 }
 
 Result<HttpReply> HttpCall(const OutgoingHttpRequest& request) {
@@ -97,14 +106,16 @@ Result<HttpReply> HttpCall(const OutgoingHttpRequest& request) {
   return reply;
 }
 
-Result<HttpReply> HttpGetStream(const std::string& url, const std::vector<std::string>& headers,
+Result<HttpReply> HttpGetStream(OutgoingHttpRequest request,
                                 const std::function<bool(std::string_view)>& on_body,
                                 std::chrono::seconds idle_limit) {
   static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   if (!initialised) return Status::Error("cannot initialise libcurl");
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return Status::Error("cannot create a libcurl handle");
-  OutgoingHttpRequest request{"GET", url, "", headers, std::chrono::milliseconds(0)};
+  request.method = "GET";
+  request.body.clear();
+  request.timeout = std::chrono::milliseconds(0);
   request.headers.push_back("Accept: text/event-stream");
   struct Context {
     CURL* curl;
@@ -138,7 +149,8 @@ Result<HttpReply> HttpGetStream(const std::string& url, const std::vector<std::s
   CURLcode rc = curl_easy_perform(curl.get());
   curl_slist_free_all(list);
   if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && context.stopped)) {
-    return Status::Error("cannot read the stream from " + url + ": " + curl_easy_strerror(rc));
+    return Status::Error("cannot read the stream from " + request.url + ": " +
+                         curl_easy_strerror(rc));
   }
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &reply.status);
   return reply;

@@ -31,6 +31,9 @@ struct OutgoingHttpRequest {
   std::string body;
   std::vector<std::string> headers;  // "Name: value"; Content-Type defaults to application/json
   std::chrono::milliseconds timeout{5000};
+  // https: trust only the CA certificates (PEM) in this file, and check the server's chain, not
+  // its host name (nodes are reached by address). Empty: the system's CAs, and the host name.
+  std::string ca_file;
 };
 
 // Performs one request. Transport failures (refused, timeout, ...) are errors that name the URL;
@@ -41,11 +44,12 @@ Result<HttpReply> HttpCall(const std::string& method, const std::string& url,
 // The same, with the request's own headers.
 Result<HttpReply> HttpCall(const OutgoingHttpRequest& request);
 
-// A GET whose answer is a stream (Server-Sent Events). While the answer is 200, `on_body` gets
+// A GET (of `request`'s url, headers and CA file; its method and timeout are ignored) whose
+// answer is a stream (Server-Sent Events). While the answer is 200, `on_body` gets
 // the body's bytes as they arrive and returns false to stop reading. Returns the reply when the
 // stream ends (the server closed it, or `on_body` stopped it); its body holds the answer only if
 // the status was not 200. A stream silent for `idle_limit` is a transport error.
-Result<HttpReply> HttpGetStream(const std::string& url, const std::vector<std::string>& headers,
+Result<HttpReply> HttpGetStream(OutgoingHttpRequest request,
                                 const std::function<bool(std::string_view)>& on_body,
                                 std::chrono::seconds idle_limit = std::chrono::seconds(45));
 

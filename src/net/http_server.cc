@@ -546,6 +546,7 @@ HttpServer::~HttpServer() { Close(); }
 
 Status HttpServer::Listen(Ipv4 address, uint16_t port) {
   return listener_.Listen(address, port, "HTTP", [this](std::shared_ptr<TcpConnection> tcp) {
+    if (tls_) tcp->SecureWith(tls_->NewSession(/*client=*/false));
     if (connections_.size() >= limits_.max_connections) {
       std::shared_ptr<Connection> oldest;
       for (const auto& connection : connections_) {

@@ -31,6 +31,7 @@
 #include "core/status.h"
 #include "net/ipv4.h"
 #include "net/tcp.h"
+#include "net/tls.h"
 
 namespace synod {
 
@@ -135,6 +136,9 @@ class HttpServer {
 
   // Set before Listen(); none by default (every request is routed).
   void SetGate(HttpGate gate) { gate_ = std::move(gate); }
+  // Set before Listen(): every connection is HTTPS with this server configuration
+  // (TlsConfig::ForHttpsServer); clear text gets nothing but a close.
+  void SetTls(std::shared_ptr<const TlsConfig> tls) { tls_ = std::move(tls); }
   // Binds and listens. Port 0 picks a free port (see port()).
   Status Listen(Ipv4 address, uint16_t port);
   uint16_t port() const { return listener_.port(); }
@@ -152,6 +156,7 @@ class HttpServer {
   EventLoop& loop_;
   const HttpRouter& router_;
   HttpGate gate_;
+  std::shared_ptr<const TlsConfig> tls_;
   HttpLimits limits_;
   TcpListener listener_;
   std::unordered_set<std::shared_ptr<Connection>> connections_;

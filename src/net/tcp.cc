@@ -233,10 +233,13 @@ void TcpConnection::Write(std::string bytes, std::function<void(int)> done) {
       FailLater(kTlsFailed);
       return;
     }
-    if (wire.empty()) {
+    if (!tls_->established()) {
+      // Held in the session until the handshake is done: so is its callback.
       if (done) held_writes_done_.push_back(std::move(done));
       return;
     }
+    // Empty after the handshake when `bytes` was: still written, so that `done` says when
+    // everything before it is out (what HttpServer waits for before closing a stream).
     bytes = std::move(wire);
   }
   WriteRaw(std::move(bytes), std::move(done));

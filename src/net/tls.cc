@@ -230,6 +230,28 @@ Result<std::shared_ptr<const TlsConfig>> TlsConfig::FromCertificates(const std::
   return std::shared_ptr<const TlsConfig>(std::move(config));
 }
 
+Result<std::shared_ptr<const TlsConfig>> TlsConfig::ForHttpsServer(const std::string& cert_path,
+                                                                   const std::string& key_path) {
+  std::shared_ptr<TlsConfig> config(new TlsConfig);
+  config->description_ = "https";
+  config->server_ = SSL_CTX_new(TLS_server_method());
+  SSL_CTX* ctx = config->server_;
+  if (ctx == nullptr) return Status::Error("cannot set up TLS: " + OpenSslReason());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_path.c_str()) != 1) {
+    const std::string why = OpenSslReason();
+    ERR_clear_error();
+    return Status::Invalid("cannot use the certificate " + cert_path + ": " + why);
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_path.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    const std::string why = OpenSslReason();
+    ERR_clear_error();
+    return Status::Invalid("cannot use the private key " + key_path + ": " + why);
+  }
+  return std::shared_ptr<const TlsConfig>(std::move(config));
+}
+
 Result<std::string> TlsConfig::GenerateClusterKey() {
   std::string key(kClusterKeyBytes, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size())) != 1) {

@@ -47,6 +47,11 @@ class TlsConfig : public std::enable_shared_from_this<TlsConfig> {
   static Result<std::shared_ptr<const TlsConfig>> FromCertificates(const std::string& cert_path,
                                                                    const std::string& key_path,
                                                                    const std::string& ca_path);
+  // HTTPS for the API: PEM files of the certificate (chain) and private key this node serves to
+  // any client, which it asks for none (API tokens say who may do what). TLS 1.2 and 1.3, for
+  // browsers and curl alike. Server sessions only.
+  static Result<std::shared_ptr<const TlsConfig>> ForHttpsServer(const std::string& cert_path,
+                                                                 const std::string& key_path);
   // A new cluster key file's content: 32 random bytes in base64 and a newline.
   static Result<std::string> GenerateClusterKey();
 

@@ -159,5 +159,14 @@ TEST(Tls, KeyFilesAreCheckedAndTheirContentNeverEchoed) {
             StatusCode::kInvalid);
 }
 
+TEST(Tls, AnHttpsServerNeedsACertificateAndKeyItCanRead) {
+  Result<std::shared_ptr<const TlsConfig>> missing =
+      TlsConfig::ForHttpsServer("/nonexistent/api.pem", "/nonexistent/api.key");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kInvalid);
+  EXPECT_NE(missing.status().message().find("/nonexistent/api.pem"), std::string::npos)
+      << missing.status().message();
+}
+
 }  // namespace
 }  // namespace synod

@@ -167,37 +167,21 @@ def clear_text_is_refused(addr, port, data):
             return got
 
 
-def openssl(*args, cwd):
-    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
-    h.check(done.returncode == 0, f"openssl {' '.join(args)}: {done.stderr}")
-
-
-def make_ca(work, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={name}",
-            cwd=work)
-    return os.path.join(work, f"{name}.pem")
-
-
-def make_cert(work, ca, name):
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-            f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=work)
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", cwd=work)
-    return ("--tls-cert", os.path.join(work, f"{name}.pem"), "--tls-key",
-            os.path.join(work, f"{name}.key"), "--tls-ca", os.path.join(work, f"{ca}.pem"))
+def cert_flags(work, ca, name):
+    cert, key = h.make_test_cert(work, ca, name)
+    return ("--tls-cert", cert, "--tls-key", key, "--tls-ca", os.path.join(work, f"{ca}.pem"))
 
 
 def certificates(synod, work):
     if shutil.which("openssl") is None:
         h.log("no openssl tool: the certificate part is not run")
         return
-    make_ca(work, "ca1")
-    make_ca(work, "ca2")
+    h.make_test_ca(work, "ca1")
+    h.make_test_ca(work, "ca2")
     addrs = h.pick_addresses(3)
     bport = h.free_udp_port()
     members = [h.Agent(synod, f"c{i + 1}", addr, bport, extra_args=(
-        "--bootstrap-expect", "2", *make_cert(work, "ca1", f"c{i + 1}"))) for i, addr in
+        "--bootstrap-expect", "2", *cert_flags(work, "ca1", f"c{i + 1}"))) for i, addr in
         enumerate(addrs[:2])]
     for a in members:
         a.start()
@@ -205,7 +189,7 @@ def certificates(synod, work):
         a.wait_healthy()
     h.wait_for(lambda: h.converged(members, members=2), 30, what="two members of one CA")
     rogue = h.Agent(synod, "rogue", addrs[2], bport,
-                    extra_args=("--join", addrs[0], *make_cert(work, "ca2", "rogue")))
+                    extra_args=("--join", addrs[0], *cert_flags(work, "ca2", "rogue")))
     rogue.start()
     rogue.wait_healthy()
     h.wait_for(lambda: "certificate is refused" in members[0].read_log() or

@@ -22,6 +22,7 @@ import shutil
 import signal
 import signal as _signal_module  # Agent.signal() shadows the name inside the class
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -308,8 +309,10 @@ class HttpResult:
         return f"HttpResult({self.status}, {self.body[:200]!r})"
 
 
-def http_request(host, port, method, path, body=None, headers=None, timeout=3.0):
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def http_request(host, port, method, path, body=None, headers=None, timeout=3.0, tls=None):
+    """One request; over HTTPS with `tls` (an ssl.SSLContext, see https_context)."""
+    conn = (http.client.HTTPSConnection(host, port, timeout=timeout, context=tls) if tls
+            else http.client.HTTPConnection(host, port, timeout=timeout))
     try:
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()
@@ -319,12 +322,44 @@ def http_request(host, port, method, path, body=None, headers=None, timeout=3.0)
         conn.close()
 
 
-def http_get(host, port, path, timeout=3.0, headers=None):
-    return http_request(host, port, "GET", path, timeout=timeout, headers=headers)
+def https_context(ca_file):
+    """A client context that trusts `ca_file` only and checks the server's chain, not its
+    host name (agents are reached by address)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = False
+    return context
 
 
-def http_get_json(host, port, path, timeout=3.0, headers=None):
-    r = http_get(host, port, path, timeout=timeout, headers=headers)
+def openssl(*args, cwd):
+    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    check(done.returncode == 0, f"openssl {' '.join(args)}: {done.stderr}")
+
+
+def make_test_ca(work, name):
+    """A CA in `work` (<name>.pem, <name>.key), valid two days; returns the certificate's path.
+    Needs the openssl tool."""
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={name}",
+            cwd=work)
+    return os.path.join(work, f"{name}.pem")
+
+
+def make_test_cert(work, ca, name):
+    """A certificate for `name` signed by the CA `ca` of make_test_ca; returns the paths of the
+    certificate and its key."""
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=work)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", cwd=work)
+    return os.path.join(work, f"{name}.pem"), os.path.join(work, f"{name}.key")
+
+
+def http_get(host, port, path, timeout=3.0, headers=None, tls=None):
+    return http_request(host, port, "GET", path, timeout=timeout, headers=headers, tls=tls)
+
+
+def http_get_json(host, port, path, timeout=3.0, headers=None, tls=None):
+    r = http_get(host, port, path, timeout=timeout, headers=headers, tls=tls)
     check(r.status == 200, f"GET {host}:{port}{path} -> {r.status} {r.body[:200]!r}")
     return r.json()
 
@@ -424,8 +459,11 @@ def wait_for(cond, timeout, interval=0.1, what="condition"):
 class Agent:
     def __init__(self, synod, name, addr, broadcast_port, beacon_interval="200ms",
                  api_port=7400, peer_port=7402, extra_args=(), env=None, log_level="info",
-                 raft_port=7401, api_token=None):
+                 raft_port=7401, api_token=None, api_tls=None):
         self.synod = synod
+        # An ssl.SSLContext for agents that serve HTTPS (--api-tls-cert): every request of
+        # get(), kv_*() and wait_healthy() then goes over HTTPS with it.
+        self.api_tls = api_tls
         # Sent as a bearer token by get() (and so cluster(), wait_healthy()): for agents whose
         # reads need one (--api-read-requires-token).
         self.api_token = api_token
@@ -510,20 +548,22 @@ class Agent:
         if isinstance(value, str):
             value = value.encode()
         return http_request(self.addr, self.api_port, "PUT", "/v1/kv/" + key, body=value,
-                            timeout=timeout)
+                            timeout=timeout, tls=self.api_tls)
 
     def kv_get(self, key, timeout=3.0):
         """GET /v1/kv/{key}; returns HttpResult."""
-        return http_get(self.addr, self.api_port, "/v1/kv/" + key, timeout=timeout)
+        return http_get(self.addr, self.api_port, "/v1/kv/" + key, timeout=timeout,
+                        tls=self.api_tls)
 
     def kv_delete(self, key, timeout=10.0):
-        return http_request(self.addr, self.api_port, "DELETE", "/v1/kv/" + key, timeout=timeout)
+        return http_request(self.addr, self.api_port, "DELETE", "/v1/kv/" + key, timeout=timeout,
+                            tls=self.api_tls)
 
     def wait_healthy(self, timeout=15.0):
         def ok():
             if self.proc.poll() is not None:
                 abort(f"agent {self.name} exited early with {self.proc.returncode}:\n{self.read_log()}")
-            r = http_get(self.addr, self.api_port, "/healthz", timeout=1.0)
+            r = http_get(self.addr, self.api_port, "/healthz", timeout=1.0, tls=self.api_tls)
             return r.status == 200 and r.json().get("status") == "ok"
         wait_for(ok, timeout, what=f"{self.name} /healthz")
         self.node = self.get("/v1/node")
@@ -533,7 +573,8 @@ class Agent:
 
     def get(self, path, timeout=3.0):
         headers = {"Authorization": "Bearer " + self.api_token} if self.api_token else None
-        return http_get_json(self.addr, self.api_port, path, timeout=timeout, headers=headers)
+        return http_get_json(self.addr, self.api_port, path, timeout=timeout, headers=headers,
+                             tls=self.api_tls)
 
     def neighbors(self):
         return self.get("/v1/neighbors")

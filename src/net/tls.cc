@@ -64,6 +64,22 @@ std::string OpenSslReason() {
   return reason != nullptr ? reason : "unknown error";
 }
 
+// Loads the certificate (chain) and its private key (PEM files) into `ctx`; errors name the file.
+Status UseCertificate(SSL_CTX* ctx, const std::string& cert_path, const std::string& key_path) {
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_path.c_str()) != 1) {
+    const std::string why = OpenSslReason();
+    ERR_clear_error();
+    return Status::Invalid("cannot use the certificate " + cert_path + ": " + why);
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_path.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    const std::string why = OpenSslReason();
+    ERR_clear_error();
+    return Status::Invalid("cannot use the private key " + key_path + ": " + why);
+  }
+  return Status::Ok();
+}
+
 SSL_CTX* NewContext(bool client) {
   SSL_CTX* ctx = SSL_CTX_new(client ? TLS_client_method() : TLS_server_method());
   if (ctx == nullptr) return nullptr;
@@ -207,17 +223,7 @@ Result<std::shared_ptr<const TlsConfig>> TlsConfig::FromCertificates(const std::
   config->server_ = NewContext(false);
   for (SSL_CTX* ctx : {config->client_, config->server_}) {
     if (ctx == nullptr) return Status::Error("cannot set up TLS: " + OpenSslReason());
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert_path.c_str()) != 1) {
-      const std::string why = OpenSslReason();
-      ERR_clear_error();
-      return Status::Invalid("cannot use the certificate " + cert_path + ": " + why);
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key_path.c_str(), SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-      const std::string why = OpenSslReason();
-      ERR_clear_error();
-      return Status::Invalid("cannot use the private key " + key_path + ": " + why);
-    }
+    if (Status used = UseCertificate(ctx, cert_path, key_path); !used.ok()) return used;
     if (SSL_CTX_load_verify_locations(ctx, ca_path.c_str(), nullptr) != 1) {
       const std::string why = OpenSslReason();
       ERR_clear_error();
@@ -238,17 +244,7 @@ Result<std::shared_ptr<const TlsConfig>> TlsConfig::ForHttpsServer(const std::st
   SSL_CTX* ctx = config->server_;
   if (ctx == nullptr) return Status::Error("cannot set up TLS: " + OpenSslReason());
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  if (SSL_CTX_use_certificate_chain_file(ctx, cert_path.c_str()) != 1) {
-    const std::string why = OpenSslReason();
-    ERR_clear_error();
-    return Status::Invalid("cannot use the certificate " + cert_path + ": " + why);
-  }
-  if (SSL_CTX_use_PrivateKey_file(ctx, key_path.c_str(), SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(ctx) != 1) {
-    const std::string why = OpenSslReason();
-    ERR_clear_error();
-    return Status::Invalid("cannot use the private key " + key_path + ": " + why);
-  }
+  if (Status used = UseCertificate(ctx, cert_path, key_path); !used.ok()) return used;
   return std::shared_ptr<const TlsConfig>(std::move(config));
 }
 

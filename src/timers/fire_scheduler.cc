@@ -28,6 +28,11 @@ void FireScheduler::Rewind(int64_t to) {
   if (to <= backup_cursor_.first) backup_cursor_ = Position{to - 1, Uuid{}};
 }
 
+void FireScheduler::HoldBackups(int64_t now_nanos) {
+  backup_not_before_ = std::max(backup_not_before_.value_or(std::numeric_limits<int64_t>::min()),
+                                now_nanos + backup_delay_);
+}
+
 TimerState::Listener FireScheduler::Listener() {
   return TimerState::Listener{
       .on_change = [this](const Uuid& id, std::optional<int64_t> next) { OnChange(id, next); },

@@ -579,6 +579,35 @@ TEST(FireSchedulerBackup, WaitsWhileTheOwnerIsHeardFrom) {
   EXPECT_EQ(scheduler.TakeDue(kT0 + 5 * kSecond / 2, 100), (std::vector<Uuid>{backed_up[1]}));
 }
 
+TEST(FireSchedulerBackup, WaitsTheBackupDelayAgainAfterAnElection) {
+  constexpr int64_t kDelay = kSecond;
+  TimerState state;
+  FireScheduler scheduler(state, kSelf, kDelay);
+  state.SetListener(scheduler.Listener());
+  scheduler.SetNodes({kSelf, kB, kC}, kT0 - 10 * kSecond);
+  const TimerOwnership& ownership = scheduler.ownership();
+  const int self = 1, b = 0;  // sorted: kB, kSelf, kC
+  Uuid backed_up;             // B owns it, this node backs it up
+  for (uint64_t n = 1;; ++n) {
+    if (ownership.OwnerAndBackupOf(Id(n)) == std::pair{b, self}) {
+      backed_up = Id(n);
+      break;
+    }
+  }
+  wire::TimerCreate create;
+  create.set_id(backed_up.ToString());
+  *create.mutable_spec() = Spec();
+  create.set_at_nanos(kT0);
+  ASSERT_TRUE(state.Apply(ApplyContext{1, kT0}, 1, TimerState::Create(create).body).ok());
+  // No leader from the due time until 1.5 s later: B could not fire it. Then, with a leader
+  // again, B has the backup delay to do so before this node does.
+  scheduler.HoldBackups(kT0 + 3 * kSecond / 2);
+  EXPECT_TRUE(scheduler.TakeDue(kT0 + 3 * kSecond / 2, 100).empty());
+  EXPECT_TRUE(scheduler.TakeDue(kT0 + 5 * kSecond / 2 - 1, 100).empty());
+  EXPECT_EQ(scheduler.NextWake(), kT0 + 5 * kSecond / 2);
+  EXPECT_EQ(scheduler.TakeDue(kT0 + 5 * kSecond / 2, 100), (std::vector<Uuid>{backed_up}));
+}
+
 // Three nodes sharing one replicated state fire every timer exactly once, never early, and the
 // timers of a node that dies are fired by the others.
 TEST(FireSchedulerSimulation, EveryTimerFiresOnceAcrossThreeNodes) {

@@ -139,6 +139,12 @@ void TimerService::Wake() {
     return;
   }
   const int64_t now = clock_.WallUtcNanos();
+  if (consensus_.term() != term_) {
+    // An election since: the owners could not fire meanwhile, so their silence is no sign that
+    // they are down (two nodes fired the same timers when the backups did not wait).
+    term_ = consensus_.term();
+    scheduler_.HoldBackups(now);
+  }
   const size_t room =
       options_.max_in_flight - std::min(options_.max_in_flight, scheduler_.started());
   for (const Uuid& id : scheduler_.TakeDue(now, room)) Fire(id, now);

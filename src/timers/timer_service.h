@@ -124,6 +124,7 @@ class TimerService {
   std::map<std::string, Destination> destinations_;
   Timer wake_timer_;
   std::optional<int64_t> armed_for_;
+  uint64_t term_ = 0;  // the Raft term when this node last looked for due timers
   Timer housekeeping_timer_;
   TimerFireStats stats_;
   std::mt19937_64 random_{std::random_device{}()};

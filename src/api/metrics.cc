@@ -126,6 +126,9 @@ std::string RenderMetrics(const MetricsSources& sources) {
                {{{{"action", "evicted"}}, double(sources.http->evicted_connections())},
                 {{{"action", "refused"}}, double(sources.http->refused_connections())}});
   }
+  w.Counter("synod_joins_refused_total",
+            "Join requests this node refused as leader: malformed, or too many joiners at once",
+            double(consensus.joins_refused));
   w.Counter("synod_reads_refused_total",
             "Linearizable reads refused: this node could not confirm its copy was current",
             double(consensus.reads_refused));

@@ -24,6 +24,9 @@ constexpr auto kLeaveBudget = std::chrono::milliseconds(2500);
 // a flood of join requests is refused rather than queued without end.
 constexpr size_t kMaxPendingJoins = 64;
 constexpr size_t kMaxRepliesPerJoin = 4;
+constexpr auto kJoinRefusalLogInterval = std::chrono::seconds(10);
+// How long the leader tries to reach a joiner at the address it gave.
+constexpr auto kJoinReachTimeout = std::chrono::seconds(5);
 // A linearizable read that cannot be confirmed in this time is refused.
 constexpr auto kReadTimeout = std::chrono::milliseconds(1000);
 constexpr const char* kClusterIdFile = "cluster_id";
@@ -430,11 +433,17 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
 }
 
 void ConsensusService::HandleJoin(const wire::MemberRecord& record, PeerService::Reply reply) {
-  if (record.id().empty() || record.raft_id() != RaftIdFromNodeId(record.id())) {
+  auto refuse = [&](const std::string& why) {
+    CountJoinRefusal(why);
     wire::PeerMessage response;
-    response.mutable_join_response()->set_error("malformed join request");
+    response.mutable_join_response()->set_error(why);
     reply(response);
-    return;
+  };
+  const Result<Ipv4> ip = Ipv4::Parse(record.ip());
+  if (record.id().empty() || record.raft_id() != RaftIdFromNodeId(record.id()) || !ip.ok() ||
+      record.peer_port() == 0 || record.peer_port() > 65535 || record.raft_port() == 0 ||
+      record.raft_port() > 65535) {
+    return refuse("malformed join request");
   }
   for (PendingJoin& pending : pending_joins_) {
     if (pending.record.id() == record.id()) {
@@ -446,13 +455,42 @@ void ConsensusService::HandleJoin(const wire::MemberRecord& record, PeerService:
     }
   }
   if (pending_joins_.size() >= kMaxPendingJoins) {
-    wire::PeerMessage response;
-    response.mutable_join_response()->set_error("too many joins waiting; ask again later");
-    reply(response);
-    return;
+    return refuse("too many joins waiting; ask again later");
   }
-  pending_joins_.push_back(PendingJoin{record, {}});
+  if (members_.FindMember(record.id()) == nullptr && !new_joiners_.TryTake(clock_.Monotonic())) {
+    return refuse("too many new members joining at once; ask again later");
+  }
+  // A record can name any address: the node must answer there, with its own id, before it is
+  // added (so a key holder cannot fill the configuration with members that do not exist).
+  if (!Reached(record)) peers_.Reach(ip.value());
+  pending_joins_.push_back(PendingJoin{record, {}, clock_.Monotonic() + kJoinReachTimeout});
   pending_joins_.back().replies.push_back(std::move(reply));
+}
+
+void ConsensusService::CountJoinRefusal(const std::string& why) {
+  ++stats_.joins_refused;
+  const MonoTime now = clock_.Monotonic();
+  if (now < next_join_refusal_log_) return;
+  next_join_refusal_log_ = now + kJoinRefusalLogInterval;
+  spdlog::warn("consensus: refusing a join request: {} ({} refused so far)", why,
+               stats_.joins_refused);
+}
+
+bool ConsensusService::Reached(const wire::MemberRecord& record) const {
+  auto peer = peers_seen_.find(record.id());
+  return peer != peers_seen_.end() && peer->second.ip.ToString() == record.ip() &&
+         peer->second.hello.peer_port() == record.peer_port() &&
+         peer->second.hello.raft_port() == record.raft_port();
+}
+
+void ConsensusService::AnswerJoin(const PendingJoin& join, const std::string& error) {
+  for (const PeerService::Reply& reply : join.replies) {
+    wire::PeerMessage response;
+    response.mutable_join_response()->set_ok(error.empty());
+    response.mutable_join_response()->set_error(error);
+    response.mutable_join_response()->set_cluster_id(members_.cluster_id());
+    reply(response);
+  }
 }
 
 void ConsensusService::HandleLeave(const std::string& node_id, PeerService::Reply reply) {
@@ -613,21 +651,29 @@ void ConsensusService::MaintainMembership() {
   const RoleTargets targets{options_.max_voters, options_.max_standbys};
   auto role_of = [&](uint64_t raft_id) { return RoleIn(configuration, raft_id); };
 
-  // 1. Joins, one configuration change at a time.
-  if (!pending_joins_.empty()) {
-    auto pending = std::make_shared<PendingJoin>(std::move(pending_joins_.front()));
-    pending_joins_.pop_front();
+  // 1. Joins, one configuration change at a time, of nodes this one has reached at the address
+  // they gave; those it cannot reach in time are refused.
+  const MonoTime now = clock_.Monotonic();
+  for (auto it = pending_joins_.begin(); it != pending_joins_.end();) {
+    if (Reached(it->record) || now < it->reach_by) {
+      ++it;
+      continue;
+    }
+    if (auto ip = Ipv4::Parse(it->record.ip()); ip.ok()) peers_.ForgetAddress(ip.value());
+    const std::string why = "could not reach you at " + it->record.ip() + " port " +
+                            std::to_string(it->record.peer_port());
+    CountJoinRefusal(why);
+    AnswerJoin(*it, why);
+    it = pending_joins_.erase(it);
+  }
+  auto ready = std::find_if(pending_joins_.begin(), pending_joins_.end(),
+                            [this](const PendingJoin& join) { return Reached(join.record); });
+  if (ready != pending_joins_.end()) {
+    auto pending = std::make_shared<PendingJoin>(std::move(*ready));
+    pending_joins_.erase(ready);
     const wire::MemberRecord& record = pending->record;
     const std::string address = record.ip() + ":" + std::to_string(record.raft_port());
-    auto answer = [this, pending](const std::string& error) {
-      for (auto& reply : pending->replies) {
-        wire::PeerMessage response;
-        response.mutable_join_response()->set_ok(error.empty());
-        response.mutable_join_response()->set_error(error);
-        response.mutable_join_response()->set_cluster_id(members_.cluster_id());
-        reply(response);
-      }
-    };
+    auto answer = [this, pending](const std::string& error) { AnswerJoin(*pending, error); };
     if (role_of(record.raft_id())) {
       // Already in the configuration (a restart, or a retried request): refresh its record.
       wire::MemberRecord refreshed = record;

@@ -36,6 +36,7 @@
 #include "core/event_loop.h"
 #include "core/jitter.h"
 #include "core/node_identity.h"
+#include "core/token_bucket.h"
 #include "events/event_log.h"
 #include "net/ipv4.h"
 #include "peer/peer_service.h"
@@ -99,6 +100,8 @@ struct ConsensusStats {
   uint64_t leader_changes = 0;  // a new leader became known here
   uint64_t step_downs = 0;      // this node stopped leading
   uint64_t reads_refused = 0;   // linearizable reads that could not be confirmed
+  // On the leader: join requests refused as malformed, or for too many joiners at once.
+  uint64_t joins_refused = 0;
   RaftConnectionStats connections;
 };
 
@@ -177,6 +180,7 @@ class ConsensusService {
   struct PendingJoin {
     wire::MemberRecord record;
     std::vector<PeerService::Reply> replies;
+    MonoTime reach_by;  // refused if this node has not reached it at its address by then
   };
   // Formation and membership of this node.
   void Tick();
@@ -192,6 +196,11 @@ class ConsensusService {
   // Requests from other nodes.
   void OnRequest(const wire::PeerMessage& request, PeerService::Reply reply);
   void HandleJoin(const wire::MemberRecord& record, PeerService::Reply reply);
+  // Whether this node connected to the joiner's address and a node with its id answered there.
+  bool Reached(const wire::MemberRecord& record) const;
+  void AnswerJoin(const PendingJoin& join, const std::string& error);
+  // Counts a refused join request, and logs it unless one was logged lately.
+  void CountJoinRefusal(const std::string& why);
   void HandleLeave(const std::string& node_id, PeerService::Reply reply);
 
   // Leader duties.
@@ -231,6 +240,11 @@ class ConsensusService {
   MonoTime next_liveness_refresh_{};
   bool change_in_progress_ = false;
   std::deque<PendingJoin> pending_joins_;
+  // New members admitted to the queue: a whole local cluster forming at once, then a few a
+  // second, so that a key holder asking to join under endless new ids cannot grow the
+  // configuration at the speed of the network.
+  TokenBucket new_joiners_{64, 4};
+  MonoTime next_join_refusal_log_;  // refusals are logged at most once every few seconds
 
   std::function<void()> on_closed_;
   std::vector<std::function<void(wire::Heartbeat&)>> heartbeat_decorators_;

@@ -164,6 +164,10 @@ void PeerService::Track(const std::string& short_id, Ipv4 ip) {
   Reschedule();
 }
 
+void PeerService::Reach(Ipv4 ip) {
+  if (FindByIp(ip) == nullptr) Track("", ip);
+}
+
 void PeerService::Untrack(const std::string& short_id) {
   auto it = tracked_.find(short_id);
   if (it == tracked_.end()) return;

@@ -85,6 +85,10 @@ class PeerService {
   // Synod node answers there (for --join addresses).
   void Track(const std::string& short_id, Ipv4 ip);
   void Untrack(const std::string& short_id);
+  // Connects to the node at `ip` unless a link there is followed already, so that its Hello
+  // reaches the peer listener; ForgetAddress() undoes it if that node never answered.
+  void Reach(Ipv4 ip);
+  void ForgetAddress(Ipv4 ip) { Untrack("@" + ip.ToString()); }
   std::optional<PeerView> Lookup(const std::string& short_id) const;
 
   using Reply = std::function<void(wire::PeerMessage response)>;

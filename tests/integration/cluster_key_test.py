@@ -11,6 +11,8 @@ that is not allowed), so that every packet on its loopback is the test's own. Th
 - a client speaking the peer protocol or libraft's handshake in clear gets no answer but a close;
 - a peer that holds the key (openssl s_client with the derived PSK) and forges an entry feed to a
   voter (a future term, an applied index far ahead) is refused, and the state stays identical;
+- the same peer flooding the leader with join requests under new ids, at addresses where no such
+  node answers, adds no member: every request is refused and counted;
 - the cluster keeps working through all of it;
 - with certificates instead (--tls-cert/--tls-key/--tls-ca, made here with the openssl tool),
   two nodes of one CA form a cluster and a node of another CA is refused.
@@ -114,7 +116,8 @@ def field(number, value):
 
 def send_as_member(key_text, addr, port, payload):
     """Speaks to a member over TLS 1.3 with the cluster's own PSK (`openssl s_client -psk`), as
-    a node holding the key would: the checks past the handshake are what is tested."""
+    a node holding the key would: the checks past the handshake are what is tested. `payload`
+    is one PeerMessage, or a list of them sent back to back."""
     key = base64.b64decode(key_text)
     salt = b"synod cluster key"
     psk = hkdf_sha256(key, salt, b"synod tls 1.3 external psk v1", 32)
@@ -123,7 +126,8 @@ def send_as_member(key_text, addr, port, payload):
         ["openssl", "s_client", "-quiet", "-ign_eof", "-tls1_3", "-connect", f"{addr}:{port}",
          "-psk", psk.hex(), "-psk_identity", identity, "-ciphersuites", "TLS_AES_128_GCM_SHA256"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    client.stdin.write(struct.pack(">I", len(payload)) + payload)
+    payloads = payload if isinstance(payload, list) else [payload]
+    client.stdin.write(b"".join(struct.pack(">I", len(p)) + p for p in payloads))
     client.stdin.flush()
     time.sleep(1.5)
     client.kill()
@@ -144,7 +148,7 @@ def keygen(synod, path):
 
 def metric(agent, name, labels):
     for line in h.http_get(agent.addr, agent.api_port, "/metrics").body.decode().splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+        if line.split("{")[0].split(" ")[0] == name and all(f'{k}="{v}"' in line for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     return None
 
@@ -309,6 +313,30 @@ def main():
     h.check(after < before + 1000, f"the forged feed moved {follower.name} from {before} to {after}")
     h.log(f"a forged feed from a key holder was refused by voter {follower.name} "
           f"(applied {before} -> {after})")
+
+    # The same key holder floods the leader with join requests: 300 new ids, well formed, each
+    # naming an address where no node answers as that id (nobody, or a member under its own
+    # id). None may become a member; the leader refuses and counts them all.
+    leader = next(a for a in members if a.name == leader_name)
+    refused_before = metric(leader, "synod_joins_refused_total", {}) or 0
+    joins = []
+    for i in range(300):
+        node_id = secrets.token_hex(16)
+        ip = addrs[1 + i % 2] if i % 10 == 0 else f"127.0.{i // 200}.{1 + i % 200}"
+        record = (field(1, node_id) + field(2, f"flood{i}") + field(3, ip) +
+                  field(4, API_PORT) + field(5, PEER_PORT) + field(6, RAFT_PORT) +
+                  field(7, int(node_id[:16], 16) or 1))
+        joins.append(field(15, 1000 + i) + field(6, field(1, record)))
+    out, err = send_as_member(key_text, leader.addr, PEER_PORT, joins)
+    h.check(b"handshake failure" not in err and b"alert" not in err,
+            f"the member's key was not accepted: {err.decode(errors='replace')[-300:]}")
+    h.wait_for(lambda: (metric(leader, "synod_joins_refused_total", {}) or 0) >= refused_before + 300,
+               30, what=f"{leader.name} to refuse all 300 forged joins")
+    h.wait_for(lambda: h.converged(members, members=3), 10,
+               what="the three members alone, after the flood")
+    h.check("refusing a join request" in leader.read_log(), "the refused joins were not logged")
+    h.log(f"a flood of 300 forged joins from a key holder was refused by {leader.name}; "
+          f"still 3 members")
 
     # Still working, and agreeing.
     r = members[1].kv_put("after", "still-working")

@@ -32,6 +32,7 @@ import threading
 import time
 
 import harness as h
+from peer_wire import field, member_record
 
 IN_NAMESPACE = "SYNOD_CLUSTER_KEY_TEST_IN_NETNS"
 API_PORT, RAFT_PORT, PEER_PORT = 7400, 7401, 7402
@@ -93,25 +94,6 @@ def hkdf_sha256(ikm, salt, info, length):
         block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
         out += block
     return out[:length]
-
-
-def varint(n):
-    out = b""
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([byte | 0x80])
-        else:
-            return out + bytes([byte])
-
-
-def field(number, value):
-    """One protobuf field: an int (varint) or bytes/str (length-delimited)."""
-    if isinstance(value, int):
-        return varint(number << 3) + varint(value)
-    value = value.encode() if isinstance(value, str) else value
-    return varint(number << 3 | 2) + varint(len(value)) + value
 
 
 def send_as_member(key_text, addr, port, payload):
@@ -323,9 +305,7 @@ def main():
     for i in range(300):
         node_id = secrets.token_hex(16)
         ip = addrs[1 + i % 2] if i % 10 == 0 else f"127.0.{i // 200}.{1 + i % 200}"
-        record = (field(1, node_id) + field(2, f"flood{i}") + field(3, ip) +
-                  field(4, API_PORT) + field(5, PEER_PORT) + field(6, RAFT_PORT) +
-                  field(7, int(node_id[:16], 16) or 1))
+        record = member_record(node_id, f"flood{i}", ip, API_PORT, PEER_PORT, RAFT_PORT)
         joins.append(field(15, 1000 + i) + field(6, field(1, record)))
     out, err = send_as_member(key_text, leader.addr, PEER_PORT, joins)
     h.check(b"handshake failure" not in err and b"alert" not in err,

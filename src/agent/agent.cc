@@ -68,6 +68,7 @@ struct Agent::Impl {
   Timer steady_beacons_check{loop};
   uv_signal_t* sigint = nullptr;
   uv_signal_t* sigterm = nullptr;
+  uv_signal_t* sighup = nullptr;  // reloads --api-token-file
   bool stopping = false;
   std::shared_ptr<const TlsConfig> tls;  // null: cluster traffic in clear text
   TlsRefusals tls_refusals;
@@ -75,11 +76,45 @@ struct Agent::Impl {
   explicit Impl(AgentConfig c) : config(std::move(c)) {}
 
   Status LoadTls();
+  // --api-token-file, checked and logged; with --api-read-requires-token applied.
+  Result<AccessPolicy> ReadTokenFile() const;
+  // On SIGHUP: the new tokens replace the old ones at once; a file that no longer reads keeps
+  // the old ones (and says why), so a typo never locks everyone out or opens the API.
+  void ReloadTokenFile();
   void AddRoutes();
   void WatchSignals();
   // Closes everything; `why` is logged unless null.
   void Shutdown(const char* why);
 };
+
+Result<AccessPolicy> Agent::Impl::ReadTokenFile() const {
+  Result<AccessPolicy> policy = AccessPolicy::FromFile(config.api_token_file);
+  if (!policy.ok()) return policy;
+  policy.value().set_reads_require_token(config.api_read_requires_token);
+  struct stat st;
+  if (::stat(config.api_token_file.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+    spdlog::warn("--api-token-file {}: others than its owner may read it (chmod 600 it)",
+                 config.api_token_file);
+  }
+  spdlog::info("api: {} token(s) from {}; writes need a write token, reads {}",
+               policy.value().token_count(), config.api_token_file,
+               config.api_read_requires_token ? "a read or write token" : "none");
+  return policy;
+}
+
+void Agent::Impl::ReloadTokenFile() {
+  if (!access) {
+    spdlog::info("SIGHUP: nothing to reload (no --api-token-file)");
+    return;
+  }
+  Result<AccessPolicy> policy = ReadTokenFile();
+  if (!policy.ok()) {
+    spdlog::error("SIGHUP: keeping the tokens in use: --api-token-file: {}", policy.error());
+    return;
+  }
+  if (policy.value().reads_require_token()) overview->SetPeerToken(policy.value().peer_token());
+  access->Replace(std::move(policy.value()));
+}
 
 Status Agent::Impl::LoadTls() {
   const bool certificates =
@@ -134,17 +169,8 @@ Status Agent::Start() {
   s.interface = interface.value();
   s.broadcast_ip = s.config.broadcast_addr.value_or(s.interface.subnet.DirectedBroadcast());
   if (!s.config.api_token_file.empty()) {
-    Result<AccessPolicy> policy = AccessPolicy::FromFile(s.config.api_token_file);
+    Result<AccessPolicy> policy = s.ReadTokenFile();
     if (!policy.ok()) return Status::Error("--api-token-file: " + policy.error());
-    policy.value().set_reads_require_token(s.config.api_read_requires_token);
-    struct stat st;
-    if (::stat(s.config.api_token_file.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-      spdlog::warn("--api-token-file {}: others than its owner may read it (chmod 600 it)",
-                   s.config.api_token_file);
-    }
-    spdlog::info("api: {} token(s) from {}; writes need a write token, reads {}",
-                 policy.value().token_count(), s.config.api_token_file,
-                 s.config.api_read_requires_token ? "a read or write token" : "none");
     s.access = std::make_unique<AccessGate>(std::move(policy.value()), s.clock);
   }
 
@@ -406,6 +432,11 @@ void Agent::Impl::WatchSignals() {
   };
   sigint = watch(SIGINT);
   sigterm = watch(SIGTERM);
+  sighup = new uv_signal_t;
+  uv_signal_init(loop.raw(), sighup);
+  sighup->data = this;
+  uv_signal_start(
+      sighup, [](uv_signal_t* h, int) { static_cast<Impl*>(h->data)->ReloadTokenFile(); }, SIGHUP);
 }
 
 void Agent::Impl::Shutdown(const char* why) {
@@ -414,7 +445,8 @@ void Agent::Impl::Shutdown(const char* why) {
   if (why != nullptr) spdlog::info("agent {}: stopping ({})", config.name, why);
   CloseAndDelete(sigint);
   CloseAndDelete(sigterm);
-  sigint = sigterm = nullptr;
+  CloseAndDelete(sighup);
+  sigint = sigterm = sighup = nullptr;
   steady_beacons_check.Stop();
   if (discovery) discovery->Stop();
   // What runs from now on (leaving, destruction) may outlive the cluster clock.

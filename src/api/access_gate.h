@@ -41,6 +41,8 @@ class AccessGate {
   }
 
   const AccessPolicy& policy() const { return policy_; }
+  // New tokens (a reloaded file), for every request from now on.
+  void Replace(AccessPolicy policy) { policy_ = std::move(policy); }
   // Refusals so far, by reason (kReasons order).
   const std::array<uint64_t, kReasons.size()>& refusals() const { return refusals_; }
 

@@ -30,6 +30,7 @@ Asserts:
 import json
 import os
 import re
+import signal
 import stat
 import sys
 import time
@@ -349,6 +350,34 @@ def main():
         for t in TOKENS:
             h.check(t not in text, f"{a.name}: a token is in /metrics")
     check_no_token_leak(cluster_a + cluster_b)
+    test_reload(cluster_a[0], tokens)
+    h.log("SIGHUP: a rotated token file takes effect at once; a broken one keeps the old tokens")
+
+
+def test_reload(agent, path):
+    """Rotates the write token in the file and sends SIGHUP: the old token is refused and the
+    new one works, without a restart. Then a file with a bad line: the agent says so and keeps
+    the tokens it has."""
+    new_write = "wr2-" + os.urandom(12).hex()
+    with open(path, "w") as f:
+        f.write(f"read {READ_TOKEN}\nwrite {new_write}\n")
+    agent.signal(signal.SIGHUP)
+
+    def rotated():
+        r = request(agent, "PUT", "/v1/kv/rotated", "1", token=new_write)
+        return r.status in (200, 201, 204)
+    h.wait_for(rotated, 10.0, what=f"{agent.name} to take the new write token after SIGHUP")
+    check_refused(request(agent, "PUT", "/v1/kv/rotated", "2", token=WRITE_TOKEN), 401,
+                  "the rotated-out write token")
+    with open(path, "w") as f:
+        f.write(f"write {new_write}\nthis line is not a token\n")
+    agent.signal(signal.SIGHUP)
+    h.wait_for(lambda: "keeping the tokens in use" in agent.read_log(), 10.0,
+               what=f"{agent.name} to refuse the broken token file")
+    h.check(agent.alive(), f"{agent.name} stopped on a broken token file at SIGHUP")
+    r = request(agent, "PUT", "/v1/kv/rotated", "3", token=new_write)
+    h.check(r.status in (200, 201, 204), f"the write token after a broken reload: {r}")
+    h.check(new_write not in agent.read_log(), "a reloaded token is in the log")
 
 
 if __name__ == "__main__":

@@ -284,7 +284,8 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
                   "dashboard's fetches of their views (default: the system's CAs)");
   cmd->add_option("--api-token-file", flags->api_token_file,
                   "API tokens, one \"read|write <token>\" per line (16+ characters): every "
-                  "request that changes state then needs Authorization: Bearer <write token>");
+                  "request that changes state then needs Authorization: Bearer <write token>; "
+                  "SIGHUP reloads it");
   cmd->add_flag("--api-read-requires-token", flags->api_read_requires_token,
                 "With --api-token-file: reads need a read or write token too (but /healthz and "
                 "the dashboard's page and files)");

@@ -24,7 +24,10 @@ Asserts:
   * a workspace: `synod init` creates api.tokens (mode 0600, one write token), `synod bootstrap
     -c 1` starts its agent with --api-token-file, which refuses a write without a token, while
     `synod kv put` of the workspace works without SYNOD_TOKEN;
-  * no token appears in any agent's log, /metrics, or agent command line (/proc/PID/cmdline).
+  * no token appears in any agent's log, /metrics, or agent command line (/proc/PID/cmdline);
+  * SIGHUP after the write token was rotated in the file: the new token works and the old one
+    gets 401, without a restart; SIGHUP with a broken file: the agent logs that it keeps the
+    tokens in use, stays up, and the new token still works.
 """
 
 import json

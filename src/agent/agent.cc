@@ -306,7 +306,7 @@ Status Agent::Start() {
     }
     Result<std::shared_ptr<const TlsConfig>> https =
         TlsConfig::ForHttpsServer(s.config.api_tls_cert_file, s.config.api_tls_key_file);
-    if (!https.ok()) return Status::Invalid("--api-tls-cert: " + https.status().message());
+    if (!https.ok()) return Status::Invalid("--api-tls-cert/--api-tls-key: " + https.status().message());
     s.http->SetTls(https.value());
     s.overview->UseHttps(s.config.api_tls_ca_file);
   } else if (!s.config.api_tls_ca_file.empty()) {

@@ -174,35 +174,17 @@ void RaftTunnel::BecomeReady(uint64_t peer_id, const std::string& peer_address) 
 void RaftTunnel::ToRaft(std::string_view bytes) {
   if (ours_ == nullptr) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(ours_);
-  size_t sent = 0;
-  if (uv_stream_get_write_queue_size(stream) == 0) {
-    uv_buf_t whole =
-        uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size()));
-    const int written = uv_try_write(stream, &whole, 1);
-    if (written == static_cast<int>(bytes.size())) return;
-    if (written > 0) sent = static_cast<size_t>(written);
-  }
-  struct Request {
-    uv_write_t req{};
-    std::string data;
-    std::weak_ptr<RaftTunnel> tunnel;
-  };
-  auto* request = new Request{{}, std::string(bytes.substr(sent)), weak_from_this()};
-  uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
-  const int rc = uv_write(&request->req, stream, &buf, 1, [](uv_write_t* req, int status) {
-    auto* request = reinterpret_cast<Request*>(req);
-    auto tunnel = request->tunnel.lock();
-    delete request;
-    if (!tunnel || tunnel->ours_ == nullptr) return;
-    if (status != 0) return tunnel->CloseAll();
-    if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(tunnel->ours_)) < kLowWater) {
-      tunnel->connection_->ResumeReading();
-    }
-  });
-  if (rc != 0) {
-    delete request;
-    return CloseAll();
-  }
+  const int rc = WriteToStream(
+      stream, std::string(bytes), /*try_first=*/true, [tunnel = weak_from_this()](int status) {
+        auto self = tunnel.lock();
+        if (!self || self->ours_ == nullptr) return;
+        if (status != 0) return self->CloseAll();
+        if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(self->ours_)) <
+            kLowWater) {
+          self->connection_->ResumeReading();
+        }
+      });
+  if (rc != 0) return CloseAll();
   // libraft is not keeping up: stop taking from the network until it does.
   if (uv_stream_get_write_queue_size(stream) > kHighWater) connection_->PauseReading();
 }

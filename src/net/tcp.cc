@@ -246,34 +246,11 @@ void TcpConnection::Write(std::string bytes, std::function<void(int)> done) {
 }
 
 void TcpConnection::WriteRaw(std::string bytes, std::function<void(int)> done) {
-  auto* stream = reinterpret_cast<uv_stream_t*>(socket_);
-  size_t sent = 0;
-  if (!done && uv_stream_get_write_queue_size(stream) == 0) {
-    // Straight to the kernel when nothing is queued: a queued write costs the loop another pass
-    // (its callback) and an epoll_ctl, per message. What the kernel does not take is queued
-    // (from where it stopped: no copy of the rest).
-    uv_buf_t whole = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
-    const int written = uv_try_write(stream, &whole, 1);
-    if (written == static_cast<int>(bytes.size())) return;
-    if (written > 0) sent = static_cast<size_t>(written);
-  }
-  struct Request {
-    uv_write_t req{};
-    std::string data;
-    std::function<void(int)> done;
-  };
-  auto* request = new Request{{}, std::move(bytes), std::move(done)};
-  uv_buf_t buf =
-      uv_buf_init(request->data.data() + sent, static_cast<unsigned>(request->data.size() - sent));
-  int rc = uv_write(&request->req, stream, &buf, 1, [](uv_write_t* req, int status) {
-    auto* request = reinterpret_cast<Request*>(req);
-    if (request->done) request->done(status);
-    delete request;
-  });
-  if (rc != 0) {
-    if (request->done) request->done(rc);
-    delete request;
-  }
+  // A caller that waits for the write is answered from its callback, so it is queued whole.
+  const bool try_first = !done;
+  const int rc =
+      WriteToStream(reinterpret_cast<uv_stream_t*>(socket_), std::move(bytes), try_first, done);
+  if (rc != 0 && done) done(rc);
 }
 
 void TcpConnection::ShutdownWrite() {

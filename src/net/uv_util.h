@@ -3,6 +3,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <string>
 
 namespace synod {
@@ -23,5 +24,13 @@ void CloseAndDelete(Handle* handle) {
 void LendReadBuffer(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
 
 std::string UvError(int code);
+
+// Writes `bytes` to `stream`. With `try_first`, straight to the kernel when nothing is queued
+// (a queued write costs the loop another pass, its callback, and an epoll_ctl, per message),
+// and only what the kernel did not take is queued, from where it stopped. `on_written` runs
+// with the status once a queued write is done; never when everything went at once. Returns 0,
+// or the libuv error if the write could not be queued (then `on_written` does not run).
+int WriteToStream(uv_stream_t* stream, std::string bytes, bool try_first,
+                  std::function<void(int status)> on_written);
 
 }  // namespace synod

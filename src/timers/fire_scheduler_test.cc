@@ -542,27 +542,40 @@ TEST(FireSchedulerBackup, TakesTheOwnersTimersOnlyTheBackupDelayLate) {
   EXPECT_TRUE(scheduler.TakeDue(kT0 + 10 * kDelay, 100).empty());
 }
 
-TEST(FireSchedulerBackup, WaitsWhileTheOwnerIsHeardFrom) {
-  constexpr int64_t kDelay = kSecond;
-  TimerState state;
-  FireScheduler scheduler(state, kSelf, kDelay);
-  state.SetListener(scheduler.Listener());
-  scheduler.SetNodes({kSelf, kB, kC}, kT0 - 10 * kSecond);
-  const TimerOwnership& ownership = scheduler.ownership();
-  const int self = 1, b = 0;    // sorted: kB, kSelf, kC
-  std::vector<Uuid> backed_up;  // B owns them, this node backs them up
-  for (uint64_t n = 1; backed_up.size() < 2; ++n) {
-    const auto [owner, backup] = ownership.OwnerAndBackupOf(Id(n));
-    if (owner == b && backup == self) backed_up.push_back(Id(n));
+// This node backs up B's timers, with a backup delay of 1 s; nodes known since long before kT0.
+class FireSchedulerBackupTest : public ::testing::Test {
+ protected:
+  FireSchedulerBackupTest() {
+    state_.SetListener(scheduler_.Listener());
+    scheduler_.SetNodes({kSelf, kB, kC}, kT0 - 10 * kSecond);
   }
-  uint64_t index = 0;
-  for (const Uuid& id : backed_up) {
-    wire::TimerCreate create;
-    create.set_id(id.ToString());
-    *create.mutable_spec() = Spec();
-    create.set_at_nanos(kT0);
-    ASSERT_TRUE(state.Apply(ApplyContext{++index, kT0}, 1, TimerState::Create(create).body).ok());
+
+  // `count` timers due at kT0 that B owns and this node backs up.
+  std::vector<Uuid> CreateBackedUp(size_t count) {
+    const TimerOwnership& ownership = scheduler_.ownership();
+    const int self = 1, b = 0;  // sorted: kB, kSelf, kC
+    std::vector<Uuid> backed_up;
+    for (uint64_t n = 1; backed_up.size() < count; ++n) {
+      if (ownership.OwnerAndBackupOf(Id(n)) == std::pair{b, self}) backed_up.push_back(Id(n));
+    }
+    for (const Uuid& id : backed_up) {
+      wire::TimerCreate create;
+      create.set_id(id.ToString());
+      *create.mutable_spec() = Spec();
+      create.set_at_nanos(kT0);
+      EXPECT_TRUE(
+          state_.Apply(ApplyContext{++index_, kT0}, 1, TimerState::Create(create).body).ok());
+    }
+    return backed_up;
   }
+
+  TimerState state_;
+  FireScheduler scheduler_{state_, kSelf, kSecond};
+  uint64_t index_ = 0;
+};
+
+TEST_F(FireSchedulerBackupTest, WaitsWhileTheOwnerIsHeardFrom) {
+  const std::vector<Uuid> backed_up = CreateBackedUp(2);
   // B is alive but late: it records the first one 1.5 s after the due time.
   wire::TimerComplete done;
   done.set_id(backed_up[0].ToString());
@@ -570,42 +583,25 @@ TEST(FireSchedulerBackup, WaitsWhileTheOwnerIsHeardFrom) {
   done.mutable_attempt()->set_node(kB);
   done.mutable_attempt()->set_http_status(200);
   ASSERT_TRUE(
-      state.Apply(ApplyContext{++index, kT0 + 3 * kSecond / 2}, 1, TimerState::Complete(done).body)
+      state_
+          .Apply(ApplyContext{++index_, kT0 + 3 * kSecond / 2}, 1, TimerState::Complete(done).body)
           .ok());
   // Heard 0.5 s ago: the backup leaves the second one to B for now...
-  EXPECT_TRUE(scheduler.TakeDue(kT0 + 2 * kSecond, 100).empty());
-  EXPECT_EQ(scheduler.NextWake(), kT0 + 5 * kSecond / 2);
+  EXPECT_TRUE(scheduler_.TakeDue(kT0 + 2 * kSecond, 100).empty());
+  EXPECT_EQ(scheduler_.NextWake(), kT0 + 5 * kSecond / 2);
   // ...and takes it once B has been silent for the backup delay.
-  EXPECT_EQ(scheduler.TakeDue(kT0 + 5 * kSecond / 2, 100), (std::vector<Uuid>{backed_up[1]}));
+  EXPECT_EQ(scheduler_.TakeDue(kT0 + 5 * kSecond / 2, 100), (std::vector<Uuid>{backed_up[1]}));
 }
 
-TEST(FireSchedulerBackup, WaitsTheBackupDelayAgainAfterAnElection) {
-  constexpr int64_t kDelay = kSecond;
-  TimerState state;
-  FireScheduler scheduler(state, kSelf, kDelay);
-  state.SetListener(scheduler.Listener());
-  scheduler.SetNodes({kSelf, kB, kC}, kT0 - 10 * kSecond);
-  const TimerOwnership& ownership = scheduler.ownership();
-  const int self = 1, b = 0;  // sorted: kB, kSelf, kC
-  Uuid backed_up;             // B owns it, this node backs it up
-  for (uint64_t n = 1;; ++n) {
-    if (ownership.OwnerAndBackupOf(Id(n)) == std::pair{b, self}) {
-      backed_up = Id(n);
-      break;
-    }
-  }
-  wire::TimerCreate create;
-  create.set_id(backed_up.ToString());
-  *create.mutable_spec() = Spec();
-  create.set_at_nanos(kT0);
-  ASSERT_TRUE(state.Apply(ApplyContext{1, kT0}, 1, TimerState::Create(create).body).ok());
+TEST_F(FireSchedulerBackupTest, WaitsTheBackupDelayAgainAfterAnElection) {
+  const std::vector<Uuid> backed_up = CreateBackedUp(1);
   // No leader from the due time until 1.5 s later: B could not fire it. Then, with a leader
   // again, B has the backup delay to do so before this node does.
-  scheduler.HoldBackups(kT0 + 3 * kSecond / 2);
-  EXPECT_TRUE(scheduler.TakeDue(kT0 + 3 * kSecond / 2, 100).empty());
-  EXPECT_TRUE(scheduler.TakeDue(kT0 + 5 * kSecond / 2 - 1, 100).empty());
-  EXPECT_EQ(scheduler.NextWake(), kT0 + 5 * kSecond / 2);
-  EXPECT_EQ(scheduler.TakeDue(kT0 + 5 * kSecond / 2, 100), (std::vector<Uuid>{backed_up}));
+  scheduler_.HoldBackups(kT0 + 3 * kSecond / 2);
+  EXPECT_TRUE(scheduler_.TakeDue(kT0 + 3 * kSecond / 2, 100).empty());
+  EXPECT_TRUE(scheduler_.TakeDue(kT0 + 5 * kSecond / 2 - 1, 100).empty());
+  EXPECT_EQ(scheduler_.NextWake(), kT0 + 5 * kSecond / 2);
+  EXPECT_EQ(scheduler_.TakeDue(kT0 + 5 * kSecond / 2, 100), backed_up);
 }
 
 // Three nodes sharing one replicated state fire every timer exactly once, never early, and the

@@ -138,13 +138,29 @@ void TimerService::Wake() {
     wake_timer_.Start(kLeaderlessRetry, std::chrono::milliseconds(0), [this] { Wake(); });
     return;
   }
-  const int64_t now = clock_.WallUtcNanos();
   if (consensus_.term() != term_) {
-    // An election since: the owners could not fire meanwhile, so their silence is no sign that
-    // they are down (two nodes fired the same timers when the backups did not wait).
-    term_ = consensus_.term();
-    scheduler_.HoldBackups(now);
+    // A leader this node has not fired under: it may have been cut off, or have restarted, and
+    // miss attempts that others recorded meanwhile, so it first catches up with what is
+    // committed. And since no node fires without a leader, the owners' silence until now says
+    // nothing of whether they are down: the backups wait again (CI saw two live nodes send the
+    // same timers when they did not).
+    if (confirming_) return;
+    confirming_ = true;
+    consensus_.ConfirmRead([this, alive = alive_, term = consensus_.term()](Status caught_up) {
+      if (!*alive) return;
+      confirming_ = false;
+      if (stopped_) return;
+      if (!caught_up.ok()) {
+        wake_timer_.Start(kLeaderlessRetry, std::chrono::milliseconds(0), [this] { Wake(); });
+        return;
+      }
+      term_ = term;
+      scheduler_.HoldBackups(clock_.WallUtcNanos());
+      Wake();
+    });
+    return;
   }
+  const int64_t now = clock_.WallUtcNanos();
   const size_t room =
       options_.max_in_flight - std::min(options_.max_in_flight, scheduler_.started());
   for (const Uuid& id : scheduler_.TakeDue(now, room)) Fire(id, now);

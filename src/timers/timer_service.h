@@ -20,6 +20,10 @@
 // an attempt whose receiver has not answered within `announce_after`. So a node's crash delays
 // its timers by about `backup_delay`, and a slow receiver still gets one request.
 //
+// Nothing fires without a leader, and after each change of term a node first catches up with
+// what is committed (ConfirmRead): a node back from a partition or a restart learns the attempts
+// others recorded meanwhile before it fires, and the backups wait the backup delay again.
+//
 // On the leader, finished timers are compacted out after `retention`. Loop thread only.
 #pragma once
 
@@ -124,7 +128,8 @@ class TimerService {
   std::map<std::string, Destination> destinations_;
   Timer wake_timer_;
   std::optional<int64_t> armed_for_;
-  uint64_t term_ = 0;  // the Raft term when this node last looked for due timers
+  uint64_t term_ = 0;        // the Raft term this node caught up in before it fired
+  bool confirming_ = false;  // catching up with a new term's commits
   Timer housekeeping_timer_;
   TimerFireStats stats_;
   std::mt19937_64 random_{std::random_device{}()};

@@ -27,23 +27,15 @@ import socket
 import stat
 import struct
 import subprocess
-import sys
 import threading
 import time
 
 import harness as h
+import netns
 from peer_wire import field, member_record
 
 IN_NAMESPACE = "SYNOD_CLUSTER_KEY_TEST_IN_NETNS"
 API_PORT, RAFT_PORT, PEER_PORT = 7400, 7401, 7402
-
-
-def reexec_in_namespace():
-    env = dict(os.environ, **{IN_NAMESPACE: "1"})
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
-    if probe.returncode != 0:
-        h.skip("cannot create a network namespace: " + probe.stderr.decode().strip())
-    os.execvpe("unshare", ["unshare", "-n", sys.executable, *sys.argv], env)
 
 
 class Capture:
@@ -192,9 +184,7 @@ def certificates(synod, work):
 
 def main():
     args = h.parse_args(__doc__)
-    if os.environ.get(IN_NAMESPACE) != "1":
-        reexec_in_namespace()
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    netns.enter(IN_NAMESPACE)
     work = h.make_tempdir("synod-it-key-")
     key_path = os.path.join(work, "cluster.key")
     key_text = keygen(args.synod, key_path)

@@ -12,42 +12,12 @@ addresses without touching the host. Checks what a user relies on:
 - a write forwarded through a follower when the leader is killed lands on the new leader.
 """
 
-import os
-import shutil
-import subprocess
-import sys
 import time
 
 import harness as h
+import netns
 
 IN_NAMESPACE = "SYNOD_PARTITION_TEST_IN_NETNS"
-
-
-def reexec_in_namespace():
-    if shutil.which("unshare") is None or shutil.which("nft") is None:
-        h.skip("needs unshare and nft")
-    env = dict(os.environ, **{IN_NAMESPACE: "1"})
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
-    if probe.returncode != 0:
-        h.skip("cannot create a network namespace: " + probe.stderr.decode().strip())
-    os.execvpe("unshare", ["unshare", "-n", sys.executable, *sys.argv], env)
-
-
-def nft(*commands):
-    for command in commands:
-        subprocess.run(["nft", *command.split()], check=True)
-
-
-def cut(node, others):
-    rules = []
-    for other in others:
-        rules.append(f"add rule inet lab out ip saddr {node.addr} ip daddr {other.addr} drop")
-        rules.append(f"add rule inet lab out ip saddr {other.addr} ip daddr {node.addr} drop")
-    nft(*rules)
-
-
-def heal():
-    nft("flush chain inet lab out")
 
 
 def request(agent, method, path, body=None, timeout=10.0):
@@ -58,10 +28,8 @@ def request(agent, method, path, body=None, timeout=10.0):
 
 def main():
     args = h.parse_args(__doc__)
-    if os.environ.get(IN_NAMESPACE) != "1":
-        reexec_in_namespace()
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    nft("add table inet lab", "add chain inet lab out { type filter hook output priority 0 ; }")
+    netns.enter(IN_NAMESPACE, needs=("nft",))
+    firewall = netns.Firewall()
 
     addrs = h.pick_addresses(3)
     bport = h.free_udp_port()
@@ -88,7 +56,7 @@ def main():
 
     before = "red"
     for seconds in (2, 6):
-        cut(follower, others)
+        firewall.cut(follower, others)
         reply, _ = request(leader, "PUT", "/v1/kv/color", f"blue{seconds}".encode())
         h.check(reply.status == 200, f"the majority writes during the cut: {reply.status}")
         time.sleep(1.0)  # the cut-off node notices it has no leader
@@ -112,7 +80,7 @@ def main():
         h.check(took < 2.0, f"the write is refused in {took:.2f} s, not the propose timeout")
 
         time.sleep(max(0.0, seconds - 1.0))
-        heal()
+        firewall.heal()
         healed = time.monotonic()
         want = f"blue{seconds}"
 

@@ -24,7 +24,6 @@ import json
 import os
 import sys
 import threading
-import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -30,8 +30,6 @@ process on 127.0.0.1:
 import http.server
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time

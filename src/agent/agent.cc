@@ -27,6 +27,7 @@
 #include "discovery/sdss_service.h"
 #include "events/event_log.h"
 #include "filesync/sync_service.h"
+#include "filesync/tombstone_purger.h"
 #include "kv/kv_state.h"
 #include "net/http_server.h"
 #include "net/tls.h"
@@ -64,6 +65,7 @@ struct Agent::Impl {
   std::unique_ptr<RanksService> ranks;
   std::unique_ptr<TimerService> timers;
   std::unique_ptr<SyncService> sync;
+  std::unique_ptr<TombstonePurger> purger;
   std::unique_ptr<Timer> exit_deadline;
   Timer steady_beacons_check{loop};
   uv_signal_t* sigint = nullptr;
@@ -245,6 +247,8 @@ Status Agent::Start() {
   }
   s.timers =
       std::make_unique<TimerService>(s.loop, s.cluster_time, *s.consensus, std::move(timers));
+  s.purger = std::make_unique<TombstonePurger>(s.loop, s.cluster_time, *s.consensus, s.files,
+                                               s.config.sync_tombstone_retention);
   if (!s.config.sync_dir.empty()) {
     SyncOptions sync;
     sync.dir = s.config.sync_dir;
@@ -306,7 +310,8 @@ Status Agent::Start() {
     }
     Result<std::shared_ptr<const TlsConfig>> https =
         TlsConfig::ForHttpsServer(s.config.api_tls_cert_file, s.config.api_tls_key_file);
-    if (!https.ok()) return Status::Invalid("--api-tls-cert/--api-tls-key: " + https.status().message());
+    if (!https.ok())
+      return Status::Invalid("--api-tls-cert/--api-tls-key: " + https.status().message());
     s.http->SetTls(https.value());
     s.overview->UseHttps(s.config.api_tls_ca_file);
   } else if (!s.config.api_tls_ca_file.empty()) {
@@ -322,6 +327,7 @@ Status Agent::Start() {
   if (status.ok()) status = s.consensus->Start();
   if (status.ok()) s.cluster_clock->Start();
   if (status.ok()) s.timers->Start();
+  if (status.ok()) s.purger->Start();
   if (status.ok()) status = s.discovery->Start();
   if (!status.ok()) {
     s.Shutdown(nullptr);  // the caller reports the error
@@ -455,6 +461,7 @@ void Agent::Impl::Shutdown(const char* why) {
   if (ranks) ranks->Stop();
   if (timers) timers->Stop();
   if (sync) sync->Stop();
+  if (purger) purger->Stop();
   if (http) http->Close();
   if (event_streams) event_streams->Stop();
   if (overview) overview->Stop();

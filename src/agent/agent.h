@@ -48,6 +48,8 @@ struct AgentConfig {
   bool demo_commands = false;
   std::string webhook_secret_file;  // Standard Webhooks keys for signing timer webhooks
   std::chrono::seconds timer_retention{24 * 3600};
+  // How long the file index keeps a deleted path's tombstone.
+  std::chrono::milliseconds sync_tombstone_retention{24 * 3600 * 1000};
   std::string sync_dir;  // empty: this node syncs no folder (it still holds the file index)
   // Cluster traffic (peer protocol, Raft, file blocks) over TLS 1.3: with a shared cluster key
   // (`synod keygen`), or with certificates (all three files). Empty: in clear text.

@@ -46,6 +46,7 @@ struct AgentFlags {
   std::string tls_key_file;
   std::string tls_ca_file;
   std::string timer_retention = "24h";
+  std::string sync_tombstone_retention = "24h";
   std::string sync_dir;
   std::string api_tls_cert_file;
   std::string api_tls_key_file;
@@ -156,6 +157,12 @@ int RunAgent(const AgentFlags& flags) {
   }
   config.timer_retention = std::chrono::duration_cast<std::chrono::seconds>(retention.value());
   config.sync_dir = flags.sync_dir;
+  Result<std::chrono::milliseconds> tombstones = ParseDuration(flags.sync_tombstone_retention);
+  if (!tombstones.ok()) return Fail("--sync-tombstone-retention: " + tombstones.error(), 2);
+  if (tombstones.value() < std::chrono::seconds(1)) {
+    return Fail("--sync-tombstone-retention must be at least 1s", 2);
+  }
+  config.sync_tombstone_retention = tombstones.value();
   config.cluster_key_file = flags.cluster_key_file;
   config.tls_cert_file = flags.tls_cert_file;
   config.tls_key_file = flags.tls_key_file;
@@ -267,6 +274,10 @@ void RegisterAgentCommand(CLI::App& app, CommandRunner& run) {
       ->capture_default_str();
   cmd->add_option("--sync-dir", flags->sync_dir,
                   "Keep this folder identical on every node that syncs one (not the data dir)");
+  cmd->add_option("--sync-tombstone-retention", flags->sync_tombstone_retention,
+                  "How long the cluster remembers a deleted file; a node down longer still "
+                  "removes its copy when it comes back")
+      ->capture_default_str();
   cmd->add_option("--cluster-key-file", flags->cluster_key_file,
                   "Encrypt and authenticate all cluster traffic (TLS 1.3) with this key, made by "
                   "`synod keygen`; nodes without it cannot join");

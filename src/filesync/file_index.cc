@@ -1,5 +1,7 @@
 #include "filesync/file_index.h"
 
+#include <algorithm>
+
 #include "filesync/sync_path.h"
 
 namespace synod {
@@ -89,6 +91,17 @@ Proposal FileIndex::Announce(const wire::FileEntry& entry, uint64_t base_version
   return MakeProposal(kName, command);
 }
 
+Proposal FileIndex::Purge(int64_t deleted_before_nanos) {
+  wire::FileCommand command;
+  command.mutable_purge()->set_deleted_before_nanos(deleted_before_nanos);
+  return MakeProposal(kName, command, /*version=*/2);
+}
+
+std::optional<int64_t> FileIndex::OldestTombstoneNanos() const {
+  if (tombstones_.empty()) return std::nullopt;
+  return tombstones_.begin()->first;
+}
+
 const wire::FileEntry* FileIndex::Find(const std::string& path) const {
   const EntryPtr* entry = entries_.Find(path);
   return entry == nullptr ? nullptr : entry->get();
@@ -101,12 +114,16 @@ std::vector<std::string> FileIndex::PathsWithHash(const std::string& hash) const
   return paths;
 }
 
-Result<std::string> FileIndex::Apply(const ApplyContext& context, uint32_t,
+Result<std::string> FileIndex::Apply(const ApplyContext& context, uint32_t version,
                                      std::string_view bytes) {
   applied_through_ = context.index;
   wire::FileCommand command;
   if (!command.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return Status::Invalid("files: undecodable command");
+  }
+  if (command.body_case() == wire::FileCommand::kPurge && version >= 2) {
+    ApplyPurge(command.purge());
+    return std::string();
   }
   if (command.body_case() != wire::FileCommand::kAnnounce) {
     return Status::Invalid("files: unknown command kind");
@@ -172,9 +189,25 @@ Result<wire::FileAnnounceResult> FileIndex::ApplyAnnounce(const ApplyContext& co
   return result;
 }
 
+void FileIndex::ApplyPurge(const wire::FilePurge& purge) {
+  std::vector<std::string> purged;
+  for (const auto& [committed_at, path] : tombstones_) {
+    if (committed_at >= purge.deleted_before_nanos()) break;
+    purged.push_back(path);
+  }
+  for (const std::string& path : purged) {
+    const EntryPtr tombstone = *entries_.Find(path);
+    purged_through_ = std::max(purged_through_, tombstone->version());
+    tombstones_.erase({tombstone->committed_at_nanos(), path});
+    entries_.Erase(path);
+    if (listener_.on_change) listener_.on_change(path);
+  }
+}
+
 void FileIndex::Store(EntryPtr entry) {
   const std::string path = entry->path();
   if (const wire::FileEntry* old = Find(path)) {
+    if (old->deleted()) tombstones_.erase({old->committed_at_nanos(), path});
     if (!old->deleted()) --live_;
     if (old->kind() == wire::KIND_FILE && !old->deleted()) {
       auto [begin, end] = by_hash_.equal_range(old->hash());
@@ -187,6 +220,7 @@ void FileIndex::Store(EntryPtr entry) {
     }
   }
   if (!entry->deleted()) ++live_;
+  if (entry->deleted()) tombstones_.emplace(entry->committed_at_nanos(), path);
   if (entry->kind() == wire::KIND_FILE && !entry->deleted()) by_hash_.emplace(entry->hash(), path);
   entries_.Put(path, std::move(entry));
   if (listener_.on_change) listener_.on_change(path);
@@ -195,26 +229,62 @@ void FileIndex::Store(EntryPtr entry) {
 void FileIndex::Reindex() {
   live_ = 0;
   by_hash_.clear();
+  tombstones_.clear();
   entries_.ForEach([this](const std::string& path, const EntryPtr& entry) {
-    if (entry->deleted()) return;
+    if (entry->deleted()) {
+      tombstones_.emplace(entry->committed_at_nanos(), path);
+      return;
+    }
     ++live_;
     if (entry->kind() == wire::KIND_FILE) by_hash_.emplace(entry->hash(), path);
   });
 }
 
 std::unique_ptr<SectionCapture> FileIndex::Capture() const {
-  return CaptureMap(entries_, [](const Map::Entry& entry, std::string& bytes) {
-    bytes.clear();
-    entry.second->SerializeToString(&bytes);
-    return std::string_view(bytes);
-  });
+  // The header, then a record per path.
+  class WithHeader final : public SectionCapture {
+   public:
+    WithHeader(std::string header, std::unique_ptr<SectionCapture> entries)
+        : header_(std::move(header)), entries_(std::move(entries)) {}
+    bool WriteSome(SectionSink& sink, size_t budget) override {
+      if (!header_written_) {
+        sink.Add(header_);
+        header_written_ = true;
+      }
+      return entries_->WriteSome(sink, budget);
+    }
+
+   private:
+    std::string header_;
+    bool header_written_ = false;
+    std::unique_ptr<SectionCapture> entries_;
+  };
+  wire::FileIndexHeader header;
+  header.set_purged_through(purged_through_);
+  return std::make_unique<WithHeader>(
+      header.SerializeAsString(),
+      CaptureMap(entries_, [](const Map::Entry& entry, std::string& bytes) {
+        bytes.clear();
+        entry.second->SerializeToString(&bytes);
+        return std::string_view(bytes);
+      }));
 }
 
-std::unique_ptr<SectionLoader> FileIndex::NewLoader(uint32_t) {
+std::unique_ptr<SectionLoader> FileIndex::NewLoader(uint32_t version) {
   class Loader final : public SectionLoader {
    public:
-    explicit Loader(FileIndex& index) : index_(index) {}
+    // A version 1 section has no header.
+    Loader(FileIndex& index, bool header_first) : index_(index), header_first_(header_first) {}
     Status Add(std::string_view bytes) override {
+      if (header_first_) {
+        header_first_ = false;
+        wire::FileIndexHeader header;
+        if (!header.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+          return Status::Invalid("files: undecodable header");
+        }
+        purged_through_ = header.purged_through();
+        return Status::Ok();
+      }
       auto entry = std::make_shared<wire::FileEntry>();
       if (!entry->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
         return Status::Invalid("files: undecodable record");
@@ -231,15 +301,18 @@ std::unique_ptr<SectionLoader> FileIndex::NewLoader(uint32_t) {
     void Install() override {
       std::swap(index_.entries_, entries_);
       index_.applied_through_ = 0;
+      index_.purged_through_ = purged_through_;
       index_.Reindex();
       if (index_.listener_.on_reset) index_.listener_.on_reset();
     }
 
    private:
     FileIndex& index_;
+    bool header_first_;
     Map entries_;
+    uint64_t purged_through_ = 0;
   };
-  return std::make_unique<Loader>(*this);
+  return std::make_unique<Loader>(*this, version >= 2);
 }
 
 }  // namespace synod

@@ -15,7 +15,9 @@
 //   announcement is a later state of its own disk, whatever base it names);
 // - content equal to the current one changes nothing (two nodes that made the same change, or a
 //   joining node that holds the same file) and answers the current version.
-// Tombstones are kept, so a deleted file never comes back from a node that missed the delete.
+// Tombstones are kept for a retention the leader chooses, then purged (version 2 of the module):
+// the index remembers how far it purged, so that a node that missed a delete, finding the path
+// gone, removes its copy instead of announcing it again (Decide).
 //
 // Pure and deterministic; loop thread only. Entries are immutable once stored (shared_ptr), so
 // a snapshot copies pointers, not block lists.
@@ -23,6 +25,8 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -59,6 +63,8 @@ class FileIndex final : public StateModule {
 
   // `entry.version` and `committed_at_nanos` are set when applied.
   static Proposal Announce(const wire::FileEntry& entry, uint64_t base_version);
+  // Drops the tombstones committed before `deleted_before_nanos` (the leader's clock).
+  static Proposal Purge(int64_t deleted_before_nanos);
 
   void SetListener(Listener listener) { listener_ = std::move(listener); }
   const wire::FileEntry* Find(const std::string& path) const;
@@ -74,9 +80,15 @@ class FileIndex final : public StateModule {
   uint64_t conflicts() const { return conflicts_; }
   // The log index of the last command this module applied (0 after a restore).
   uint64_t applied_through() const { return applied_through_; }
+  size_t tombstones() const { return tombstones_.size(); }
+  // When the oldest tombstone was committed, if there is one.
+  std::optional<int64_t> OldestTombstoneNanos() const;
+  // Every tombstone of this version or older has been purged.
+  uint64_t purged_through() const { return purged_through_; }
 
   // StateModule.
   std::string_view name() const override { return kName; }
+  uint32_t version() const override { return 2; }
   Result<std::string> Apply(const ApplyContext& context, uint32_t version,
                             std::string_view command) override;
   std::unique_ptr<SectionCapture> Capture() const override;
@@ -86,6 +98,7 @@ class FileIndex final : public StateModule {
   using Map = CowMap<std::string, EntryPtr>;
   Result<wire::FileAnnounceResult> ApplyAnnounce(const ApplyContext& context,
                                                  wire::FileAnnounce& announce);
+  void ApplyPurge(const wire::FilePurge& purge);
   void Store(EntryPtr entry);
   void Reindex();
 
@@ -93,6 +106,8 @@ class FileIndex final : public StateModule {
   size_t live_ = 0;
   uint64_t applied_through_ = 0;
   uint64_t conflicts_ = 0;  // conflict copies made by the entries this process applied
+  uint64_t purged_through_ = 0;
+  std::set<std::pair<int64_t, std::string>> tombstones_;       // (committed at, path), oldest first
   std::unordered_multimap<std::string, std::string> by_hash_;  // live files only
   Listener listener_;
 };

@@ -439,15 +439,22 @@ TEST_F(FileIndexTest, SnapshotRoundTripGivesAnIdenticalIndex) {
   Put(File("d/x", std::string(3 * kFileBlockSize, 'q')), 0);
   Put(File("d/y", "one"), 0);
   Put(Link("d/l", "x"), 0);
+  const uint64_t purged = Put(File("purged", "p"), 0);
+  const uint64_t purged_at = Put(Deleted("purged"), purged);
   const uint64_t gone = Put(File("gone", "g"), 0);
   Put(Deleted("gone"), gone);
+  ASSERT_TRUE(index_
+                  .Apply(ApplyContext{++next_index_, kT0 + 1000 * kSecond}, 2,
+                         FileIndex::Purge(index_.Find("gone")->committed_at_nanos()).body)
+                  .ok());
+  ASSERT_EQ(index_.purged_through(), purged_at);
   (void)a;
 
   FileIndex restored;
   restored.Apply(ApplyContext{1, kT0}, 1, FileIndex::Announce(File("stale", "s"), 0).body);
   int resets = 0;
   restored.SetListener({nullptr, [&] { ++resets; }, nullptr});
-  std::unique_ptr<SectionLoader> loader = restored.NewLoader(1);
+  std::unique_ptr<SectionLoader> loader = restored.NewLoader(restored.version());
   for (const std::string& record : Dump(index_)) ASSERT_TRUE(loader->Add(record).ok());
   ASSERT_TRUE(loader->Finish().ok());
   EXPECT_NE(restored.Find("stale"), nullptr);  // nothing visible before Install
@@ -460,6 +467,9 @@ TEST_F(FileIndexTest, SnapshotRoundTripGivesAnIdenticalIndex) {
   EXPECT_EQ(restored.live(), index_.live());
   EXPECT_EQ(restored.live(), 6u);
   EXPECT_EQ(restored.applied_through(), 0u);
+  EXPECT_EQ(restored.purged_through(), purged_at);
+  EXPECT_EQ(restored.tombstones(), 1u);
+  EXPECT_EQ(restored.OldestTombstoneNanos(), index_.Find("gone")->committed_at_nanos());
   index_.ForEach([&](const wire::FileEntry& entry) {
     const wire::FileEntry* there = restored.Find(entry.path());
     ASSERT_NE(there, nullptr) << entry.path();
@@ -484,7 +494,8 @@ TEST_F(FileIndexTest, LoaderRejectsHostileRecordsAndDuplicatePaths) {
   Put(File("a", "one"), 0);
   Put(File("b", "two"), 0);
   std::vector<std::string> records = Dump(index_);
-  ASSERT_EQ(records.size(), 2u);
+  ASSERT_EQ(records.size(), 3u);   // the header, then the paths
+  records.erase(records.begin());  // read below as a version 1 section, which has none
 
   FileIndex other;
   std::unique_ptr<SectionLoader> loader = other.NewLoader(1);
@@ -502,6 +513,49 @@ TEST_F(FileIndexTest, LoaderRejectsHostileRecordsAndDuplicatePaths) {
   EXPECT_EQ(other.NewLoader(1)->Add(bad.SerializeAsString()).code(), StatusCode::kInvalid);
   EXPECT_EQ(other.NewLoader(1)->Add(std::string("\xff\xff\xff", 3)).code(), StatusCode::kInvalid);
   EXPECT_EQ(other.size(), 0u);
+}
+
+TEST_F(FileIndexTest, PurgeDropsTombstonesOlderThanItsTimeAndRemembersHowFar) {
+  const uint64_t a = Put(File("a", "1"), 0);
+  const uint64_t b = Put(File("b", "2"), 0);
+  const uint64_t a_deleted = Put(Deleted("a"), a);
+  const int64_t a_deleted_at = last_at_;
+  Put(Deleted("b"), b);
+  const int64_t b_deleted_at = last_at_;
+  Put(File("c", "3"), 0);
+  EXPECT_EQ(index_.tombstones(), 2u);
+  EXPECT_EQ(index_.OldestTombstoneNanos(), a_deleted_at);
+  std::vector<std::string> changed;
+  index_.SetListener({[&](const std::string& path) { changed.push_back(path); }, nullptr, nullptr});
+
+  // A purge is a version 2 command: as version 1 it is refused, and changes nothing.
+  const Proposal purge = FileIndex::Purge(b_deleted_at);
+  EXPECT_EQ(purge.version, 2u);
+  EXPECT_FALSE(index_.Apply(ApplyContext{++next_index_, kT0}, 1, purge.body).ok());
+  EXPECT_EQ(index_.tombstones(), 2u);
+
+  // Before b's deletion: only a's tombstone goes.
+  ASSERT_TRUE(index_.Apply(ApplyContext{++next_index_, kT0}, 2, purge.body).ok());
+  EXPECT_EQ(index_.Find("a"), nullptr);
+  ASSERT_NE(index_.Find("b"), nullptr);
+  EXPECT_TRUE(index_.Find("b")->deleted());
+  EXPECT_NE(index_.Find("c"), nullptr);
+  EXPECT_EQ(changed, std::vector<std::string>{"a"});
+  EXPECT_EQ(index_.purged_through(), a_deleted);
+  EXPECT_EQ(index_.tombstones(), 1u);
+  EXPECT_EQ(index_.OldestTombstoneNanos(), b_deleted_at);
+  EXPECT_EQ(index_.size(), 2u);
+  EXPECT_EQ(index_.live(), 1u);
+
+  // The path can be written again, as a new file.
+  EXPECT_EQ(Put(File("a", "new"), 0), next_index_);
+  // A later purge takes the rest; the watermark never goes back.
+  ASSERT_TRUE(
+      index_.Apply(ApplyContext{++next_index_, kT0}, 2, FileIndex::Purge(b_deleted_at + 1).body)
+          .ok());
+  EXPECT_EQ(index_.tombstones(), 0u);
+  EXPECT_FALSE(index_.OldestTombstoneNanos().has_value());
+  EXPECT_GT(index_.purged_through(), a_deleted);
 }
 
 TEST_F(FileIndexTest, AppliedThroughFollowsTheContextIndex) {

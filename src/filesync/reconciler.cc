@@ -20,7 +20,8 @@ const char* SyncActionName(SyncAction action) {
   return "?";
 }
 
-SyncAction Decide(const wire::FileEntry* index, const wire::LocalFileRecord* local) {
+SyncAction Decide(const wire::FileEntry* index, const wire::LocalFileRecord* local,
+                  IndexProgress progress) {
   const std::string wanted = index == nullptr ? "" : ContentKey(*index);
   const std::string on_disk = local == nullptr ? "" : ContentKey(*local);
   const uint64_t index_version = index == nullptr ? 0 : index->version();
@@ -34,9 +35,17 @@ SyncAction Decide(const wire::FileEntry* index, const wire::LocalFileRecord* loc
   }
   const std::string synced = local != nullptr && local->synced_present() ? local->synced_key() : "";
   if (on_disk != synced) return SyncAction::kAnnounce;
-  // The disk holds what it last synced; the index changed since. An index without the path at
-  // all never deletes a file (it cannot have seen it): the file is announced.
-  if (index == nullptr) return SyncAction::kAnnounce;
+  // The disk holds what it last synced; the index changed since.
+  if (index == nullptr) {
+    const uint64_t synced_at = local->synced_version();
+    // Synced at a version this copy of the index has not reached: its entry is on the way.
+    if (synced_at > progress.applied) return SyncAction::kNone;
+    // Deleted, and the tombstone purged since.
+    if (synced_at > 0 && synced_at <= progress.purged_through) return SyncAction::kRemove;
+    // An index that never saw the path (never synced here, or lost) deletes nothing: the file
+    // is offered.
+    return SyncAction::kAnnounce;
+  }
   return wanted.empty() ? SyncAction::kRemove : SyncAction::kMaterialize;
 }
 

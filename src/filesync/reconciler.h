@@ -6,7 +6,10 @@
 //   path the cluster has never seen): announce it, based on the synced version; the index
 //   decides conflicts (FileIndex).
 // - Otherwise the index moved on: make the disk match it (fetch the file, make the directory
-//   or link), or remove the path.
+//   or link), or remove the path. A path the index no longer holds at all was deleted and its
+//   tombstone purged (FileIndex): the copy is removed if the index has purged past the version
+//   it was synced at; if the node's index has not even reached that version yet (a restart,
+//   before the log is replayed), nothing is done until it has.
 // Pure; the decision depends only on its arguments, so every case is a unit test.
 #pragma once
 
@@ -26,8 +29,15 @@ enum class SyncAction {
 
 const char* SyncActionName(SyncAction action);
 
+// How far this node's copy of the index is.
+struct IndexProgress {
+  uint64_t applied = 0;         // the newest log index it reflects
+  uint64_t purged_through = 0;  // FileIndex::purged_through()
+};
+
 // `index` and `local` may be null (no entry, no record).
-SyncAction Decide(const wire::FileEntry* index, const wire::LocalFileRecord* local);
+SyncAction Decide(const wire::FileEntry* index, const wire::LocalFileRecord* local,
+                  IndexProgress progress);
 
 // The record's synced state set to `version` holding what the disk holds now.
 void MarkSynced(wire::LocalFileRecord& record, uint64_t version);

@@ -95,9 +95,13 @@ std::string Describe(const wire::FileEntry* index, const wire::LocalFileRecord* 
          "} local {" + (local == nullptr ? std::string("none") : local->ShortDebugString()) + "}";
 }
 
-#define EXPECT_ACTION(expected, index, local)                               \
-  EXPECT_EQ(SyncActionName(Decide(index, local)), SyncActionName(expected)) \
+// An index that has applied every version these tests name, and purged nothing.
+constexpr IndexProgress kCurrent{1'000'000, 0};
+
+#define EXPECT_ACTION_AT(expected, index, local, progress)                            \
+  EXPECT_EQ(SyncActionName(Decide(index, local, progress)), SyncActionName(expected)) \
       << Describe(index, local)
+#define EXPECT_ACTION(expected, index, local) EXPECT_ACTION_AT(expected, index, local, kCurrent)
 
 TEST(Decide, NoEntryAndNoRecordIsNothingToDo) {
   EXPECT_ACTION(SyncAction::kNone, nullptr, nullptr);
@@ -201,10 +205,29 @@ TEST(Decide, WhenTheIndexMovedOnTheDiskFollows) {
   EXPECT_ACTION(SyncAction::kMaterialize, &newer, &absent);
 }
 
-TEST(Decide, WithoutAnIndexEntryASyncedFileIsAnnouncedNeverRemoved) {
-  // The index was reset (or restored from an older snapshot): the file stays and is offered.
+TEST(Decide, WithoutAnIndexEntryASyncedFileIsAnnouncedUnlessPurged) {
   const wire::LocalFileRecord synced = Synced(DiskFile("a", "v1"), 5);
+  // An index that lost the path without purging it (reset): the file stays and is offered.
   EXPECT_ACTION(SyncAction::kAnnounce, nullptr, &synced);
+  // Deleted, and its tombstone purged: the copy this node kept as synced goes too.
+  EXPECT_ACTION_AT(SyncAction::kRemove, nullptr, &synced, (IndexProgress{9, 7}));
+  EXPECT_ACTION_AT(SyncAction::kRemove, nullptr, &synced, (IndexProgress{9, 5}));
+  // Purged only up to an older version: not this path's deletion.
+  EXPECT_ACTION_AT(SyncAction::kAnnounce, nullptr, &synced, (IndexProgress{9, 4}));
+  // Changed here since it was synced: a write the delete did not see, kept and announced.
+  const wire::LocalFileRecord edited = Changed(DiskFile("a", "v1"), 5, DiskFile("a", "v2"));
+  EXPECT_ACTION_AT(SyncAction::kAnnounce, nullptr, &edited, (IndexProgress{9, 7}));
+  // Never synced (the cluster never had it): offered, whatever was purged.
+  const wire::LocalFileRecord fresh = DiskFile("a", "v1");
+  EXPECT_ACTION_AT(SyncAction::kAnnounce, nullptr, &fresh, (IndexProgress{9, 7}));
+}
+
+TEST(Decide, AnIndexBehindTheSyncedVersionIsWaitedFor) {
+  // Restarted: the index has not replayed the log up to version 5 yet. Announcing the file
+  // now would bring it back if it was deleted and purged meanwhile; its entry will come.
+  const wire::LocalFileRecord synced = Synced(DiskFile("a", "v1"), 5);
+  EXPECT_ACTION_AT(SyncAction::kNone, nullptr, &synced, (IndexProgress{4, 0}));
+  EXPECT_ACTION_AT(SyncAction::kNone, nullptr, &synced, (IndexProgress{0, 0}));
 }
 
 TEST(Decide, AModeChangeAloneIsAnnounced) {
@@ -459,7 +482,7 @@ class Simulation {
     Observe(node, path);
     const wire::FileEntry* entry = index_.Find(path);
     const wire::LocalFileRecord* local = node.table.Find(path);
-    switch (Decide(entry, local)) {
+    switch (Decide(entry, local, IndexProgress{log_index_, index_.purged_through()})) {
       case SyncAction::kNone:
         return false;
       case SyncAction::kMarkSynced: {
@@ -615,13 +638,13 @@ TEST(ReconcilerSimulation, RefusedDeleteThenLocalWriteKeepsTheOtherWrite) {
   // a edits it (v2); b, which has not seen that, deletes it: refused.
   ASSERT_TRUE(apply(Changed(DiskFile("p", "old"), 1, DiskFile("p", "a's edit")), "a").ok());
   b = Changed(b, 1, DiskAbsent("p"));
-  ASSERT_EQ(Decide(index.Find("p"), &b), SyncAction::kAnnounce);
+  ASSERT_EQ(Decide(index.Find("p"), &b, IndexProgress{log, 0}), SyncAction::kAnnounce);
   ASSERT_EQ(apply(b, "b").code(), StatusCode::kConflict);
   MarkRefusedDelete(b);
-  ASSERT_EQ(Decide(index.Find("p"), &b), SyncAction::kMaterialize);
+  ASSERT_EQ(Decide(index.Find("p"), &b, IndexProgress{log, 0}), SyncAction::kMaterialize);
   // Before b fetched a's edit, b's user writes the path anew.
   b = Changed(DiskAbsent("p"), b.synced_version(), DiskFile("p", "b's new file"));
-  ASSERT_EQ(Decide(index.Find("p"), &b), SyncAction::kAnnounce);
+  ASSERT_EQ(Decide(index.Find("p"), &b, IndexProgress{log, 0}), SyncAction::kAnnounce);
   Result<std::string> result = apply(b, "b");
   ASSERT_TRUE(result.ok()) << result.error();
   // b's file wins (it was committed later), but a's edit, which b never saw, must be kept.

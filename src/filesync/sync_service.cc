@@ -432,11 +432,18 @@ void SyncService::Reconcile(const std::string& path) {
   const bool is_directory = (entry != nullptr && entry->kind() == wire::KIND_DIRECTORY) ||
                             (local != nullptr && local->kind() == wire::KIND_DIRECTORY);
   if (Ignored(path, is_directory)) return;
-  switch (Decide(entry, local)) {
+  switch (Decide(entry, local, Progress())) {
     case SyncAction::kNone:
       errors_.erase(path);
       return;
     case SyncAction::kMarkSynced: {
+      if (entry == nullptr && local != nullptr && !local->present()) {
+        // Gone here and from the index (its tombstone purged): nothing left to remember.
+        local_.Erase(path);
+        errors_.erase(path);
+        SaveSoon();
+        return;
+      }
       wire::LocalFileRecord record = local != nullptr ? *local : wire::LocalFileRecord();
       record.set_path(path);
       MarkSynced(record, entry != nullptr ? entry->version() : 0);
@@ -555,7 +562,7 @@ void SyncService::RunWrites() {
     write_queue_.pop_front();
     write_queued_.erase(path);
     if (busy_.contains(path)) continue;
-    const SyncAction action = Decide(index_.Find(path), local_.Find(path));
+    const SyncAction action = Decide(index_.Find(path), local_.Find(path), Progress());
     if (action == SyncAction::kMaterialize) {
       Materialize(path);
     } else if (action == SyncAction::kRemove) {
@@ -1055,11 +1062,15 @@ void SyncService::Save() {
 // ---------------------------------------------------------------------------------------------
 // Status
 
+IndexProgress SyncService::Progress() const {
+  return IndexProgress{consensus_.applied_index(), index_.purged_through()};
+}
+
 SyncService::Pending SyncService::CountPending() const {
   Pending pending;
   auto count = [&](const std::string& path) {
     const wire::FileEntry* entry = index_.Find(path);
-    const SyncAction action = Decide(entry, local_.Find(path));
+    const SyncAction action = Decide(entry, local_.Find(path), Progress());
     if (action != SyncAction::kMaterialize && action != SyncAction::kRemove) return;
     if (Ignored(path, entry != nullptr && entry->kind() == wire::KIND_DIRECTORY)) return;
     ++pending.files;
@@ -1086,6 +1097,8 @@ nlohmann::json SyncService::StatusJson() const {
           {"ready", ready_},
           {"in_sync", InSync()},
           {"index_files", index_.live()},
+          {"index_tombstones", index_.tombstones()},
+          {"index_purged_through", index_.purged_through()},
           {"local_files", local_.records().size()},
           {"pending_files", pending.files},
           {"pending_bytes", pending.bytes},

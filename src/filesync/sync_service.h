@@ -42,6 +42,7 @@
 #include "filesync/folder_watcher.h"
 #include "filesync/ignore_rules.h"
 #include "filesync/local_table.h"
+#include "filesync/reconciler.h"
 #include "peer/peer_service.h"
 
 namespace synod {
@@ -120,6 +121,7 @@ class SyncService {
   bool Ignored(const std::string& path, bool is_directory) const;
 
   // Reconciling.
+  IndexProgress Progress() const;
   void MarkDirty(const std::string& path);
   void DrainDirty();
   void Reconcile(const std::string& path);

@@ -306,7 +306,8 @@ TEST(Decide, EveryActionHasItsOwnName) {
 // - kMaterialize and kRemove first copy the old content to every index path that wants it and
 //   that the node lacks (SyncService::PreserveTargets), then write or delete;
 // - a file is fetched from any disk that holds its content; when none does, the node waits.
-// Users write and delete random paths meanwhile. Once they stop and everything is drained:
+// Users write and delete random paths meanwhile, and the leader purges tombstones older than a
+// few entries, often before every node removed the file. Once they stop and everything is drained:
 // every disk equals the live index, and every content survives somewhere on every disk unless a
 // user replaced or deleted it on a node that held it (a sequential change).
 class Simulation {
@@ -322,8 +323,10 @@ class Simulation {
       const int roll = Roll(100);
       if (roll < 25) {
         UserChange(nodes_[Roll(3)]);
-      } else if (roll < 50 && !pending_.empty()) {
+      } else if (roll < 48 && !pending_.empty()) {
         ApplyOne();
+      } else if (roll < 52) {
+        Purge();
       } else {
         const std::vector<std::string> paths = AllPaths();
         Reconcile(nodes_[Roll(3)], paths[Roll(static_cast<int>(paths.size()))]);
@@ -378,6 +381,7 @@ class Simulation {
   const std::vector<std::string>& history() const { return history_; }
   size_t conflicts() const { return index_.conflicts(); }
   size_t refused() const { return refused_; }
+  size_t purged() const { return purged_; }
   size_t written() const { return written_.size(); }
 
  private:
@@ -572,6 +576,20 @@ class Simulation {
     node.busy.erase(pending.path);
   }
 
+  // Drops the tombstones committed more than 0 to 8 entries ago.
+  void Purge() {
+    ++log_index_;
+    const int64_t at = kT0 + static_cast<int64_t>(log_index_) * (kSecond / 4);
+    const size_t before = index_.tombstones();
+    const Proposal purge = FileIndex::Purge(at - Roll(9) * (kSecond / 4));
+    EXPECT_TRUE(index_.Apply(ApplyContext{log_index_, at}, purge.version, purge.body).ok());
+    if (index_.tombstones() == before) return;
+    purged_ += before - index_.tombstones();
+    history_.push_back("log " + std::to_string(log_index_) + ": purged " +
+                       std::to_string(before - index_.tombstones()) + " tombstones, through v" +
+                       std::to_string(index_.purged_through()));
+  }
+
   inline static const std::vector<std::string> kPaths = {"a.txt", "b.txt", "dir/c"};
 
   const uint32_t seed_;
@@ -584,12 +602,13 @@ class Simulation {
   std::vector<std::string> written_;
   std::set<std::string> lost_;  // contents a user replaced or deleted on a node that held them
   size_t refused_ = 0;
+  size_t purged_ = 0;
   int rounds_ = 0;
   std::vector<std::string> history_;
 };
 
 TEST(ReconcilerSimulation, ThreeNodesConvergeWithoutLosingConcurrentWrites) {
-  size_t conflicts = 0, refused = 0, written = 0;
+  size_t conflicts = 0, refused = 0, written = 0, purged = 0;
   for (uint32_t seed = 1; seed <= 50; ++seed) {
     Simulation simulation(seed);
     simulation.Run(300);
@@ -601,11 +620,13 @@ TEST(ReconcilerSimulation, ThreeNodesConvergeWithoutLosingConcurrentWrites) {
     conflicts += simulation.conflicts();
     refused += simulation.refused();
     written += simulation.written();
+    purged += simulation.purged();
   }
   // The schedule exercised what it is meant to.
   EXPECT_GT(written, 1000u);
   EXPECT_GT(conflicts, 20u);
   EXPECT_GT(refused, 5u);
+  EXPECT_GT(purged, 100u);
 }
 
 // A refused delete, then a new file written before the other node's edit was fetched back:

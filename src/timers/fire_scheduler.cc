@@ -28,9 +28,9 @@ void FireScheduler::Rewind(int64_t to) {
   if (to <= backup_cursor_.first) backup_cursor_ = Position{to - 1, Uuid{}};
 }
 
-void FireScheduler::HoldBackups(int64_t now_nanos) {
-  backup_not_before_ = std::max(backup_not_before_.value_or(std::numeric_limits<int64_t>::min()),
-                                now_nanos + backup_delay_);
+void FireScheduler::HoldBackups(int64_t until_nanos) {
+  backup_not_before_ =
+      std::max(backup_not_before_.value_or(std::numeric_limits<int64_t>::min()), until_nanos);
 }
 
 TimerState::Listener FireScheduler::Listener() {

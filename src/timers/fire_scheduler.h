@@ -21,8 +21,8 @@
 // handover delay, so that an attempt already under way there is recorded first. After a change of
 // nodes or state (a restart, a node back) the backup also waits that long from the first
 // TakeDue(), so that an owner that has just come back fires its overdue timers alone. And after
-// an election (HoldBackups()): no node fires without a leader, so an owner's silence while there
-// was none says nothing about whether it is alive.
+// an election the backups wait a while (HoldBackups()): no node fires without a leader, so an
+// owner's silence while there was none says nothing about whether it is alive.
 // Loop thread only; `state` must outlive the scheduler.
 #pragma once
 
@@ -55,9 +55,9 @@ class FireScheduler {
   void SetNodes(std::vector<std::string> node_ids, std::optional<int64_t> now_nanos = std::nullopt);
   // What the TimerState must tell this scheduler: state.SetListener(scheduler.Listener()).
   TimerState::Listener Listener();
-  // The owners may not have been able to fire until `now_nanos` (the cluster had no leader): the
-  // backups wait the backup delay from then.
-  void HoldBackups(int64_t now_nanos);
+  // The owners could not fire until now (the cluster had no leader): the backups take nothing
+  // before `until_nanos`, which gives an owner firing its overdue timers now the time to say so.
+  void HoldBackups(int64_t until_nanos);
   void OnChange(const Uuid& id, std::optional<int64_t> next_attempt_nanos);
   void OnReset();
 

@@ -593,15 +593,18 @@ TEST_F(FireSchedulerBackupTest, WaitsWhileTheOwnerIsHeardFrom) {
   EXPECT_EQ(scheduler_.TakeDue(kT0 + 5 * kSecond / 2, 100), (std::vector<Uuid>{backed_up[1]}));
 }
 
-TEST_F(FireSchedulerBackupTest, WaitsTheBackupDelayAgainAfterAnElection) {
+TEST_F(FireSchedulerBackupTest, WaitsWhileHeldAfterAnElection) {
   const std::vector<Uuid> backed_up = CreateBackedUp(1);
   // No leader from the due time until 1.5 s later: B could not fire it. Then, with a leader
-  // again, B has the backup delay to do so before this node does.
-  scheduler_.HoldBackups(kT0 + 3 * kSecond / 2);
-  EXPECT_TRUE(scheduler_.TakeDue(kT0 + 3 * kSecond / 2, 100).empty());
-  EXPECT_TRUE(scheduler_.TakeDue(kT0 + 5 * kSecond / 2 - 1, 100).empty());
-  EXPECT_EQ(scheduler_.NextWake(), kT0 + 5 * kSecond / 2);
-  EXPECT_EQ(scheduler_.TakeDue(kT0 + 5 * kSecond / 2, 100), backed_up);
+  // again, B has until the hold ends (0.6 s) to do so before this node does.
+  const int64_t leader_back = kT0 + 3 * kSecond / 2;
+  const int64_t hold_ends = leader_back + 6 * kSecond / 10;
+  scheduler_.HoldBackups(hold_ends);
+  scheduler_.HoldBackups(leader_back);  // a shorter hold does not cut it short
+  EXPECT_TRUE(scheduler_.TakeDue(leader_back, 100).empty());
+  EXPECT_TRUE(scheduler_.TakeDue(hold_ends - 1, 100).empty());
+  EXPECT_EQ(scheduler_.NextWake(), hold_ends);
+  EXPECT_EQ(scheduler_.TakeDue(hold_ends, 100), backed_up);
 }
 
 // Three nodes sharing one replicated state fire every timer exactly once, never early, and the

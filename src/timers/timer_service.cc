@@ -142,8 +142,8 @@ void TimerService::Wake() {
     // A leader this node has not fired under: it may have been cut off, or have restarted, and
     // miss attempts that others recorded meanwhile, so it first catches up with what is
     // committed. And since no node fires without a leader, the owners' silence until now says
-    // nothing of whether they are down: the backups wait again (CI saw two live nodes send the
-    // same timers when they did not).
+    // nothing of whether they are down: the backups wait a little (CI saw two live nodes send
+    // the same timers when they did not).
     if (confirming_) return;
     confirming_ = true;
     consensus_.ConfirmRead([this, alive = alive_, term = consensus_.term()](Status caught_up) {
@@ -155,7 +155,11 @@ void TimerService::Wake() {
         return;
       }
       term_ = term;
-      scheduler_.HoldBackups(clock_.WallUtcNanos());
+      // An owner that fires now has announced it (or recorded it) within twice announce_after;
+      // the whole backup delay would make a dead leader's timers later still.
+      scheduler_.HoldBackups(
+          clock_.WallUtcNanos() +
+          2 * std::chrono::duration_cast<Nanos>(options_.announce_after).count());
       Wake();
     });
     return;

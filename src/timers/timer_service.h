@@ -22,7 +22,8 @@
 //
 // Nothing fires without a leader, and after each change of term a node first catches up with
 // what is committed (ConfirmRead): a node back from a partition or a restart learns the attempts
-// others recorded meanwhile before it fires, and the backups wait the backup delay again.
+// others recorded meanwhile before it fires, and the backups give the owners twice
+// `announce_after` to fire what they hold first.
 //
 // On the leader, finished timers are compacted out after `retention`. Loop thread only.
 #pragma once

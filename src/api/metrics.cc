@@ -127,7 +127,8 @@ std::string RenderMetrics(const MetricsSources& sources) {
                 {{{"action", "refused"}}, double(sources.http->refused_connections())}});
   }
   w.Counter("synod_joins_refused_total",
-            "Join requests this node refused as leader: malformed, or too many joiners at once",
+            "Join requests this node refused as leader: malformed, too many joiners at once, or "
+            "no node with the joiner's id at its address",
             double(consensus.joins_refused));
   w.Counter("synod_reads_refused_total",
             "Linearizable reads refused: this node could not confirm its copy was current",

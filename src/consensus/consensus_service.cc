@@ -25,8 +25,9 @@ constexpr auto kLeaveBudget = std::chrono::milliseconds(2500);
 constexpr size_t kMaxPendingJoins = 64;
 constexpr size_t kMaxRepliesPerJoin = 4;
 constexpr auto kJoinRefusalLogInterval = std::chrono::seconds(10);
-// How long the leader tries to reach a joiner at the address it gave.
-constexpr auto kJoinReachTimeout = std::chrono::seconds(5);
+// How long the leader tries to reach a joiner at the address it gave: less than the joiner
+// waits for its answer (kJoinTimeout), so that a refusal reaches it.
+constexpr auto kJoinReachTimeout = std::chrono::milliseconds(2500);
 // A linearizable read that cannot be confirmed in this time is refused.
 constexpr auto kReadTimeout = std::chrono::milliseconds(1000);
 constexpr const char* kClusterIdFile = "cluster_id";
@@ -462,8 +463,9 @@ void ConsensusService::HandleJoin(const wire::MemberRecord& record, PeerService:
   }
   // A record can name any address: the node must answer there, with its own id, before it is
   // added (so a key holder cannot fill the configuration with members that do not exist).
-  if (!Reached(record)) peers_.Reach(ip.value());
-  pending_joins_.push_back(PendingJoin{record, {}, clock_.Monotonic() + kJoinReachTimeout});
+  const bool followed = !Reached(record) && peers_.Reach(ip.value());
+  pending_joins_.push_back(
+      PendingJoin{record, {}, clock_.Monotonic() + kJoinReachTimeout, followed});
   pending_joins_.back().replies.push_back(std::move(reply));
 }
 
@@ -477,10 +479,13 @@ void ConsensusService::CountJoinRefusal(const std::string& why) {
 }
 
 bool ConsensusService::Reached(const wire::MemberRecord& record) const {
-  auto peer = peers_seen_.find(record.id());
-  return peer != peers_seen_.end() && peer->second.ip.ToString() == record.ip() &&
-         peer->second.hello.peer_port() == record.peer_port() &&
-         peer->second.hello.raft_port() == record.raft_port();
+  // The leader recording itself (restarted after leaving, then elected).
+  if (record.id() == options_.identity.id) return true;
+  const Result<Ipv4> ip = Ipv4::Parse(record.ip());
+  if (!ip.ok()) return false;
+  const std::optional<wire::Hello> hello = peers_.HelloAt(ip.value());
+  return hello && hello->node_id() == record.id() && hello->peer_port() == record.peer_port() &&
+         hello->raft_port() == record.raft_port();
 }
 
 void ConsensusService::AnswerJoin(const PendingJoin& join, const std::string& error) {
@@ -591,6 +596,12 @@ void ConsensusService::ObserveLeadership(bool leader) {
   }
 }
 
+uint64_t ConsensusService::term() const {
+  const std::optional<SpareFeed::Source> source =
+      engine_.IsLeader() ? std::nullopt : feed_.RecentSource();
+  return std::max(engine_.term(), source ? source->term : 0);
+}
+
 ConsensusStats ConsensusService::stats() const {
   ConsensusStats stats = stats_;
   stats.reads_refused = reads_.refused();
@@ -659,9 +670,11 @@ void ConsensusService::MaintainMembership() {
       ++it;
       continue;
     }
-    if (auto ip = Ipv4::Parse(it->record.ip()); ip.ok()) peers_.ForgetAddress(ip.value());
-    const std::string why = "could not reach you at " + it->record.ip() + " port " +
-                            std::to_string(it->record.peer_port());
+    if (auto ip = Ipv4::Parse(it->record.ip()); ip.ok() && it->followed_to_reach) {
+      peers_.ForgetAddress(ip.value());
+    }
+    const std::string why =
+        "the leader could not reach a node with your id at " + it->record.ip() + " (peer port)";
     CountJoinRefusal(why);
     AnswerJoin(*it, why);
     it = pending_joins_.erase(it);
@@ -860,7 +873,7 @@ ClusterStatus ConsensusService::GetStatus() const {
   const std::optional<SpareFeed::Source> source =
       engine_.IsLeader() ? std::nullopt : feed_.RecentSource();
   const bool fed = source.has_value();
-  status.term = std::max(engine_.term(), fed ? source->term : 0);
+  status.term = term();
   status.applied_index = engine_.applied_index();
   status.commit_index = std::max(engine_.commit_index(), status.applied_index);
   if (fed) {

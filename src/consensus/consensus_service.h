@@ -100,7 +100,8 @@ struct ConsensusStats {
   uint64_t leader_changes = 0;  // a new leader became known here
   uint64_t step_downs = 0;      // this node stopped leading
   uint64_t reads_refused = 0;   // linearizable reads that could not be confirmed
-  // On the leader: join requests refused as malformed, or for too many joiners at once.
+  // On the leader: join requests refused as malformed, for too many joiners at once, or because
+  // no node with the joiner's id answered at its address.
   uint64_t joins_refused = 0;
   RaftConnectionStats connections;
 };
@@ -168,8 +169,8 @@ class ConsensusService {
   ClusterStatus GetStatus() const;
   ConsensusStats stats() const;
   bool IsLeader() const { return engine_.IsLeader(); }
-  // The Raft term this node knows.
-  uint64_t term() const { return engine_.term(); }
+  // The Raft term this node knows: its engine's, or on a spare the term of the leader's feed.
+  uint64_t term() const;
 
  private:
   enum class Phase { kForming, kJoining, kMember, kLeaving, kClosed, kFailed };
@@ -181,6 +182,7 @@ class ConsensusService {
     wire::MemberRecord record;
     std::vector<PeerService::Reply> replies;
     MonoTime reach_by;  // refused if this node has not reached it at its address by then
+    bool followed_to_reach = false;  // PeerService::Reach started a link for it
   };
   // Formation and membership of this node.
   void Tick();
@@ -196,7 +198,8 @@ class ConsensusService {
   // Requests from other nodes.
   void OnRequest(const wire::PeerMessage& request, PeerService::Reply reply);
   void HandleJoin(const wire::MemberRecord& record, PeerService::Reply reply);
-  // Whether this node connected to the joiner's address and a node with its id answered there.
+  // Whether this node connected to the joiner's address and the node answering there now has
+  // its id and ports (or the joiner is this node).
   bool Reached(const wire::MemberRecord& record) const;
   void AnswerJoin(const PendingJoin& join, const std::string& error);
   // Counts a refused join request, and logs it unless one was logged lately.

@@ -264,7 +264,7 @@ std::unique_ptr<SnapshotProducer> ReplicatedState::Capture() const {
   std::vector<CapturedSection> sections;
   sections.reserve(modules_.size());
   for (const auto& [name, module] : modules_) {
-    sections.push_back(CapturedSection{name, module->version(), module->Capture()});
+    sections.push_back(CapturedSection{name, module->section_version(), module->Capture()});
   }
   return std::make_unique<SnapshotProducer>(std::move(sections));
 }

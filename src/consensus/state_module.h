@@ -86,6 +86,10 @@ class StateModule {
   // The newest command and section version this build reads. Entries and snapshots of a newer
   // version stop the node instead of being applied in part.
   virtual uint32_t version() const { return 1; }
+  // The section version Capture() writes now (<= version()). A module whose newer layout only
+  // matters once a newer command was applied (which every member must support first) writes
+  // the older one until then, so that members still on an older build can read its snapshots.
+  virtual uint32_t section_version() const { return version(); }
   // Applies one command of `version` (<= version()); returns the value for the proposer.
   virtual Result<std::string> Apply(const ApplyContext& context, uint32_t version,
                                     std::string_view command) = 0;

@@ -241,6 +241,12 @@ void FileIndex::Reindex() {
 }
 
 std::unique_ptr<SectionCapture> FileIndex::Capture() const {
+  auto entries = CaptureMap(entries_, [](const Map::Entry& entry, std::string& bytes) {
+    bytes.clear();
+    entry.second->SerializeToString(&bytes);
+    return std::string_view(bytes);
+  });
+  if (section_version() < 2) return entries;
   // The header, then a record per path.
   class WithHeader final : public SectionCapture {
    public:
@@ -261,13 +267,7 @@ std::unique_ptr<SectionCapture> FileIndex::Capture() const {
   };
   wire::FileIndexHeader header;
   header.set_purged_through(purged_through_);
-  return std::make_unique<WithHeader>(
-      header.SerializeAsString(),
-      CaptureMap(entries_, [](const Map::Entry& entry, std::string& bytes) {
-        bytes.clear();
-        entry.second->SerializeToString(&bytes);
-        return std::string_view(bytes);
-      }));
+  return std::make_unique<WithHeader>(header.SerializeAsString(), std::move(entries));
 }
 
 std::unique_ptr<SectionLoader> FileIndex::NewLoader(uint32_t version) {

@@ -83,12 +83,15 @@ class FileIndex final : public StateModule {
   size_t tombstones() const { return tombstones_.size(); }
   // When the oldest tombstone was committed, if there is one.
   std::optional<int64_t> OldestTombstoneNanos() const;
-  // Every tombstone of this version or older has been purged.
+  // The newest version of a tombstone purged so far (0: none): a path synced at this version
+  // or an older one that the index no longer holds was deleted and its tombstone purged.
   uint64_t purged_through() const { return purged_through_; }
 
   // StateModule.
   std::string_view name() const override { return kName; }
   uint32_t version() const override { return 2; }
+  // Version 2 (a header with purged_through) once something was purged; version 1 until then.
+  uint32_t section_version() const override { return purged_through_ > 0 ? 2 : 1; }
   Result<std::string> Apply(const ApplyContext& context, uint32_t version,
                             std::string_view command) override;
   std::unique_ptr<SectionCapture> Capture() const override;

@@ -22,6 +22,11 @@ const char* SyncActionName(SyncAction action) {
 
 SyncAction Decide(const wire::FileEntry* index, const wire::LocalFileRecord* local,
                   IndexProgress progress) {
+  // Synced at a version this copy of the index has not reached (a restart, before the log is
+  // replayed): its entry is on the way, and nothing is done about the path until it is here.
+  if (index == nullptr && local != nullptr && local->synced_version() > progress.applied) {
+    return SyncAction::kNone;
+  }
   const std::string wanted = index == nullptr ? "" : ContentKey(*index);
   const std::string on_disk = local == nullptr ? "" : ContentKey(*local);
   const uint64_t index_version = index == nullptr ? 0 : index->version();
@@ -37,10 +42,8 @@ SyncAction Decide(const wire::FileEntry* index, const wire::LocalFileRecord* loc
   if (on_disk != synced) return SyncAction::kAnnounce;
   // The disk holds what it last synced; the index changed since.
   if (index == nullptr) {
-    const uint64_t synced_at = local->synced_version();
-    // Synced at a version this copy of the index has not reached: its entry is on the way.
-    if (synced_at > progress.applied) return SyncAction::kNone;
     // Deleted, and the tombstone purged since.
+    const uint64_t synced_at = local->synced_version();
     if (synced_at > 0 && synced_at <= progress.purged_through) return SyncAction::kRemove;
     // An index that never saw the path (never synced here, or lost) deletes nothing: the file
     // is offered.

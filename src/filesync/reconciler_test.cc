@@ -228,6 +228,9 @@ TEST(Decide, AnIndexBehindTheSyncedVersionIsWaitedFor) {
   const wire::LocalFileRecord synced = Synced(DiskFile("a", "v1"), 5);
   EXPECT_ACTION_AT(SyncAction::kNone, nullptr, &synced, (IndexProgress{4, 0}));
   EXPECT_ACTION_AT(SyncAction::kNone, nullptr, &synced, (IndexProgress{0, 0}));
+  // Deleted here meanwhile: not forgotten either (it is announced once the entry is back).
+  const wire::LocalFileRecord deleted = Changed(DiskFile("a", "v1"), 5, DiskAbsent("a"));
+  EXPECT_ACTION_AT(SyncAction::kNone, nullptr, &deleted, (IndexProgress{4, 0}));
 }
 
 TEST(Decide, AModeChangeAloneIsAnnounced) {

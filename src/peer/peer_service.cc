@@ -164,8 +164,17 @@ void PeerService::Track(const std::string& short_id, Ipv4 ip) {
   Reschedule();
 }
 
-void PeerService::Reach(Ipv4 ip) {
-  if (FindByIp(ip) == nullptr) Track("", ip);
+bool PeerService::Reach(Ipv4 ip) {
+  if (FindByIp(ip) != nullptr) return false;
+  Track("", ip);
+  return true;
+}
+
+std::optional<wire::Hello> PeerService::HelloAt(Ipv4 ip) const {
+  for (const auto& [key, peer] : tracked_) {
+    if (peer.ip == ip && peer.link && peer.hello_done) return peer.view.hello;
+  }
+  return std::nullopt;
 }
 
 void PeerService::Untrack(const std::string& short_id) {

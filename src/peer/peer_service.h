@@ -85,10 +85,13 @@ class PeerService {
   // Synod node answers there (for --join addresses).
   void Track(const std::string& short_id, Ipv4 ip);
   void Untrack(const std::string& short_id);
-  // Connects to the node at `ip` unless a link there is followed already, so that its Hello
-  // reaches the peer listener; ForgetAddress() undoes it if that node never answered.
-  void Reach(Ipv4 ip);
+  // Connects to the node at `ip` unless a link there is followed already; returns whether it
+  // started following it (then ForgetAddress() stops, once nobody needs the link).
+  bool Reach(Ipv4 ip);
   void ForgetAddress(Ipv4 ip) { Untrack("@" + ip.ToString()); }
+  // The Hello of the Synod node this node reached at `ip` on its own connection, if any: who
+  // answers there now (a Hello a peer sends unasked on a later connection replaces it).
+  std::optional<wire::Hello> HelloAt(Ipv4 ip) const;
   std::optional<PeerView> Lookup(const std::string& short_id) const;
 
   using Reply = std::function<void(wire::PeerMessage response)>;

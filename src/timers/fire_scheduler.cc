@@ -29,8 +29,7 @@ void FireScheduler::Rewind(int64_t to) {
 }
 
 void FireScheduler::HoldBackups(int64_t until_nanos) {
-  backup_not_before_ =
-      std::max(backup_not_before_.value_or(std::numeric_limits<int64_t>::min()), until_nanos);
+  backup_held_until_ = std::max(backup_held_until_, until_nanos);
 }
 
 TimerState::Listener FireScheduler::Listener() {
@@ -101,7 +100,8 @@ std::vector<Uuid> FireScheduler::TakeDue(int64_t now_nanos, size_t limit) {
   handover_waiting_ = false;
   Walk(cursor_, now_nanos, limit, due, [](bool owner, bool) { return owner; });
   if (!backup_not_before_) backup_not_before_ = now_nanos + backup_delay_;
-  if (now_nanos >= *backup_not_before_ && now_nanos >= backup_recheck_at_) {
+  if (now_nanos >= *backup_not_before_ && now_nanos >= backup_recheck_at_ &&
+      now_nanos >= backup_held_until_) {
     Walk(backup_cursor_, now_nanos - backup_delay_, limit, due,
          [](bool, bool backup) { return backup; });
   }
@@ -117,7 +117,7 @@ std::optional<int64_t> FireScheduler::NextWake() const {
   }
   auto backup = state_.pending().upper_bound(backup_cursor_);
   if (backup != state_.pending().end()) {
-    int64_t at = std::max(backup->first + backup_delay_, backup_recheck_at_);
+    int64_t at = std::max({backup->first + backup_delay_, backup_recheck_at_, backup_held_until_});
     if (backup_not_before_) at = std::max(at, *backup_not_before_);
     if (!next || at < *next) next = at;
   }

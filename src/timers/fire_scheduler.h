@@ -96,6 +96,7 @@ class FireScheduler {
   Position backup_cursor_ = kStart;           // the same, as the backup
   std::optional<int64_t> backup_not_before_;  // unset: from the next TakeDue() + backup delay
   int64_t backup_recheck_at_ = std::numeric_limits<int64_t>::min();  // an owner was heard lately
+  int64_t backup_held_until_ = std::numeric_limits<int64_t>::min();  // HoldBackups()
   void Rewind(int64_t to);
 
   // Taken, with the record's (occurrence, attempts) when they were: a change releases them.

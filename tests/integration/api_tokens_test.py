@@ -380,6 +380,9 @@ def test_reload(agent, path):
     h.check(agent.alive(), f"{agent.name} stopped on a broken token file at SIGHUP")
     r = request(agent, "PUT", "/v1/kv/rotated", "3", token=new_write)
     h.check(r.status in (200, 201, 204), f"the write token after a broken reload: {r}")
+    # Not even the valid line of the broken file was taken: the read token still reads.
+    check_refused(request(agent, "PUT", "/v1/kv/rotated", "4", token=READ_TOKEN), 403,
+                  "the read token after a broken reload")
     h.check(new_write not in agent.read_log(), "a reloaded token is in the log")
 
 

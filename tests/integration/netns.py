@@ -14,7 +14,7 @@ def enter(flag, needs=()):
     second run) and brings lo up there. Skips the test where namespaces are not allowed or a
     tool in `needs` is missing."""
     if os.environ.get(flag) != "1":
-        missing = [tool for tool in ("unshare", *needs) if shutil.which(tool) is None]
+        missing = [tool for tool in ("unshare", "ip", *needs) if shutil.which(tool) is None]
         if missing:
             h.skip("needs " + " and ".join(missing))
         probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)

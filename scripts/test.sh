@@ -25,8 +25,8 @@ for build in $builds; do
   echo "==> $build tests" >&2
   exclude=()
   # The chaos run checks the cluster's behaviour and the browser run the page, not memory: once,
-  # in the release build.
-  [[ $build == sanitize ]] && exclude=(-LE 'chaos|browser')
+  # in the release build; so are the heavy scenarios (tests/CMakeLists.txt says why).
+  [[ $build == sanitize ]] && exclude=(-LE 'chaos|browser|heavy')
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 300 "${exclude[@]}"
 done

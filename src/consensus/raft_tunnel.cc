@@ -174,16 +174,14 @@ void RaftTunnel::BecomeReady(uint64_t peer_id, const std::string& peer_address) 
 void RaftTunnel::ToRaft(std::string_view bytes) {
   if (ours_ == nullptr) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(ours_);
-  const int rc = WriteToStream(
-      stream, std::string(bytes), /*try_first=*/true, [tunnel = weak_from_this()](int status) {
-        auto self = tunnel.lock();
-        if (!self || self->ours_ == nullptr) return;
-        if (status != 0) return self->CloseAll();
-        if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(self->ours_)) <
-            kLowWater) {
-          self->connection_->ResumeReading();
-        }
-      });
+  const int rc = CopyToStream(stream, bytes, [tunnel = weak_from_this()](int status) {
+    auto self = tunnel.lock();
+    if (!self || self->ours_ == nullptr) return;
+    if (status != 0) return self->CloseAll();
+    if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(self->ours_)) < kLowWater) {
+      self->connection_->ResumeReading();
+    }
+  });
   if (rc != 0) return CloseAll();
   // libraft is not keeping up: stop taking from the network until it does.
   if (uv_stream_get_write_queue_size(stream) > kHighWater) connection_->PauseReading();

@@ -12,23 +12,28 @@ void LendReadBuffer(uv_handle_t*, size_t, uv_buf_t* buf) {
 
 std::string UvError(int code) { return uv_strerror(code); }
 
-int WriteToStream(uv_stream_t* stream, std::string bytes, bool try_first,
-                  std::function<void(int status)> on_written) {
-  size_t sent = 0;
-  if (try_first && uv_stream_get_write_queue_size(stream) == 0) {
-    uv_buf_t whole = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
-    const int written = uv_try_write(stream, &whole, 1);
-    if (written == static_cast<int>(bytes.size())) return 0;
-    if (written > 0) sent = static_cast<size_t>(written);
-  }
+namespace {
+
+// How many of `bytes` the kernel took at once; none if writes are queued already (they go first).
+size_t TryWrite(uv_stream_t* stream, std::string_view bytes) {
+  if (uv_stream_get_write_queue_size(stream) != 0) return 0;
+  uv_buf_t whole =
+      uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size()));
+  const int written = uv_try_write(stream, &whole, 1);
+  return written > 0 ? static_cast<size_t>(written) : 0;
+}
+
+// Queues `data` from `offset` on.
+int Queue(uv_stream_t* stream, std::string data, size_t offset,
+          std::function<void(int status)> on_written) {
   struct Request {
     uv_write_t req{};
     std::string data;
     std::function<void(int)> on_written;
   };
-  auto* request = new Request{{}, std::move(bytes), std::move(on_written)};
-  uv_buf_t buf =
-      uv_buf_init(request->data.data() + sent, static_cast<unsigned>(request->data.size() - sent));
+  auto* request = new Request{{}, std::move(data), std::move(on_written)};
+  uv_buf_t buf = uv_buf_init(request->data.data() + offset,
+                             static_cast<unsigned>(request->data.size() - offset));
   const int rc = uv_write(&request->req, stream, &buf, 1, [](uv_write_t* req, int status) {
     auto* request = reinterpret_cast<Request*>(req);
     if (request->on_written) request->on_written(status);
@@ -36,6 +41,22 @@ int WriteToStream(uv_stream_t* stream, std::string bytes, bool try_first,
   });
   if (rc != 0) delete request;
   return rc;
+}
+
+}  // namespace
+
+int WriteToStream(uv_stream_t* stream, std::string bytes, bool try_first,
+                  std::function<void(int status)> on_written) {
+  const size_t sent = try_first ? TryWrite(stream, bytes) : 0;
+  if (try_first && sent == bytes.size()) return 0;
+  return Queue(stream, std::move(bytes), sent, std::move(on_written));
+}
+
+int CopyToStream(uv_stream_t* stream, std::string_view bytes,
+                 std::function<void(int status)> on_written) {
+  const size_t sent = TryWrite(stream, bytes);
+  if (sent == bytes.size()) return 0;
+  return Queue(stream, std::string(bytes.substr(sent)), 0, std::move(on_written));
 }
 
 }  // namespace synod

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace synod {
 
@@ -32,5 +33,9 @@ std::string UvError(int code);
 // or the libuv error if the write could not be queued (then `on_written` does not run).
 int WriteToStream(uv_stream_t* stream, std::string bytes, bool try_first,
                   std::function<void(int status)> on_written);
+// The same, trying first, for bytes the caller keeps: only what the kernel did not take at once
+// is copied (to be queued).
+int CopyToStream(uv_stream_t* stream, std::string_view bytes,
+                 std::function<void(int status)> on_written);
 
 }  // namespace synod

@@ -116,6 +116,9 @@ void Agent::Impl::ReloadTokenFile() {
   }
   if (policy.value().reads_require_token()) overview->SetPeerToken(policy.value().peer_token());
   access->Replace(std::move(policy.value()));
+  event_streams->CloseUnless([this](const std::string* authorization) {
+    return access->policy().Decide("GET", "/v1/events", authorization).allowed();
+  });
 }
 
 Status Agent::Impl::LoadTls() {
@@ -424,25 +427,17 @@ void Agent::Impl::AddRoutes() {
 }
 
 void Agent::Impl::WatchSignals() {
-  auto watch = [this](int signum) {
+  auto watch = [this](int signum, uv_signal_cb on_signal) {
     auto* handle = new uv_signal_t;
     uv_signal_init(loop.raw(), handle);
     handle->data = this;
-    uv_signal_start(
-        handle,
-        [](uv_signal_t* h, int sig) {
-          static_cast<Impl*>(h->data)->Shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
-        },
-        signum);
+    uv_signal_start(handle, on_signal, signum);
     return handle;
   };
-  sigint = watch(SIGINT);
-  sigterm = watch(SIGTERM);
-  sighup = new uv_signal_t;
-  uv_signal_init(loop.raw(), sighup);
-  sighup->data = this;
-  uv_signal_start(
-      sighup, [](uv_signal_t* h, int) { static_cast<Impl*>(h->data)->ReloadTokenFile(); }, SIGHUP);
+  static constexpr auto impl = [](uv_signal_t* handle) { return static_cast<Impl*>(handle->data); };
+  sigint = watch(SIGINT, [](uv_signal_t* h, int) { impl(h)->Shutdown("SIGINT"); });
+  sigterm = watch(SIGTERM, [](uv_signal_t* h, int) { impl(h)->Shutdown("SIGTERM"); });
+  sighup = watch(SIGHUP, [](uv_signal_t* h, int) { impl(h)->ReloadTokenFile(); });
 }
 
 void Agent::Impl::Shutdown(const char* why) {

@@ -19,8 +19,8 @@ EventStreams::EventStreams(EventLoop& loop, EventLog& log)
       subscription_(log.Subscribe([this](const ClusterEvent& event) { Broadcast(event); })),
       keep_alive_(loop) {
   keep_alive_.Start(kKeepAlive, kKeepAlive, [this] {
-    auto streams = streams_;  // a failed write closes the stream, which leaves the set
-    for (const auto& stream : streams) stream->Write(": keep-alive\n\n");
+    auto streams = streams_;  // a failed write closes the stream, which leaves the map
+    for (const auto& [stream, authorization] : streams) stream->Write(": keep-alive\n\n");
   });
 }
 
@@ -33,7 +33,16 @@ void EventStreams::Stop() {
   keep_alive_.Stop();
   auto streams = std::move(streams_);
   streams_.clear();
-  for (const auto& stream : streams) stream->Close();
+  for (const auto& [stream, authorization] : streams) stream->Close();
+}
+
+void EventStreams::CloseUnless(
+    const std::function<bool(const std::string* authorization)>& allowed) {
+  std::vector<std::shared_ptr<HttpStream>> revoked;
+  for (const auto& [stream, authorization] : streams_) {
+    if (!allowed(authorization ? &*authorization : nullptr)) revoked.push_back(stream);
+  }
+  for (const auto& stream : revoked) stream->Close();  // which takes it out of the map
 }
 
 void EventStreams::AddRoutes(HttpRouter& router) {
@@ -67,14 +76,19 @@ void EventStreams::Serve(const HttpRequest& request, HttpResponder respond) {
   const bool live = follow == request.query.end() || follow->second == "true";
   const std::vector<const ClusterEvent*> backlog =
       after ? log_.After(*after, log_.size()) : log_.After(0, kDefaultReplay);
+  std::optional<std::string> authorization;
+  if (auto header = request.headers.find("authorization"); header != request.headers.end()) {
+    authorization = header->second;
+  }
   std::string first = "retry: 1000\n\n";
   for (const ClusterEvent* event : backlog) first += event->sse;
   HttpResponse response = HttpResponse::Stream(
       "text/event-stream",
-      [this, live, first = std::move(first)](std::shared_ptr<HttpStream> stream) {
+      [this, live, first = std::move(first),
+       authorization = std::move(authorization)](std::shared_ptr<HttpStream> stream) {
         if (!stream->Write(first)) return;
         if (!live) return stream->Close();
-        streams_.insert(stream);
+        streams_.emplace(stream, authorization);
         std::weak_ptr<HttpStream> weak = stream;
         stream->OnClosed([this, weak] {
           if (auto closed = weak.lock()) streams_.erase(closed);
@@ -85,8 +99,8 @@ void EventStreams::Serve(const HttpRequest& request, HttpResponder respond) {
 }
 
 void EventStreams::Broadcast(const ClusterEvent& event) {
-  auto streams = streams_;  // a failed write closes the stream, which leaves the set
-  for (const auto& stream : streams) stream->Write(event.sse);
+  auto streams = streams_;  // a failed write closes the stream, which leaves the map
+  for (const auto& [stream, authorization] : streams) stream->Write(event.sse);
 }
 
 }  // namespace synod

@@ -7,8 +7,11 @@
 // detection honest. Bad ids are answered 400 and nothing is streamed. Loop thread only.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
-#include <set>
+#include <optional>
+#include <string>
 
 #include "core/event_loop.h"
 #include "events/event_log.h"
@@ -26,6 +29,10 @@ class EventStreams {
   // Closes every stream and stops the keep-alive timer (the loop can then end).
   void Stop();
   size_t open_streams() const { return streams_.size(); }
+  // Closes the streams whose request's Authorization header (null: none) `allowed` refuses now:
+  // after the API's tokens were reloaded, a revoked token stops receiving events at once, not
+  // whenever its client reconnects.
+  void CloseUnless(const std::function<bool(const std::string* authorization)>& allowed);
 
  private:
   void Serve(const HttpRequest& request, HttpResponder respond);
@@ -34,7 +41,8 @@ class EventStreams {
   EventLog& log_;
   uint64_t subscription_;
   Timer keep_alive_;
-  std::set<std::shared_ptr<HttpStream>> streams_;
+  // Each live stream, with the Authorization header it was opened with.
+  std::map<std::shared_ptr<HttpStream>, std::optional<std::string>> streams_;
 };
 
 }  // namespace synod

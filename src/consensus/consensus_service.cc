@@ -195,11 +195,13 @@ bool ConsensusService::InConfiguration() const {
   return self != nullptr && self->state() != wire::LEFT;
 }
 
+std::optional<SpareFeed::Source> ConsensusService::FeedSource() const {
+  return engine_.IsLeader() ? std::nullopt : feed_.RecentSource();
+}
+
 std::optional<Ipv4> ConsensusService::LeaderIp() const {
   // Raft tells a spare nothing, and what it told it before it became one may be stale.
-  if (!engine_.IsLeader()) {
-    if (auto source = feed_.RecentSource()) return source->leader_ip;
-  }
+  if (auto source = FeedSource()) return source->leader_ip;
   auto leader = engine_.Leader();
   if (!leader) return std::nullopt;
   Result<Ipv4> ip = IpOfAddress(leader->address);
@@ -463,9 +465,9 @@ void ConsensusService::HandleJoin(const wire::MemberRecord& record, PeerService:
   }
   // A record can name any address: the node must answer there, with its own id, before it is
   // added (so a key holder cannot fill the configuration with members that do not exist).
-  const bool followed = !Reached(record) && peers_.Reach(ip.value());
+  const bool followed = !Reached(record, ip.value()) && peers_.Reach(ip.value());
   pending_joins_.push_back(
-      PendingJoin{record, {}, clock_.Monotonic() + kJoinReachTimeout, followed});
+      PendingJoin{record, ip.value(), {}, clock_.Monotonic() + kJoinReachTimeout, followed});
   pending_joins_.back().replies.push_back(std::move(reply));
 }
 
@@ -478,12 +480,10 @@ void ConsensusService::CountJoinRefusal(const std::string& why) {
                stats_.joins_refused);
 }
 
-bool ConsensusService::Reached(const wire::MemberRecord& record) const {
+bool ConsensusService::Reached(const wire::MemberRecord& record, Ipv4 ip) const {
   // The leader recording itself (restarted after leaving, then elected).
   if (record.id() == options_.identity.id) return true;
-  const Result<Ipv4> ip = Ipv4::Parse(record.ip());
-  if (!ip.ok()) return false;
-  const std::optional<wire::Hello> hello = peers_.HelloAt(ip.value());
+  const std::optional<wire::Hello> hello = peers_.HelloAt(ip);
   return hello && hello->node_id() == record.id() && hello->peer_port() == record.peer_port() &&
          hello->raft_port() == record.raft_port();
 }
@@ -597,8 +597,7 @@ void ConsensusService::ObserveLeadership(bool leader) {
 }
 
 uint64_t ConsensusService::term() const {
-  const std::optional<SpareFeed::Source> source =
-      engine_.IsLeader() ? std::nullopt : feed_.RecentSource();
+  const std::optional<SpareFeed::Source> source = FeedSource();
   return std::max(engine_.term(), source ? source->term : 0);
 }
 
@@ -666,21 +665,20 @@ void ConsensusService::MaintainMembership() {
   // they gave; those it cannot reach in time are refused.
   const MonoTime now = clock_.Monotonic();
   for (auto it = pending_joins_.begin(); it != pending_joins_.end();) {
-    if (Reached(it->record) || now < it->reach_by) {
+    if (Reached(it->record, it->ip) || now < it->reach_by) {
       ++it;
       continue;
     }
-    if (auto ip = Ipv4::Parse(it->record.ip()); ip.ok() && it->followed_to_reach) {
-      peers_.ForgetAddress(ip.value());
-    }
+    if (it->followed_to_reach) peers_.ForgetAddress(it->ip);
     const std::string why =
         "the leader could not reach a node with your id at " + it->record.ip() + " (peer port)";
     CountJoinRefusal(why);
     AnswerJoin(*it, why);
     it = pending_joins_.erase(it);
   }
-  auto ready = std::find_if(pending_joins_.begin(), pending_joins_.end(),
-                            [this](const PendingJoin& join) { return Reached(join.record); });
+  auto ready =
+      std::find_if(pending_joins_.begin(), pending_joins_.end(),
+                   [this](const PendingJoin& join) { return Reached(join.record, join.ip); });
   if (ready != pending_joins_.end()) {
     auto pending = std::make_shared<PendingJoin>(std::move(*ready));
     pending_joins_.erase(ready);
@@ -870,8 +868,7 @@ ClusterStatus ConsensusService::GetStatus() const {
   }
   status.cluster_id = members_.cluster_id().empty() ? known_cluster_id_ : members_.cluster_id();
   status.member = engine_.started() && InConfiguration();
-  const std::optional<SpareFeed::Source> source =
-      engine_.IsLeader() ? std::nullopt : feed_.RecentSource();
+  const std::optional<SpareFeed::Source> source = FeedSource();
   const bool fed = source.has_value();
   status.term = term();
   status.applied_index = engine_.applied_index();

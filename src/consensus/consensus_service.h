@@ -180,6 +180,7 @@ class ConsensusService {
   };
   struct PendingJoin {
     wire::MemberRecord record;
+    Ipv4 ip;  // record.ip(), parsed
     std::vector<PeerService::Reply> replies;
     MonoTime reach_by;  // refused if this node has not reached it at its address by then
     bool followed_to_reach = false;  // PeerService::Reach started a link for it
@@ -191,6 +192,8 @@ class ConsensusService {
   void AskToJoin(Ipv4 target);
   wire::MemberRecord SelfRecord(wire::Role role) const;
   bool InConfiguration() const;
+  // The leader feeding this node lately, unless this node leads (its feed is then stale).
+  std::optional<SpareFeed::Source> FeedSource() const;
   std::optional<Ipv4> LeaderIp() const;
   void PersistClusterId();
   void Fail(const std::string& why);
@@ -200,7 +203,7 @@ class ConsensusService {
   void HandleJoin(const wire::MemberRecord& record, PeerService::Reply reply);
   // Whether this node connected to the joiner's address and the node answering there now has
   // its id and ports (or the joiner is this node).
-  bool Reached(const wire::MemberRecord& record) const;
+  bool Reached(const wire::MemberRecord& record, Ipv4 ip) const;
   void AnswerJoin(const PendingJoin& join, const std::string& error);
   // Counts a refused join request, and logs it unless one was logged lately.
   void CountJoinRefusal(const std::string& why);

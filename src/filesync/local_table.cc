@@ -27,6 +27,14 @@ void LocalTable::Erase(const std::string& path) {
   records_.erase(it);
 }
 
+void LocalTable::ForgetSyncedState() {
+  for (auto& [path, record] : records_) {
+    record.clear_synced_version();
+    record.clear_synced_present();
+    record.clear_synced_key();
+  }
+}
+
 std::optional<LocalTable::BlockSource> LocalTable::FindBlock(const std::string& hash) const {
   auto it = blocks_.find(hash);
   if (it == blocks_.end()) return std::nullopt;

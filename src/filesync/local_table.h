@@ -35,6 +35,11 @@ class LocalTable {
   // Paths equal to `prefix` or below it (prefix "a" gives "a", "a/b", not "ab").
   std::vector<std::string> PathsUnder(const std::string& prefix) const;
   const std::map<std::string, wire::LocalFileRecord>& records() const { return records_; }
+  // Every record as if its path had never been synced, its disk facts kept: for a table another
+  // cluster wrote, whose versions mean nothing in this one. Its files are then offered as a
+  // joining node's are (kept, and concurrent with whatever the index holds), never removed or
+  // overwritten as "synced and changed since".
+  void ForgetSyncedState();
 
   std::string Serialize(const std::string& cluster_id) const;
   // Replaces the content; an error names what is wrong (the caller then starts empty).

@@ -290,6 +290,28 @@ TEST(Decide, MarkSyncedRecordsWhatTheDiskHolds) {
   EXPECT_EQ(absent.synced_key(), "");
 }
 
+TEST(Decide, ATableFromAnotherClusterNeitherRemovesNorOverwrites) {
+  // Written where "a" was synced at version 5 and "b" deleted at 6. This cluster's index has a
+  // tombstone for "a" at 8 and another file "b" at 9, and purged through 7.
+  LocalTable table;
+  table.Put(Synced(DiskFile("a", "mine"), 5));
+  table.Put(Synced(DiskAbsent("b"), 6));
+  table.Put(Synced(DiskFile("c", "only here"), 3));
+  const wire::FileEntry a_deleted = IndexTombstone("a", 8);
+  const wire::FileEntry b_theirs = IndexFile("b", "theirs", 9);
+  const IndexProgress progress{9, 7};
+  EXPECT_ACTION_AT(SyncAction::kRemove, &a_deleted, table.Find("a"), progress);
+  EXPECT_ACTION_AT(SyncAction::kRemove, nullptr, table.Find("c"), progress);
+
+  table.ForgetSyncedState();
+  EXPECT_ACTION_AT(SyncAction::kAnnounce, &a_deleted, table.Find("a"), progress);
+  EXPECT_ACTION_AT(SyncAction::kAnnounce, nullptr, table.Find("c"), progress);
+  EXPECT_ACTION_AT(SyncAction::kMaterialize, &b_theirs, table.Find("b"), progress);
+  // What the disk holds is kept: its blocks can still be reused.
+  EXPECT_TRUE(table.FindBlock(Sha256("mine")).has_value());
+  EXPECT_EQ(table.Find("a")->synced_version(), 0u);
+}
+
 TEST(Decide, EveryActionHasItsOwnName) {
   std::set<std::string> names;
   for (SyncAction action : {SyncAction::kNone, SyncAction::kMarkSynced, SyncAction::kAnnounce,

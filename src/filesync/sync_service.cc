@@ -153,8 +153,7 @@ Status SyncService::Start() {
     if (in) {
       std::stringstream bytes;
       bytes << in.rdbuf();
-      std::string cluster_id;
-      if (Status loaded = local_.Load(bytes.str(), &cluster_id); !loaded.ok()) {
+      if (Status loaded = local_.Load(bytes.str(), &table_cluster_id_); !loaded.ok()) {
         spdlog::warn("filesync: {} unreadable ({}); every file will be hashed again", table_path_,
                      loaded.message());
       }
@@ -365,6 +364,15 @@ void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, b
           loop_.RunAfter(std::chrono::milliseconds(10), [again] { (*again)(); });
         }
         return;
+      }
+      if (!local_.records().empty() && table_cluster_id_ != status.cluster_id) {
+        // Its synced versions are another cluster's log indexes: trusted, they would remove or
+        // overwrite files here that this cluster never synced.
+        spdlog::warn(
+            "filesync: {} was written in cluster '{}', this is cluster '{}': its {} files are "
+            "offered as a new node's, conflicts kept as copies",
+            table_path_, table_cluster_id_, status.cluster_id, local_.records().size());
+        local_.ForgetSyncedState();
       }
       ready_ = true;
       spdlog::info("filesync: ready; {} paths in the index (as of entry {})", index_.live(),

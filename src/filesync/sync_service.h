@@ -173,6 +173,7 @@ class SyncService {
   IgnoreRules ignore_;
   LocalTable local_;
   std::string table_path_;
+  std::string table_cluster_id_;  // of the cluster that wrote the table
 
   bool ready_ = false;  // the first scan is done
   bool stopped_ = false;

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import sys
 import time
@@ -355,6 +356,9 @@ def main():
     check_no_token_leak(cluster_a + cluster_b)
     test_reload(cluster_a[0], tokens)
     h.log("SIGHUP: a rotated token file takes effect at once; a broken one keeps the old tokens")
+    test_reload_ends_streams(cluster_b[0], tokens)
+    h.log("SIGHUP: an event stream opened with a token taken out of the file ends; one opened "
+          "with a token still in it goes on")
 
 
 def test_reload(agent, path):
@@ -384,6 +388,61 @@ def test_reload(agent, path):
     check_refused(request(agent, "PUT", "/v1/kv/rotated", "4", token=READ_TOKEN), 403,
                   "the read token after a broken reload")
     h.check(new_write not in agent.read_log(), "a reloaded token is in the log")
+
+
+def open_event_stream(agent, token):
+    """A live GET /v1/events, its answer's head read: the socket, ready for more."""
+    sock = socket.create_connection((agent.addr, agent.api_port), timeout=10.0)
+    sock.sendall(f"GET /v1/events HTTP/1.1\r\nHost: {agent.addr}\r\n"
+                 f"Authorization: Bearer {token}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        h.check(chunk, f"{agent.name}: /v1/events closed before its head: {head!r}")
+        head += chunk
+    h.check(head.startswith(b"HTTP/1.1 200"), f"{agent.name}: /v1/events -> {head[:200]!r}")
+    return sock
+
+
+def stream_ended(sock, within):
+    """True if the server closes the stream within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            if not sock.recv(65536):
+                return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+def test_reload_ends_streams(agent, path):
+    """Reads need a token on this agent. A token taken out of the file by a reload must not
+    keep a stream it opened before: the stream ends; one opened with a kept token goes on."""
+    kept_read = "rd2-" + os.urandom(12).hex()
+    with open(path, "w") as f:
+        f.write(f"read {READ_TOKEN}\nread {kept_read}\nwrite {WRITE_TOKEN}\n")
+    agent.signal(signal.SIGHUP)
+    h.wait_for(lambda: request(agent, "GET", "/v1/cluster", token=kept_read).status == 200, 10.0,
+               what=f"{agent.name} to take the new read token after SIGHUP")
+    revoked = open_event_stream(agent, READ_TOKEN)
+    kept = open_event_stream(agent, kept_read)
+    try:
+        h.check(not stream_ended(revoked, 0.5), "the stream ended before the reload")
+        with open(path, "w") as f:
+            f.write(f"read {kept_read}\nwrite {WRITE_TOKEN}\n")
+        agent.signal(signal.SIGHUP)
+        h.check(stream_ended(revoked, 10.0),
+                f"{agent.name}: the stream of a revoked token still open 10 s after SIGHUP")
+        h.check(not stream_ended(kept, 1.0), f"{agent.name}: the stream of a kept token ended")
+        check_refused(request(agent, "GET", "/v1/cluster", token=READ_TOKEN), 401,
+                      "a read with the revoked token")
+    finally:
+        revoked.close()
+        kept.close()
 
 
 if __name__ == "__main__":

@@ -866,7 +866,7 @@ ClusterStatus ConsensusService::GetStatus() const {
       status.phase = "error: " + failure_;
       break;
   }
-  status.cluster_id = members_.cluster_id().empty() ? known_cluster_id_ : members_.cluster_id();
+  status.cluster_id = cluster_id();
   status.member = engine_.started() && InConfiguration();
   const std::optional<SpareFeed::Source> source = FeedSource();
   const bool fed = source.has_value();

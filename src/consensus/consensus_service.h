@@ -169,6 +169,10 @@ class ConsensusService {
   ClusterStatus GetStatus() const;
   ConsensusStats stats() const;
   bool IsLeader() const { return engine_.IsLeader(); }
+  // The cluster this node is or was last a member of; empty if none yet.
+  const std::string& cluster_id() const {
+    return members_.cluster_id().empty() ? known_cluster_id_ : members_.cluster_id();
+  }
   // The Raft term this node knows: its engine's, or on a spare the term of the leader's feed.
   uint64_t term() const;
 

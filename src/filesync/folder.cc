@@ -84,14 +84,14 @@ Status HashInto(int fd, const std::string& path, wire::LocalFileRecord& record) 
 }
 
 // The index version a file was written for, kept on the file itself ("<version> <mode> <hash
-// in hex>"): the node's record of it may be older after a crash, and without this the file
-// would look like a local change and be announced over newer versions. An edit in place keeps
-// the attribute but changes the hash, so it is still seen as an edit.
+// in hex> <cluster id>"): the node's record of it may be older after a crash, and without this
+// the file would look like a local change and be announced over newer versions. An edit in
+// place keeps the attribute but changes the hash, so it is still seen as an edit.
 constexpr char kSyncedAttribute[] = "user.synod.synced";
 
-void SetSyncedAttribute(int fd, const wire::FileEntry& entry) {
+void SetSyncedAttribute(int fd, const wire::FileEntry& entry, const std::string& cluster_id) {
   const std::string value = std::to_string(entry.version()) + " " + std::to_string(entry.mode()) +
-                            " " + HexOf(entry.hash());
+                            " " + HexOf(entry.hash()) + " " + cluster_id;
   fsetxattr(fd, kSyncedAttribute, value.data(), value.size(), 0);  // best effort (tmpfs, ...)
 }
 
@@ -104,7 +104,8 @@ void ReadSyncedAttribute(int fd, wire::LocalFileRecord& record) {
   unsigned long long version = 0;
   unsigned mode = 0;
   char hash[65];
-  if (std::sscanf(value, "%llu %u %64s", &version, &mode, hash) != 3) return;
+  char cluster_id[65] = "";
+  if (std::sscanf(value, "%llu %u %64s %64s", &version, &mode, hash, cluster_id) < 3) return;
   if (hash != HexOf(record.hash()) || mode > 07777) return;
   wire::LocalFileRecord synced;
   synced.set_present(true);
@@ -114,6 +115,7 @@ void ReadSyncedAttribute(int fd, wire::LocalFileRecord& record) {
   record.set_synced_version(version);
   record.set_synced_present(true);
   record.set_synced_key(ContentKey(synced));
+  record.set_synced_cluster_id(cluster_id);
 }
 
 }  // namespace
@@ -386,7 +388,7 @@ Result<wire::LocalFileRecord> Folder::Commit(const TempFile& temp, const wire::F
   const int64_t mtime = entry.mtime_nanos();
   const struct timespec times[2] = {
       {0, UTIME_OMIT}, {static_cast<time_t>(mtime / 1'000'000'000), mtime % 1'000'000'000}};
-  SetSyncedAttribute(fd, entry);
+  SetSyncedAttribute(fd, entry, cluster_id_);
   if (fchmod(fd, entry.mode()) != 0 || futimens(fd, times) != 0 || fsync(fd) != 0) {
     const int error = errno;
     Discard(temp);

@@ -9,8 +9,14 @@
 // the target is still what the caller expected (a local edit made meanwhile wins, and is
 // announced instead).
 //
+// A file written by Commit carries, in an extended attribute, the index version it was written
+// for and the cluster whose index that is (set_cluster_id), so that a node whose own record is
+// older (a crash) or lost still knows the file was synced; Observe returns what the attribute
+// says, with its cluster, for the caller to trust or not.
+//
 // All calls block on the disk: run them on the thread pool (EventLoop::Work). A Folder is
-// immutable after Open() and safe to use from several threads at once.
+// immutable after Open() but for set_cluster_id, and safe to use from several threads at once;
+// copies (one for each piece of background work) are cheap.
 #pragma once
 
 #include <cstdint>
@@ -67,6 +73,9 @@ class Folder {
 
   static Result<Folder> Open(const std::string& root);
   const std::string& root() const { return root_; }
+  // The cluster Commit names in the files' synced attributes. Not thread-safe: set it on the
+  // copy that later copies are made from.
+  void set_cluster_id(std::string cluster_id) { cluster_id_ = std::move(cluster_id); }
 
   // What is at `path` now. A regular file is hashed, unless `previous` describes the same
   // inode, size, mtime and mode (its hashes are reused). Absent: present() false. Devices,
@@ -105,6 +114,7 @@ class Folder {
 
   std::string root_;
   std::shared_ptr<UniqueFd> fd_;
+  std::string cluster_id_;
 };
 
 }  // namespace synod

@@ -535,10 +535,12 @@ TEST_F(FolderTest, TheSyncedAttributeSetByCommitIsReadBackByObserve) {
     GTEST_SKIP() << "no user xattrs on /tmp: " << std::strerror(errno);
   }
   const wire::FileEntry entry = Entry("f", "content", 0640, 4242);
+  folder_->set_cluster_id("0123456789abcdef0123456789abcdef");
   ASSERT_TRUE(Put(entry, "content", nullptr).ok());
   Result<wire::LocalFileRecord> observed = folder_->Observe("f", nullptr);
   ASSERT_TRUE(observed.ok()) << observed.error();
   EXPECT_EQ(observed.value().synced_version(), 4242u);
+  EXPECT_EQ(observed.value().synced_cluster_id(), "0123456789abcdef0123456789abcdef");
   EXPECT_TRUE(observed.value().synced_present());
   EXPECT_EQ(observed.value().synced_key(), ContentKey(entry));
   EXPECT_EQ(observed.value().synced_key(), ContentKey(observed.value()));

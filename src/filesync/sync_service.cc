@@ -286,6 +286,15 @@ void SyncService::OnObserved(
                   static_cast<int>(record.kind()));
     const wire::LocalFileRecord* known = local_.Find(path);
     if (known == nullptr && !record.present()) continue;
+    // The file's own synced attribute counts only if it was written in this cluster (a folder
+    // copied from another cluster's node carries that cluster's versions).
+    if (record.synced_cluster_id().empty() ||
+        record.synced_cluster_id() != consensus_.cluster_id()) {
+      record.clear_synced_version();
+      record.clear_synced_present();
+      record.clear_synced_key();
+    }
+    record.clear_synced_cluster_id();
     // A newer synced state from the file itself (Folder) wins over a record saved earlier.
     if (known != nullptr && known->synced_version() >= record.synced_version()) {
       record.set_synced_version(known->synced_version());
@@ -365,7 +374,7 @@ void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, b
         }
         return;
       }
-      if (!local_.records().empty() && table_cluster_id_ != status.cluster_id) {
+      if (!table_cluster_id_.empty() && table_cluster_id_ != status.cluster_id) {
         // Its synced versions are another cluster's log indexes: trusted, they would remove or
         // overwrite files here that this cluster never synced.
         spdlog::warn(
@@ -374,6 +383,7 @@ void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, b
             table_path_, table_cluster_id_, status.cluster_id, local_.records().size());
         local_.ForgetSyncedState();
       }
+      folder_->set_cluster_id(status.cluster_id);
       ready_ = true;
       spdlog::info("filesync: ready; {} paths in the index (as of entry {})", index_.live(),
                    status.applied_index);
@@ -1032,7 +1042,7 @@ void SyncService::Save() {
     return;
   }
   saving_ = true;
-  auto bytes = std::make_shared<std::string>(local_.Serialize(consensus_.GetStatus().cluster_id));
+  auto bytes = std::make_shared<std::string>(local_.Serialize(consensus_.cluster_id()));
   auto status = std::make_shared<Status>();
   // The last save at stop may run while a background one is still writing: one at a time, and
   // an older one never replaces a newer one.

@@ -95,6 +95,10 @@ struct SyncService::Fetch {
   std::vector<Ipv4> sources;
   std::map<std::string, size_t> tried;  // block hash -> sources tried
   size_t outstanding = 0;               // requests and writes in progress
+  // Blocks received, to verify and write (hash, data). One batch is written at a time: threads
+  // writing one file at once only contend for its inode lock.
+  std::vector<std::pair<std::string, std::shared_ptr<std::string>>> received;
+  bool writing = false;
   uint64_t fetched_bytes = 0;
   uint64_t reused_bytes = 0;
   Status failure;
@@ -897,7 +901,6 @@ void SyncService::RequestBlocks() {
 
 void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash, size_t,
                           Result<wire::PeerMessage> response) {
-  --block_requests_;
   std::string error;
   if (!response.ok()) {
     error = response.status().message();
@@ -907,43 +910,72 @@ void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash,
     error = response.value().block_response().error();
   }
   if (!error.empty()) {
+    --block_requests_;
     block_queue_.emplace_front(fetch, hash);  // the next source
     RequestBlocks();
     return;
   }
-  auto data = std::make_shared<std::string>(
-      std::move(*response.value().mutable_block_response()->mutable_data()));
-  auto written = std::make_shared<Status>();
-  std::vector<uint32_t> indexes = fetch->missing[hash];
+  // Still counted in block_requests_ until written, so that a slow disk holds back requests
+  // instead of piling blocks up in memory.
+  fetch->received.emplace_back(
+      hash, std::make_shared<std::string>(
+                std::move(*response.value().mutable_block_response()->mutable_data())));
+  WriteBlocks(fetch);
+}
+
+void SyncService::WriteBlocks(std::shared_ptr<Fetch> fetch) {
+  if (fetch->writing || fetch->received.empty()) return;
+  fetch->writing = true;
+  struct Block {
+    std::string hash;
+    std::shared_ptr<std::string> data;
+    std::vector<uint32_t> indexes;
+    Status written;
+  };
+  auto batch = std::make_shared<std::vector<Block>>();
+  for (auto& [hash, data] : fetch->received) {
+    batch->push_back(Block{hash, std::move(data), fetch->missing[hash], Status::Ok()});
+  }
+  fetch->received.clear();
   Background(
-      [fetch, hash, data, written, indexes] {
-        if (Sha256(*data) != hash) {
-          *written = Status::Invalid("a block of \"" + fetch->path + "\" did not match its hash");
-          return;
-        }
-        for (uint32_t index : indexes) {
-          *written =
-              Folder::WriteAt(fetch->temp, static_cast<uint64_t>(index) * kFileBlockSize, *data);
-          if (!written->ok()) return;
+      [fetch, batch] {
+        for (Block& block : *batch) {
+          if (Sha256(*block.data) != block.hash) {
+            block.written =
+                Status::Invalid("a block of \"" + fetch->path + "\" did not match its hash");
+            continue;
+          }
+          for (uint32_t index : block.indexes) {
+            block.written = Folder::WriteAt(
+                fetch->temp, static_cast<uint64_t>(index) * kFileBlockSize, *block.data);
+            if (!block.written.ok()) break;
+          }
         }
       },
-      [this, fetch, hash, data, written, count = indexes.size()] {
-        if (written->code() == StatusCode::kInvalid) {
-          ++stats_.rejected_blocks;
-          spdlog::warn("filesync: {}", written->message());
-          block_queue_.emplace_front(fetch, hash);
-          RequestBlocks();
-          return;
+      [this, fetch, batch] {
+        fetch->writing = false;
+        for (Block& block : *batch) {
+          --block_requests_;
+          if (block.written.code() == StatusCode::kInvalid) {
+            ++stats_.rejected_blocks;
+            spdlog::warn("filesync: {}", block.written.message());
+            block_queue_.emplace_front(fetch, block.hash);  // the next source
+            continue;
+          }
+          if (!block.written.ok()) {
+            fetch->failure = block.written;
+          } else {
+            fetch->fetched_bytes += block.data->size() * block.indexes.size();
+          }
+          --fetch->outstanding;
         }
-        if (!written->ok()) {
-          fetch->failure = *written;
+        if (fetch->outstanding == 0) {
+          FinishFetch(fetch);
         } else {
-          fetch->fetched_bytes += data->size() * count;
+          WriteBlocks(fetch);
         }
-        if (--fetch->outstanding == 0) FinishFetch(fetch);
         RequestBlocks();
       });
-  RequestBlocks();
 }
 
 void SyncService::FinishFetch(std::shared_ptr<Fetch> fetch) {

@@ -148,6 +148,8 @@ class SyncService {
   void RequestBlocks();
   void OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash, size_t source,
                Result<wire::PeerMessage> response);
+  // Verifies and writes the blocks the fetch has received, one batch at a time.
+  void WriteBlocks(std::shared_ptr<Fetch> fetch);
   void FinishFetch(std::shared_ptr<Fetch> fetch);
   void ServeBlock(const wire::PeerMessage& request, PeerService::Reply reply);
   std::vector<Ipv4> SourcesFor(const wire::FileEntry& entry) const;
@@ -194,7 +196,7 @@ class SyncService {
   std::set<std::string> write_queued_;
   size_t writing_ = 0;
   std::deque<std::pair<std::shared_ptr<Fetch>, std::string>> block_queue_;
-  size_t block_requests_ = 0;
+  size_t block_requests_ = 0;  // requested, or received and not written yet
   uint64_t next_unique_ = 0;
 
   Timer rescan_timer_;

@@ -46,7 +46,9 @@ std::vector<std::string> LocalTable::PathsUnder(const std::string& prefix) const
   for (auto it = records_.lower_bound(prefix); it != records_.end(); ++it) {
     const std::string& path = it->first;
     if (path.compare(0, prefix.size(), prefix) != 0) break;
-    if (path.size() == prefix.size() || path[prefix.size()] == '/') paths.push_back(path);
+    if (prefix.empty() || path.size() == prefix.size() || path[prefix.size()] == '/') {
+      paths.push_back(path);
+    }
   }
   return paths;
 }

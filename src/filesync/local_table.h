@@ -32,7 +32,8 @@ class LocalTable {
   void Erase(const std::string& path);
   // A local file that held this block when it was last hashed (the caller verifies it).
   std::optional<BlockSource> FindBlock(const std::string& hash) const;
-  // Paths equal to `prefix` or below it (prefix "a" gives "a", "a/b", not "ab").
+  // Paths equal to `prefix` or below it (prefix "a" gives "a", "a/b", not "ab"); every path for
+  // the folder itself ("").
   std::vector<std::string> PathsUnder(const std::string& prefix) const;
   const std::map<std::string, wire::LocalFileRecord>& records() const { return records_; }
   // Every record as if its path had never been synced, its disk facts kept: for a table another

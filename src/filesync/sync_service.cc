@@ -382,7 +382,7 @@ void SyncService::OnScanned(const std::string& under, Folder::ScanResult scan, b
         // Its synced versions are another cluster's log indexes: trusted, they would remove or
         // overwrite files here that this cluster never synced.
         spdlog::warn(
-            "filesync: {} was written in cluster '{}', this is cluster '{}': its {} files are "
+            "filesync: {} was written in cluster '{}', this is cluster '{}': its {} paths are "
             "offered as a new node's, conflicts kept as copies",
             table_path_, table_cluster_id_, status.cluster_id, local_.records().size());
         local_.ForgetSyncedState();

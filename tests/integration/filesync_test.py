@@ -621,7 +621,10 @@ def offline_node(agents, t):
                    expect=expect_tree(want))
     only_c = os.urandom(2500)
     write(c.folder, "c-offline.txt", only_c)
-    want = apply_changes(want, c, ["c-offline.txt"])
+    removed_on_c = "par-n1-003.txt"
+    h.check(removed_on_c in t, "test setup: the parallel files are there")
+    os.remove(os.path.join(c.folder, removed_on_c))
+    want = apply_changes(want, c, ["c-offline.txt", removed_on_c])
     h.check(tree(c.folder).get(changed) == t[changed], "test setup: C's copy unchanged")
 
     t0 = time.monotonic()
@@ -630,9 +633,9 @@ def offline_node(agents, t):
                      what=f"{c.name} back in the cluster")
     t = wait_identical(agents, REJOIN_BOUND_S, f"{c.name} caught up after its restart",
                        expect=expect_tree(want))
-    h.check(t["c-offline.txt"][1] == only_c and gone not in t
+    h.check(t["c-offline.txt"][1] == only_c and gone not in t and removed_on_c not in t
             and t[changed][1] == b"modified while n3 was down\n",
-            "restart: C's offline file everywhere, A's delete and change on C")
+            "restart: C's offline file and delete everywhere, A's delete and change on C")
     h.log(f"{c.name} restarted and caught up in {time.monotonic() - t0:.2f} s")
     return t
 

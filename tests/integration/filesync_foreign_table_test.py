@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from filesync_test import (conflict_copies, make_agent,  # noqa: E402
-                           wait_identical, write)
+                           skip_without_inotify, wait_identical, write)
 
 BOUND_S = 20.0
 OLD = b"written in the old cluster\n"
@@ -40,9 +40,7 @@ def check_both_versions(t, stem):
 
 def main():
     args = h.parse_args(__doc__)
-    if not os.path.isdir("/proc/sys/fs/inotify"):
-        h.skip("no inotify on this machine")
-    os.umask(0o022)
+    skip_without_inotify()
     addrs = h.pick_addresses(6)
 
     old_port = h.free_udp_port()

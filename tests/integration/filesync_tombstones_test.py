@@ -20,8 +20,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from filesync_test import (make_agent, sync_files, sync_status, tree,  # noqa: E402
-                           wait_identical, write)
+from filesync_test import (make_agent, skip_without_inotify, sync_files,  # noqa: E402
+                           sync_status, tree, wait_identical, write)
 
 BOUND_S = 20.0
 
@@ -33,9 +33,7 @@ def everywhere(agents, rel, data):
 
 def main():
     args = h.parse_args(__doc__)
-    if not os.path.isdir("/proc/sys/fs/inotify"):
-        h.skip("no inotify on this machine")
-    os.umask(0o022)
+    skip_without_inotify()
     addrs = h.pick_addresses(3)
     bport = h.free_udp_port()
     agents = [make_agent(args.synod, f"n{i + 1}", addrs[i], bport,

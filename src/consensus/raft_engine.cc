@@ -4,7 +4,6 @@
 #include "consensus/snapshot_pacer.h"
 
 extern "C" {
-#include <malloc.h>
 #include <raft.h>
 #include <raft/uv.h>
 }
@@ -14,7 +13,6 @@ extern "C" {
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -157,24 +155,6 @@ struct RaftFsmAdapter::Impl {
 namespace {
 constexpr size_t kSnapshotChunkBytes = 4u << 20;
 constexpr int kSnapshotNice = 10;
-constexpr auto kHeapTrimInterval = std::chrono::seconds(10);
-
-// Applying a large batch leaves the heap full of holes between the entries that stay (the
-// batch's request, its parsed form), which malloc keeps: a node that applied a million writes
-// held 4.5 times the serialized state, one restored from a snapshot 2.4 times. malloc_trim
-// gives the free pages back (20-30 ms for a heap of 400 MB, on a worker thread); once a
-// snapshot is written at most every 10 s, since the state changed since is what a snapshot
-// follows.
-void ReturnFreedHeapMemory() {
-  static std::atomic<int64_t> next_ns{0};
-  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
-  int64_t due = next_ns.load();
-  if (now < due || !next_ns.compare_exchange_strong(
-                       due, now + std::chrono::nanoseconds(kHeapTrimInterval).count())) {
-    return;
-  }
-  malloc_trim(0);
-}
 }  // namespace
 
 RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_unique<Impl>()) {
@@ -257,7 +237,6 @@ RaftFsmAdapter::RaftFsmAdapter(RaftStateMachine& machine) : impl_(std::make_uniq
     release->work.data = release;
     release->work.work = [](raft_io_async_work* work) {
       static_cast<Release*>(work->data)->chunks.clear();
-      ReturnFreedHeapMemory();
       return 0;
     };
     raft_io* io = self->server == nullptr ? nullptr : self->server->io;

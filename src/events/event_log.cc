@@ -15,16 +15,13 @@ const ClusterEvent& EventLog::Publish(const std::string& type, int64_t unix_nano
   ClusterEvent event;
   event.id = next_id_++;
   event.type = type;
-  event.json = {{"id", event.id},
-                {"type", type},
-                {"time", static_cast<double>(unix_nanos) / 1e9},
-                {"node", node_}};
-  if (fields.is_object()) {
-    for (auto& [key, value] : fields.items()) event.json[key] = std::move(value);
-  }
+  nlohmann::json object = fields.is_object() ? std::move(fields) : nlohmann::json::object();
+  object.emplace("id", event.id);  // emplace: a field of the same name stays
+  object.emplace("type", type);
+  object.emplace("time", static_cast<double>(unix_nanos) / 1e9);
+  object.emplace("node", node_);
   // A JSON dump without indentation holds no newline, which would end the SSE data line.
-  const std::string data =
-      event.json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string data = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   event.sse = "id: " + std::to_string(event.id) + "\nevent: " + type + "\ndata: " + data + "\n\n";
   if (events_.size() == capacity_) events_.pop_front();
   events_.push_back(std::move(event));

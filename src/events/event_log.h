@@ -25,9 +25,11 @@ namespace synod {
 
 struct ClusterEvent {
   uint64_t id = 0;
-  std::string type;     // "member.dead", "leader.changed", ...
-  nlohmann::json json;  // {"id", "type", "time" (unix s), "node" (who saw it), fields...}
-  std::string sse;      // "id: ..\nevent: ..\ndata: <json>\n\n"
+  std::string type;  // "member.dead", "leader.changed", ...
+  // "id: ..\nevent: ..\ndata: <json>\n\n", the JSON object holding "id", "type", "time" (unix
+  // s), "node" (who saw it) and the fields. Only the text is kept: at thousands of events a
+  // second (timers firing), keeping each event's JSON tree too cost as much as making it.
+  std::string sse;
 };
 
 class EventLog {
@@ -37,7 +39,8 @@ class EventLog {
   // `node` names this node in every event.
   EventLog(uint64_t first_id, std::string node, size_t capacity = 4096);
 
-  // Records an event that happened at `unix_nanos`; `fields` (an object) is merged into it.
+  // Records an event that happened at `unix_nanos`; `fields` (an object) is merged into it, a
+  // field taking the place of a base key ("id", "type", "time", "node") of the same name.
   const ClusterEvent& Publish(const std::string& type, int64_t unix_nanos, nlohmann::json fields);
 
   // Kept events with an id above `after`, oldest first; at most the newest `limit` of them.

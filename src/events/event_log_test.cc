@@ -16,11 +16,23 @@ TEST(EventLog, EventsCarryIdTypeTimeNodeAndFields) {
   const ClusterEvent& event =
       log.Publish("member.dead", 1'500'000'000'000'000'000, {{"member", {{"name", "node2"}}}});
   EXPECT_EQ(event.id, 1000u);
-  EXPECT_EQ(event.json["type"], "member.dead");
-  EXPECT_EQ(event.json["node"], "node1");
-  EXPECT_DOUBLE_EQ(event.json["time"].get<double>(), 1.5e9);
-  EXPECT_EQ(event.json["member"]["name"], "node2");
-  EXPECT_EQ(event.sse, "id: 1000\nevent: member.dead\ndata: " + event.json.dump() + "\n\n");
+  const std::string head = "id: 1000\nevent: member.dead\ndata: ";
+  ASSERT_EQ(event.sse.substr(0, head.size()), head);
+  ASSERT_EQ(event.sse.substr(event.sse.size() - 2), "\n\n");
+  const nlohmann::json data =
+      nlohmann::json::parse(event.sse.substr(head.size(), event.sse.size() - head.size() - 2));
+  EXPECT_EQ(data["id"], 1000);
+  EXPECT_EQ(data["type"], "member.dead");
+  EXPECT_EQ(data["node"], "node1");
+  EXPECT_DOUBLE_EQ(data["time"].get<double>(), 1.5e9);
+  EXPECT_EQ(data["member"]["name"], "node2");
+}
+
+TEST(EventLog, AFieldTakesThePlaceOfABaseKey) {
+  EventLog log(1, "seen-by");
+  const ClusterEvent& event = log.Publish("member.joined", 0, {{"node", "joiner"}});
+  EXPECT_NE(event.sse.find("\"node\":\"joiner\""), std::string::npos) << event.sse;
+  EXPECT_EQ(event.sse.find("seen-by"), std::string::npos) << event.sse;
 }
 
 TEST(EventLog, TextWithNewlinesStaysOnOneDataLine) {

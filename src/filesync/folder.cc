@@ -3,12 +3,17 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 
 #include <openssl/evp.h>
 
@@ -88,6 +93,44 @@ Status HashInto(int fd, const std::string& path, wire::LocalFileRecord& record) 
 // the file would look like a local change and be announced over newer versions. An edit in
 // place keeps the attribute but changes the hash, so it is still seen as an edit.
 constexpr char kSyncedAttribute[] = "user.synod.synced";
+
+// Direct I/O wants the buffer, the offset and the length aligned to the device's logical block
+// size: 4 KiB covers every common one (a device that wants more refuses, and the write goes
+// through the page cache instead).
+constexpr size_t kDirectAlign = 4096;
+
+bool IsAligned(const void* pointer) {
+  return reinterpret_cast<uintptr_t>(pointer) % kDirectAlign == 0;
+}
+
+// A thread's aligned bounce buffer of one block, for data that is not aligned already.
+char* AlignedBlockBuffer() {
+  struct Free {
+    void operator()(char* buffer) const { std::free(buffer); }
+  };
+  thread_local std::unique_ptr<char, Free> buffer(
+      static_cast<char*>(std::aligned_alloc(kDirectAlign, kFileBlockSize)));
+  return buffer.get();
+}
+
+// A full disk is worth retrying later (kBusy); anything else is an error.
+Status WriteError(const std::string& path, int error) {
+  return Status(error == ENOSPC ? StatusCode::kBusy : StatusCode::kError,
+                Errno("cannot write", path, error));
+}
+
+// Writes all of `data` at `offset`; false with errno set on failure.
+bool WriteFully(int fd, const char* data, size_t size, uint64_t offset) {
+  size_t written = 0;
+  while (written < size) {
+    const ssize_t n =
+        pwrite(fd, data + written, size - written, static_cast<off_t>(offset + written));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    written += static_cast<size_t>(n);
+  }
+  return true;
+}
 
 void SetSyncedAttribute(int fd, const wire::FileEntry& entry, const std::string& cluster_id) {
   const std::string value = std::to_string(entry.version()) + " " + std::to_string(entry.mode()) +
@@ -305,11 +348,33 @@ Folder::ScanResult Folder::Scan(const std::string& under, bool remove_temporarie
 }
 
 Result<std::string> Folder::Read(const std::string& path, uint64_t offset, size_t length) const {
+  return ReadOpened(path, offset, length, nullptr);
+}
+
+Result<std::string> Folder::ReadBlock(const std::string& path, uint32_t index,
+                                      const std::string& hash,
+                                      const wire::LocalFileRecord* hashed_as) const {
+  wire::LocalFileRecord now;
+  Result<std::string> data =
+      ReadOpened(path, static_cast<uint64_t>(index) * kFileBlockSize, kFileBlockSize, &now);
+  if (!data.ok()) return data;
+  if (hashed_as != nullptr && SameStat(now, *hashed_as)) return data;
+  if (Sha256(data.value()) != hash) return Status::NotFound("changed since");
+  return data;
+}
+
+Result<std::string> Folder::ReadOpened(const std::string& path, uint64_t offset, size_t length,
+                                       wire::LocalFileRecord* opened) const {
   Result<UniqueFd> dir = OpenParent(path, false);
   if (!dir.ok()) return dir.status();
   const std::string name(BaseName(path));
   UniqueFd file(openat(dir.value().get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (file.get() < 0) return Status::NotFound(Errno("cannot open", path, errno));
+  if (opened != nullptr) {
+    struct stat st {};
+    if (fstat(file.get(), &st) != 0) return Status::Error(Errno("cannot stat", path, errno));
+    FromStat(st, *opened);
+  }
   std::string data(length, '\0');
   size_t filled = 0;
   while (filled < length) {
@@ -341,20 +406,79 @@ Result<Folder::TempFile> Folder::CreateTemp(const std::string& target, uint64_t 
     return Status(error == ENOSPC ? StatusCode::kBusy : StatusCode::kError,
                   Errno("cannot size", temp.path, error));
   }
+  if (size >= kDirectWriteMinBytes) {
+    // A large file written through the page cache costs a copy of every byte into it, memory
+    // that pushes other files' pages out, and a long fsync at the end; its blocks are written
+    // once and not read back, so they skip it. Not every file system allows it (tmpfs, some
+    // FUSE ones): then the page cache it is.
+    const int direct =
+        openat(dir.value().get(), name.c_str(), O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
+    if (direct >= 0) temp.direct_fd = std::make_shared<UniqueFd>(direct);
+  }
   return temp;
 }
 
 Status Folder::WriteAt(const TempFile& temp, uint64_t offset, std::string_view data) {
-  size_t written = 0;
-  while (written < data.size()) {
-    const ssize_t n = pwrite(temp.fd->get(), data.data() + written, data.size() - written,
-                             static_cast<off_t>(offset + written));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      return Status(errno == ENOSPC ? StatusCode::kBusy : StatusCode::kError,
-                    Errno("cannot write", temp.path, errno));
+  if (temp.direct_fd && !data.empty() && offset % kDirectAlign == 0 &&
+      data.size() % kDirectAlign == 0 && data.size() <= kFileBlockSize) {
+    const char* source = data.data();
+    if (!IsAligned(source)) {
+      char* buffer = AlignedBlockBuffer();
+      if (buffer != nullptr) {
+        std::memcpy(buffer, data.data(), data.size());
+        source = buffer;
+      }
     }
-    written += static_cast<size_t>(n);
+    if (IsAligned(source)) {
+      if (WriteFully(temp.direct_fd->get(), source, data.size(), offset)) return Status::Ok();
+      // EINVAL: the device wants a larger alignment; the page cache takes it instead.
+      if (errno != EINVAL) return WriteError(temp.path, errno);
+    }
+  }
+  if (!WriteFully(temp.fd->get(), data.data(), data.size(), offset)) {
+    return WriteError(temp.path, errno);
+  }
+  return Status::Ok();
+}
+
+Status Folder::WriteRun(const TempFile& temp, uint64_t offset,
+                        std::span<const std::string_view> pieces) {
+  bool direct =
+      temp.direct_fd && pieces.size() > 1 && pieces.size() <= IOV_MAX && offset % kDirectAlign == 0;
+  std::vector<iovec> vectors;
+  size_t total = 0;
+  for (std::string_view piece : pieces) {
+    direct = direct && IsAligned(piece.data()) && piece.size() % kDirectAlign == 0;
+    vectors.push_back(iovec{const_cast<char*>(piece.data()), piece.size()});
+    total += piece.size();
+  }
+  if (direct) {
+    size_t written = 0;
+    size_t first = 0;
+    while (written < total) {
+      const ssize_t n =
+          pwritev(temp.direct_fd->get(), vectors.data() + first,
+                  static_cast<int>(vectors.size() - first), static_cast<off_t>(offset + written));
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0) errno = EIO;
+      if (n <= 0) break;
+      written += static_cast<size_t>(n);
+      for (size_t left = static_cast<size_t>(n); left > 0;) {
+        const size_t step = std::min(left, vectors[first].iov_len);
+        vectors[first].iov_base = static_cast<char*>(vectors[first].iov_base) + step;
+        vectors[first].iov_len -= step;
+        left -= step;
+        if (vectors[first].iov_len == 0) ++first;
+      }
+    }
+    if (written == total) return Status::Ok();
+    if (errno != EINVAL) return WriteError(temp.path, errno);
+    // A device that wants a larger alignment: piece by piece through the page cache (writing
+    // again what did go out is harmless).
+  }
+  for (std::string_view piece : pieces) {
+    if (Status written = WriteAt(temp, offset, piece); !written.ok()) return written;
+    offset += piece.size();
   }
   return Status::Ok();
 }

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,7 +70,12 @@ class Folder {
   struct TempFile {
     std::string path;  // the temporary's path, beside the target
     std::shared_ptr<UniqueFd> fd;
+    // A large file's aligned blocks go around the page cache (O_DIRECT), when the file system
+    // allows it: null otherwise.
+    std::shared_ptr<UniqueFd> direct_fd;
   };
+  // Files at least this large are written with direct I/O.
+  static constexpr uint64_t kDirectWriteMinBytes = 8u << 20;
 
   static Result<Folder> Open(const std::string& root);
   const std::string& root() const { return root_; }
@@ -89,8 +95,17 @@ class Folder {
 
   // `length` bytes of `path` at `offset` (fewer at the end of the file).
   Result<std::string> Read(const std::string& path, uint64_t offset, size_t length) const;
+  // Block `index` of `path` if its SHA-256 is still `hash` (kNotFound otherwise). While the file
+  // is as `hashed_as` says (the stat its hashes were computed at; null: unknown), it is taken as
+  // unchanged and not hashed again, as Observe does: the receiver verifies every block anyway.
+  Result<std::string> ReadBlock(const std::string& path, uint32_t index, const std::string& hash,
+                                const wire::LocalFileRecord* hashed_as) const;
   Result<TempFile> CreateTemp(const std::string& target, uint64_t size, uint64_t unique) const;
   static Status WriteAt(const TempFile& temp, uint64_t offset, std::string_view data);
+  // Writes `pieces` one after the other from `offset`: in one request where direct I/O allows
+  // (aligned pieces), which a disk takes much faster than as many small ones.
+  static Status WriteRun(const TempFile& temp, uint64_t offset,
+                         std::span<const std::string_view> pieces);
   // fsyncs the temporary, sets mode and mtime, and renames it over `entry.path()` if the target
   // is still as `expected` describes (null: absent); kConflict otherwise (the temporary is
   // removed). Returns the new file's record (hashes from `entry`).
@@ -111,6 +126,9 @@ class Folder {
   Result<UniqueFd> OpenParent(std::string_view path, bool create) const;
   Status CheckUnchanged(int dir, const std::string& name, const std::string& path,
                         const wire::LocalFileRecord* expected) const;
+  // Read, and the opened file's stat in `opened` when given.
+  Result<std::string> ReadOpened(const std::string& path, uint64_t offset, size_t length,
+                                 wire::LocalFileRecord* opened) const;
 
   std::string root_;
   std::shared_ptr<UniqueFd> fd_;

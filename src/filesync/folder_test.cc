@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -527,6 +528,73 @@ TEST_F(FolderTest, ReadReturnsTheBytes) {
   EXPECT_FALSE(folder_->Read("absent", 0, 10).ok());
   ASSERT_EQ(symlink("f", At("d/l").c_str()), 0);
   EXPECT_FALSE(folder_->Read("d/l", 0, 10).ok());  // a link is not followed
+}
+
+TEST_F(FolderTest, ALargeFileWrittenInRunsAndPiecesReadsBackWhole) {
+  // Large enough for direct I/O where the file system allows it; the same bytes either way.
+  const size_t blocks = Folder::kDirectWriteMinBytes / kFileBlockSize + 3;
+  std::string content(blocks * kFileBlockSize - 1000, '\0');  // a partial last block
+  for (size_t i = 0; i < content.size(); ++i)
+    content[i] = static_cast<char>((i * 7 + i / 4096) % 253);
+  const wire::FileEntry entry = Entry("big.bin", content);
+  Result<Folder::TempFile> temp = folder_->CreateTemp(entry.path(), content.size(), 7);
+  ASSERT_TRUE(temp.ok()) << temp.error();
+  auto block = [&](size_t index) {
+    return std::string_view(content).substr(index * kFileBlockSize, kFileBlockSize);
+  };
+  // Blocks 4.. in one run each of separately allocated (not necessarily aligned) copies, with
+  // the partial last block in the last run.
+  std::vector<std::string> copies;
+  for (size_t i = 4; i < blocks; ++i) copies.emplace_back(block(i));
+  std::vector<std::string_view> run(copies.begin(), copies.end());
+  ASSERT_TRUE(Folder::WriteRun(temp.value(), 4 * kFileBlockSize, run).ok());
+  // Block 3 alone from an odd address; blocks 0-2 as one run from a page-aligned buffer.
+  std::string shifted = "x" + std::string(block(3));
+  ASSERT_TRUE(
+      Folder::WriteAt(temp.value(), 3 * kFileBlockSize, std::string_view(shifted).substr(1)).ok());
+  std::unique_ptr<char, decltype(&std::free)> aligned(
+      static_cast<char*>(std::aligned_alloc(4096, 3 * kFileBlockSize)), &std::free);
+  ASSERT_NE(aligned, nullptr);
+  std::memcpy(aligned.get(), content.data(), 3 * kFileBlockSize);
+  const std::string_view start(aligned.get(), 3 * kFileBlockSize);
+  const std::vector<std::string_view> head = {start.substr(0, kFileBlockSize),
+                                              start.substr(kFileBlockSize, kFileBlockSize),
+                                              start.substr(2 * kFileBlockSize)};
+  ASSERT_TRUE(Folder::WriteRun(temp.value(), 0, head).ok());
+  Result<wire::LocalFileRecord> committed = folder_->Commit(temp.value(), entry, nullptr);
+  ASSERT_TRUE(committed.ok()) << committed.error();
+  EXPECT_EQ(Lstat(At("big.bin")).st_size, static_cast<off_t>(content.size()));
+  EXPECT_TRUE(Slurp(At("big.bin")) == content);
+  Result<wire::LocalFileRecord> observed = folder_->Observe("big.bin", nullptr);
+  ASSERT_TRUE(observed.ok());
+  EXPECT_EQ(observed.value().hash(), Sha256(content));
+}
+
+TEST_F(FolderTest, ReadBlockHashesAgainOnlyWhenTheFileMayHaveChanged) {
+  std::string content(2 * kFileBlockSize, 'a');
+  Write("f", content);
+  Result<wire::LocalFileRecord> record = folder_->Observe("f", nullptr);
+  ASSERT_TRUE(record.ok());
+  const std::string second = record.value().blocks(1);
+  Result<std::string> read = folder_->ReadBlock("f", 1, second, &record.value());
+  ASSERT_TRUE(read.ok()) << read.error();
+  EXPECT_EQ(read.value(), content.substr(kFileBlockSize));
+  EXPECT_TRUE(folder_->ReadBlock("f", 1, second, nullptr).ok());
+  EXPECT_FALSE(folder_->ReadBlock("f", 1, Sha256("other"), nullptr).ok());
+  EXPECT_FALSE(folder_->ReadBlock("absent", 0, second, nullptr).ok());
+
+  // Rewritten in place: another mtime, so the stat no longer matches and the block is checked.
+  {
+    UniqueFd fd(open(At("f").c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_GE(fd.get(), 0);
+    ASSERT_EQ(pwrite(fd.get(), "b", 1, kFileBlockSize), 1);
+    const struct timespec times[2] = {{0, UTIME_OMIT}, {1, 0}};
+    ASSERT_EQ(futimens(fd.get(), times), 0);
+  }
+  Result<std::string> changed = folder_->ReadBlock("f", 1, second, &record.value());
+  ASSERT_FALSE(changed.ok());
+  EXPECT_EQ(changed.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(changed.status().message().find("changed"), std::string::npos);
 }
 
 TEST_F(FolderTest, TheSyncedAttributeSetByCommitIsReadBackByObserve) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <fstream>
@@ -21,6 +22,8 @@ namespace synod {
 namespace {
 
 constexpr auto kSettleDelay = std::chrono::milliseconds(2);
+// Consecutive received blocks written in one request, at most (4 MiB).
+constexpr size_t kMaxWriteRunBlocks = 32;
 constexpr auto kRetryDelay = std::chrono::milliseconds(1000);
 // A change that could not be committed (no quorum: this node is cut off) is proposed again at
 // least this often, so it is in the index soon after the partition heals.
@@ -854,8 +857,12 @@ void SyncService::StartFetch(const std::string& path, const wire::FileEntry& ent
           FinishFetch(fetch);
           return;
         }
-        for (const auto& [hash, indexes] : fetch->missing) {
-          block_queue_.emplace_back(fetch, hash);
+        // In the file's order: received blocks then join into long writes.
+        std::vector<std::pair<uint32_t, const std::string*>> order;
+        for (const auto& [hash, indexes] : fetch->missing) order.emplace_back(indexes[0], &hash);
+        std::sort(order.begin(), order.end());
+        for (const auto& [index, hash] : order) {
+          block_queue_.emplace_back(fetch, *hash);
           ++fetch->outstanding;
         }
         RequestBlocks();
@@ -939,17 +946,31 @@ void SyncService::WriteBlocks(std::shared_ptr<Fetch> fetch) {
   fetch->received.clear();
   Background(
       [fetch, batch] {
+        std::vector<std::pair<uint32_t, Block*>> pieces;  // by index in the file
         for (Block& block : *batch) {
           if (Sha256(*block.data) != block.hash) {
             block.written =
                 Status::Invalid("a block of \"" + fetch->path + "\" did not match its hash");
             continue;
           }
-          for (uint32_t index : block.indexes) {
-            block.written = Folder::WriteAt(
-                fetch->temp, static_cast<uint64_t>(index) * kFileBlockSize, *block.data);
-            if (!block.written.ok()) break;
+          for (uint32_t index : block.indexes) pieces.emplace_back(index, &block);
+        }
+        std::sort(pieces.begin(), pieces.end());
+        std::vector<std::string_view> run;
+        for (size_t first = 0; first < pieces.size();) {
+          size_t end = first + 1;
+          while (end < pieces.size() && end - first < kMaxWriteRunBlocks &&
+                 pieces[end].first == pieces[end - 1].first + 1) {
+            ++end;
           }
+          run.clear();
+          for (size_t i = first; i < end; ++i) run.push_back(*pieces[i].second->data);
+          const Status written = Folder::WriteRun(
+              fetch->temp, static_cast<uint64_t>(pieces[first].first) * kFileBlockSize, run);
+          if (!written.ok()) {
+            for (size_t i = first; i < end; ++i) pieces[i].second->written = written;
+          }
+          first = end;
         }
       },
       [this, fetch, batch] {
@@ -1039,14 +1060,24 @@ void SyncService::ServeBlock(const wire::PeerMessage& request, PeerService::Repl
     source = local_.FindBlock(ask.hash());
   }
   if (!source) return answer("", "not found");
+  // The stat the file's hashes were computed at (without the hashes: a large file has
+  // thousands).
+  std::optional<wire::LocalFileRecord> hashed_as;
+  if (const wire::LocalFileRecord* record = local_.Find(source->path)) {
+    hashed_as.emplace();
+    hashed_as->set_present(record->present());
+    hashed_as->set_kind(record->kind());
+    hashed_as->set_size(record->size());
+    hashed_as->set_mtime_nanos(record->mtime_nanos());
+    hashed_as->set_inode(record->inode());
+    hashed_as->set_mode(record->mode());
+  }
   auto data = std::make_shared<Result<std::string>>(std::string());
   Background(
-      [folder = *folder_, source = *source, data, hash = ask.hash()] {
-        *data = folder.Read(source.path, static_cast<uint64_t>(source.index) * kFileBlockSize,
-                            kFileBlockSize);
-        if (data->ok() && Sha256(data->value()) != hash) {
-          *data = Status::NotFound("changed since");
-        }
+      [folder = *folder_, source = *source, data, hash = ask.hash(),
+       hashed_as = std::move(hashed_as)] {
+        *data =
+            folder.ReadBlock(source.path, source.index, hash, hashed_as ? &*hashed_as : nullptr);
       },
       [this, data, answer = std::move(answer)] {
         if (!data->ok()) return answer("", "not found: " + data->status().message());

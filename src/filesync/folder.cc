@@ -14,6 +14,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <system_error>
+#include <thread>
 
 #include <openssl/evp.h>
 
@@ -57,16 +60,30 @@ bool SameStat(const wire::LocalFileRecord& a, const wire::LocalFileRecord& b) {
          a.mtime_nanos() == b.mtime_nanos() && a.inode() == b.inode() && a.mode() == b.mode();
 }
 
+// Blocks read at a time while hashing. For a large file, their block hashes are computed on a
+// second thread while this one feeds them to the whole file's hash: twice the hashing, in the
+// time of once.
+constexpr size_t kHashChunkBlocks = 32;
+constexpr uint64_t kParallelHashMinBytes = 8u << 20;
+
+void HashBlocks(std::string_view chunk, std::vector<std::string>& hashes) {
+  for (size_t at = 0; at < chunk.size(); at += kFileBlockSize) {
+    hashes.push_back(Sha256(chunk.substr(at, kFileBlockSize)));
+  }
+}
+
 Status HashInto(int fd, const std::string& path, wire::LocalFileRecord& record) {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> whole(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(whole.get(), EVP_sha256(), nullptr);
-  std::string block(kFileBlockSize, '\0');
+  const bool parallel = record.size() >= kParallelHashMinBytes;
+  std::string chunk((parallel ? kHashChunkBlocks : 1) * kFileBlockSize, '\0');
+  std::vector<std::string> hashes;
   record.clear_blocks();
   uint64_t total = 0;
   for (;;) {
     size_t filled = 0;
-    while (filled < block.size()) {
-      const ssize_t n = pread(fd, block.data() + filled, block.size() - filled,
+    while (filled < chunk.size()) {
+      const ssize_t n = pread(fd, chunk.data() + filled, chunk.size() - filled,
                               static_cast<off_t>(total + filled));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Status::Error(Errno("cannot read", path, errno));
@@ -74,11 +91,25 @@ Status HashInto(int fd, const std::string& path, wire::LocalFileRecord& record) 
       filled += static_cast<size_t>(n);
     }
     if (filled == 0) break;
-    const std::string_view data(block.data(), filled);
+    const std::string_view data(chunk.data(), filled);
+    hashes.clear();
+    std::optional<std::thread> helper;
+    if (parallel) {
+      try {
+        helper.emplace([data, &hashes] { HashBlocks(data, hashes); });
+      } catch (const std::system_error&) {
+        // No thread to be had: all of it on this one.
+      }
+    }
     EVP_DigestUpdate(whole.get(), data.data(), data.size());
-    record.add_blocks(Sha256(data));
+    if (helper) {
+      helper->join();
+    } else {
+      HashBlocks(data, hashes);
+    }
+    for (std::string& hash : hashes) record.add_blocks(std::move(hash));
     total += filled;
-    if (filled < block.size()) break;
+    if (filled < chunk.size()) break;
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
@@ -103,33 +134,32 @@ bool IsAligned(const void* pointer) {
   return reinterpret_cast<uintptr_t>(pointer) % kDirectAlign == 0;
 }
 
-// A thread's aligned bounce buffer of one block, for data that is not aligned already.
-char* AlignedBlockBuffer() {
-  struct Free {
-    void operator()(char* buffer) const { std::free(buffer); }
-  };
-  thread_local std::unique_ptr<char, Free> buffer(
-      static_cast<char*>(std::aligned_alloc(kDirectAlign, kFileBlockSize)));
-  return buffer.get();
-}
-
 // A full disk is worth retrying later (kBusy); anything else is an error.
 Status WriteError(const std::string& path, int error) {
   return Status(error == ENOSPC ? StatusCode::kBusy : StatusCode::kError,
                 Errno("cannot write", path, error));
 }
 
-// Writes all of `data` at `offset`; false with errno set on failure.
-bool WriteFully(int fd, const char* data, size_t size, uint64_t offset) {
-  size_t written = 0;
-  while (written < size) {
-    const ssize_t n =
-        pwrite(fd, data + written, size - written, static_cast<off_t>(offset + written));
+// Writes all of `vectors` at `offset` (consuming them); false with errno set on failure.
+bool WriteVectors(int fd, std::vector<iovec>& vectors, uint64_t offset) {
+  size_t first = 0;
+  for (;;) {
+    while (first < vectors.size() && vectors[first].iov_len == 0) ++first;
+    if (first == vectors.size()) return true;
+    const int count = static_cast<int>(std::min<size_t>(vectors.size() - first, IOV_MAX));
+    const ssize_t n = pwritev(fd, vectors.data() + first, count, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    written += static_cast<size_t>(n);
+    if (n == 0) errno = EIO;
+    if (n <= 0) return false;
+    offset += static_cast<uint64_t>(n);
+    for (size_t left = static_cast<size_t>(n); left > 0; ++first) {
+      const size_t step = std::min(left, vectors[first].iov_len);
+      vectors[first].iov_base = static_cast<char*>(vectors[first].iov_base) + step;
+      vectors[first].iov_len -= step;
+      left -= step;
+      if (vectors[first].iov_len != 0) break;
+    }
   }
-  return true;
 }
 
 void SetSyncedAttribute(int fd, const wire::FileEntry& entry, const std::string& cluster_id) {
@@ -419,67 +449,54 @@ Result<Folder::TempFile> Folder::CreateTemp(const std::string& target, uint64_t 
 }
 
 Status Folder::WriteAt(const TempFile& temp, uint64_t offset, std::string_view data) {
-  if (temp.direct_fd && !data.empty() && offset % kDirectAlign == 0 &&
-      data.size() % kDirectAlign == 0 && data.size() <= kFileBlockSize) {
-    const char* source = data.data();
-    if (!IsAligned(source)) {
-      char* buffer = AlignedBlockBuffer();
-      if (buffer != nullptr) {
-        std::memcpy(buffer, data.data(), data.size());
-        source = buffer;
-      }
-    }
-    if (IsAligned(source)) {
-      if (WriteFully(temp.direct_fd->get(), source, data.size(), offset)) return Status::Ok();
-      // EINVAL: the device wants a larger alignment; the page cache takes it instead.
-      if (errno != EINVAL) return WriteError(temp.path, errno);
-    }
-  }
-  if (!WriteFully(temp.fd->get(), data.data(), data.size(), offset)) {
-    return WriteError(temp.path, errno);
-  }
-  return Status::Ok();
+  return WriteRun(temp, offset, std::span<const std::string_view>(&data, 1));
 }
 
 Status Folder::WriteRun(const TempFile& temp, uint64_t offset,
                         std::span<const std::string_view> pieces) {
-  bool direct =
-      temp.direct_fd && pieces.size() > 1 && pieces.size() <= IOV_MAX && offset % kDirectAlign == 0;
-  std::vector<iovec> vectors;
   size_t total = 0;
+  bool aligned_sizes = true;
+  bool aligned_pointers = true;
   for (std::string_view piece : pieces) {
-    direct = direct && IsAligned(piece.data()) && piece.size() % kDirectAlign == 0;
-    vectors.push_back(iovec{const_cast<char*>(piece.data()), piece.size()});
     total += piece.size();
+    aligned_sizes = aligned_sizes && piece.size() % kDirectAlign == 0;
+    aligned_pointers = aligned_pointers && IsAligned(piece.data());
   }
-  if (direct) {
-    size_t written = 0;
-    size_t first = 0;
-    while (written < total) {
-      const ssize_t n =
-          pwritev(temp.direct_fd->get(), vectors.data() + first,
-                  static_cast<int>(vectors.size() - first), static_cast<off_t>(offset + written));
-      if (n < 0 && errno == EINTR) continue;
-      if (n == 0) errno = EIO;
-      if (n <= 0) break;
-      written += static_cast<size_t>(n);
-      for (size_t left = static_cast<size_t>(n); left > 0;) {
-        const size_t step = std::min(left, vectors[first].iov_len);
-        vectors[first].iov_base = static_cast<char*>(vectors[first].iov_base) + step;
-        vectors[first].iov_len -= step;
-        left -= step;
-        if (vectors[first].iov_len == 0) ++first;
+  if (temp.direct_fd && total > 0 && offset % kDirectAlign == 0 && aligned_sizes) {
+    struct Free {
+      void operator()(char* buffer) const { std::free(buffer); }
+    };
+    std::unique_ptr<char, Free> bounce;
+    std::vector<iovec> vectors;
+    if (aligned_pointers) {
+      for (std::string_view piece : pieces) {
+        vectors.push_back(iovec{const_cast<char*>(piece.data()), piece.size()});
+      }
+    } else {
+      // Received blocks are where the allocator put them (jemalloc offsets large blocks within
+      // their first page): one aligned copy, still one request.
+      bounce.reset(static_cast<char*>(std::aligned_alloc(kDirectAlign, total)));
+      if (bounce) {
+        size_t at = 0;
+        for (std::string_view piece : pieces) {
+          std::memcpy(bounce.get() + at, piece.data(), piece.size());
+          at += piece.size();
+        }
+        vectors.push_back(iovec{bounce.get(), total});
       }
     }
-    if (written == total) return Status::Ok();
-    if (errno != EINVAL) return WriteError(temp.path, errno);
-    // A device that wants a larger alignment: piece by piece through the page cache (writing
-    // again what did go out is harmless).
+    if (!vectors.empty()) {
+      if (WriteVectors(temp.direct_fd->get(), vectors, offset)) return Status::Ok();
+      // EINVAL: the device wants a larger alignment; the page cache takes it instead (writing
+      // again what did go out is harmless).
+      if (errno != EINVAL) return WriteError(temp.path, errno);
+    }
   }
+  std::vector<iovec> vectors;
   for (std::string_view piece : pieces) {
-    if (Status written = WriteAt(temp, offset, piece); !written.ok()) return written;
-    offset += piece.size();
+    vectors.push_back(iovec{const_cast<char*>(piece.data()), piece.size()});
   }
+  if (!WriteVectors(temp.fd->get(), vectors, offset)) return WriteError(temp.path, errno);
   return Status::Ok();
 }
 

@@ -567,7 +567,12 @@ TEST_F(FolderTest, ALargeFileWrittenInRunsAndPiecesReadsBackWhole) {
   EXPECT_TRUE(Slurp(At("big.bin")) == content);
   Result<wire::LocalFileRecord> observed = folder_->Observe("big.bin", nullptr);
   ASSERT_TRUE(observed.ok());
+  // Hashed in parallel chunks: the same hashes, in order, as one block at a time.
   EXPECT_EQ(observed.value().hash(), Sha256(content));
+  ASSERT_EQ(observed.value().blocks_size(), entry.blocks_size());
+  for (int i = 0; i < entry.blocks_size(); ++i) {
+    EXPECT_EQ(observed.value().blocks(i), entry.blocks(i)) << "block " << i;
+  }
 }
 
 TEST_F(FolderTest, ReadBlockHashesAgainOnlyWhenTheFileMayHaveChanged) {

@@ -441,9 +441,15 @@ Result<Folder::TempFile> Folder::CreateTemp(const std::string& target, uint64_t 
     // that pushes other files' pages out, and a long fsync at the end; its blocks are written
     // once and not read back, so they skip it. Not every file system allows it (tmpfs, some
     // FUSE ones): then the page cache it is.
-    const int direct =
-        openat(dir.value().get(), name.c_str(), O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
-    if (direct >= 0) temp.direct_fd = std::make_shared<UniqueFd>(direct);
+    auto direct = std::make_shared<UniqueFd>(
+        openat(dir.value().get(), name.c_str(), O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC));
+    struct stat created {};
+    struct stat reopened {};
+    // The same file, not one swapped in under its name meanwhile.
+    if (direct->get() >= 0 && fstat(fd, &created) == 0 && fstat(direct->get(), &reopened) == 0 &&
+        created.st_ino == reopened.st_ino && created.st_dev == reopened.st_dev) {
+      temp.direct_fd = std::move(direct);
+    }
   }
   return temp;
 }

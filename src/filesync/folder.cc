@@ -55,6 +55,7 @@ bool FromStat(const struct stat& st, wire::LocalFileRecord& record) {
   return true;
 }
 
+// Compares what Folder::StatOf keeps.
 bool SameStat(const wire::LocalFileRecord& a, const wire::LocalFileRecord& b) {
   return a.present() == b.present() && a.kind() == b.kind() && a.size() == b.size() &&
          a.mtime_nanos() == b.mtime_nanos() && a.inode() == b.inode() && a.mode() == b.mode();
@@ -138,6 +139,15 @@ bool IsAligned(const void* pointer) {
 Status WriteError(const std::string& path, int error) {
   return Status(error == ENOSPC ? StatusCode::kBusy : StatusCode::kError,
                 Errno("cannot write", path, error));
+}
+
+std::vector<iovec> VectorsOf(std::span<const std::string_view> pieces) {
+  std::vector<iovec> vectors;
+  vectors.reserve(pieces.size());
+  for (std::string_view piece : pieces) {
+    vectors.push_back(iovec{const_cast<char*>(piece.data()), piece.size()});
+  }
+  return vectors;
 }
 
 // Writes all of `vectors` at `offset` (consuming them); false with errno set on failure.
@@ -381,6 +391,17 @@ Result<std::string> Folder::Read(const std::string& path, uint64_t offset, size_
   return ReadOpened(path, offset, length, nullptr);
 }
 
+wire::LocalFileRecord Folder::StatOf(const wire::LocalFileRecord& record) {
+  wire::LocalFileRecord stat;
+  stat.set_present(record.present());
+  stat.set_kind(record.kind());
+  stat.set_size(record.size());
+  stat.set_mtime_nanos(record.mtime_nanos());
+  stat.set_inode(record.inode());
+  stat.set_mode(record.mode());
+  return stat;
+}
+
 Result<std::string> Folder::ReadBlock(const std::string& path, uint32_t index,
                                       const std::string& hash,
                                       const wire::LocalFileRecord* hashed_as) const {
@@ -475,9 +496,7 @@ Status Folder::WriteRun(const TempFile& temp, uint64_t offset,
     std::unique_ptr<char, Free> bounce;
     std::vector<iovec> vectors;
     if (aligned_pointers) {
-      for (std::string_view piece : pieces) {
-        vectors.push_back(iovec{const_cast<char*>(piece.data()), piece.size()});
-      }
+      vectors = VectorsOf(pieces);
     } else {
       // Received blocks are where the allocator put them (jemalloc offsets large blocks within
       // their first page): one aligned copy, still one request.
@@ -498,10 +517,7 @@ Status Folder::WriteRun(const TempFile& temp, uint64_t offset,
       if (errno != EINVAL) return WriteError(temp.path, errno);
     }
   }
-  std::vector<iovec> vectors;
-  for (std::string_view piece : pieces) {
-    vectors.push_back(iovec{const_cast<char*>(piece.data()), piece.size()});
-  }
+  std::vector<iovec> vectors = VectorsOf(pieces);
   if (!WriteVectors(temp.fd->get(), vectors, offset)) return WriteError(temp.path, errno);
   return Status::Ok();
 }

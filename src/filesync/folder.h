@@ -100,6 +100,9 @@ class Folder {
   // unchanged and not hashed again, as Observe does: the receiver verifies every block anyway.
   Result<std::string> ReadBlock(const std::string& path, uint32_t index, const std::string& hash,
                                 const wire::LocalFileRecord* hashed_as) const;
+  // The part of `record` that says whether a file is unchanged (what Observe and ReadBlock
+  // compare), without its hashes.
+  static wire::LocalFileRecord StatOf(const wire::LocalFileRecord& record);
   Result<TempFile> CreateTemp(const std::string& target, uint64_t size, uint64_t unique) const;
   static Status WriteAt(const TempFile& temp, uint64_t offset, std::string_view data);
   // Writes `pieces` one after the other from `offset`: in one request where direct I/O allows

@@ -829,9 +829,8 @@ void SyncService::StartFetch(const std::string& path, const wire::FileEntry& ent
         fetch->temp = temp.value();
         for (const auto& [index, from, from_index] : local_blocks) {
           const std::string& hash = fetch->entry.blocks(static_cast<int>(index));
-          Result<std::string> data =
-              folder.Read(from, static_cast<uint64_t>(from_index) * kFileBlockSize, kFileBlockSize);
-          if (data.ok() && Sha256(data.value()) == hash &&
+          Result<std::string> data = folder.ReadBlock(from, from_index, hash, nullptr);
+          if (data.ok() &&
               Folder::WriteAt(fetch->temp, static_cast<uint64_t>(index) * kFileBlockSize,
                               data.value())
                   .ok()) {
@@ -1064,13 +1063,7 @@ void SyncService::ServeBlock(const wire::PeerMessage& request, PeerService::Repl
   // thousands).
   std::optional<wire::LocalFileRecord> hashed_as;
   if (const wire::LocalFileRecord* record = local_.Find(source->path)) {
-    hashed_as.emplace();
-    hashed_as->set_present(record->present());
-    hashed_as->set_kind(record->kind());
-    hashed_as->set_size(record->size());
-    hashed_as->set_mtime_nanos(record->mtime_nanos());
-    hashed_as->set_inode(record->inode());
-    hashed_as->set_mode(record->mode());
+    hashed_as = Folder::StatOf(*record);
   }
   auto data = std::make_shared<Result<std::string>>(std::string());
   Background(

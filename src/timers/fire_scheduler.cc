@@ -19,6 +19,7 @@ void FireScheduler::SetNodes(std::vector<std::string> node_ids, std::optional<in
   auto self = std::find(nodes.begin(), nodes.end(), self_id_);
   self_index_ = self == nodes.end() ? -1 : static_cast<int>(self - nodes.begin());
   cursor_ = backup_cursor_ = kStart;
+  handover_held_.clear();
   backup_not_before_.reset();
   if (now_nanos) backup_not_before_ = *now_nanos + backup_delay_;
 }
@@ -49,7 +50,22 @@ void FireScheduler::OnReset() {
   for (const Uuid& id : finished_) started_.erase(id);
   finished_.clear();
   cursor_ = backup_cursor_ = kStart;
+  handover_held_.clear();
   backup_not_before_.reset();
+}
+
+std::optional<int64_t> FireScheduler::TakeoverAt(const wire::TimerRecord& record,
+                                                 const std::string& owner) const {
+  if (record.begun_attempt() == record.attempts() + 1) return std::nullopt;
+  const int64_t since =
+      std::max(record.next_attempt_nanos(), state_.LastHeardFrom(owner).value_or(kStart.first));
+  return since + backup_delay_;
+}
+
+void FireScheduler::Take(const Position& position, const wire::TimerRecord& record,
+                         std::vector<Uuid>& due) {
+  started_.emplace(position.second, std::pair{record.occurrence(), record.attempts()});
+  due.push_back(position.second);
 }
 
 template <typename Wanted>
@@ -69,27 +85,61 @@ void FireScheduler::Walk(Position& cursor, int64_t until, size_t limit, std::vec
     }
     if (owner == self_index_ && now_ < *handover_until_ && !previous_.nodes().empty() &&
         previous_.OwnerOf(it->second) != previous_self_index_) {
-      handover_waiting_ = true;  // gained from another node: after the handover delay
-      return;
+      handover_held_.insert(*it);  // gained from another node: see TakeHeld()
+      cursor = *it;
+      continue;
     }
     std::optional<wire::TimerRecord> record = state_.Get(it->second);
     if (owner != self_index_) {
       // As the backup: not if the owner said it is sending this attempt; and not yet if it
       // recorded something lately (alive, only late: the loaded owner of a burst of timers):
       // look again once it has been silent for the backup delay.
-      if (record->begun_attempt() == record->attempts() + 1) {
+      std::optional<int64_t> takeover = TakeoverAt(*record, ownership_.nodes()[owner]);
+      if (!takeover) {
         cursor = *it;
         continue;
       }
-      std::optional<int64_t> heard = state_.LastHeardFrom(ownership_.nodes()[owner]);
-      if (heard && *heard > until) {
-        backup_recheck_at_ = *heard + backup_delay_;
+      if (*takeover > now_) {
+        backup_recheck_at_ = *takeover;
         return;
       }
     }
     cursor = *it;
-    started_.emplace(it->second, std::pair{record->occurrence(), record->attempts()});
-    due.push_back(it->second);
+    Take(*it, *record, due);
+  }
+}
+
+void FireScheduler::TakeHeld(size_t limit, std::vector<Uuid>& due) {
+  held_wake_ = std::numeric_limits<int64_t>::max();
+  const bool handover_over = now_ >= *handover_until_;
+  for (auto it = handover_held_.begin(); it != handover_held_.end();) {
+    if (due.size() >= limit) {
+      held_wake_ = now_;  // more may go at once
+      break;
+    }
+    if (!handover_over && it->first + backup_delay_ > now_) {
+      held_wake_ = std::min(held_wake_, it->first + backup_delay_);
+      break;
+    }
+    if (!state_.pending().contains(*it) || started_.contains(it->second) ||
+        ownership_.OwnerOf(it->second) != self_index_) {
+      it = handover_held_.erase(it);  // moved, finished or taken since it was held
+      continue;
+    }
+    std::optional<wire::TimerRecord> record = state_.Get(it->second);
+    if (!handover_over) {
+      // Before the handover delay is over: only what the previous owner's backup would take
+      // now, as it has been silent for the backup delay since the timer was due.
+      const std::string& previous_owner = previous_.nodes()[previous_.OwnerOf(it->second)];
+      std::optional<int64_t> takeover = TakeoverAt(*record, previous_owner);
+      if (!takeover || *takeover > now_) {
+        if (takeover) held_wake_ = std::min(held_wake_, *takeover);
+        ++it;
+        continue;
+      }
+    }
+    Take(*it, *record, due);
+    it = handover_held_.erase(it);
   }
 }
 
@@ -97,8 +147,8 @@ std::vector<Uuid> FireScheduler::TakeDue(int64_t now_nanos, size_t limit) {
   std::vector<Uuid> due;
   now_ = now_nanos;
   if (!handover_until_) handover_until_ = now_nanos + kHandoverNanos;
-  handover_waiting_ = false;
   Walk(cursor_, now_nanos, limit, due, [](bool owner, bool) { return owner; });
+  TakeHeld(limit, due);
   if (!backup_not_before_) backup_not_before_ = now_nanos + backup_delay_;
   if (now_nanos >= *backup_not_before_ && now_nanos >= backup_recheck_at_ &&
       now_nanos >= backup_held_until_) {
@@ -111,9 +161,10 @@ std::vector<Uuid> FireScheduler::TakeDue(int64_t now_nanos, size_t limit) {
 std::optional<int64_t> FireScheduler::NextWake() const {
   std::optional<int64_t> next;
   auto it = state_.pending().upper_bound(cursor_);
-  if (it != state_.pending().end()) {
-    next = it->first;
-    if (handover_waiting_) next = std::max(*next, *handover_until_);
+  if (it != state_.pending().end()) next = it->first;
+  if (!handover_held_.empty()) {
+    const int64_t held = std::min(*handover_until_, held_wake_);
+    if (!next || held < *next) next = held;
   }
   auto backup = state_.pending().upper_bound(backup_cursor_);
   if (backup != state_.pending().end()) {

@@ -18,7 +18,10 @@
 // whose owner recorded something within the backup delay (alive, only late) and looks again
 // once the owner has been silent that long. When the nodes change, a timer this node gains from
 // a node that may still be sending it (one that came back, or was only suspected) waits a
-// handover delay, so that an attempt already under way there is recorded first. After a change of
+// handover delay, so that an attempt already under way there is recorded first; unless that node
+// has been silent for the backup delay since the timer was due, so that a dead node's timers are
+// no later than the backup delay even when the change comes while they are overdue. Timers that
+// wait are set aside, so they do not hold up the node's own timers. After a change of
 // nodes or state (a restart, a node back) the backup also waits that long from the first
 // TakeDue(), so that an owner that has just come back fires its overdue timers alone. And after
 // an election the backups wait a while (HoldBackups()): no node fires without a leader, so an
@@ -29,6 +32,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -81,6 +85,14 @@ class FireScheduler {
   // Walks `cursor` up to `until`, taking what `wanted` accepts.
   template <typename Wanted>
   void Walk(Position& cursor, int64_t until, size_t limit, std::vector<Uuid>& due, Wanted wanted);
+  // Takes the held gained timers that may go now: all once the handover delay is over, before
+  // that those whose previous owner's backup would take them.
+  void TakeHeld(size_t limit, std::vector<Uuid>& due);
+  // When a node other than `owner` may send the attempt of `record`: once the owner has been
+  // silent for the backup delay since the attempt was due; never while it says it is sending it.
+  std::optional<int64_t> TakeoverAt(const wire::TimerRecord& record,
+                                    const std::string& owner) const;
+  void Take(const Position& position, const wire::TimerRecord& record, std::vector<Uuid>& due);
 
   const TimerState& state_;
   std::string self_id_;
@@ -90,7 +102,9 @@ class FireScheduler {
   TimerOwnership previous_;  // before the last change of nodes
   int previous_self_index_ = -1;
   std::optional<int64_t> handover_until_;  // unset: from the next TakeDue() + kHandoverNanos
-  bool handover_waiting_ = false;          // the walk stopped at a gained timer
+  // Gained timers the walk passed during the handover delay, and when one may be taken early.
+  std::set<Position> handover_held_;
+  int64_t held_wake_ = std::numeric_limits<int64_t>::max();
   int64_t now_ = 0;
   Position cursor_ = kStart;                  // every pending entry at or before it was looked at
   Position backup_cursor_ = kStart;           // the same, as the backup

@@ -607,6 +607,90 @@ TEST_F(FireSchedulerBackupTest, WaitsWhileHeldAfterAnElection) {
   EXPECT_EQ(scheduler_.TakeDue(hold_ends, 100), backed_up);
 }
 
+// B dies at kT0; the cluster drops it from the nodes 1.5 s later, when some of its timers
+// are already overdue by more than the backup delay (1 s).
+class FireSchedulerHandoverTest : public FireSchedulerBackupTest {
+ protected:
+  static constexpr int64_t kDropped = kT0 + 3 * kSecond / 2;
+
+  // A timer due at `due` that moves from `from` (with three nodes) to this node (with two).
+  Uuid CreateMoving(const std::string& from, int64_t due) {
+    TimerOwnership three, two;
+    three.SetNodes({kSelf, kB, kC});
+    two.SetNodes({kSelf, kC});
+    for (uint64_t n = next_id_;; ++n) {
+      if (three.nodes()[three.OwnerOf(Id(n))] == from && two.nodes()[two.OwnerOf(Id(n))] == kSelf) {
+        next_id_ = n + 1;
+        Create(Id(n), due);
+        return Id(n);
+      }
+    }
+  }
+  void Create(const Uuid& id, int64_t due) {
+    wire::TimerCreate create;
+    create.set_id(id.ToString());
+    *create.mutable_spec() = Spec();
+    create.set_at_nanos(due);
+    ASSERT_TRUE(state_.Apply(ApplyContext{++index_, kT0}, 1, TimerState::Create(create).body).ok());
+  }
+  // `node` records an attempt of a timer of its own at `at`: it is heard from then.
+  void HeardFrom(const std::string& node, int64_t at) {
+    const Uuid id = Id(900'000 + index_);
+    Create(id, at);
+    wire::TimerComplete done;
+    done.set_id(id.ToString());
+    done.mutable_attempt()->set_number(1);
+    done.mutable_attempt()->set_node(node);
+    done.mutable_attempt()->set_http_status(200);
+    ASSERT_TRUE(state_.Apply(ApplyContext{++index_, at}, 1, TimerState::Complete(done).body).ok());
+  }
+
+  uint64_t next_id_ = 1;
+};
+
+TEST_F(FireSchedulerHandoverTest, ADeadOwnersTimersAreNoLaterThanTheBackupDelay) {
+  HeardFrom(kB, kT0 - kSecond / 10);
+  const Uuid overdue = CreateMoving(kB, kT0 + kSecond / 10);
+  const Uuid recent = CreateMoving(kB, kT0 + 13 * kSecond / 10);
+  scheduler_.SetNodes({kSelf, kC}, kDropped);
+  const Uuid mine = CreateMoving(kSelf, kDropped + kSecond / 10);
+
+  // B has been silent for the backup delay since `overdue` was due: its backup would have sent
+  // it, so the handover delay adds nothing.
+  EXPECT_EQ(scheduler_.TakeDue(kDropped, 100), (std::vector<Uuid>{overdue}));
+  // This node's own timers are not held up behind the gained ones that must wait.
+  EXPECT_EQ(scheduler_.TakeDue(kDropped + kSecond / 10, 100), (std::vector<Uuid>{mine}));
+  // `recent` at the end of the handover delay, before the backup delay is over.
+  const int64_t handover_ends = kDropped + FireScheduler::kHandoverNanos;
+  ASSERT_LT(handover_ends, kT0 + 23 * kSecond / 10);
+  EXPECT_EQ(scheduler_.NextWake(), handover_ends);
+  EXPECT_TRUE(scheduler_.TakeDue(handover_ends - 1, 100).empty());
+  EXPECT_EQ(scheduler_.TakeDue(handover_ends, 100), (std::vector<Uuid>{recent}));
+  EXPECT_EQ(scheduler_.started(), 3u);
+}
+
+TEST_F(FireSchedulerHandoverTest, AGainedTimerWaitsTheHandoverWhileItsOwnerWasHeardLately) {
+  // B recorded something 0.2 s before it was dropped (only suspected, perhaps still sending):
+  // even its long overdue timer waits out the handover delay.
+  const Uuid overdue = CreateMoving(kB, kT0);
+  // And one that B said it began: never before the handover delay is over.
+  const Uuid begun = CreateMoving(kB, kT0 - kSecond);
+  wire::TimerBegin begin;
+  begin.set_id(begun.ToString());
+  begin.set_number(1);
+  begin.set_node(kB);
+  ASSERT_TRUE(state_.Apply(ApplyContext{++index_, kT0}, 1, TimerState::Begin(begin).body).ok());
+  HeardFrom(kB, kDropped - kSecond / 5);
+  scheduler_.SetNodes({kSelf, kC}, kDropped);
+
+  EXPECT_TRUE(scheduler_.TakeDue(kDropped, 100).empty());
+  const int64_t handover_ends = kDropped + FireScheduler::kHandoverNanos;
+  EXPECT_EQ(scheduler_.NextWake(), handover_ends);
+  EXPECT_TRUE(scheduler_.TakeDue(handover_ends - 1, 100).empty());
+  const std::vector<Uuid> taken = scheduler_.TakeDue(handover_ends, 100);
+  EXPECT_EQ(std::set<Uuid>(taken.begin(), taken.end()), (std::set<Uuid>{overdue, begun}));
+}
+
 // Three nodes sharing one replicated state fire every timer exactly once, never early, and the
 // timers of a node that dies are fired by the others.
 TEST(FireSchedulerSimulation, EveryTimerFiresOnceAcrossThreeNodes) {

@@ -49,5 +49,33 @@ TEST(KvState, ManyKeysRoundTripThroughASnapshot) {
   EXPECT_FALSE(b.Get("stale").has_value());
 }
 
+TEST(KvState, ASnapshotKeepsTheValuesOfItsIndexWhileKeysChange) {
+  KvState a, b;
+  ReplicatedState registry_a, registry_b;
+  registry_a.Register(a);
+  registry_b.Register(b);
+  for (int i = 0; i < 5000; ++i) Apply(a, KvState::Put("key-" + std::to_string(i), "before"));
+  auto producer = registry_a.Capture();
+  // Written while the capture is read: replaced, deleted and new keys, none in the snapshot.
+  for (int i = 0; i < 5000; i += 2) Apply(a, KvState::Put("key-" + std::to_string(i), "after"));
+  for (int i = 1; i < 5000; i += 4) Apply(a, KvState::Delete("key-" + std::to_string(i)));
+  Apply(a, KvState::Put("new", "after"));
+  std::string bytes;
+  while (!producer->Produce(bytes, 4096)) {
+  }
+  producer.reset();
+  ASSERT_TRUE(registry_b.Restore(bytes).ok());
+  EXPECT_EQ(b.size(), 5000u);
+  for (int i = 0; i < 5000; ++i) {
+    EXPECT_EQ(b.Get("key-" + std::to_string(i)).value_or("?"), "before") << i;
+  }
+  EXPECT_FALSE(b.Get("new").has_value());
+  // And the live state has its own.
+  EXPECT_EQ(a.Get("key-0").value_or("?"), "after");
+  EXPECT_FALSE(a.Get("key-1").has_value());
+  EXPECT_EQ(a.Get("key-3").value_or("?"), "before");
+  EXPECT_EQ(a.size(), 5000u - 1250u + 1u);
+}
+
 }  // namespace
 }  // namespace synod

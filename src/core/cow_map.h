@@ -11,7 +11,8 @@
 //
 // CowTable holds entries that carry their own key: `entry.key()` is ordered (<, ==) and hashed
 // (StableHash) like the keys it is looked up by. An entry that shares its bytes by reference
-// makes leaf copies cheap and keeps a key and its value in one allocation (kv/kv_entry.h).
+// makes leaf copies cheap and can keep a key and its value in one allocation
+// (core/shared_bytes.h).
 // CowMap<K, V> is a CowTable of (key, value) pairs.
 //
 // Thread-safety: the table itself is used from one thread. A View is immutable and may be read

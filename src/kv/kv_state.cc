@@ -41,7 +41,7 @@ Status KvState::Check(const std::string& key, const std::string* value) {
 }
 
 std::optional<std::string> KvState::Get(const std::string& key) const {
-  const KvEntry* entry = entries_.Find(key);
+  const Entry* entry = entries_.Find(key);
   if (entry == nullptr) return std::nullopt;
   return std::string(entry->value());
 }
@@ -54,7 +54,7 @@ Result<std::string> KvState::Apply(const ApplyContext&, uint32_t, std::string_vi
   switch (command.body_case()) {
     case wire::KvCommand::kPut: {
       if (Status bad = Check(command.put().key(), &command.put().value()); !bad.ok()) return bad;
-      entries_.Put(KvEntry(command.put().key(), command.put().value()));
+      entries_.Put(Entry{SharedBytes(command.put().key(), command.put().value())});
       return std::string();
     }
     case wire::KvCommand::kDelete:
@@ -69,7 +69,7 @@ Result<std::string> KvState::Apply(const ApplyContext&, uint32_t, std::string_vi
 std::unique_ptr<SectionCapture> KvState::Capture() const {
   // A KvPut's wire form, written directly: a million records are serialized in the time
   // protobuf would take to copy them into messages.
-  return CaptureMap(entries_, [](const KvEntry& entry, std::string& bytes) {
+  return CaptureMap(entries_, [](const Entry& entry, std::string& bytes) {
     bytes.clear();
     AppendField(bytes, 1, entry.key());
     AppendField(bytes, 2, entry.value());
@@ -88,7 +88,7 @@ std::unique_ptr<SectionLoader> KvState::NewLoader(uint32_t) {
       if (Status bad = Check(record_.key(), &record_.value()); !bad.ok()) {
         return Status::Invalid("kv: " + bad.message());
       }
-      if (!entries_.Put(KvEntry(record_.key(), record_.value()))) {
+      if (!entries_.Put(Entry{SharedBytes(record_.key(), record_.value())})) {
         return Status::Invalid("kv: key " + record_.key() + " twice");
       }
       return Status::Ok();

@@ -1,9 +1,9 @@
 // KvState: the "kv" state module, a replicated key/value surface (for tests, benchmarks and
 // small cluster-wide settings).
 //
-// Keys are 1-1024 bytes, values up to 512 KiB. Held in a CowTable of KvEntry (a key and its value
-// in one shared allocation), so a snapshot of millions of keys costs the loop only the leaves
-// written while it is being saved, and each key about 120 bytes plus its size. Pure and
+// Keys are 1-1024 bytes, values up to 512 KiB. Held in a CowTable, each key with its value in one
+// SharedBytes, so a snapshot of millions of keys costs the loop only the leaves written while it
+// is being saved, and each key 20 bytes plus the key's and the value's sizes. Pure and
 // deterministic; loop thread only.
 #pragma once
 
@@ -12,7 +12,7 @@
 
 #include "consensus/state_module.h"
 #include "core/cow_map.h"
-#include "kv/kv_entry.h"
+#include "core/shared_bytes.h"
 
 namespace synod {
 
@@ -38,7 +38,12 @@ class KvState final : public StateModule {
   std::unique_ptr<SectionLoader> NewLoader(uint32_t version) override;
 
  private:
-  using Table = CowTable<KvEntry>;
+  struct Entry {
+    SharedBytes bytes;  // the key, then the value
+    std::string_view key() const { return bytes.first(); }
+    std::string_view value() const { return bytes.second(); }
+  };
+  using Table = CowTable<Entry>;
   Table entries_;
 };
 

@@ -193,10 +193,11 @@ Status TimerState::CheckSpec(const wire::TimerSpec& spec) {
 }
 
 std::optional<wire::TimerRecord> TimerState::Get(const Uuid& id) const {
-  const std::string* bytes = records_.Find(id);
-  if (bytes == nullptr) return std::nullopt;
+  const Entry* entry = records_.Find(id);
+  if (entry == nullptr) return std::nullopt;
+  const std::string_view bytes = entry->record.first();
   wire::TimerRecord record;
-  record.ParseFromString(*bytes);
+  record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
   return record;
 }
 
@@ -209,7 +210,7 @@ Result<wire::TimerRecord> TimerState::Find(const std::string& text) const {
 }
 
 void TimerState::Store(const Uuid& id, const wire::TimerRecord* before,
-                       const wire::TimerRecord& record, std::string bytes) {
+                       const wire::TimerRecord& record, std::string_view bytes) {
   if (before != nullptr) {
     --counts_[before->status()];
     if (before->status() == wire::TIMER_WAITING) {
@@ -234,7 +235,8 @@ void TimerState::Store(const Uuid& id, const wire::TimerRecord* before,
       if (!named || named->created_nanos() <= record.created_nanos()) key->second = id;
     }
   }
-  records_.Put(id, bytes.empty() ? Serialize(record) : std::move(bytes));
+  const std::string serialized = bytes.empty() ? Serialize(record) : std::string();
+  records_.Put(Entry{id, SharedBytes(bytes.empty() ? std::string_view(serialized) : bytes)});
   // Once the change is made, so that the listener reads the new record.
   if (listener_.on_change) listener_.on_change(id, next_attempt);
 }
@@ -474,9 +476,8 @@ Result<std::string> TimerState::ApplyCompact(const wire::TimerCompact& compact) 
 
 std::unique_ptr<SectionCapture> TimerState::Capture() const {
   // Records are kept as their section bytes.
-  return CaptureMap(records_, [](const Map::Entry& entry, std::string&) {
-    return std::string_view(entry.second);
-  });
+  return CaptureMap(records_,
+                    [](const Entry& entry, std::string&) { return entry.record.first(); });
 }
 
 class TimerState::Loader final : public SectionLoader {
@@ -496,7 +497,7 @@ class TimerState::Loader final : public SectionLoader {
     if (next_.records_.Find(*id) != nullptr) {
       return Status::Invalid("timers: timer " + record.id() + " twice");
     }
-    next_.Store(*id, nullptr, record, std::string(bytes));
+    next_.Store(*id, nullptr, record, bytes);
     return Status::Ok();
   }
 

@@ -24,6 +24,7 @@
 
 #include "consensus/state_module.h"
 #include "core/cow_map.h"
+#include "core/shared_bytes.h"
 #include "core/uuid.h"
 #include "proto/timers.pb.h"
 
@@ -97,7 +98,12 @@ class TimerState final : public StateModule {
   class Loader;
   // Records are kept serialized: a million pending timers take a third of the memory of
   // parsed messages, and a snapshot writes them as they are.
-  using Map = CowMap<Uuid, std::string>;
+  struct Entry {
+    Uuid id;
+    SharedBytes record;
+    const Uuid& key() const { return id; }
+  };
+  using Map = CowTable<Entry>;
 
   Result<std::string> ApplyCreate(const ApplyContext& context, wire::TimerCreate& create);
   Result<std::string> ApplyComplete(const ApplyContext& context, const wire::TimerComplete& done);
@@ -112,7 +118,7 @@ class TimerState final : public StateModule {
   // Stores `record` (replacing `before`, if any) and keeps the indexes and counts in step.
   // `bytes`, if given, is the record already serialized (as a snapshot holds it).
   void Store(const Uuid& id, const wire::TimerRecord* before, const wire::TimerRecord& record,
-             std::string bytes = {});
+             std::string_view bytes = {});
   void Remove(const Uuid& id, const wire::TimerRecord& record);
   Result<wire::TimerRecord> Find(const std::string& id) const;
   // Find(), and kConflict saying its status unless it is waiting (not yet due, no attempt).

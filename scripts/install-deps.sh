@@ -10,7 +10,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev libcurl4-openssl-dev libssl-dev
   prometheus-cpp-dev libhttp-parser-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 iproute2 util-linux procps faketime clang-format nftables libjs-chart.js zlib1g-dev
-  openssl libjemalloc-dev
+  openssl
 )
 # The tests also drive the dashboard in a real browser.
 if [[ "${1:-}" == --for-tests ]]; then

@@ -498,8 +498,8 @@ Status Folder::WriteRun(const TempFile& temp, uint64_t offset,
     if (aligned_pointers) {
       vectors = VectorsOf(pieces);
     } else {
-      // Received blocks are where the allocator put them (jemalloc offsets large blocks within
-      // their first page): one aligned copy, still one request.
+      // Received blocks are where the allocator put them (malloc offsets large blocks within
+      // their first page by its own header): one aligned copy, still one request.
       bounce.reset(static_cast<char*>(std::aligned_alloc(kDirectAlign, total)));
       if (bounce) {
         size_t at = 0;

@@ -313,8 +313,9 @@ Result<std::string> TimerState::ApplyCreate(const ApplyContext& context,
   record.set_created_nanos(context.at_nanos);
   record.set_due_nanos(*due);
   record.set_next_attempt_nanos(*due);
-  Store(*id, nullptr, record);
-  return Serialize(record);
+  std::string bytes = Serialize(record);
+  Store(*id, nullptr, record, bytes);
+  return bytes;
 }
 
 std::optional<int64_t> TimerState::LastHeardFrom(const std::string& node) const {
@@ -441,8 +442,9 @@ Result<std::string> TimerState::ApplyCancel(const ApplyContext& context,
   record.set_status(wire::TIMER_CANCELLED);
   record.set_finished_nanos(context.at_nanos);
   record.set_outcome("cancelled");
-  Store(*Uuid::Parse(record.id()), &found.value(), record);
-  return Serialize(record);
+  std::string bytes = Serialize(record);
+  Store(*Uuid::Parse(record.id()), &found.value(), record, bytes);
+  return bytes;
 }
 
 Result<std::string> TimerState::ApplyReschedule(const ApplyContext& context,
@@ -455,8 +457,9 @@ Result<std::string> TimerState::ApplyReschedule(const ApplyContext& context,
   wire::TimerRecord record = found.value();
   record.set_due_nanos(*due.value());
   record.set_next_attempt_nanos(*due.value());
-  Store(*Uuid::Parse(record.id()), &found.value(), record);
-  return Serialize(record);
+  std::string bytes = Serialize(record);
+  Store(*Uuid::Parse(record.id()), &found.value(), record, bytes);
+  return bytes;
 }
 
 Result<std::string> TimerState::ApplyCompact(const wire::TimerCompact& compact) {

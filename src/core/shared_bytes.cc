@@ -9,8 +9,9 @@ SharedBytes::SharedBytes(std::string_view first, std::string_view second) {
   void* memory = ::operator new(sizeof(Blob) + first.size() + second.size());
   blob_ = new (memory)
       Blob{1, static_cast<uint32_t>(first.size()), static_cast<uint32_t>(second.size())};
-  std::memcpy(blob_->bytes(), first.data(), first.size());
-  std::memcpy(blob_->bytes() + first.size(), second.data(), second.size());
+  // An empty part may have no data pointer at all, which memcpy must not be given.
+  if (!first.empty()) std::memcpy(blob_->bytes(), first.data(), first.size());
+  if (!second.empty()) std::memcpy(blob_->bytes() + first.size(), second.data(), second.size());
 }
 
 void SharedBytes::Release() noexcept {

@@ -235,8 +235,7 @@ void TimerState::Store(const Uuid& id, const wire::TimerRecord* before,
       if (!named || named->created_nanos() <= record.created_nanos()) key->second = id;
     }
   }
-  const std::string serialized = bytes.empty() ? Serialize(record) : std::string();
-  records_.Put(Entry{id, SharedBytes(bytes.empty() ? std::string_view(serialized) : bytes)});
+  records_.Put(Entry{id, SharedBytes(bytes)});
   // Once the change is made, so that the listener reads the new record.
   if (listener_.on_change) listener_.on_change(id, next_attempt);
 }
@@ -376,7 +375,7 @@ Result<std::string> TimerState::ApplyComplete(const ApplyContext& context,
       record.set_outcome("attempt " + std::to_string(record.attempts()) + " " + why);
     }
   }
-  Store(*Uuid::Parse(record.id()), &before, record);
+  Store(*Uuid::Parse(record.id()), &before, record, Serialize(record));
   if (listener_.on_attempt) listener_.on_attempt(record, attempt);
   return std::string();
 }
@@ -400,7 +399,7 @@ Result<std::string> TimerState::ApplyBegin(const ApplyContext& context,
   }
   record.set_begun_attempt(begin.number());
   record.set_begun_node(begin.node());
-  Store(*Uuid::Parse(record.id()), &before, record);
+  Store(*Uuid::Parse(record.id()), &before, record, Serialize(record));
   return std::string();
 }
 

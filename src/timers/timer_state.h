@@ -115,10 +115,10 @@ class TimerState final : public StateModule {
   // Ends the current occurrence: a recurring timer waits for its next one, another finishes.
   void EndOccurrence(wire::TimerRecord& record, wire::TimerStatus status, std::string outcome,
                      int64_t now);
-  // Stores `record` (replacing `before`, if any) and keeps the indexes and counts in step.
-  // `bytes`, if given, is the record already serialized (as a snapshot holds it).
+  // Stores `record`, serialized as `bytes` (replacing `before`, if any), and keeps the indexes
+  // and counts in step.
   void Store(const Uuid& id, const wire::TimerRecord* before, const wire::TimerRecord& record,
-             std::string_view bytes = {});
+             std::string_view bytes);
   void Remove(const Uuid& id, const wire::TimerRecord& record);
   Result<wire::TimerRecord> Find(const std::string& id) const;
   // Find(), and kConflict saying its status unless it is waiting (not yet due, no attempt).

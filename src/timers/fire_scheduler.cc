@@ -129,9 +129,15 @@ void FireScheduler::TakeHeld(size_t limit, std::vector<Uuid>& due) {
     std::optional<wire::TimerRecord> record = state_.Get(it->second);
     if (!handover_over) {
       // Before the handover delay is over: only what the previous owner's backup would take
-      // now, as it has been silent for the backup delay since the timer was due.
+      // now, as it has been silent for the backup delay since the timer was due; and only from
+      // an owner that was dropped (not one still firing that lost it to a node back) while
+      // there was a leader long enough for that silence to mean something (HoldBackups).
       const std::string& previous_owner = previous_.nodes()[previous_.OwnerOf(it->second)];
-      std::optional<int64_t> takeover = TakeoverAt(*record, previous_owner);
+      const auto& nodes = ownership_.nodes();
+      const bool dropped = std::find(nodes.begin(), nodes.end(), previous_owner) == nodes.end();
+      std::optional<int64_t> takeover;
+      if (dropped) takeover = TakeoverAt(*record, previous_owner);
+      if (takeover) *takeover = std::max(*takeover, backup_held_until_);
       if (!takeover || *takeover > now_) {
         if (takeover) held_wake_ = std::min(held_wake_, *takeover);
         ++it;

@@ -19,7 +19,8 @@
 // once the owner has been silent that long. When the nodes change, a timer this node gains from
 // a node that may still be sending it (one that came back, or was only suspected) waits a
 // handover delay, so that an attempt already under way there is recorded first; unless that node
-// has been silent for the backup delay since the timer was due, so that a dead node's timers are
+// was dropped from the list and has been silent for the backup delay since the timer was due
+// (with a leader: not while backups are held), so that a dead node's timers are
 // no later than the backup delay even when the change comes while they are overdue. Timers that
 // wait are set aside, so they do not hold up the node's own timers. After a change of
 // nodes or state (a restart, a node back) the backup also waits that long from the first

@@ -195,4 +195,19 @@ void FireScheduler::Finished(const Uuid& id) {
   if (record && record->status() == wire::TIMER_WAITING) Rewind(record->next_attempt_nanos());
 }
 
+bool FireScheduler::MustClaim(const wire::TimerRecord& record, int64_t now_nanos) const {
+  std::optional<Uuid> id = Uuid::Parse(record.id());
+  const bool own = id && self_index_ >= 0 && ownership_.OwnerOf(*id) == self_index_;
+  const bool begun = record.begun_attempt() == record.attempts() + 1;
+  const bool late = now_nanos - record.next_attempt_nanos() > backup_delay_ / 2;
+  return !own || begun || late;
+}
+
+void FireScheduler::Release(const Uuid& id) {
+  if (finished_.erase(id) == 0) return;  // released by a change already, maybe taken again
+  started_.erase(id);
+  std::optional<wire::TimerRecord> record = state_.Get(id);
+  if (record && record->status() == wire::TIMER_WAITING) Rewind(record->next_attempt_nanos());
+}
+
 }  // namespace synod

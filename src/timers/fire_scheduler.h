@@ -75,6 +75,14 @@ class FireScheduler {
   // The attempt of `id` is over (recorded, or refused because another was): it may be taken
   // again once its record here changes, or at once if it already did since TakeDue().
   void Finished(const Uuid& id);
+  // Whether this node must claim the attempt of `record` it took before sending it
+  // (TimerState::ApplyBegin): only the owner sends a timer on time, so it sends at once; any
+  // other firing (a backup's, a restarted owner's, a late one after an outage or a handover)
+  // may race another node's.
+  bool MustClaim(const wire::TimerRecord& record, int64_t now_nanos) const;
+  // Another node's claim on the attempt of `id` that this node could not take has expired:
+  // `id` may be taken again, though its record did not change.
+  void Release(const Uuid& id);
   size_t started() const { return started_.size(); }
   bool owns_any() const { return self_index_ >= 0; }
   const TimerOwnership& ownership() const { return ownership_; }

@@ -41,6 +41,7 @@ struct TimerService::Firing {
   wire::TimerComplete complete;
   OutgoingHttpRequest request;
   std::string request_id;  // for recording, kept across retries
+  std::string claim_id;    // for the claim, kept across retries; empty if sent unclaimed
   std::shared_ptr<bool> answered = std::make_shared<bool>(false);
 };
 
@@ -234,7 +235,63 @@ void TimerService::Fire(const Uuid& id, int64_t now) {
     request.headers.push_back("webhook-signature: " +
                               options_.signer->Sign(record->id(), timestamp, request.body));
   }
+  if (MustClaim(*record, now)) {
+    firing->claim_id = consensus_.NewRequestId();
+    Claim(std::move(firing));
+    return;
+  }
   Send(DestinationOf(request.url), std::move(firing));
+}
+
+bool TimerService::MustClaim(const wire::TimerRecord& record, int64_t now) const {
+  // Unless a member would not know claims: then it fires as version 1 did.
+  return scheduler_.MustClaim(record, now) &&
+         consensus_.members().FeatureLevel(std::string(TimerState::kName)) >=
+             TimerState::kClaimVersion;
+}
+
+void TimerService::Claim(std::unique_ptr<Firing> firing) {
+  wire::TimerBegin begin;
+  begin.set_id(firing->complete.id());
+  begin.set_occurrence(firing->complete.attempt().occurrence());
+  begin.set_number(firing->complete.attempt().number());
+  begin.set_node(options_.self_id);
+  Proposal proposal = TimerState::Begin(begin, TimerState::kClaimVersion);
+  proposal.request_id = firing->claim_id;
+  consensus_.Propose(std::move(proposal), [this, alive = alive_,
+                                           firing = std::shared_ptr<Firing>(std::move(firing))](
+                                              Result<Committed> result) mutable {
+    if (!*alive || stopped_) return;
+    const Uuid id = firing->id;
+    if (result.ok()) {
+      firing->complete.mutable_attempt()->set_started_nanos(clock_.WallUtcNanos());
+      const std::string destination = DestinationOf(firing->request.url);
+      Send(destination, std::make_unique<Firing>(std::move(*firing)));
+      return;
+    }
+    if (MayPassLater(result.status().code())) {
+      // Maybe committed: the same request id answers the first result if it was.
+      loop_.RunAfter(kRecordRetry, [this, alive, firing] {
+        if (*alive) Claim(std::make_unique<Firing>(std::move(*firing)));
+      });
+      return;
+    }
+    scheduler_.Finished(id);
+    std::optional<wire::TimerRecord> record = state_.Get(id);
+    if (result.status().code() == StatusCode::kConflict && record &&
+        record->begun_attempt() == firing->complete.attempt().number()) {
+      // Under way elsewhere. Taken again when that node records it, or when its claim
+      // expires (it crashed).
+      const int64_t wait = TimerState::ClaimExpiry(*record) - clock_.WallUtcNanos();
+      loop_.RunAfter(std::chrono::milliseconds(std::max<int64_t>(wait / 1'000'000, 0) + 1),
+                     [this, alive, id] {
+                       if (!*alive || stopped_) return;
+                       scheduler_.Release(id);
+                       Arm();
+                     });
+    }
+    Arm();
+  });
 }
 
 void TimerService::Send(const std::string& destination, std::unique_ptr<Firing> firing) {
@@ -245,11 +302,13 @@ void TimerService::Send(const std::string& destination, std::unique_ptr<Firing> 
   }
   ++slot.active;
   ++stats_.attempts;
-  loop_.RunAfter(options_.announce_after,
-                 [this, alive = alive_, answered = firing->answered,
-                  attempt = firing->complete.attempt(), id = firing->complete.id()] {
-                   if (*alive && !*answered) Announce(attempt, id);
-                 });
+  if (firing->claim_id.empty()) {
+    loop_.RunAfter(options_.announce_after,
+                   [this, alive = alive_, answered = firing->answered,
+                    attempt = firing->complete.attempt(), id = firing->complete.id()] {
+                     if (*alive && !*answered) Announce(attempt, id);
+                   });
+  }
   OutgoingHttpRequest request = firing->request;
   http_.Send(std::move(request), [this, destination, alive = alive_,
                                   firing = std::shared_ptr<Firing>(std::move(firing))](
@@ -300,7 +359,9 @@ void TimerService::Announce(const wire::TimerAttempt& attempt, const std::string
   begin.set_occurrence(attempt.occurrence());
   begin.set_number(attempt.number());
   begin.set_node(options_.self_id);
-  consensus_.Propose(TimerState::Begin(begin), [](Result<Committed>) {});
+  const uint32_t version = std::min(
+      TimerState::kClaimVersion, consensus_.members().FeatureLevel(std::string(TimerState::kName)));
+  consensus_.Propose(TimerState::Begin(begin, std::max(version, 1u)), [](Result<Committed>) {});
 }
 
 void TimerService::OnAnswered(std::unique_ptr<Firing> firing, Result<HttpReply> reply) {

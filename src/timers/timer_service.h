@@ -18,7 +18,10 @@
 // Each timer also has a backup node (TimerOwnership), which sends it if it is still pending
 // `backup_delay` after its time and its owner did not announce the attempt: the owner announces
 // an attempt whose receiver has not answered within `announce_after`. So a node's crash delays
-// its timers by about `backup_delay`, and a slow receiver still gets one request.
+// its timers by about `backup_delay`, and a slow receiver still gets one request. Only the
+// owner sends a timer on time without asking; every other firing (FireScheduler::MustClaim: a
+// backup's, a late one after an outage, a restart or a handover) first commits a claim on the
+// attempt and sends only if it was granted, so two nodes never both send it.
 //
 // Nothing fires without a leader, and after each change of term a node first catches up with
 // what is committed (ConfirmRead): a node back from a partition or a restart learns the attempts
@@ -112,6 +115,10 @@ class TimerService {
   void Arm();
   void Wake();
   void Fire(const Uuid& id, int64_t now);
+  // Whether this firing must first claim its attempt (TimerState::ApplyBegin).
+  bool MustClaim(const wire::TimerRecord& record, int64_t now) const;
+  // Sends the attempt once its claim is committed; drops it if another node holds it.
+  void Claim(std::unique_ptr<Firing> firing);
   void Send(const std::string& destination, std::unique_ptr<Firing> firing);
   void OnAnswered(std::unique_ptr<Firing> firing, Result<HttpReply> reply);
   void PublishAttempt(const wire::TimerRecord& record, const wire::TimerAttempt& attempt) const;

@@ -119,10 +119,16 @@ Proposal TimerState::Complete(const wire::TimerComplete& complete) {
   return MakeProposal(kName, command);
 }
 
-Proposal TimerState::Begin(const wire::TimerBegin& begin) {
+Proposal TimerState::Begin(const wire::TimerBegin& begin, uint32_t version) {
   wire::TimersCommand command;
   *command.mutable_begin() = begin;
-  return MakeProposal(kName, command);
+  return MakeProposal(kName, command, version);
+}
+
+int64_t TimerState::ClaimExpiry(const wire::TimerRecord& record) {
+  // An announcement (version 1) has no time of its own; its attempt began after it was due.
+  const int64_t since = std::max(record.begun_nanos(), record.next_attempt_nanos());
+  return since + static_cast<int64_t>(record.spec().timeout_ms()) * 1'000'000 + kClaimGraceNanos;
 }
 
 Proposal TimerState::Cancel(const std::string& id) {
@@ -253,7 +259,7 @@ void TimerState::Remove(const Uuid& id, const wire::TimerRecord& record) {
   if (listener_.on_change) listener_.on_change(id, std::nullopt);
 }
 
-Result<std::string> TimerState::Apply(const ApplyContext& context, uint32_t,
+Result<std::string> TimerState::Apply(const ApplyContext& context, uint32_t version,
                                       std::string_view bytes) {
   wire::TimersCommand command;
   if (!command.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
@@ -265,7 +271,7 @@ Result<std::string> TimerState::Apply(const ApplyContext& context, uint32_t,
     case wire::TimersCommand::kComplete:
       return ApplyComplete(context, command.complete());
     case wire::TimersCommand::kBegin:
-      return ApplyBegin(context, command.begin());
+      return ApplyBegin(context, version, command.begin());
     case wire::TimersCommand::kCancel:
       return ApplyCancel(context, command.cancel());
     case wire::TimersCommand::kReschedule:
@@ -341,6 +347,7 @@ Result<std::string> TimerState::ApplyComplete(const ApplyContext& context,
   }
   record.clear_begun_attempt();
   record.clear_begun_node();
+  record.clear_begun_nanos();
   *record.add_history() = attempt;
   if (record.history_size() > static_cast<int>(kHistory)) {
     record.mutable_history()->DeleteSubrange(0, record.history_size() - kHistory);
@@ -380,7 +387,12 @@ Result<std::string> TimerState::ApplyComplete(const ApplyContext& context,
   return std::string();
 }
 
-Result<std::string> TimerState::ApplyBegin(const ApplyContext& context,
+// Version 1 refuses any second Begin of an attempt. A claim (version 2) is refused while
+// another node's claim or announcement of the attempt stands, so of two nodes claiming the same
+// late timer only one sends it; it is granted to the node that already holds it (which
+// restarted since), and over a claim that expired (ClaimExpiry: that node crashed), so that an
+// attempt whose node died is still made.
+Result<std::string> TimerState::ApplyBegin(const ApplyContext& context, uint32_t version,
                                            const wire::TimerBegin& begin) {
   if (last_heard_.size() < 4096 || last_heard_.contains(begin.node())) {
     last_heard_[begin.node()] = context.at_nanos;
@@ -394,11 +406,16 @@ Result<std::string> TimerState::ApplyBegin(const ApplyContext& context,
     return Status(StatusCode::kConflict, "this attempt is already recorded");
   }
   if (record.begun_attempt() == begin.number()) {
-    return Status(StatusCode::kConflict,
-                  "this attempt is already under way on " + record.begun_node());
+    const bool taken_over = version >= kClaimVersion && (record.begun_node() == begin.node() ||
+                                                         context.at_nanos >= ClaimExpiry(record));
+    if (!taken_over) {
+      return Status(StatusCode::kConflict,
+                    "this attempt is already under way on " + record.begun_node());
+    }
   }
   record.set_begun_attempt(begin.number());
   record.set_begun_node(begin.node());
+  if (version >= kClaimVersion) record.set_begun_nanos(context.at_nanos);
   Store(*Uuid::Parse(record.id()), &before, record, Serialize(record));
   return std::string();
 }

@@ -3,8 +3,9 @@
 // A timer is created with a spec (where and how to call, the retry and late policies, an
 // optional recurrence) and a start (a delay from the entry's time, or an absolute time). It
 // waits in the pending index by the time of its next attempt; the nodes that fire timers read
-// that index, call the webhook and record each attempt with Complete (and, when the receiver is
-// slow to answer, say with Begin that the attempt is under way, so that no backup sends it). An
+// that index, call the webhook and record each attempt with Complete (and say with Begin that
+// the attempt is under way: before sending a late timer or one they do not own, a claim that
+// only one node is granted; or when the receiver is slow to answer, so that no backup sends it). An
 // attempt is recorded once: a second record of the same attempt (a node that fired a timer another
 // had already fired) is refused with kConflict. A failed attempt is retried with exponential
 // backoff (or the receiver's Retry-After) until max_attempts; then the occurrence fails. A one-shot
@@ -46,12 +47,19 @@ class TimerState final : public StateModule {
   static constexpr uint32_t kMaxTimeoutMs = 300'000;
   // Timers one Compact removes at most, so that no entry takes long to apply.
   static constexpr size_t kCompactBatch = 20'000;
+  // Version 2 adds claims (Begin before sending). A node whose claim expired (its timeout and
+  // then this long to record the attempt) has crashed: another node's claim takes over.
+  static constexpr uint32_t kClaimVersion = 2;
+  static constexpr int64_t kClaimGraceNanos = 2 * kSecond;
 
   using Index = std::set<std::pair<int64_t, Uuid>>;
 
   static Proposal Create(const wire::TimerCreate& create);
   static Proposal Complete(const wire::TimerComplete& complete);
-  static Proposal Begin(const wire::TimerBegin& begin);
+  // `version` 1 announces an attempt already sent; kClaimVersion claims it (see ApplyBegin).
+  static Proposal Begin(const wire::TimerBegin& begin, uint32_t version);
+  // When the claim on the current attempt of `record` expires (meaningful while it is begun).
+  static int64_t ClaimExpiry(const wire::TimerRecord& record);
   static Proposal Cancel(const std::string& id);
   static Proposal Reschedule(const wire::TimerReschedule& reschedule);
   // Removes finished timers that finished before `finished_before_nanos`, and the oldest
@@ -89,6 +97,9 @@ class TimerState final : public StateModule {
 
   // StateModule.
   std::string_view name() const override { return kName; }
+  uint32_t version() const override { return kClaimVersion; }
+  // The records of version 2 only add a field, which version 1 keeps unread.
+  uint32_t section_version() const override { return 1; }
   Result<std::string> Apply(const ApplyContext& context, uint32_t version,
                             std::string_view command) override;
   std::unique_ptr<SectionCapture> Capture() const override;
@@ -107,7 +118,8 @@ class TimerState final : public StateModule {
 
   Result<std::string> ApplyCreate(const ApplyContext& context, wire::TimerCreate& create);
   Result<std::string> ApplyComplete(const ApplyContext& context, const wire::TimerComplete& done);
-  Result<std::string> ApplyBegin(const ApplyContext& context, const wire::TimerBegin& begin);
+  Result<std::string> ApplyBegin(const ApplyContext& context, uint32_t version,
+                                 const wire::TimerBegin& begin);
   Result<std::string> ApplyCancel(const ApplyContext& context, const wire::TimerCancel& cancel);
   Result<std::string> ApplyReschedule(const ApplyContext& context,
                                       const wire::TimerReschedule& reschedule);

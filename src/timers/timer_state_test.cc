@@ -631,6 +631,68 @@ TEST_F(TimerStateTest, AnAttemptIsRecordedOnce) {
   EXPECT_EQ(Observe(state_), before);
 }
 
+// Two nodes firing the same late timer (a restarted owner and its backup) both claim it: the
+// log orders the claims, and only the first one's node may send it.
+TEST_F(TimerStateTest, OneClaimOfAnAttemptWinsUntilItExpires) {
+  Created(In(Id(1), 0));  // due at kT0, timeout 10 s
+  auto claim = [&](const std::string& node, int64_t at, uint32_t version) {
+    wire::TimerBegin begin;
+    begin.set_id(Id(1));
+    begin.set_occurrence(0);
+    begin.set_number(1);
+    begin.set_node(node);
+    return Apply(TimerState::Begin(begin, version), at);
+  };
+  ASSERT_TRUE(claim("node-a", kT0 + 5 * kSecond, TimerState::kClaimVersion).ok());
+  wire::TimerRecord record = Get(Id(1));
+  EXPECT_EQ(record.begun_attempt(), 1u);
+  EXPECT_EQ(record.begun_node(), "node-a");
+  EXPECT_EQ(record.begun_nanos(), kT0 + 5 * kSecond);
+  EXPECT_EQ(TimerState::ClaimExpiry(record), kT0 + 17 * kSecond);  // + timeout + grace
+
+  // Another node: refused while the claim stands, as is any version 1 Begin.
+  Result<std::string> second = claim("node-b", kT0 + 5 * kSecond, TimerState::kClaimVersion);
+  EXPECT_EQ(second.code(), StatusCode::kConflict);
+  EXPECT_NE(second.error().find("under way on node-a"), std::string::npos) << second.error();
+  EXPECT_EQ(claim("node-b", kT0 + 16 * kSecond, TimerState::kClaimVersion).code(),
+            StatusCode::kConflict);
+  EXPECT_EQ(claim("node-a", kT0 + 20 * kSecond, 1).code(), StatusCode::kConflict);
+  EXPECT_EQ(Get(Id(1)).begun_node(), "node-a");
+
+  // The holder claims it again (it restarted and cannot know whether it sent it).
+  ASSERT_TRUE(claim("node-a", kT0 + 6 * kSecond, TimerState::kClaimVersion).ok());
+  EXPECT_EQ(Get(Id(1)).begun_nanos(), kT0 + 6 * kSecond);
+  // Once it expired (node-a crashed), another node takes it over.
+  ASSERT_TRUE(claim("node-b", kT0 + 18 * kSecond, TimerState::kClaimVersion).ok());
+  EXPECT_EQ(Get(Id(1)).begun_node(), "node-b");
+
+  // Recording the attempt ends the claim; the next attempt is free to claim.
+  wire::TimerComplete done = Attempt(Id(1), 500, kT0 + 18 * kSecond);
+  ASSERT_TRUE(Apply(TimerState::Complete(done), kT0 + 19 * kSecond).ok());
+  record = Get(Id(1));
+  EXPECT_EQ(record.begun_attempt(), 0u);
+  EXPECT_EQ(record.begun_nanos(), 0);
+  EXPECT_EQ(claim("node-a", kT0 + 19 * kSecond, TimerState::kClaimVersion).code(),
+            StatusCode::kConflict);  // attempt 1 is recorded
+}
+
+// An announcement of version 1 has no time: its claim runs from the attempt's due time.
+TEST_F(TimerStateTest, AnAnnouncementStandsAgainstClaimsFromTheDueTime) {
+  Created(In(Id(1), 0));
+  wire::TimerBegin begin;
+  begin.set_id(Id(1));
+  begin.set_occurrence(0);
+  begin.set_number(1);
+  begin.set_node("node-a");
+  ASSERT_TRUE(Apply(TimerState::Begin(begin, 1), kT0 + kSecond).ok());
+  EXPECT_EQ(Get(Id(1)).begun_nanos(), 0);
+  begin.set_node("node-b");
+  EXPECT_EQ(Apply(TimerState::Begin(begin, 1), kT0 + 30 * kSecond).code(), StatusCode::kConflict);
+  EXPECT_EQ(Apply(TimerState::Begin(begin, TimerState::kClaimVersion), kT0 + 11 * kSecond).code(),
+            StatusCode::kConflict);
+  EXPECT_TRUE(Apply(TimerState::Begin(begin, TimerState::kClaimVersion), kT0 + 12 * kSecond).ok());
+}
+
 TEST_F(TimerStateTest, AFinishedTimerTakesNoMoreAttempts) {
   Created(In(Id(1), 0));
   ASSERT_TRUE(Complete(Id(1), 200, kT0 + kSecond).ok());

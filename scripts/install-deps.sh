@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libraft-dev libuv1-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev
+  libraft-dev liblz4-dev libuv1-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev
   libspdlog-dev libfmt-dev libcli11-dev libcurl4-openssl-dev libssl-dev
   prometheus-cpp-dev libhttp-parser-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 iproute2 util-linux procps faketime clang-format nftables libjs-chart.js zlib1g-dev

@@ -1,5 +1,7 @@
 #include "consensus/raft_engine.h"
 
+#include "consensus/aio_reaper.h"
+
 #include "consensus/raft_transport.h"
 #include "consensus/snapshot_pacer.h"
 
@@ -488,6 +490,7 @@ Status RaftEngine::Start() {
                          "): " + raft_errmsg(&impl_->raft));
   }
   started_ = true;
+  AioReaper::Enable();
   return Status::Ok();
 }
 
@@ -622,6 +625,7 @@ void RaftEngine::Transfer(uint64_t id, std::function<void()> done) {
 
 void RaftEngine::Close(std::function<void()> done) {
   Impl& s = *impl_;
+  AioReaper::Disable();  // closing may cancel writes in flight: io_destroy must wait for them
   auto release_io = [&s] {
     if (s.io_ready) raft_uv_close(&s.io);
     s.io_ready = false;

@@ -12,6 +12,9 @@
 namespace synod {
 namespace {
 
+// A connection this young is closed to make room only if no older idle one is left.
+constexpr auto kJustAccepted = std::chrono::milliseconds(100);
+
 const char* ReasonPhrase(int status) {
   switch (status) {
     case 200:
@@ -261,6 +264,7 @@ struct HttpServer::Connection : std::enable_shared_from_this<Connection> {
   bool closed = false;
   std::shared_ptr<ConnectionStream> body_stream;  // set once the response is a stream
   std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
+  const std::chrono::steady_clock::time_point accepted_at = idle_since;
   std::optional<std::chrono::steady_clock::time_point> request_began;  // its first byte
 
   Connection(HttpServer* owner, std::shared_ptr<TcpConnection> tcp)
@@ -548,10 +552,19 @@ Status HttpServer::Listen(Ipv4 address, uint16_t port) {
   return listener_.Listen(address, port, "HTTP", [this](std::shared_ptr<TcpConnection> tcp) {
     if (tls_) tcp->SecureWith(tls_->NewSession(/*client=*/false));
     if (connections_.size() >= limits_.max_connections) {
+      // The longest idle, but not one accepted a moment ago if there is another: a burst of
+      // connections is accepted in one go, before any of them is read, and a client that
+      // sent its request at once would be closed by the crowd arriving after it.
+      const auto just_now = std::chrono::steady_clock::now() - kJustAccepted;
       std::shared_ptr<Connection> oldest;
+      bool oldest_new = false;
       for (const auto& connection : connections_) {
-        if (connection->Idle() && (!oldest || connection->idle_since < oldest->idle_since)) {
+        if (!connection->Idle()) continue;
+        const bool is_new = connection->accepted_at > just_now;
+        if (!oldest || (oldest_new && !is_new) ||
+            (oldest_new == is_new && connection->idle_since < oldest->idle_since)) {
           oldest = connection;
+          oldest_new = is_new;
         }
       }
       if (oldest) {

@@ -192,6 +192,10 @@ void FireScheduler::Finished(const Uuid& id) {
     return;
   }
   started_.erase(it);
+  LookAgainAt(record);
+}
+
+void FireScheduler::LookAgainAt(const std::optional<wire::TimerRecord>& record) {
   if (record && record->status() == wire::TIMER_WAITING) Rewind(record->next_attempt_nanos());
 }
 
@@ -206,8 +210,7 @@ bool FireScheduler::MustClaim(const wire::TimerRecord& record, int64_t now_nanos
 void FireScheduler::Release(const Uuid& id) {
   if (finished_.erase(id) == 0) return;  // released by a change already, maybe taken again
   started_.erase(id);
-  std::optional<wire::TimerRecord> record = state_.Get(id);
-  if (record && record->status() == wire::TIMER_WAITING) Rewind(record->next_attempt_nanos());
+  LookAgainAt(state_.Get(id));
 }
 
 }  // namespace synod

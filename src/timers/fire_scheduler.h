@@ -121,6 +121,8 @@ class FireScheduler {
   int64_t backup_recheck_at_ = std::numeric_limits<int64_t>::min();  // an owner was heard lately
   int64_t backup_held_until_ = std::numeric_limits<int64_t>::min();  // HoldBackups()
   void Rewind(int64_t to);
+  // A timer no longer started: the walks look at it again if it is still waiting.
+  void LookAgainAt(const std::optional<wire::TimerRecord>& record);
 
   // Taken, with the record's (occurrence, attempts) when they were: a change releases them.
   std::unordered_map<Uuid, std::pair<uint64_t, uint32_t>, UuidHash> started_;

@@ -834,7 +834,6 @@ TEST(FireSchedulerSimulation, OverdueTimersAreSentOnceAfterEveryNodeRestarts) {
     int life;  // of the node, which restarts
   };
   std::vector<Proposed> proposed;
-  uint64_t* const last_index = &index;
   auto record_attempt = [&](const Proposed& op, int64_t now) {
     const wire::TimerRecord record = *state.Get(op.id);
     wire::TimerComplete complete;
@@ -844,7 +843,7 @@ TEST(FireSchedulerSimulation, OverdueTimersAreSentOnceAfterEveryNodeRestarts) {
     complete.mutable_attempt()->set_node(nodes[op.node]);
     complete.mutable_attempt()->set_http_status(200);
     Result<std::string> result =
-        state.Apply(ApplyContext{++*last_index, now}, 1, TimerState::Complete(complete).body);
+        state.Apply(ApplyContext{++index, now}, 1, TimerState::Complete(complete).body);
     EXPECT_TRUE(result.ok()) << "attempt " << op.number << " of " << op.id.ToString()
                              << " sent twice";
     schedulers[op.node]->Finished(op.id);

@@ -29,6 +29,7 @@
 #include "filesync/sync_service.h"
 #include "filesync/tombstone_purger.h"
 #include "kv/kv_state.h"
+#include "net/async_http_client.h"
 #include "net/http_server.h"
 #include "net/tls.h"
 #include "net/uv_util.h"
@@ -63,6 +64,7 @@ struct Agent::Impl {
   std::unique_ptr<ConsensusService> consensus;
   std::unique_ptr<ClockService> cluster_clock;
   std::unique_ptr<RanksService> ranks;
+  std::unique_ptr<AsyncHttpClient> webhooks;  // the timers', which it outlives
   std::unique_ptr<TimerService> timers;
   std::unique_ptr<SyncService> sync;
   std::unique_ptr<TombstonePurger> purger;
@@ -248,8 +250,9 @@ Status Agent::Start() {
     if (!signer.ok()) return Status::Error("--webhook-secret-file: " + signer.status().message());
     timers.signer = std::move(signer.value());
   }
-  s.timers =
-      std::make_unique<TimerService>(s.loop, s.cluster_time, *s.consensus, std::move(timers));
+  s.webhooks = std::make_unique<AsyncHttpClient>(s.loop);
+  s.timers = std::make_unique<TimerService>(s.loop, s.cluster_time, *s.consensus, *s.webhooks,
+                                            std::move(timers));
   s.purger = std::make_unique<TombstonePurger>(s.loop, s.cluster_time, *s.consensus, s.files,
                                                s.config.sync_tombstone_retention);
   if (!s.config.sync_dir.empty()) {

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "consensus/cluster_log.h"
 #include "consensus/members_state.h"
 #include "consensus/proposer.h"
 #include "consensus/raft_engine.h"
@@ -106,16 +107,29 @@ struct ConsensusStats {
   RaftConnectionStats connections;
 };
 
-class ConsensusService {
+class ConsensusService final : public ClusterLog {
  public:
-  using ProposeCallback = Proposer::Callback;
-
   ConsensusService(EventLoop& loop, const Clock& clock, PeerService& peers,
                    ConsensusOptions options);
-  ~ConsensusService();
+  ~ConsensusService() override;
 
-  // Adds a feature's state module; before Start(). The module must outlive this service.
-  void RegisterModule(StateModule& module) { state_.Register(module); }
+  // ClusterLog. Modules are registered before Start().
+  void RegisterModule(StateModule& module) override { state_.Register(module); }
+  void Propose(Proposal proposal, ProposeCallback done) override {
+    proposer_.Propose(std::move(proposal), std::move(done));
+  }
+  std::string NewRequestId() override { return proposer_.NewRequestId(); }
+  // Ok means a linearizable read may be served from this node's copy; else kNoQuorum or
+  // kUnavailable and the reason (see ReadGate).
+  void ConfirmRead(ReadGate::Done done) override { reads_.Confirm(std::move(done)); }
+  void AddStateListener(std::function<void()> listener) override {
+    state_.AddChangeListener(std::move(listener));
+  }
+  const MembersState& members() const override { return members_; }
+  // The engine's term, or on a spare the term of the leader's feed.
+  uint64_t term() const override;
+  std::optional<Ipv4> LeaderAddress() const override { return LeaderIp(); }
+  bool IsLeader() const override { return engine_.IsLeader(); }
 
   // Opens the engine (checking the data directory and the Raft port) and starts forming or
   // rejoining. Errors are ready to show to the user.
@@ -124,24 +138,12 @@ class ConsensusService {
   // within a few seconds whatever happens.
   void Leave(std::function<void()> done);
 
-  // Proposes an operation through the leader, retrying across leader changes until the
-  // propose timeout; `done` runs once (see Proposer). Without a request id, one is generated.
-  void Propose(Proposal proposal, ProposeCallback done) {
-    proposer_.Propose(std::move(proposal), std::move(done));
-  }
-  // Calls `done` with Ok once this node's copy of the replicated state holds every write
-  // acknowledged before the call (a linearizable read may then be served from it), or with
-  // kNoQuorum / kUnavailable and the reason (see ReadGate).
-  void ConfirmRead(ReadGate::Done done) { reads_.Confirm(std::move(done)); }
   // For reads that accept this node's copy as it is: how long since this node last knew a
   // leader (zero while it knows one; nothing if it never did).
   std::optional<Nanos> SinceLeaderKnown() const;
   // The newest log index this node's copy of the state reflects.
   uint64_t applied_index() const { return engine_.applied_index(); }
-  // A request id unique to this proposal (node, boot and counter).
-  std::string NewRequestId() { return proposer_.NewRequestId(); }
 
-  const MembersState& members() const { return members_; }
   // For modules that subscribe to member events while they are being set up.
   MembersState& members() { return members_; }
   const ReplicatedState& state() const { return state_; }
@@ -160,21 +162,12 @@ class ConsensusService {
   // Answers requests of another module's kind that arrive over the peer protocol. One handler
   // per kind: a second one for the same kind is a programming error and aborts.
   void HandleRequests(wire::PeerMessage::BodyCase kind, PeerService::RequestHandler handler);
-  // Runs after every applied log entry and every restored snapshot.
-  void AddStateListener(std::function<void()> listener) {
-    state_.AddChangeListener(std::move(listener));
-  }
-  // The leader's peer address, if there is a leader.
-  std::optional<Ipv4> LeaderAddress() const { return LeaderIp(); }
   ClusterStatus GetStatus() const;
   ConsensusStats stats() const;
-  bool IsLeader() const { return engine_.IsLeader(); }
   // The cluster this node is or was last a member of; empty if none yet.
   const std::string& cluster_id() const {
     return members_.cluster_id().empty() ? known_cluster_id_ : members_.cluster_id();
   }
-  // The Raft term this node knows: its engine's, or on a spare the term of the leader's feed.
-  uint64_t term() const;
 
  private:
   enum class Phase { kForming, kJoining, kMember, kLeaving, kClosed, kFailed };

@@ -20,14 +20,6 @@ wire::OpResult ErrorResult(const Status& status) {
   return result;
 }
 
-Result<Committed> FromOpResult(const wire::OpResult& result) {
-  if (result.code() == 0) return Committed{result.value(), result.index()};
-  const auto code = result.code() <= static_cast<uint32_t>(StatusCode::kUnknownOutcome)
-                        ? static_cast<StatusCode>(result.code())
-                        : StatusCode::kError;
-  return Status(code == StatusCode::kOk ? StatusCode::kError : code, result.error());
-}
-
 // Whether a proposal that got this answer may be sent again (with the same request id).
 bool Retriable(StatusCode code) {
   return code == StatusCode::kNotLeader || code == StatusCode::kUnknownOutcome ||
@@ -35,6 +27,14 @@ bool Retriable(StatusCode code) {
 }
 
 }  // namespace
+
+Result<Committed> FromOpResult(const wire::OpResult& result) {
+  if (result.code() == 0) return Committed{result.value(), result.index()};
+  const auto code = result.code() <= static_cast<uint32_t>(StatusCode::kUnknownOutcome)
+                        ? static_cast<StatusCode>(result.code())
+                        : StatusCode::kError;
+  return Status(code == StatusCode::kOk ? StatusCode::kError : code, result.error());
+}
 
 Proposer::Proposer(EventLoop& loop, const Clock& clock, PeerService& peers, RaftEngine& engine,
                    const ReplicatedState& state, const MembersState& members,

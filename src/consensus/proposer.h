@@ -34,11 +34,8 @@
 
 namespace synod {
 
-// A proposal's outcome once committed.
-struct Committed {
-  std::string value;
-  uint64_t index = 0;  // the log entry that first carried it
-};
+// The answer to a proposal, from the result its operation got when its entry was applied.
+Result<Committed> FromOpResult(const wire::OpResult& result);
 
 class Proposer {
  public:

@@ -45,6 +45,12 @@ struct Proposal {
   std::string body;
   std::string request_id;  // empty: one is generated where the proposal enters the cluster
 };
+// A proposal's outcome once committed.
+struct Committed {
+  std::string value;
+  uint64_t index = 0;  // the log entry that first carried it
+};
+
 Proposal MakeProposal(std::string_view module, const google::protobuf::MessageLite& command,
                       uint32_t version = 1);
 

@@ -156,35 +156,49 @@ void EventLoop::DrainPosted() {
   for (auto& fn : batch) fn();
 }
 
-struct Timer::Handle {
-  uv_timer_t timer{};
-  std::function<void()> fn;
+namespace {
+
+// An Alarm on a libuv timer. Its handle is closed, and freed, asynchronously by the loop.
+class LoopAlarm final : public Scheduler::Alarm {
+ public:
+  explicit LoopAlarm(uv_loop_t* loop) : handle_(new Handle) {
+    uv_timer_init(loop, &handle_->timer);
+    handle_->timer.data = handle_;
+  }
+  ~LoopAlarm() override {
+    uv_timer_stop(&handle_->timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(&handle_->timer),
+             [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+  }
+  LoopAlarm(const LoopAlarm&) = delete;
+  LoopAlarm& operator=(const LoopAlarm&) = delete;
+
+  void Start(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
+             std::function<void()> fn) override {
+    handle_->fn = std::move(fn);
+    uv_timer_start(
+        &handle_->timer,
+        [](uv_timer_t* t) {
+          // Copy first: the callback may restart or destroy this alarm.
+          auto fn = static_cast<Handle*>(t->data)->fn;
+          fn();
+        },
+        Milliseconds(delay), Milliseconds(repeat));
+  }
+  void Stop() override { uv_timer_stop(&handle_->timer); }
+
+ private:
+  struct Handle {
+    uv_timer_t timer{};
+    std::function<void()> fn;
+  };
+  Handle* handle_;
 };
 
-Timer::Timer(EventLoop& loop) : handle_(new Handle) {
-  uv_timer_init(loop.raw(), &handle_->timer);
-  handle_->timer.data = handle_;
-}
+}  // namespace
 
-Timer::~Timer() {
-  uv_timer_stop(&handle_->timer);
-  uv_close(reinterpret_cast<uv_handle_t*>(&handle_->timer),
-           [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+std::unique_ptr<Scheduler::Alarm> EventLoop::NewAlarm() {
+  return std::make_unique<LoopAlarm>(&loop_);
 }
-
-void Timer::Start(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
-                  std::function<void()> fn) {
-  handle_->fn = std::move(fn);
-  uv_timer_start(
-      &handle_->timer,
-      [](uv_timer_t* t) {
-        // Copy first: the callback may restart or destroy this timer.
-        auto fn = static_cast<Handle*>(t->data)->fn;
-        fn();
-      },
-      Milliseconds(delay), Milliseconds(repeat));
-}
-
-void Timer::Stop() { uv_timer_stop(&handle_->timer); }
 
 }  // namespace synod

@@ -2,8 +2,9 @@
 //
 // Every callback registered through this class (timers, posted functions) runs on the loop
 // thread. Post() is the only member that may be called from other threads: it is how worker
-// threads hand results back. The loop owns its handles; a Timer closes its handle when destroyed,
-// so a Timer must be destroyed on the loop thread (or before Run() starts).
+// threads hand results back. The loop is the agent's Scheduler, with libuv timers in real time;
+// the loop owns their handles, and an Alarm (or a Timer) closes its handle when destroyed, so it
+// must be destroyed on the loop thread (or before Run() starts).
 #pragma once
 
 #include <uv.h>
@@ -15,9 +16,11 @@
 #include <set>
 #include <vector>
 
+#include "core/scheduler.h"
+
 namespace synod {
 
-class EventLoop {
+class EventLoop final : public Scheduler {
  public:
   EventLoop();
   ~EventLoop();
@@ -34,10 +37,9 @@ class EventLoop {
   // Queues fn to run on the loop thread. Thread-safe.
   void Post(std::function<void()> fn);
 
-  // Runs fn once after `delay`, on the loop thread; the loop owns the timer, and one still
-  // pending when the loop is destroyed is closed without running. fn must not outlive what it
-  // captures by reference: capture weak references, or only what lives as long as the loop.
-  void RunAfter(std::chrono::milliseconds delay, std::function<void()> fn);
+  // Scheduler, on libuv timers: callbacks run on the loop thread.
+  void RunAfter(std::chrono::milliseconds delay, std::function<void()> fn) override;
+  std::unique_ptr<Alarm> NewAlarm() override;
 
   // Runs fn once at the end of this turn of the loop, just before it waits for I/O again (in
   // the order deferred; what fn defers runs in the same turn). Writes deferred this way leave as
@@ -62,24 +64,6 @@ class EventLoop {
   std::deque<std::function<void()>> posted_;
   bool stopping_ = false;
   std::set<OneShot*> one_shots_;
-};
-
-// A one-shot or repeating timer on an EventLoop. Restarting replaces the previous schedule.
-class Timer {
- public:
-  explicit Timer(EventLoop& loop);
-  ~Timer();
-  Timer(const Timer&) = delete;
-  Timer& operator=(const Timer&) = delete;
-
-  // Calls fn after `delay` (a negative one counts as zero), then every `repeat` if it is non-zero.
-  void Start(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
-             std::function<void()> fn);
-  void Stop();
-
- private:
-  struct Handle;
-  Handle* handle_;  // closed and freed asynchronously by the loop
 };
 
 }  // namespace synod

@@ -16,19 +16,18 @@
 #include "core/event_loop.h"
 #include "core/status.h"
 #include "net/http_client.h"
+#include "net/http_sender.h"
 
 namespace synod {
 
-class AsyncHttpClient {
+class AsyncHttpClient final : public HttpSender {
  public:
-  using Callback = std::function<void(Result<HttpReply>)>;
-
   explicit AsyncHttpClient(EventLoop& loop);
-  ~AsyncHttpClient();
+  ~AsyncHttpClient() override;
   AsyncHttpClient(const AsyncHttpClient&) = delete;
   AsyncHttpClient& operator=(const AsyncHttpClient&) = delete;
 
-  void Send(OutgoingHttpRequest request, Callback done);
+  void Send(OutgoingHttpRequest request, Callback done) override;
   size_t in_flight() const { return transfers_.size(); }
 
  private:

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "timers/schedule.h"
+#include "timers/timer_ownership.h"
 
 namespace synod {
 namespace {
@@ -45,18 +46,18 @@ struct TimerService::Firing {
   std::shared_ptr<bool> answered = std::make_shared<bool>(false);
 };
 
-TimerService::TimerService(EventLoop& loop, const Clock& clock, ConsensusService& consensus,
-                           TimerOptions options)
+TimerService::TimerService(Scheduler& loop, const Clock& clock, ClusterLog& cluster,
+                           HttpSender& webhooks, TimerOptions options)
     : loop_(loop),
       clock_(clock),
-      consensus_(consensus),
+      cluster_(cluster),
       options_(std::move(options)),
       scheduler_(state_, options_.self_id,
                  std::chrono::duration_cast<Nanos>(options_.backup_delay).count()),
-      http_(loop),
+      http_(webhooks),
       wake_timer_(loop),
       housekeeping_timer_(loop) {
-  consensus_.RegisterModule(state_);
+  cluster_.RegisterModule(state_);
   TimerState::Listener listener = scheduler_.Listener();
   if (options_.events) {
     listener.on_attempt = [this](const wire::TimerRecord& record,
@@ -65,7 +66,7 @@ TimerService::TimerService(EventLoop& loop, const Clock& clock, ConsensusService
     };
   }
   state_.SetListener(std::move(listener));
-  consensus_.AddStateListener([this] { OnStateChanged(); });
+  cluster_.AddStateListener([this] { OnStateChanged(); });
 }
 
 TimerService::~TimerService() { *alive_ = false; }
@@ -83,7 +84,7 @@ void TimerService::Stop() {
 
 void TimerService::Propose(Proposal proposal, std::string request_id, RecordCallback done) {
   proposal.request_id = std::move(request_id);
-  consensus_.Propose(std::move(proposal), [done = std::move(done)](Result<Committed> result) {
+  cluster_.Propose(std::move(proposal), [done = std::move(done)](Result<Committed> result) {
     if (!result.ok()) return done(result.status());
     wire::TimerRecord record;
     if (!record.ParseFromString(result.value().value)) {
@@ -108,7 +109,7 @@ void TimerService::Reschedule(wire::TimerReschedule reschedule, RecordCallback d
 
 void TimerService::OnStateChanged() {
   if (stopped_) return;
-  scheduler_.SetNodes(TimerOwnership::EligibleNodes(consensus_.members().MembersInJoinOrder()),
+  scheduler_.SetNodes(TimerOwnership::EligibleNodes(cluster_.members().MembersInJoinOrder()),
                       clock_.WallUtcNanos());
   Arm();
 }
@@ -134,12 +135,12 @@ void TimerService::Wake() {
   if (stopped_) return;
   // A node that knows no leader may have missed a cancel or a reschedule: it fires nothing
   // until it is part of a working cluster again.
-  if (!consensus_.LeaderAddress()) {
+  if (!cluster_.LeaderAddress()) {
     armed_for_ = clock_.WallUtcNanos() + kLeaderlessRetry.count() * 1'000'000;
     wake_timer_.Start(kLeaderlessRetry, std::chrono::milliseconds(0), [this] { Wake(); });
     return;
   }
-  if (consensus_.term() != term_) {
+  if (cluster_.term() != term_) {
     // A leader this node has not fired under: it may have been cut off, or have restarted, and
     // miss attempts that others recorded meanwhile, so it first catches up with what is
     // committed. And since no node fires without a leader, the owners' silence until now says
@@ -147,7 +148,7 @@ void TimerService::Wake() {
     // the same timers when they did not).
     if (confirming_) return;
     confirming_ = true;
-    consensus_.ConfirmRead([this, alive = alive_, term = consensus_.term()](Status caught_up) {
+    cluster_.ConfirmRead([this, alive = alive_, term = cluster_.term()](Status caught_up) {
       if (!*alive) return;
       confirming_ = false;
       if (stopped_) return;
@@ -181,13 +182,13 @@ void TimerService::Fire(const Uuid& id, int64_t now) {
   const wire::TimerSpec& spec = record->spec();
   auto firing = std::make_unique<Firing>();
   firing->id = id;
-  firing->request_id = consensus_.NewRequestId();
+  firing->request_id = cluster_.NewRequestId();
   firing->complete.set_id(record->id());
   wire::TimerAttempt& attempt = *firing->complete.mutable_attempt();
   attempt.set_occurrence(record->occurrence());
   attempt.set_number(record->attempts() + 1);
   attempt.set_node(options_.self_id);
-  attempt.set_term(consensus_.term());
+  attempt.set_term(cluster_.term());
   attempt.set_due_nanos(record->next_attempt_nanos());
   attempt.set_started_nanos(now);
 
@@ -236,7 +237,7 @@ void TimerService::Fire(const Uuid& id, int64_t now) {
                               options_.signer->Sign(record->id(), timestamp, request.body));
   }
   if (MustClaim(*record, now)) {
-    firing->claim_id = consensus_.NewRequestId();
+    firing->claim_id = cluster_.NewRequestId();
     Claim(std::move(firing));
     return;
   }
@@ -246,7 +247,7 @@ void TimerService::Fire(const Uuid& id, int64_t now) {
 bool TimerService::MustClaim(const wire::TimerRecord& record, int64_t now) const {
   // Unless a member would not know claims: then it fires as version 1 did.
   return scheduler_.MustClaim(record, now) &&
-         consensus_.members().FeatureLevel(std::string(TimerState::kName)) >=
+         cluster_.members().FeatureLevel(std::string(TimerState::kName)) >=
              TimerState::kClaimVersion;
 }
 
@@ -258,9 +259,9 @@ void TimerService::Claim(std::unique_ptr<Firing> firing) {
   begin.set_node(options_.self_id);
   Proposal proposal = TimerState::Begin(begin, TimerState::kClaimVersion);
   proposal.request_id = firing->claim_id;
-  consensus_.Propose(std::move(proposal), [this, alive = alive_,
-                                           firing = std::shared_ptr<Firing>(std::move(firing))](
-                                              Result<Committed> result) mutable {
+  cluster_.Propose(std::move(proposal), [this, alive = alive_,
+                                         firing = std::shared_ptr<Firing>(std::move(firing))](
+                                            Result<Committed> result) mutable {
     if (!*alive || stopped_) return;
     const Uuid id = firing->id;
     if (result.ok()) {
@@ -329,7 +330,7 @@ void TimerService::Send(const std::string& destination, std::unique_ptr<Firing> 
 
 void TimerService::PublishAttempt(const wire::TimerRecord& record,
                                   const wire::TimerAttempt& attempt) const {
-  const wire::MemberRecord* node = consensus_.members().FindMember(attempt.node());
+  const wire::MemberRecord* node = cluster_.members().FindMember(attempt.node());
   nlohmann::json fields = {
       {"timer_id", record.id()},
       {"url", record.spec().url()},
@@ -360,8 +361,8 @@ void TimerService::Announce(const wire::TimerAttempt& attempt, const std::string
   begin.set_number(attempt.number());
   begin.set_node(options_.self_id);
   const uint32_t version = std::min(
-      TimerState::kClaimVersion, consensus_.members().FeatureLevel(std::string(TimerState::kName)));
-  consensus_.Propose(TimerState::Begin(begin, std::max(version, 1u)), [](Result<Committed>) {});
+      TimerState::kClaimVersion, cluster_.members().FeatureLevel(std::string(TimerState::kName)));
+  cluster_.Propose(TimerState::Begin(begin, std::max(version, 1u)), [](Result<Committed>) {});
 }
 
 void TimerService::OnAnswered(std::unique_ptr<Firing> firing, Result<HttpReply> reply) {
@@ -386,48 +387,48 @@ void TimerService::OnAnswered(std::unique_ptr<Firing> firing, Result<HttpReply> 
 void TimerService::Record(std::unique_ptr<Firing> firing) {
   Proposal proposal = TimerState::Complete(firing->complete);
   proposal.request_id = firing->request_id;
-  consensus_.Propose(std::move(proposal),
-                     [this, alive = alive_, firing = std::shared_ptr<Firing>(std::move(firing))](
-                         Result<Committed> result) mutable {
-                       if (!*alive) return;
-                       if (!result.ok() && MayPassLater(result.status().code()) && !stopped_) {
-                         // Not recorded yet: the attempt happened, so it must be, or another
-                         // node would send it again.
-                         loop_.RunAfter(kRecordRetry, [this, alive, firing] {
-                           if (*alive) Record(std::make_unique<Firing>(std::move(*firing)));
-                         });
-                         return;
-                       }
-                       if (!result.ok() && result.status().code() != StatusCode::kConflict) {
-                         spdlog::warn("timers: cannot record attempt {} of {}: {}",
-                                      firing->complete.attempt().number(), firing->complete.id(),
-                                      result.status().message());
-                       }
-                       scheduler_.Finished(firing->id);
-                       Arm();
-                     });
+  cluster_.Propose(std::move(proposal),
+                   [this, alive = alive_, firing = std::shared_ptr<Firing>(std::move(firing))](
+                       Result<Committed> result) mutable {
+                     if (!*alive) return;
+                     if (!result.ok() && MayPassLater(result.status().code()) && !stopped_) {
+                       // Not recorded yet: the attempt happened, so it must be, or another
+                       // node would send it again.
+                       loop_.RunAfter(kRecordRetry, [this, alive, firing] {
+                         if (*alive) Record(std::make_unique<Firing>(std::move(*firing)));
+                       });
+                       return;
+                     }
+                     if (!result.ok() && result.status().code() != StatusCode::kConflict) {
+                       spdlog::warn("timers: cannot record attempt {} of {}: {}",
+                                    firing->complete.attempt().number(), firing->complete.id(),
+                                    result.status().message());
+                     }
+                     scheduler_.Finished(firing->id);
+                     Arm();
+                   });
 }
 
 void TimerService::Housekeeping() {
-  if (stopped_ || !consensus_.IsLeader()) return;
+  if (stopped_ || !cluster_.IsLeader()) return;
   const TimerState::Index& finished = state_.finished();
   if (finished.empty()) return;
   const int64_t before =
       clock_.WallUtcNanos() - std::chrono::duration_cast<Nanos>(options_.retention).count();
   if (finished.begin()->first >= before && finished.size() <= options_.keep_finished) return;
-  consensus_.Propose(TimerState::Compact(before, options_.keep_finished),
-                     [this, alive = alive_](Result<Committed> result) {
-                       if (!*alive) return;
-                       if (!result.ok()) {
-                         spdlog::debug("timers: compaction not committed: {}",
-                                       result.status().message());
-                         return;
-                       }
-                       // A full batch: more may be due for removal, faster than every period.
-                       if (result.value().value == std::to_string(TimerState::kCompactBatch)) {
-                         Housekeeping();
-                       }
-                     });
+  cluster_.Propose(TimerState::Compact(before, options_.keep_finished),
+                   [this, alive = alive_](Result<Committed> result) {
+                     if (!*alive) return;
+                     if (!result.ok()) {
+                       spdlog::debug("timers: compaction not committed: {}",
+                                     result.status().message());
+                       return;
+                     }
+                     // A full batch: more may be due for removal, faster than every period.
+                     if (result.value().value == std::to_string(TimerState::kCompactBatch)) {
+                       Housekeeping();
+                     }
+                   });
 }
 
 }  // namespace synod

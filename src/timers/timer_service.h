@@ -41,10 +41,11 @@
 #include <random>
 #include <string>
 
-#include "consensus/consensus_service.h"
+#include "consensus/cluster_log.h"
 #include "core/clock.h"
-#include "core/event_loop.h"
-#include "net/async_http_client.h"
+#include "core/scheduler.h"
+#include "events/event_log.h"
+#include "net/http_sender.h"
 #include "timers/fire_scheduler.h"
 #include "timers/timer_state.h"
 #include "timers/webhook_signer.h"
@@ -85,7 +86,8 @@ class TimerService {
  public:
   using RecordCallback = std::function<void(Result<wire::TimerRecord>)>;
 
-  TimerService(EventLoop& loop, const Clock& clock, ConsensusService& consensus,
+  // Everything passed in must outlive the service. Webhooks go through `webhooks`.
+  TimerService(Scheduler& loop, const Clock& clock, ClusterLog& cluster, HttpSender& webhooks,
                TimerOptions options);
   ~TimerService();
 
@@ -126,13 +128,13 @@ class TimerService {
   void Record(std::unique_ptr<Firing> firing);
   void Housekeeping();
 
-  EventLoop& loop_;
+  Scheduler& loop_;
   const Clock& clock_;
-  ConsensusService& consensus_;
+  ClusterLog& cluster_;
   TimerOptions options_;
   TimerState state_;
   FireScheduler scheduler_;
-  AsyncHttpClient http_;
+  HttpSender& http_;
   std::map<std::string, Destination> destinations_;
   Timer wake_timer_;
   std::optional<int64_t> armed_for_;

@@ -95,13 +95,36 @@ struct AppliedEntryObserver {
   std::function<void(const Status& why)> on_fatal;
 };
 
-class RaftEngine {
+// What the spare feed (SpareFeed) uses of the engine: RaftEngine, or a simulation's stand-in.
+class FeedEngine {
+ public:
+  virtual ~FeedEngine() = default;
+  virtual bool started() const = 0;
+  virtual bool IsLeader() const = 0;
+  virtual std::optional<RaftServer> Leader() const = 0;
+  virtual uint64_t term() const = 0;
+  // The newest entry the state machine holds: applied from the log or from the feed.
+  virtual uint64_t applied_index() const = 0;
+  // The role of server `id` in the configuration, if it is in it.
+  virtual std::optional<RaftRole> RoleOf(uint64_t id) const = 0;
+  // Entries that reach a spare outside Raft, through the leader's feed. They go through the
+  // engine so that each index is applied once whichever way it comes: when the log later brings
+  // an entry the feed already applied (a spare promoted), it is skipped.
+  // Applies committed entry `index`, if it is newer than applied_index().
+  virtual void ApplyFed(uint64_t index, std::string_view payload) = 0;
+  // Entries up to `index` that change no state (Raft's own) were committed too.
+  virtual void FedThrough(uint64_t index) = 0;
+  // Replaces the state with the leader's, as of `index`: `install` swaps the new state in.
+  virtual Status RestoreFed(uint64_t index, const std::function<Status()>& install) = 0;
+};
+
+class RaftEngine final : public FeedEngine {
  public:
   using ApplyCallback = std::function<void(Result<std::string> result, uint64_t index)>;
   using ChangeCallback = std::function<void(Status status)>;
 
   RaftEngine(EventLoop& loop, RaftOptions options, RaftStateMachine& fsm);
-  ~RaftEngine();
+  ~RaftEngine() override;
 
   // Opens the data directory. Errors carry the engine's message (for example an unsupported
   // filesystem).
@@ -127,27 +150,20 @@ class RaftEngine {
   // Closes the engine; `done` runs when every resource is released.
   void Close(std::function<void()> done);
 
-  bool started() const { return started_; }
-  bool IsLeader() const;
-  std::optional<RaftServer> Leader() const;
-  uint64_t term() const;
-  uint64_t commit_index() const;
-  // The newest entry the state machine holds: applied from the log or from the feed.
-  uint64_t applied_index() const;
-  std::vector<RaftServer> Configuration() const;
-  // The role of server `id` in the configuration, if it is in it; no copy of the configuration.
-  std::optional<RaftRole> RoleOf(uint64_t id) const;
-  const RaftOptions& options() const { return options_; }
+  // FeedEngine.
+  bool started() const override { return started_; }
+  bool IsLeader() const override;
+  std::optional<RaftServer> Leader() const override;
+  uint64_t term() const override;
+  uint64_t applied_index() const override;
+  std::optional<RaftRole> RoleOf(uint64_t id) const override;
+  void ApplyFed(uint64_t index, std::string_view payload) override;
+  void FedThrough(uint64_t index) override;
+  Status RestoreFed(uint64_t index, const std::function<Status()>& install) override;
 
-  // Entries that reach a spare outside Raft, through the leader's feed. They go through the
-  // engine so that each index is applied once whichever way it comes: when the log later brings
-  // an entry the feed already applied (a spare promoted), it is skipped.
-  // Applies committed entry `index`, if it is newer than applied_index().
-  void ApplyFed(uint64_t index, std::string_view payload);
-  // Entries up to `index` that change no state (Raft's own) were committed too.
-  void FedThrough(uint64_t index);
-  // Replaces the state with the leader's, as of `index`: `install` swaps the new state in.
-  Status RestoreFed(uint64_t index, const std::function<Status()>& install);
+  uint64_t commit_index() const;
+  std::vector<RaftServer> Configuration() const;
+  const RaftOptions& options() const { return options_; }
   void SetAppliedObserver(AppliedEntryObserver observer);
   SnapshotStats snapshot_stats() const;
   RaftConnectionStats connection_stats() const;

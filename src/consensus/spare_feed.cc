@@ -18,7 +18,7 @@ constexpr int kStateChunkRetries = 3;
 
 }  // namespace
 
-SpareFeed::SpareFeed(const Clock& clock, PeerService& peers, RaftEngine& engine,
+SpareFeed::SpareFeed(const Clock& clock, PeerSender& peers, FeedEngine& engine,
                      ReplicatedState& state, const MembersState& members, Options options)
     : clock_(clock),
       peers_(peers),

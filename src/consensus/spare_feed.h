@@ -28,7 +28,7 @@
 #include "consensus/state_transfer.h"
 #include "core/clock.h"
 #include "net/ipv4.h"
-#include "peer/peer_service.h"
+#include "peer/peer_sender.h"
 
 namespace synod {
 
@@ -47,7 +47,7 @@ class SpareFeed {
   };
 
   // Everything passed in must outlive the feed.
-  SpareFeed(const Clock& clock, PeerService& peers, RaftEngine& engine, ReplicatedState& state,
+  SpareFeed(const Clock& clock, PeerSender& peers, FeedEngine& engine, ReplicatedState& state,
             const MembersState& members, Options options);
 
   // Every entry applied here, with its index; the leader feeds it to the spares at once.
@@ -91,8 +91,8 @@ class SpareFeed {
   void FetchState();
 
   const Clock& clock_;
-  PeerService& peers_;
-  RaftEngine& engine_;
+  PeerSender& peers_;
+  FeedEngine& engine_;
   ReplicatedState& state_;
   const MembersState& members_;
   Options options_;

@@ -28,6 +28,7 @@
 #include "net/tcp.h"
 #include "net/tls.h"
 #include "peer/peer_link.h"
+#include "peer/peer_sender.h"
 #include "timesync/time_sample.h"
 
 namespace synod {
@@ -62,21 +63,16 @@ struct PeerView {
   size_t samples = 0;
 };
 
-// Which connection a call travels on. TCP delivers a stream in order, so a megabyte queued on a
-// connection holds up everything behind it: bulk answers (file blocks, state chunks) come back
-// on a second connection to the peer, and probes, heartbeats and proposals never wait for them.
-enum class PeerLane { kControl, kBulk };
-
 // Hostile or broken input met so far.
 struct PeerStats {
   uint64_t ignored_messages = 0;  // a kind nobody handles here, or a response nobody asked for
   uint64_t malformed_links = 0;   // links closed for an oversized, bad or undecodable frame
 };
 
-class PeerService {
+class PeerService final : public PeerSender {
  public:
   PeerService(EventLoop& loop, const Clock& clock, PeerOptions options);
-  ~PeerService();
+  ~PeerService() override;
 
   Status Start();
   void Stop();
@@ -96,7 +92,6 @@ class PeerService {
 
   using Reply = std::function<void(wire::PeerMessage response)>;
   using RequestHandler = std::function<void(const wire::PeerMessage& request, Reply reply)>;
-  using CallCallback = std::function<void(Result<wire::PeerMessage> response)>;
   struct PeerListener {
     std::function<void(Ipv4 ip, const wire::Hello& hello)> on_hello;
     std::function<void(Ipv4 ip)> on_lost;
@@ -112,7 +107,11 @@ class PeerService {
   // with the response or an error (timeout, connection lost, not a Synod node). A bulk call
   // waits for the node to be known as Synod on the control lane, then opens the bulk lane.
   void Call(Ipv4 ip, wire::PeerMessage request, std::chrono::milliseconds timeout,
-            CallCallback done, PeerLane lane = PeerLane::kControl);
+            CallCallback done, PeerLane lane) override;
+  void Call(Ipv4 ip, wire::PeerMessage request, std::chrono::milliseconds timeout,
+            CallCallback done) {
+    Call(ip, std::move(request), timeout, std::move(done), PeerLane::kControl);
+  }
   // Hears every accepted four-timestamp sample, with the address of the peer it measured.
   void SetTimeSampleListener(std::function<void(Ipv4 ip, const TimeSample&)> listener) {
     time_sample_listener_ = std::move(listener);
@@ -124,7 +123,7 @@ class PeerService {
   // Asks every connected Synod peer for a fresh Hello (answers reach the peer listener).
   void RefreshHellos();
   // One-way; dropped if there is no link to `ip` yet.
-  void Send(Ipv4 ip, const wire::PeerMessage& message);
+  void Send(Ipv4 ip, const wire::PeerMessage& message) override;
   const PeerStats& stats() const { return stats_; }
 
  private:

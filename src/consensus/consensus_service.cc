@@ -17,17 +17,10 @@ namespace {
 
 constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr auto kJoinRetry = std::chrono::milliseconds(1000);
+// A joiner waits this long for the leader's answer: longer than the leader tries to reach it at
+// its address (LeaderMembership), so that a refusal reaches it.
 constexpr auto kJoinTimeout = std::chrono::milliseconds(3000);
-constexpr auto kLivenessRefresh = std::chrono::seconds(5);
 constexpr auto kLeaveBudget = std::chrono::milliseconds(2500);
-// Joins queued on the leader (one membership change at a time), and answers kept per joiner:
-// a flood of join requests is refused rather than queued without end.
-constexpr size_t kMaxPendingJoins = 64;
-constexpr size_t kMaxRepliesPerJoin = 4;
-constexpr auto kJoinRefusalLogInterval = std::chrono::seconds(10);
-// How long the leader tries to reach a joiner at the address it gave: less than the joiner
-// waits for its answer (kJoinTimeout), so that a refusal reaches it.
-constexpr auto kJoinReachTimeout = std::chrono::milliseconds(2500);
 // A linearizable read that cannot be confirmed in this time is refused.
 constexpr auto kReadTimeout = std::chrono::milliseconds(1000);
 constexpr const char* kClusterIdFile = "cluster_id";
@@ -37,22 +30,6 @@ void ExitOnFatal(const Status& why) {
   spdlog::shutdown();
   std::fprintf(stderr, "synod: %s\n", why.message().c_str());
   std::_Exit(78);  // EX_CONFIG: this build cannot run on this data
-}
-
-// Why the leader changes a member's role.
-const char* Reason(MembershipStep::Kind kind) {
-  switch (kind) {
-    case MembershipStep::Kind::kDemoteVoter:
-      return "a dead voter, and a live standby to replace it";
-    case MembershipStep::Kind::kPromoteStandby:
-      return "fewer voters than wanted";
-    case MembershipStep::Kind::kPromoteSpare:
-      return "a standby is needed";
-    case MembershipStep::Kind::kDemoteStandby:
-      return "more live standbys than wanted";
-    default:
-      return "";
-  }
 }
 
 Result<Ipv4> IpOfAddress(const std::string& address) {
@@ -90,7 +67,15 @@ ConsensusService::ConsensusService(EventLoop& loop, const Clock& clock, PeerServ
                             options_.identity.ShortId() + "-" + RandomHexId().substr(0, 8),
                             options_.propose_timeout}),
       reads_(
-          loop, peers, engine_, [this] { return LeaderIp(); }, kReadTimeout) {
+          loop, peers, engine_, [this] { return LeaderIp(); }, kReadTimeout),
+      membership_(
+          clock, engine_, peers, members_,
+          [this](Proposal proposal, ProposeCallback done) {
+            Propose(std::move(proposal), std::move(done));
+          },
+          LeaderMembership::Options{options_.identity.id,
+                                    RoleTargets{options_.max_voters, options_.max_standbys},
+                                    LivenessRules{options_.suspect_after, options_.dead_after}}) {
   state_.Register(members_);
   if (!options_.on_fatal) options_.on_fatal = ExitOnFatal;
   if (options_.events) {
@@ -235,7 +220,7 @@ void ConsensusService::Tick() {
     } else if (in_configuration) {
       // Restarted after leaving (its record says so) and elected before rejoining: it records
       // itself, as it would any joiner.
-      HandleJoin(SelfRecord(wire::VOTER), [](const wire::PeerMessage&) {});
+      membership_.HandleJoin(SelfRecord(wire::VOTER), [](const wire::PeerMessage&) {});
     }
   }
 
@@ -243,7 +228,7 @@ void ConsensusService::Tick() {
   ObserveLeadership(leader);
   if (leader && !was_leader_) OnBecameLeader();
   was_leader_ = leader;
-  if (leader) LeaderStep();
+  if (leader) membership_.Step();
   feed_.Tick(leader);
   if (in_configuration && clock_.Monotonic() >= next_heartbeat_) {
     // Every node calls HeartbeatSoon() when the same entry is applied (a new master clock).
@@ -374,7 +359,7 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
       return;
     case wire::PeerMessage::kJoinRequest: {
       if (engine_.IsLeader()) {
-        HandleJoin(request.join_request().member(), std::move(reply));
+        membership_.HandleJoin(request.join_request().member(), std::move(reply));
         return;
       }
       auto leader = LeaderIp();
@@ -398,7 +383,7 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
     }
     case wire::PeerMessage::kLeaveRequest: {
       if (engine_.IsLeader()) {
-        HandleLeave(request.leave_request().node_id(), std::move(reply));
+        membership_.HandleLeave(request.leave_request().node_id(), std::move(reply));
       } else {
         wire::PeerMessage response;
         response.mutable_leave_response()->set_error("not the leader");
@@ -422,7 +407,7 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
       // Only members' heartbeats count: another id would otherwise keep a dead member alive
       // or grow the table without end.
       if (engine_.IsLeader() && members_.FindMember(request.heartbeat().node_id()) != nullptr) {
-        last_heard_[request.heartbeat().node_id()] = clock_.Monotonic();
+        membership_.HeardFrom(request.heartbeat().node_id());
         for (const auto& listener : heartbeat_listeners_) listener(request.heartbeat());
       }
       return;
@@ -433,95 +418,6 @@ void ConsensusService::OnRequest(const wire::PeerMessage& request, PeerService::
       }
       return;
   }
-}
-
-void ConsensusService::HandleJoin(const wire::MemberRecord& record, PeerService::Reply reply) {
-  auto refuse = [&](const std::string& why) {
-    CountJoinRefusal(why);
-    wire::PeerMessage response;
-    response.mutable_join_response()->set_error(why);
-    reply(response);
-  };
-  const Result<Ipv4> ip = Ipv4::Parse(record.ip());
-  if (record.id().empty() || record.raft_id() != RaftIdFromNodeId(record.id()) || !ip.ok() ||
-      record.peer_port() == 0 || record.peer_port() > 65535 || record.raft_port() == 0 ||
-      record.raft_port() > 65535) {
-    return refuse("malformed join request");
-  }
-  for (PendingJoin& pending : pending_joins_) {
-    if (pending.record.id() == record.id()) {
-      // The same joiner asking again: only its latest asks are answered.
-      if (pending.replies.size() >= kMaxRepliesPerJoin)
-        pending.replies.erase(pending.replies.begin());
-      pending.replies.push_back(std::move(reply));
-      return;
-    }
-  }
-  if (pending_joins_.size() >= kMaxPendingJoins) {
-    return refuse("too many joins waiting; ask again later");
-  }
-  if (members_.FindMember(record.id()) == nullptr && !new_joiners_.TryTake(clock_.Monotonic())) {
-    return refuse("too many new members joining at once; ask again later");
-  }
-  // A record can name any address: the node must answer there, with its own id, before it is
-  // added (so a key holder cannot fill the configuration with members that do not exist).
-  const bool followed = !Reached(record, ip.value()) && peers_.Reach(ip.value());
-  pending_joins_.push_back(
-      PendingJoin{record, ip.value(), {}, clock_.Monotonic() + kJoinReachTimeout, followed});
-  pending_joins_.back().replies.push_back(std::move(reply));
-}
-
-void ConsensusService::CountJoinRefusal(const std::string& why) {
-  ++stats_.joins_refused;
-  const MonoTime now = clock_.Monotonic();
-  if (now < next_join_refusal_log_) return;
-  next_join_refusal_log_ = now + kJoinRefusalLogInterval;
-  spdlog::warn("consensus: refusing a join request: {} ({} refused so far)", why,
-               stats_.joins_refused);
-}
-
-bool ConsensusService::Reached(const wire::MemberRecord& record, Ipv4 ip) const {
-  // The leader recording itself (restarted after leaving, then elected).
-  if (record.id() == options_.identity.id) return true;
-  const std::optional<wire::Hello> hello = peers_.HelloAt(ip);
-  return hello && hello->node_id() == record.id() && hello->peer_port() == record.peer_port() &&
-         hello->raft_port() == record.raft_port();
-}
-
-void ConsensusService::AnswerJoin(const PendingJoin& join, const std::string& error) {
-  for (const PeerService::Reply& reply : join.replies) {
-    wire::PeerMessage response;
-    response.mutable_join_response()->set_ok(error.empty());
-    response.mutable_join_response()->set_error(error);
-    response.mutable_join_response()->set_cluster_id(members_.cluster_id());
-    reply(response);
-  }
-}
-
-void ConsensusService::HandleLeave(const std::string& node_id, PeerService::Reply reply) {
-  const wire::MemberRecord* member = members_.FindMember(node_id);
-  if (member == nullptr) {
-    wire::PeerMessage response;
-    response.mutable_leave_response()->set_error("no such member");
-    reply(response);
-    return;
-  }
-  const uint64_t raft_id = member->raft_id();
-  Propose(MembersState::Leave(node_id), [this, raft_id, reply](Result<Committed> result) {
-    wire::PeerMessage response;
-    if (!result.ok()) {
-      response.mutable_leave_response()->set_error(result.error());
-      reply(response);
-      return;
-    }
-    // Out of the Raft configuration too; the answer does not wait for that.
-    response.mutable_leave_response()->set_ok(true);
-    reply(response);
-    if (engine_.IsLeader()) {
-      change_in_progress_ = true;
-      engine_.Remove(raft_id, [this](Status status) { ChangeDone("remove a leaver", status); });
-    }
-  });
 }
 
 // ---- leader duties ------------------------------------------------------------------------
@@ -604,155 +500,17 @@ uint64_t ConsensusService::term() const {
 ConsensusStats ConsensusService::stats() const {
   ConsensusStats stats = stats_;
   stats.reads_refused = reads_.refused();
+  stats.joins_refused = membership_.joins_refused();
   stats.connections = engine_.connection_stats();
   return stats;
 }
 
 void ConsensusService::OnBecameLeader() {
-  const MonoTime now = clock_.Monotonic();
-  // Everyone gets a grace period from now, except members already found dead: those stay dead
-  // until they are heard from (else a new leader would revive, and promote, a dead node).
-  last_heard_.clear();
-  for (const auto* member : members_.MembersInJoinOrder()) {
-    last_heard_[member->id()] = member->state() == wire::DEAD ? now - options_.dead_after : now;
-  }
-  next_liveness_refresh_ = now + kLivenessRefresh;
-  change_in_progress_ = false;
+  membership_.OnBecameLeader();
   if (members_.cluster_id().empty()) {
     // The founder: name the cluster and enter the member list, in one entry.
     Propose(MembersState::Found(RandomHexId()), [](Result<Committed>) {});
     Propose(MembersState::Join(SelfRecord(wire::VOTER)), [](Result<Committed>) {});
-  }
-}
-
-void ConsensusService::LeaderStep() {
-  last_heard_[options_.identity.id] = clock_.Monotonic();
-  UpdateLiveness();
-  MaintainMembership();
-}
-
-void ConsensusService::UpdateLiveness() {
-  const MonoTime now = clock_.Monotonic();
-  const bool refresh = now >= next_liveness_refresh_;
-  if (refresh) next_liveness_refresh_ = now + kLivenessRefresh;
-  auto entries = PlanLiveness(members_, last_heard_, now, clock_.WallUtcNanos(), refresh,
-                              LivenessRules{options_.suspect_after, options_.dead_after});
-  if (entries.empty()) return;
-  wire::MemberLiveness liveness;
-  for (auto& entry : entries) {
-    const auto* member = members_.FindMember(entry.id());
-    if (member != nullptr && member->state() != entry.state()) {
-      spdlog::info("consensus: member {} ({}) is now {}", member->name(), member->ip(),
-                   wire::MemberState_Name(entry.state()));
-    }
-    *liveness.add_entries() = std::move(entry);
-  }
-  Propose(MembersState::Liveness(liveness), [](Result<Committed>) {});
-}
-
-void ConsensusService::ChangeDone(const std::string& what, Status status) {
-  change_in_progress_ = false;
-  if (!status.ok()) spdlog::warn("consensus: cannot {}: {}", what, status.message());
-}
-
-void ConsensusService::MaintainMembership() {
-  if (change_in_progress_) return;
-  const std::vector<RaftServer> configuration = engine_.Configuration();
-  const RoleTargets targets{options_.max_voters, options_.max_standbys};
-  auto role_of = [&](uint64_t raft_id) { return RoleIn(configuration, raft_id); };
-
-  // 1. Joins, one configuration change at a time, of nodes this one has reached at the address
-  // they gave; those it cannot reach in time are refused.
-  const MonoTime now = clock_.Monotonic();
-  for (auto it = pending_joins_.begin(); it != pending_joins_.end();) {
-    if (Reached(it->record, it->ip) || now < it->reach_by) {
-      ++it;
-      continue;
-    }
-    if (it->followed_to_reach) peers_.ForgetAddress(it->ip);
-    const std::string why =
-        "the leader could not reach a node with your id at " + it->record.ip() + " (peer port)";
-    CountJoinRefusal(why);
-    AnswerJoin(*it, why);
-    it = pending_joins_.erase(it);
-  }
-  auto ready =
-      std::find_if(pending_joins_.begin(), pending_joins_.end(),
-                   [this](const PendingJoin& join) { return Reached(join.record, join.ip); });
-  if (ready != pending_joins_.end()) {
-    auto pending = std::make_shared<PendingJoin>(std::move(*ready));
-    pending_joins_.erase(ready);
-    const wire::MemberRecord& record = pending->record;
-    const std::string address = record.ip() + ":" + std::to_string(record.raft_port());
-    auto answer = [this, pending](const std::string& error) { AnswerJoin(*pending, error); };
-    if (role_of(record.raft_id())) {
-      // Already in the configuration (a restart, or a retried request): refresh its record.
-      wire::MemberRecord refreshed = record;
-      refreshed.set_role(ToWireRole(*role_of(record.raft_id())));
-      Propose(MembersState::Join(refreshed),
-              [answer](Result<Committed> r) { answer(r.ok() ? "" : r.error()); });
-      return;
-    }
-    const RaftRole role = RoleForNewMember(configuration, targets);
-    change_in_progress_ = true;
-    spdlog::info("consensus: adding {} ({}) as {}", record.name(), record.ip(), RaftRoleName(role));
-    engine_.Add(record.raft_id(), address, [this, pending, role, answer](Status added) {
-      if (!added.ok()) {
-        ChangeDone("add " + pending->record.name(), added);
-        answer(added.message());
-        return;
-      }
-      answer("");  // the joiner starts its engine now; the promotion below catches it up
-      auto record_member = [this, pending, role] {
-        wire::MemberRecord joined = pending->record;
-        joined.set_role(ToWireRole(role));
-        Propose(MembersState::Join(joined), [name = joined.name()](Result<Committed> r) {
-          if (!r.ok()) spdlog::warn("consensus: cannot record {} as a member: {}", name, r.error());
-        });
-      };
-      if (role == RaftRole::kSpare) {  // added as one: the feed starts with the next tick
-        ChangeDone("add " + pending->record.name(), Status::Ok());
-        record_member();
-        return;
-      }
-      engine_.Assign(pending->record.raft_id(), role,
-                     [this, pending, record_member](Status assigned) {
-                       ChangeDone("assign " + pending->record.name(), assigned);
-                       // Else it stays a spare; a retried join request tries again.
-                       if (assigned.ok()) record_member();
-                     });
-    });
-    return;
-  }
-
-  // 2. Everything else the configuration and the records need, one step at a time.
-  const MembershipStep step =
-      PlanMembership(members_, configuration, targets, options_.identity.id);
-  const wire::MemberRecord* member = step.member;
-  switch (step.kind) {
-    case MembershipStep::Kind::kNone:
-      return;
-    case MembershipStep::Kind::kRecordRole: {
-      Propose(MembersState::SetRole(member->id(), ToWireRole(step.role)), [](Result<Committed>) {});
-      return;
-    }
-    case MembershipStep::Kind::kRemoveLeaver:
-      change_in_progress_ = true;
-      engine_.Remove(member->raft_id(),
-                     [this](Status status) { ChangeDone("remove a member that left", status); });
-      return;
-    case MembershipStep::Kind::kDemoteVoter:
-    case MembershipStep::Kind::kPromoteStandby:
-    case MembershipStep::Kind::kPromoteSpare:
-    case MembershipStep::Kind::kDemoteStandby: {
-      change_in_progress_ = true;
-      const std::string change = "make " + member->name() + " a " + RaftRoleName(step.role) + " (" +
-                                 Reason(step.kind) + ")";
-      spdlog::info("consensus: {}", change);
-      engine_.Assign(member->raft_id(), step.role,
-                     [this, change](Status status) { ChangeDone(change, status); });
-      return;
-    }
   }
 }
 
@@ -817,9 +575,7 @@ void ConsensusService::HandleRequests(wire::PeerMessage::BodyCase kind,
 
 std::optional<Nanos> ConsensusService::SilenceOf(const std::string& id) const {
   if (!engine_.IsLeader()) return std::nullopt;
-  auto it = last_heard_.find(id);
-  if (it == last_heard_.end()) return std::nullopt;
-  return clock_.Monotonic() - it->second;
+  return membership_.SilenceOf(id);
 }
 
 std::optional<Nanos> ConsensusService::SinceLeaderKnown() const {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "consensus/cluster_log.h"
+#include "consensus/leader_membership.h"
 #include "consensus/members_state.h"
 #include "consensus/proposer.h"
 #include "consensus/raft_engine.h"
@@ -175,13 +176,6 @@ class ConsensusService final : public ClusterLog {
     Ipv4 ip;
     wire::Hello hello;
   };
-  struct PendingJoin {
-    wire::MemberRecord record;
-    Ipv4 ip;  // record.ip(), parsed
-    std::vector<PeerService::Reply> replies;
-    MonoTime reach_by;  // refused if this node has not reached it at its address by then
-    bool followed_to_reach = false;  // PeerService::Reach started a link for it
-  };
   // Formation and membership of this node.
   void Tick();
   void FormationStep();
@@ -197,24 +191,12 @@ class ConsensusService final : public ClusterLog {
 
   // Requests from other nodes.
   void OnRequest(const wire::PeerMessage& request, PeerService::Reply reply);
-  void HandleJoin(const wire::MemberRecord& record, PeerService::Reply reply);
-  // Whether this node connected to the joiner's address and the node answering there now has
-  // its id and ports (or the joiner is this node).
-  bool Reached(const wire::MemberRecord& record, Ipv4 ip) const;
-  void AnswerJoin(const PendingJoin& join, const std::string& error);
-  // Counts a refused join request, and logs it unless one was logged lately.
-  void CountJoinRefusal(const std::string& why);
-  void HandleLeave(const std::string& node_id, PeerService::Reply reply);
 
   // Leader duties.
-  void LeaderStep();
   void OnBecameLeader();
   // Logs and counts changes of leader, step-downs, and quorum lost and regained.
   void ObserveLeadership(bool leader);
   void PublishMemberEvent(const MemberEvent& event) const;
-  void UpdateLiveness();
-  void MaintainMembership();
-  void ChangeDone(const std::string& what, Status status);
   // Runs `then` once another node leads (or after `polls_left` polls 20 ms apart).
   void AfterHandover(int polls_left, std::function<void()> then);
 
@@ -239,15 +221,6 @@ class ConsensusService final : public ClusterLog {
   Timer tick_timer_;
 
   bool was_leader_ = false;
-  std::map<std::string, MonoTime> last_heard_;  // leader only
-  MonoTime next_liveness_refresh_{};
-  bool change_in_progress_ = false;
-  std::deque<PendingJoin> pending_joins_;
-  // New members admitted to the queue: a whole local cluster forming at once, then a few a
-  // second, so that a key holder asking to join under endless new ids cannot grow the
-  // configuration at the speed of the network.
-  TokenBucket new_joiners_{64, 4};
-  MonoTime next_join_refusal_log_;  // refusals are logged at most once every few seconds
 
   std::function<void()> on_closed_;
   std::vector<std::function<void(wire::Heartbeat&)>> heartbeat_decorators_;
@@ -258,6 +231,7 @@ class ConsensusService final : public ClusterLog {
   SpareFeed feed_;
   Proposer proposer_;
   ReadGate reads_;
+  LeaderMembership membership_;
   MonoTime leader_known_at_{};
   ConsensusStats stats_;
   std::optional<std::string> logged_leader_;  // the leader's node id, as last logged

@@ -118,10 +118,24 @@ class FeedEngine {
   virtual Status RestoreFed(uint64_t index, const std::function<Status()>& install) = 0;
 };
 
-class RaftEngine final : public FeedEngine {
+// What the leader's membership duties (LeaderMembership) use of the engine: the configuration
+// and changes to it. RaftEngine, or a simulation's stand-in.
+class ConfigurationEngine {
+ public:
+  using ChangeCallback = std::function<void(Status status)>;
+
+  virtual ~ConfigurationEngine() = default;
+  virtual bool IsLeader() const = 0;
+  virtual std::vector<RaftServer> Configuration() const = 0;
+  // Adds server `id` as a spare; `done` runs once the change is committed, or with why not.
+  virtual void Add(uint64_t id, const std::string& address, ChangeCallback done) = 0;
+  virtual void Assign(uint64_t id, RaftRole role, ChangeCallback done) = 0;
+  virtual void Remove(uint64_t id, ChangeCallback done) = 0;
+};
+
+class RaftEngine final : public FeedEngine, public ConfigurationEngine {
  public:
   using ApplyCallback = std::function<void(Result<std::string> result, uint64_t index)>;
-  using ChangeCallback = std::function<void(Status status)>;
 
   RaftEngine(EventLoop& loop, RaftOptions options, RaftStateMachine& fsm);
   ~RaftEngine() override;
@@ -138,9 +152,11 @@ class RaftEngine final : public FeedEngine {
   static bool HasState(const std::string& dir);
 
   void Apply(std::string payload, ApplyCallback done);
-  void Add(uint64_t id, const std::string& address, ChangeCallback done);
-  void Assign(uint64_t id, RaftRole role, ChangeCallback done);
-  void Remove(uint64_t id, ChangeCallback done);
+  // ConfigurationEngine.
+  void Add(uint64_t id, const std::string& address, ChangeCallback done) override;
+  void Assign(uint64_t id, RaftRole role, ChangeCallback done) override;
+  void Remove(uint64_t id, ChangeCallback done) override;
+  std::vector<RaftServer> Configuration() const override;
   // Commits an entry that changes no state. `done` runs with Ok once it is applied here: this
   // node led after the call, and every entry committed before the call is applied. Errors:
   // kNotLeader, or kUnknownOutcome when leadership was lost meanwhile.
@@ -150,7 +166,7 @@ class RaftEngine final : public FeedEngine {
   // Closes the engine; `done` runs when every resource is released.
   void Close(std::function<void()> done);
 
-  // FeedEngine.
+  // FeedEngine, and ConfigurationEngine's IsLeader.
   bool started() const override { return started_; }
   bool IsLeader() const override;
   std::optional<RaftServer> Leader() const override;
@@ -162,7 +178,6 @@ class RaftEngine final : public FeedEngine {
   Status RestoreFed(uint64_t index, const std::function<Status()>& install) override;
 
   uint64_t commit_index() const;
-  std::vector<RaftServer> Configuration() const;
   const RaftOptions& options() const { return options_; }
   void SetAppliedObserver(AppliedEntryObserver observer);
   SnapshotStats snapshot_stats() const;

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 
 #include "core/status.h"
 #include "net/ipv4.h"
@@ -32,6 +33,19 @@ class PeerSender {
                     CallCallback done, PeerLane lane) = 0;
   // One-way; may be lost.
   virtual void Send(Ipv4 ip, const wire::PeerMessage& message) = 0;
+};
+
+// Links to nodes by address, and who answers there: what the leader uses to check that a
+// joiner is where it says. PeerService, or a simulation's stand-in. Loop thread only.
+class PeerReach {
+ public:
+  virtual ~PeerReach() = default;
+  // Connects to the node at `ip` unless a link there is followed already; returns whether it
+  // started following it (then ForgetAddress() stops, once nobody needs the link).
+  virtual bool Reach(Ipv4 ip) = 0;
+  virtual void ForgetAddress(Ipv4 ip) = 0;
+  // The Hello of the Synod node reached at `ip`, if any: who answers there now.
+  virtual std::optional<wire::Hello> HelloAt(Ipv4 ip) const = 0;
 };
 
 }  // namespace synod

@@ -69,7 +69,7 @@ struct PeerStats {
   uint64_t malformed_links = 0;   // links closed for an oversized, bad or undecodable frame
 };
 
-class PeerService final : public PeerSender {
+class PeerService final : public PeerSender, public PeerReach {
  public:
   PeerService(EventLoop& loop, const Clock& clock, PeerOptions options);
   ~PeerService() override;
@@ -81,13 +81,11 @@ class PeerService final : public PeerSender {
   // Synod node answers there (for --join addresses).
   void Track(const std::string& short_id, Ipv4 ip);
   void Untrack(const std::string& short_id);
-  // Connects to the node at `ip` unless a link there is followed already; returns whether it
-  // started following it (then ForgetAddress() stops, once nobody needs the link).
-  bool Reach(Ipv4 ip);
-  void ForgetAddress(Ipv4 ip) { Untrack("@" + ip.ToString()); }
-  // The Hello of the Synod node this node reached at `ip` on its own connection, if any: who
-  // answers there now (a Hello a peer sends unasked on a later connection replaces it).
-  std::optional<wire::Hello> HelloAt(Ipv4 ip) const;
+  // PeerReach. HelloAt() is the Hello of this node's own connection to `ip` (a Hello a peer
+  // sends unasked on a later connection replaces it).
+  bool Reach(Ipv4 ip) override;
+  void ForgetAddress(Ipv4 ip) override { Untrack("@" + ip.ToString()); }
+  std::optional<wire::Hello> HelloAt(Ipv4 ip) const override;
   std::optional<PeerView> Lookup(const std::string& short_id) const;
 
   using Reply = std::function<void(wire::PeerMessage response)>;

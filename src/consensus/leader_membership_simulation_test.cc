@@ -113,6 +113,13 @@ class SimulatedCluster final : public ConfigurationEngine, public PeerReach {
     }
   }
 
+  // A voter other than the leader, if there is one.
+  SimulatedNode* AFollowingVoter() {
+    for (size_t i = 1; i < nodes.size(); ++i) {
+      if (RoleOf(nodes[i]) == RaftRole::kVoter) return &nodes[i];
+    }
+    return nullptr;
+  }
   std::optional<RaftRole> RoleOf(const SimulatedNode& node) const {
     return RoleIn(configuration_, RaftIdFromNodeId(node.id));
   }
@@ -255,10 +262,7 @@ TEST_P(LeaderMembershipSimulation, ADeadVoterIsReplacedAndComesBackAsAStandby) {
   SimulatedCluster cluster(9, GetParam());
   Form(cluster);
   // A voter other than the leader stops.
-  SimulatedNode* victim = nullptr;
-  for (SimulatedNode& node : cluster.nodes) {
-    if (&node != &cluster.nodes[0] && cluster.RoleOf(node) == RaftRole::kVoter) victim = &node;
-  }
+  SimulatedNode* victim = cluster.AFollowingVoter();
   ASSERT_NE(victim, nullptr);
   victim->up = false;
   const MonoTime stopped = cluster.clock.Monotonic();
@@ -288,10 +292,7 @@ TEST_P(LeaderMembershipSimulation, ADeadVoterIsReplacedAndComesBackAsAStandby) {
 TEST_P(LeaderMembershipSimulation, ALeavingVoterIsRecordedAndRemovedAndReplaced) {
   SimulatedCluster cluster(6, GetParam());
   Form(cluster);
-  SimulatedNode* leaver = nullptr;
-  for (SimulatedNode& node : cluster.nodes) {
-    if (&node != &cluster.nodes[0] && cluster.RoleOf(node) == RaftRole::kVoter) leaver = &node;
-  }
+  SimulatedNode* leaver = cluster.AFollowingVoter();
   ASSERT_NE(leaver, nullptr);
   std::optional<bool> answered;
   cluster.membership->HandleLeave(

@@ -9,10 +9,13 @@ namespace synod {
 namespace {
 
 constexpr auto kLivenessRefresh = std::chrono::seconds(5);
+// Joins queued (one membership change at a time), and answers kept per joiner: a flood of join
+// requests is refused rather than queued without end.
 constexpr size_t kMaxPendingJoins = 64;
 constexpr size_t kMaxRepliesPerJoin = 4;
 constexpr auto kJoinRefusalLogInterval = std::chrono::seconds(10);
-// How long a joiner has to answer the leader at the address it gave.
+// How long the leader tries to reach a joiner at the address it gave: less than the joiner
+// waits for its answer (3 s, ConsensusService), so that a refusal reaches it.
 constexpr auto kJoinReachTimeout = std::chrono::milliseconds(2500);
 
 // Why the leader changes a member's role.

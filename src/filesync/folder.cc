@@ -475,6 +475,27 @@ Result<Folder::TempFile> Folder::CreateTemp(const std::string& target, uint64_t 
   return temp;
 }
 
+namespace {
+
+// This thread's aligned buffer for direct writes of unaligned blocks, at least `size` bytes (a
+// multiple of kDirectAlign), or null. It is kept between runs: a fresh one per run of a few MiB
+// cost more than the copy into it, in page faults (the allocator gives large blocks back to the
+// kernel when they are freed), and made a 1 GiB file 2.5 times slower to receive.
+char* BounceBuffer(size_t size) {
+  struct Free {
+    void operator()(char* buffer) const { std::free(buffer); }
+  };
+  thread_local std::unique_ptr<char, Free> buffer;
+  thread_local size_t capacity = 0;
+  if (capacity < size) {
+    buffer.reset(static_cast<char*>(std::aligned_alloc(kDirectAlign, size)));
+    capacity = buffer ? size : 0;
+  }
+  return buffer.get();
+}
+
+}  // namespace
+
 Status Folder::WriteAt(const TempFile& temp, uint64_t offset, std::string_view data) {
   return WriteRun(temp, offset, std::span<const std::string_view>(&data, 1));
 }
@@ -490,25 +511,18 @@ Status Folder::WriteRun(const TempFile& temp, uint64_t offset,
     aligned_pointers = aligned_pointers && IsAligned(piece.data());
   }
   if (temp.direct_fd && total > 0 && offset % kDirectAlign == 0 && aligned_sizes) {
-    struct Free {
-      void operator()(char* buffer) const { std::free(buffer); }
-    };
-    std::unique_ptr<char, Free> bounce;
     std::vector<iovec> vectors;
     if (aligned_pointers) {
       vectors = VectorsOf(pieces);
-    } else {
+    } else if (char* bounce = BounceBuffer(total)) {
       // Received blocks are where the allocator put them (malloc offsets large blocks within
       // their first page by its own header): one aligned copy, still one request.
-      bounce.reset(static_cast<char*>(std::aligned_alloc(kDirectAlign, total)));
-      if (bounce) {
-        size_t at = 0;
-        for (std::string_view piece : pieces) {
-          std::memcpy(bounce.get() + at, piece.data(), piece.size());
-          at += piece.size();
-        }
-        vectors.push_back(iovec{bounce.get(), total});
+      size_t at = 0;
+      for (std::string_view piece : pieces) {
+        std::memcpy(bounce + at, piece.data(), piece.size());
+        at += piece.size();
       }
+      vectors.push_back(iovec{bounce, total});
     }
     if (!vectors.empty()) {
       if (WriteVectors(temp.direct_fd->get(), vectors, offset)) return Status::Ok();

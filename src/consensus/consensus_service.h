@@ -18,7 +18,6 @@
 #pragma once
 
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,7 +37,6 @@
 #include "core/event_loop.h"
 #include "core/jitter.h"
 #include "core/node_identity.h"
-#include "core/token_bucket.h"
 #include "events/event_log.h"
 #include "net/ipv4.h"
 #include "peer/peer_service.h"

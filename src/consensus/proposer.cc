@@ -114,11 +114,8 @@ Status Proposer::CheckOp(const wire::Op& op) const {
 }
 
 void Proposer::Propose(Proposal proposal, Callback done) {
-  auto op = std::make_shared<wire::Op>();
-  op->set_module(std::move(proposal.module));
-  op->set_version(proposal.version);
-  op->set_body(std::move(proposal.body));
-  op->set_request_id(proposal.request_id.empty() ? NewRequestId() : std::move(proposal.request_id));
+  if (proposal.request_id.empty()) proposal.request_id = NewRequestId();
+  auto op = std::make_shared<wire::Op>(OpOf(std::move(proposal)));
   if (Status refused = CheckOp(*op); !refused.ok()) {
     done(refused);
     return;

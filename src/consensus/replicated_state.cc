@@ -32,6 +32,15 @@ std::string EncodeEntry(int64_t at_nanos, const std::vector<wire::Op>& ops) {
   return entry.SerializeAsString();
 }
 
+wire::Op OpOf(Proposal proposal) {
+  wire::Op op;
+  op.set_module(std::move(proposal.module));
+  op.set_version(proposal.version);
+  op.set_body(std::move(proposal.body));
+  op.set_request_id(std::move(proposal.request_id));
+  return op;
+}
+
 // ---- the request log ------------------------------------------------------------------------
 
 // Results of the last kKeptRequestIds proposals that carried a request id, oldest forgotten

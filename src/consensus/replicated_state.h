@@ -40,6 +40,8 @@ inline constexpr uint32_t kEntryFormat = 2;
 
 // Serializes a batch of operations as one log entry.
 std::string EncodeEntry(int64_t at_nanos, const std::vector<wire::Op>& ops);
+// The operation that carries `proposal` in an entry (its request id as given, maybe empty).
+wire::Op OpOf(Proposal proposal);
 
 // A streaming restore: the stream's bytes in pieces, then Commit() installs every module's new
 // state at once. Abandoning the session leaves the state as it was.

@@ -152,11 +152,7 @@ class SimulatedCluster {
 
   // Commits an entry: the voters apply it from the log (and the leader feeds it on).
   void Commit(const Proposal& proposal) {
-    wire::Op op;
-    op.set_module(proposal.module);
-    op.set_version(proposal.version);
-    op.set_body(proposal.body);
-    log.push_back(EncodeEntry(clock.WallUtcNanos(), {op}));
+    log.push_back(EncodeEntry(clock.WallUtcNanos(), {OpOf(proposal)}));
     for (size_t i = 0; i < 2; ++i) {
       if (i != deposed) nodes[i]->engine.ApplyCommitted(log.size(), log.back());
     }

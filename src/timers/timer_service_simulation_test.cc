@@ -103,12 +103,11 @@ class SimulatedCluster {
     for (size_t i = 0; i < size; ++i) {
       nodes.push_back(std::make_unique<SimulatedNode>(*this, "node" + std::to_string(i)));
     }
-    Commit(MembersState::Found("simulated").body, std::string(MembersState::kName), nullptr,
-           [](Result<Committed>) {});
+    CommitAsLeader(MembersState::Found("simulated"));
     for (auto& node : nodes) node->Boot();
     loop.RunDue();
     Run(milliseconds(10));
-    for (auto& node : nodes) Commit(JoinOf(node->id()), nullptr);
+    for (auto& node : nodes) CommitAsLeader(JoinOf(node->id()));
     Run(milliseconds(10));
   }
   ~SimulatedCluster() {
@@ -146,38 +145,23 @@ class SimulatedCluster {
     loop.RunAfter(delay, [this, op = std::move(op), alive, proposer, done = std::move(done)] {
       const bool answer = alive == nullptr || *alive;
       if (!HasLeader()) {
-        if (answer) done(Status(StatusCode::kUnavailable, "no leader"));
+        if (answer && done) done(Status(StatusCode::kUnavailable, "no leader"));
         return;
       }
-      wire::Entry entry;
-      entry.set_format(kEntryFormat);
-      entry.set_at_nanos(Now());  // the leader's clock
-      *entry.add_ops() = op;
-      log.push_back(entry.SerializeAsString());
+      log.push_back(EncodeEntry(Now(), {op}));  // the leader's clock
       std::optional<wire::OpResult> result;
       for (auto& node : nodes) {
         if (!node->up()) continue;
         std::vector<wire::OpResult> results = node->Apply(log.size(), log.back());
         if (node.get() == proposer && !results.empty()) result = results.front();
       }
-      if (answer && result) done(*result);
+      if (answer && result && done) done(*result);
     });
   }
   // An operation of the leader's own (membership duties), answered nowhere.
-  void Commit(const Proposal& proposal, std::shared_ptr<bool> alive) {
-    Commit(proposal.body, proposal.module, std::move(alive), [](Result<Committed>) {});
-  }
-  void Commit(const std::string& body, const std::string& module, std::shared_ptr<bool> alive,
-              std::function<void(Result<Committed>)> done) {
-    wire::Op op;
-    op.set_module(module);
-    op.set_version(module == MembersState::kName ? 1 : TimerState::kClaimVersion);
-    op.set_body(body);
-    op.set_request_id("leader-" + std::to_string(++leader_requests_));
-    Commit(std::move(op), std::move(alive), nullptr,
-           [done = std::move(done)](Result<wire::OpResult> result) {
-             done(result.ok() ? FromOpResult(result.value()) : Result<Committed>(result.status()));
-           });
+  void CommitAsLeader(Proposal proposal) {
+    proposal.request_id = "leader-" + std::to_string(++leader_requests_);
+    Commit(OpOf(std::move(proposal)), nullptr, nullptr, nullptr);
   }
 
   static Proposal JoinOf(const std::string& id) {
@@ -198,7 +182,7 @@ class SimulatedCluster {
     auto* entry = liveness.add_entries();
     entry->set_id(id);
     entry->set_state(state);
-    Commit(MembersState::Liveness(liveness), nullptr);
+    CommitAsLeader(MembersState::Liveness(liveness));
   }
   static constexpr milliseconds kDeclaredDeadAfter{3000};
 
@@ -321,13 +305,10 @@ std::vector<wire::OpResult> SimulatedNode::Apply(uint64_t index, const std::stri
 }
 
 void SimulatedNode::Propose(Proposal proposal, ProposeCallback done) {
-  wire::Op op;
-  op.set_module(proposal.module);
-  op.set_version(proposal.version);
-  op.set_body(proposal.body);
-  op.set_request_id(proposal.request_id.empty() ? NewRequestId() : proposal.request_id);
+  if (proposal.request_id.empty()) proposal.request_id = NewRequestId();
   cluster_.Commit(
-      std::move(op), alive_, this, [done = std::move(done)](Result<wire::OpResult> result) {
+      OpOf(std::move(proposal)), alive_, this,
+      [done = std::move(done)](Result<wire::OpResult> result) {
         done(result.ok() ? FromOpResult(result.value()) : Result<Committed>(result.status()));
       });
 }

@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "fuzz/fuzz_node.h"
 #include "net/frame_codec.h"
@@ -27,20 +26,19 @@ constexpr size_t kMaxMessagesPerInput = 64;
 // Reads the node's answers until the answer to the sentinel, the end of the link, or 2 s.
 void DrainUntilSentinel(int fd) {
   synod::FrameDecoder decoder(synod::kMaxPeerFrameBytes);
-  std::vector<std::string> frames;
   char buffer[64 * 1024];
-  for (;;) {
+  bool sentinel = false;
+  const auto look = [&sentinel](std::string_view frame) {
+    synod::wire::PeerMessage message;
+    sentinel = message.ParseFromArray(frame.data(), static_cast<int>(frame.size())) &&
+               message.has_time_response() &&
+               message.time_response().sequence() == kSentinelSequence;
+    return !sentinel;
+  };
+  while (!sentinel) {
     const ssize_t got = ::recv(fd, buffer, sizeof buffer, 0);
     if (got <= 0) return;  // closed, refused or timed out (SO_RCVTIMEO)
-    if (!decoder.Feed(std::string_view(buffer, static_cast<size_t>(got)), frames).ok()) return;
-    for (const std::string& frame : frames) {
-      synod::wire::PeerMessage message;
-      if (message.ParseFromString(frame) && message.has_time_response() &&
-          message.time_response().sequence() == kSentinelSequence) {
-        return;
-      }
-    }
-    frames.clear();
+    if (!decoder.Feed(std::string_view(buffer, static_cast<size_t>(got)), look).ok()) return;
   }
 }
 

@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <new>
 #include <optional>
 #include <system_error>
 #include <thread>
@@ -496,12 +498,85 @@ char* BounceBuffer(size_t size) {
 
 }  // namespace
 
+namespace {
+
+// Memory of AlignedBytes the size of a file block, kept for the next ones: a fresh block from
+// the allocator cost a page fault for every 4 KiB (glibc gives blocks that large back to the
+// kernel), more than the copy into it. Bounded: a few more than the blocks in flight.
+class BlockBufferCache {
+ public:
+  static constexpr size_t kBytes = kFileBlockSize;
+
+  static BlockBufferCache& Get() {
+    static BlockBufferCache* cache = new BlockBufferCache;  // never destroyed: used at exit
+    return *cache;
+  }
+  char* Take() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!kept_.empty()) {
+        char* buffer = kept_.back();
+        kept_.pop_back();
+        return buffer;
+      }
+    }
+    return static_cast<char*>(std::aligned_alloc(kDirectAlign, kBytes));
+  }
+  void Give(char* buffer) {
+    {
+      std::lock_guard lock(mutex_);
+      if (kept_.size() < kMaxKept) {
+        kept_.push_back(buffer);
+        return;
+      }
+    }
+    std::free(buffer);
+  }
+
+ private:
+  static constexpr size_t kMaxKept = 256;
+  std::mutex mutex_;
+  std::vector<char*> kept_;
+};
+
+}  // namespace
+
+AlignedBytes AlignedBytes::CopyOf(std::string_view data) {
+  AlignedBytes copy;
+  if (data.size() <= BlockBufferCache::kBytes) {
+    copy.bytes_ = std::unique_ptr<char, Free>(BlockBufferCache::Get().Take(), Free{true});
+  } else {
+    const size_t capacity = (data.size() + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+    copy.bytes_ = std::unique_ptr<char, Free>(
+        static_cast<char*>(std::aligned_alloc(kDirectAlign, capacity)), Free{false});
+  }
+  if (!copy.bytes_) throw std::bad_alloc();
+  std::memcpy(copy.bytes_.get(), data.data(), data.size());
+  copy.size_ = data.size();
+  return copy;
+}
+
+void AlignedBytes::Free::operator()(char* bytes) const {
+  if (cached) {
+    BlockBufferCache::Get().Give(bytes);
+  } else {
+    std::free(bytes);
+  }
+}
+
 Status Folder::WriteAt(const TempFile& temp, uint64_t offset, std::string_view data) {
   return WriteRun(temp, offset, std::span<const std::string_view>(&data, 1));
 }
 
 Status Folder::WriteRun(const TempFile& temp, uint64_t offset,
                         std::span<const std::string_view> pieces) {
+  if (!pieces.empty() && pieces.back().size() % kDirectAlign != 0 && pieces.size() > 1) {
+    // The end of the file: the rest directly, the end through the page cache.
+    const std::span<const std::string_view> whole = pieces.first(pieces.size() - 1);
+    if (Status written = WriteRun(temp, offset, whole); !written.ok()) return written;
+    for (std::string_view piece : whole) offset += piece.size();
+    pieces = pieces.last(1);
+  }
   size_t total = 0;
   bool aligned_sizes = true;
   bool aligned_pointers = true;

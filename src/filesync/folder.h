@@ -35,6 +35,25 @@ namespace synod {
 std::string Sha256(std::string_view data);
 std::string HexOf(std::string_view bytes);
 
+// A copy of some bytes at an address direct I/O takes (4 KiB aligned), so that WriteRun writes
+// them without copying them again. Move-only; the memory comes from the heap (std::bad_alloc
+// without it, as for a std::string).
+class AlignedBytes {
+ public:
+  AlignedBytes() = default;
+  static AlignedBytes CopyOf(std::string_view data);
+  std::string_view view() const { return {bytes_.get(), size_}; }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    bool cached;  // from the cache of block-sized buffers (folder.cc)
+    void operator()(char* bytes) const;
+  };
+  std::unique_ptr<char, Free> bytes_;
+  size_t size_ = 0;
+};
+
 // An open file descriptor, closed when destroyed.
 class UniqueFd {
  public:
@@ -106,7 +125,9 @@ class Folder {
   Result<TempFile> CreateTemp(const std::string& target, uint64_t size, uint64_t unique) const;
   static Status WriteAt(const TempFile& temp, uint64_t offset, std::string_view data);
   // Writes `pieces` one after the other from `offset`: in one request where direct I/O allows
-  // (aligned pieces), which a disk takes much faster than as many small ones.
+  // (pieces whose sizes are multiples of 4 KiB; those at aligned addresses, such as
+  // AlignedBytes, without a copy), which a disk takes much faster than as many small ones. A
+  // last piece of another size (the end of a file) goes through the page cache.
   static Status WriteRun(const TempFile& temp, uint64_t offset,
                          std::span<const std::string_view> pieces);
   // fsyncs the temporary, sets mode and mtime, and renames it over `entry.path()` if the target

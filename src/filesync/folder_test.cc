@@ -542,12 +542,19 @@ TEST_F(FolderTest, ALargeFileWrittenInRunsAndPiecesReadsBackWhole) {
   auto block = [&](size_t index) {
     return std::string_view(content).substr(index * kFileBlockSize, kFileBlockSize);
   };
-  // Blocks 4.. in one run each of separately allocated (not necessarily aligned) copies, with
-  // the partial last block in the last run.
+  // Blocks 4.. but the last two in one run of separately allocated (not necessarily aligned)
+  // copies; the last two, the partial one last, as AlignedBytes (the end through the page
+  // cache).
   std::vector<std::string> copies;
-  for (size_t i = 4; i < blocks; ++i) copies.emplace_back(block(i));
+  for (size_t i = 4; i < blocks - 2; ++i) copies.emplace_back(block(i));
   std::vector<std::string_view> run(copies.begin(), copies.end());
   ASSERT_TRUE(Folder::WriteRun(temp.value(), 4 * kFileBlockSize, run).ok());
+  const AlignedBytes before_last = AlignedBytes::CopyOf(block(blocks - 2));
+  const AlignedBytes last = AlignedBytes::CopyOf(block(blocks - 1));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(last.view().data()) % 4096, 0u);
+  EXPECT_EQ(last.size(), kFileBlockSize - 1000);
+  const std::vector<std::string_view> end = {before_last.view(), last.view()};
+  ASSERT_TRUE(Folder::WriteRun(temp.value(), (blocks - 2) * kFileBlockSize, end).ok());
   // Block 3 alone from an odd address; blocks 0-2 as one run from a page-aligned buffer.
   std::string shifted = "x" + std::string(block(3));
   ASSERT_TRUE(

@@ -24,6 +24,8 @@ namespace {
 constexpr auto kSettleDelay = std::chrono::milliseconds(2);
 // Consecutive received blocks written in one request, at most (4 MiB).
 constexpr size_t kMaxWriteRunBlocks = 32;
+// Received blocks verified in one piece of background work, at most.
+constexpr size_t kVerifyBatchBlocks = 8;
 constexpr auto kRetryDelay = std::chrono::milliseconds(1000);
 // A change that could not be committed (no quorum: this node is cut off) is proposed again at
 // least this often, so it is in the index soon after the partition heals.
@@ -96,11 +98,13 @@ struct SyncService::Fetch {
   Folder::TempFile temp;
   std::map<std::string, std::vector<uint32_t>> missing;  // block hash -> where it goes
   std::vector<Ipv4> sources;
-  std::map<std::string, size_t> tried;  // block hash -> sources tried
-  size_t outstanding = 0;               // requests and writes in progress
-  // Blocks received, to verify and write (hash, data). One batch is written at a time: threads
-  // writing one file at once only contend for its inode lock.
-  std::vector<std::pair<std::string, std::shared_ptr<std::string>>> received;
+  std::map<std::string, std::vector<bool>> asked;  // block hash -> which of `sources` were asked
+  std::vector<bool> lacking;  // sources that did not send a block they were asked for
+  size_t outstanding = 0;     // requests and writes in progress
+  // Blocks verified, to write (hash, data). Blocks are verified as they arrive, several at once;
+  // one batch is written at a time, joined into long writes: threads writing one file at once
+  // only contend for its inode lock.
+  std::vector<std::pair<std::string, std::shared_ptr<AlignedBytes>>> verified;
   bool writing = false;
   uint64_t fetched_bytes = 0;
   uint64_t reused_bytes = 0;
@@ -240,6 +244,10 @@ void SyncService::ObserveDue() {
     }
     if (observing_.contains(it->first)) {
       observe_again_.insert(it->first);
+    } else if (busy_.contains(it->first)) {
+      // Most likely this node's own write (a fetched file renamed into place): looked at once
+      // that is done and recorded, when its stat matches the record and nothing is read again.
+      observe_when_done_.insert(it->first);
     } else {
       const wire::LocalFileRecord* known = local_.Find(it->first);
       batch.push_back({it->first, known ? std::optional(*known) : std::nullopt});
@@ -490,6 +498,7 @@ void SyncService::Reconcile(const std::string& path) {
 void SyncService::Done(const std::string& path) {
   busy_.erase(path);
   again_.erase(path);
+  if (observe_when_done_.erase(path) > 0) ObserveLater(path, kSettleDelay);
   MarkDirty(path);
 }
 
@@ -878,34 +887,51 @@ void SyncService::RequestBlocks() {
       if (--fetch->outstanding == 0) FinishFetch(fetch);
       continue;
     }
-    size_t& tried = fetch->tried[hash];
-    if (tried >= fetch->sources.size()) {
+    const std::optional<size_t> source = NextSource(*fetch, hash);
+    if (!source) {
       fetch->failure =
           Status::Unavailable("no member could send a block of \"" + fetch->path + "\"");
       if (--fetch->outstanding == 0) FinishFetch(fetch);
       continue;
     }
-    // Large files spread their blocks over every source; the first choice of a small one is
-    // the node that announced it.
-    const size_t spread = fetch->entry.blocks_size() > 8 ? fetch->missing.size() : 0;
-    const size_t source =
-        (tried + (spread > 0 ? std::hash<std::string>{}(hash) : 0)) % fetch->sources.size();
-    ++tried;
     wire::PeerMessage request;
     request.mutable_block_request()->set_hash(hash);
     request.mutable_block_request()->set_path(fetch->path);
     request.mutable_block_request()->set_index(fetch->missing[hash].front());
     ++block_requests_;
     peers_.Call(
-        fetch->sources[source], std::move(request), options_.block_timeout,
-        [this, alive = alive_, fetch, hash, source](Result<wire::PeerMessage> response) {
+        fetch->sources[*source], std::move(request), options_.block_timeout,
+        [this, alive = alive_, fetch, hash, source = *source](Result<wire::PeerMessage> response) {
           if (*alive) OnBlock(fetch, hash, source, std::move(response));
         },
         PeerLane::kBulk);
   }
 }
 
-void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash, size_t,
+std::optional<size_t> SyncService::NextSource(Fetch& fetch, const std::string& hash) {
+  const size_t count = fetch.sources.size();
+  std::vector<bool>& asked = fetch.asked[hash];
+  asked.resize(count);
+  fetch.lacking.resize(count);
+  // Large files spread their blocks over every source; the first choice of a small one is the
+  // node that announced it. Sources that lacked a block of the file come last: most likely
+  // they are fetching it too.
+  const size_t first = fetch.entry.blocks_size() > 8
+                           ? std::hash<std::string>{}(hash) % std::max<size_t>(count, 1)
+                           : 0;
+  for (const bool lacking : {false, true}) {
+    for (size_t k = 0; k < count; ++k) {
+      const size_t source = (first + k) % count;
+      if (!asked[source] && fetch.lacking[source] == lacking) {
+        asked[source] = true;
+        return source;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash, size_t source,
                           Result<wire::PeerMessage> response) {
   std::string error;
   if (!response.ok()) {
@@ -916,6 +942,7 @@ void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash,
     error = response.value().block_response().error();
   }
   if (!error.empty()) {
+    fetch->lacking[source] = true;
     --block_requests_;
     block_queue_.emplace_front(fetch, hash);  // the next source
     RequestBlocks();
@@ -923,70 +950,93 @@ void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash,
   }
   // Still counted in block_requests_ until written, so that a slow disk holds back requests
   // instead of piling blocks up in memory.
-  fetch->received.emplace_back(
-      hash, std::make_shared<std::string>(
-                std::move(*response.value().mutable_block_response()->mutable_data())));
-  WriteBlocks(fetch);
+  to_verify_.push_back(
+      ReceivedBlock{std::move(fetch), hash, source,
+                    std::move(*response.value().mutable_block_response()->mutable_data()),
+                    AlignedBytes(), false});
+  VerifyBlocks();
+}
+
+void SyncService::VerifyBlocks() {
+  while (verifying_ < options_.verifiers && !to_verify_.empty()) {
+    auto batch = std::make_shared<std::vector<ReceivedBlock>>();
+    while (batch->size() < kVerifyBatchBlocks && !to_verify_.empty()) {
+      batch->push_back(std::move(to_verify_.front()));
+      to_verify_.pop_front();
+    }
+    ++verifying_;
+    Background(
+        [batch] {
+          for (ReceivedBlock& block : *batch) {
+            // Copied first, as a direct write wants it (the writer then copies nothing), and
+            // hashed from the copy, while it is in the cache.
+            block.data = AlignedBytes::CopyOf(block.received);
+            block.received = std::string();
+            block.matches = Sha256(block.data.view()) == block.hash;
+          }
+        },
+        [this, batch] {
+          --verifying_;
+          for (ReceivedBlock& block : *batch) {
+            std::shared_ptr<Fetch>& fetch = block.fetch;
+            if (!block.matches) {
+              ++stats_.rejected_blocks;
+              spdlog::warn("filesync: a block of \"{}\" did not match its hash", fetch->path);
+              fetch->lacking[block.source] = true;
+              --block_requests_;
+              block_queue_.emplace_front(fetch, block.hash);  // the next source
+              continue;
+            }
+            fetch->verified.emplace_back(block.hash,
+                                         std::make_shared<AlignedBytes>(std::move(block.data)));
+            WriteBlocks(fetch);
+          }
+          VerifyBlocks();
+          RequestBlocks();
+        });
+  }
 }
 
 void SyncService::WriteBlocks(std::shared_ptr<Fetch> fetch) {
-  if (fetch->writing || fetch->received.empty()) return;
+  if (fetch->writing || fetch->verified.empty()) return;
   fetch->writing = true;
   struct Block {
-    std::string hash;
-    std::shared_ptr<std::string> data;
+    std::shared_ptr<AlignedBytes> data;
     std::vector<uint32_t> indexes;
-    Status written;
   };
   auto batch = std::make_shared<std::vector<Block>>();
-  for (auto& [hash, data] : fetch->received) {
-    batch->push_back(Block{hash, std::move(data), fetch->missing[hash], Status::Ok()});
+  for (auto& [hash, data] : fetch->verified) {
+    batch->push_back(Block{std::move(data), fetch->missing[hash]});
   }
-  fetch->received.clear();
+  fetch->verified.clear();
+  auto written = std::make_shared<Status>();
   Background(
-      [fetch, batch] {
-        std::vector<std::pair<uint32_t, Block*>> pieces;  // by index in the file
-        for (Block& block : *batch) {
-          if (Sha256(*block.data) != block.hash) {
-            block.written =
-                Status::Invalid("a block of \"" + fetch->path + "\" did not match its hash");
-            continue;
-          }
-          for (uint32_t index : block.indexes) pieces.emplace_back(index, &block);
+      [fetch, batch, written] {
+        std::vector<std::pair<uint32_t, std::string_view>> pieces;  // by index in the file
+        for (const Block& block : *batch) {
+          for (uint32_t index : block.indexes) pieces.emplace_back(index, block.data->view());
         }
         std::sort(pieces.begin(), pieces.end());
         std::vector<std::string_view> run;
-        for (size_t first = 0; first < pieces.size();) {
+        for (size_t first = 0; first < pieces.size() && written->ok();) {
           size_t end = first + 1;
           while (end < pieces.size() && end - first < kMaxWriteRunBlocks &&
                  pieces[end].first == pieces[end - 1].first + 1) {
             ++end;
           }
           run.clear();
-          for (size_t i = first; i < end; ++i) run.push_back(*pieces[i].second->data);
-          const Status written = Folder::WriteRun(
+          for (size_t i = first; i < end; ++i) run.push_back(pieces[i].second);
+          *written = Folder::WriteRun(
               fetch->temp, static_cast<uint64_t>(pieces[first].first) * kFileBlockSize, run);
-          if (!written.ok()) {
-            for (size_t i = first; i < end; ++i) pieces[i].second->written = written;
-          }
           first = end;
         }
       },
-      [this, fetch, batch] {
+      [this, fetch, batch, written] {
         fetch->writing = false;
-        for (Block& block : *batch) {
+        if (!written->ok()) fetch->failure = *written;
+        for (const Block& block : *batch) {
           --block_requests_;
-          if (block.written.code() == StatusCode::kInvalid) {
-            ++stats_.rejected_blocks;
-            spdlog::warn("filesync: {}", block.written.message());
-            block_queue_.emplace_front(fetch, block.hash);  // the next source
-            continue;
-          }
-          if (!block.written.ok()) {
-            fetch->failure = block.written;
-          } else {
-            fetch->fetched_bytes += block.data->size() * block.indexes.size();
-          }
+          if (written->ok()) fetch->fetched_bytes += block.data->size() * block.indexes.size();
           --fetch->outstanding;
         }
         if (fetch->outstanding == 0) {

@@ -19,6 +19,7 @@
 // Loop thread only; file I/O runs on the thread pool.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -30,6 +31,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -55,8 +57,11 @@ struct SyncOptions {
   // A path modified but not closed is looked at after this long without further changes.
   std::chrono::milliseconds quiet_period{100};
   std::chrono::seconds rescan_period{300};
-  size_t max_writes = 64;           // files being fetched or written at once
-  size_t max_block_requests = 64;   // block requests in flight, all peers together
+  size_t max_writes = 64;          // files being fetched or written at once
+  size_t max_block_requests = 64;  // block requests in flight, all peers together
+  // Threads verifying received blocks at once: more than the cores would only take the CPU
+  // from the loop that keeps the transfers going.
+  size_t verifiers = std::max(1u, std::thread::hardware_concurrency());
   size_t max_announcements = 4096;  // proposals in flight
   std::chrono::milliseconds block_timeout{3000};
   EventSink events;  // told of files this node wrote or removed for the cluster, and conflicts
@@ -146,9 +151,14 @@ class SyncService {
   void StartFetch(const std::string& path, const wire::FileEntry& entry,
                   std::optional<wire::LocalFileRecord> expected);
   void RequestBlocks();
+  // Which of the fetch's sources to ask for the block next, and notes it as asked; none once
+  // every source was.
+  static std::optional<size_t> NextSource(Fetch& fetch, const std::string& hash);
   void OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash, size_t source,
                Result<wire::PeerMessage> response);
-  // Verifies and writes the blocks the fetch has received, one batch at a time.
+  // Verifies received blocks against their hashes, at most `verifiers` batches at once.
+  void VerifyBlocks();
+  // Writes the blocks the fetch has verified, one batch at a time.
   void WriteBlocks(std::shared_ptr<Fetch> fetch);
   void FinishFetch(std::shared_ptr<Fetch> fetch);
   void ServeBlock(const wire::PeerMessage& request, PeerService::Reply reply);
@@ -182,6 +192,7 @@ class SyncService {
   std::map<std::string, MonoTime> observe_due_;
   std::set<std::string> observing_;
   std::set<std::string> observe_again_;
+  std::set<std::string> observe_when_done_;  // changed while busy_
   Timer observe_timer_;
   std::optional<MonoTime> observe_armed_;
 
@@ -196,6 +207,16 @@ class SyncService {
   std::set<std::string> write_queued_;
   size_t writing_ = 0;
   std::deque<std::pair<std::shared_ptr<Fetch>, std::string>> block_queue_;
+  struct ReceivedBlock {
+    std::shared_ptr<Fetch> fetch;
+    std::string hash;
+    size_t source;  // index in the fetch's sources
+    std::string received;
+    AlignedBytes data;  // `received`, once verified
+    bool matches;
+  };
+  std::deque<ReceivedBlock> to_verify_;
+  size_t verifying_ = 0;
   size_t block_requests_ = 0;  // requested, or received and not written yet
   uint64_t next_unique_ = 0;
 

@@ -12,8 +12,17 @@ std::string EncodeFrame(std::string_view payload) {
   return frame;
 }
 
-Status FrameDecoder::Feed(std::string_view bytes, std::vector<std::string>& out) {
+Status FrameDecoder::Feed(std::string_view bytes, const FrameCallback& on_frame) {
   if (!error_.ok()) return error_;
+  if (consumed_ == buffer_.size()) {
+    // Nothing held back: the frames wholly in `bytes` are handed out from there.
+    buffer_.clear();
+    consumed_ = 0;
+    const size_t used = Decode(bytes, on_frame);
+    if (!error_.ok()) return error_;
+    buffer_.assign(bytes.substr(used));
+    return Status::Ok();
+  }
   // Handed-out bytes are dropped once they are most of the buffer, not after every read: a
   // large frame arriving in many reads is then not moved again and again.
   if (consumed_ > 0 && consumed_ >= buffer_.size() / 2) {
@@ -21,28 +30,33 @@ Status FrameDecoder::Feed(std::string_view bytes, std::vector<std::string>& out)
     consumed_ = 0;
   }
   buffer_.append(bytes);
-  size_t at = consumed_;
-  while (buffer_.size() - at >= 4) {
+  consumed_ += Decode(std::string_view(buffer_).substr(consumed_), on_frame);
+  if (!error_.ok()) return error_;
+  if (consumed_ == buffer_.size()) {
+    buffer_.clear();
+    consumed_ = 0;
+  }
+  return Status::Ok();
+}
+
+size_t FrameDecoder::Decode(std::string_view data, const FrameCallback& on_frame) {
+  size_t at = 0;
+  while (data.size() - at >= 4) {
     uint32_t size = 0;
-    for (int i = 0; i < 4; ++i) size = (size << 8) | static_cast<uint8_t>(buffer_[at + i]);
+    for (int i = 0; i < 4; ++i) size = (size << 8) | static_cast<uint8_t>(data[at + i]);
     if (size > max_payload_) {
       error_ = Status::Error("frame of " + std::to_string(size) + " bytes exceeds the limit of " +
                              std::to_string(max_payload_));
       buffer_.clear();
       consumed_ = 0;
-      return error_;
+      return 0;
     }
-    if (buffer_.size() - at - 4 < size) break;
-    out.emplace_back(buffer_, at + 4, size);
+    if (data.size() - at - 4 < size) break;
+    const std::string_view payload = data.substr(at + 4, size);
     at += 4 + size;
+    if (!on_frame(payload)) break;
   }
-  if (at == buffer_.size()) {
-    buffer_.clear();
-    consumed_ = 0;
-  } else {
-    consumed_ = at;
-  }
-  return Status::Ok();
+  return at;
 }
 
 }  // namespace synod

@@ -6,9 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "core/status.h"
 
@@ -27,12 +27,20 @@ std::string EncodeFrameInPlace(size_t size, Write write) {
 
 class FrameDecoder {
  public:
+  // Takes a payload, valid during the call only; false stops there (what follows stays buffered
+  // for the next Feed).
+  using FrameCallback = std::function<bool(std::string_view payload)>;
+
   explicit FrameDecoder(uint32_t max_payload) : max_payload_(max_payload) {}
 
-  // Appends bytes and moves every complete payload into `out`. After an error, every call fails.
-  Status Feed(std::string_view bytes, std::vector<std::string>& out);
+  // Takes bytes and passes every complete payload to `on_frame`, in order, without copying the
+  // payload where it can. After an error, every call fails. `on_frame` must not call Feed.
+  Status Feed(std::string_view bytes, const FrameCallback& on_frame);
 
  private:
+  // Passes the whole frames at the start of `data` on; the bytes they took, or error_ set.
+  size_t Decode(std::string_view data, const FrameCallback& on_frame);
+
   uint32_t max_payload_;
   std::string buffer_;
   size_t consumed_ = 0;  // bytes of buffer_ already handed out; compacted now and then

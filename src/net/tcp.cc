@@ -245,6 +245,15 @@ void TcpConnection::Write(std::string bytes, std::function<void(int)> done) {
   WriteRaw(std::move(bytes), std::move(done));
 }
 
+void TcpConnection::Write(std::vector<std::string> pieces) {
+  if (closed_) return;
+  if (tls_) {
+    for (std::string& piece : pieces) Write(std::move(piece));
+    return;
+  }
+  WriteToStream(reinterpret_cast<uv_stream_t*>(socket_), std::move(pieces), true, nullptr);
+}
+
 void TcpConnection::WriteRaw(std::string bytes, std::function<void(int)> done) {
   // A caller that waits for the write is answered from its callback, so it is queued whole.
   const bool try_first = !done;

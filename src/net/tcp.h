@@ -69,6 +69,8 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   void ResumeReading();
   // Queues bytes; `done` (optional) runs when they are handed to the kernel or failed.
   void Write(std::string bytes, std::function<void(int status)> done = nullptr);
+  // Queues several pieces, in order; without TLS they go to the kernel in one system call.
+  void Write(std::vector<std::string> pieces);
   // Bytes queued by Write() and not yet handed to the kernel (with TLS: also the plaintext held
   // until the handshake is done).
   size_t queued_bytes() const;

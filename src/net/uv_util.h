@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace synod {
 
@@ -32,6 +33,10 @@ std::string UvError(int code);
 // with the status once a queued write is done; never when everything went at once. Returns 0,
 // or the libuv error if the write could not be queued (then `on_written` does not run).
 int WriteToStream(uv_stream_t* stream, std::string bytes, bool try_first,
+                  std::function<void(int status)> on_written);
+// The same for several pieces, in order, gathered into one system call: a few large messages
+// cost the kernel about half as much in one write as in one write each.
+int WriteToStream(uv_stream_t* stream, std::vector<std::string> pieces, bool try_first,
                   std::function<void(int status)> on_written);
 // The same, trying first, for bytes the caller keeps: only what the kernel did not take at once
 // is copied (to be queued).

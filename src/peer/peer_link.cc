@@ -1,6 +1,9 @@
 #include "peer/peer_link.h"
 
+#include <cstring>
 #include <vector>
+
+#include <google/protobuf/io/coded_stream.h>
 
 #include "net/uv_util.h"
 
@@ -18,20 +21,16 @@ void PeerLink::Start(MessageCallback on_message, ClosedCallback on_closed) {
         auto self = weak.lock();
         if (!self) return;
         const int64_t received = self->clock_.WallUtcNanos();
-        std::vector<std::string> frames;
-        if (Status status = self->decoder_.Feed(bytes, frames); !status.ok()) {
-          self->Fail("bad frame: " + status.message());
-          return;
-        }
-        for (const std::string& frame : frames) {
+        const Status status = self->decoder_.Feed(bytes, [&self, received](std::string_view frame) {
           wire::PeerMessage message;
-          if (!message.ParseFromString(frame)) {
+          if (!message.ParseFromArray(frame.data(), static_cast<int>(frame.size()))) {
             self->Fail("undecodable peer message of " + std::to_string(frame.size()) + " bytes");
-            return;
+            return false;
           }
           if (self->on_message_) self->on_message_(message, received);
-          if (self->connection_->closed()) return;
-        }
+          return !self->connection_->closed();
+        });
+        if (!status.ok()) self->Fail("bad frame: " + status.message());
       },
       [weak](int status) {
         if (auto self = weak.lock()) {
@@ -44,7 +43,7 @@ void PeerLink::Start(MessageCallback on_message, ClosedCallback on_closed) {
 
 bool PeerLink::Room(size_t more) {
   if (overflowing_) return false;
-  const size_t backlog = connection_->queued_bytes() + queued_.size();
+  const size_t backlog = connection_->queued_bytes() + queued_bytes_;
   if (backlog + more <= kMaxPeerBacklogBytes) return true;
   overflowing_ = true;
   loop_.Defer([weak = weak_from_this(), backlog] {
@@ -58,31 +57,74 @@ bool PeerLink::Room(size_t more) {
 
 void PeerLink::Send(const wire::PeerMessage& message) {
   if (connection_->closed()) return;
+  std::string frame = Frame(message);
+  if (!Room(frame.size())) return;
+  Queue(std::move(frame));
+}
+
+void PeerLink::Send(wire::PeerMessage&& message) {
+  if (!message.has_block_response() || message.block_response().data().size() < kOwnPieceBytes) {
+    Send(static_cast<const wire::PeerMessage&>(message));
+    return;
+  }
+  if (connection_->closed()) return;
+  // A file block is not copied into the frame: the message goes without it, then the block in
+  // a second block_response holding only its data, which a protobuf parser merges into the
+  // first (embedded messages met twice are merged): the same message on the wire.
+  std::string data = std::move(*message.mutable_block_response()->mutable_data());
+  message.mutable_block_response()->clear_data();
+  std::string wrapper;
+  const size_t inner =
+      LengthDelimitedHeader(wire::BlockResponse::kDataFieldNumber, data.size(), wrapper) +
+      data.size();
+  std::string outer;
+  LengthDelimitedHeader(wire::PeerMessage::kBlockResponseFieldNumber, inner, outer);
+  outer += wrapper;
+  const size_t rest = message.ByteSizeLong();
+  const size_t size = rest + outer.size() + data.size();
+  if (size > kMaxPeerFrameBytes || !Room(size + 4)) return;
+  std::string head = EncodeFrameInPlace(rest + outer.size(), [&](char* payload) {
+    payload = reinterpret_cast<char*>(
+        message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(payload)));
+    std::memcpy(payload, outer.data(), outer.size());
+  });
+  // The frame's length counts the data that follows it.
+  for (int i = 0; i < 4; ++i) head[i] = static_cast<char>((size >> (24 - 8 * i)) & 0xff);
+  Queue(std::move(head));
+  Queue(std::move(data));
+}
+
+size_t PeerLink::LengthDelimitedHeader(int field, size_t length, std::string& out) {
+  using google::protobuf::io::CodedOutputStream;
+  uint8_t bytes[2 * 10];
+  uint8_t* end = CodedOutputStream::WriteVarint32ToArray(
+      static_cast<uint32_t>(field) << 3 | 2 /* length-delimited */, bytes);
+  end = CodedOutputStream::WriteVarint64ToArray(length, end);
+  out.append(reinterpret_cast<char*>(bytes), static_cast<size_t>(end - bytes));
+  return static_cast<size_t>(end - bytes);
+}
+
+void PeerLink::SendNow(const wire::PeerMessage& message) {
+  std::string frame = Frame(message);
+  if (!Room(frame.size())) return;
+  Queue(std::move(frame));
+  Flush();
+}
+
+void PeerLink::Queue(std::string frame) {
   if (queued_.empty()) {
     loop_.Defer([weak = weak_from_this()] {
       if (auto self = weak.lock()) self->Flush();
     });
   }
-  std::string frame = Frame(message);
-  if (!Room(frame.size())) return;
-  if (frame.size() >= kDirectWriteBytes) {
-    // A large message (a file block) is written as it is, after what is queued, rather than
-    // copied onto the queue.
-    Flush();
-    if (!connection_->closed()) connection_->Write(std::move(frame));
-    return;
-  }
-  if (queued_.empty()) {
-    queued_ = std::move(frame);
+  queued_bytes_ += frame.size();
+  // Small messages are joined into one piece; a large one (a file block) is a piece of its own
+  // rather than copied.
+  if (!queued_.empty() && queued_.back().size() < kOwnPieceBytes && frame.size() < kOwnPieceBytes) {
+    queued_.back() += frame;
   } else {
-    queued_ += frame;
+    queued_.push_back(std::move(frame));
   }
-}
-
-void PeerLink::SendNow(const wire::PeerMessage& message) {
-  Flush();
-  std::string frame = Frame(message);
-  if (Room(frame.size())) connection_->Write(std::move(frame));
 }
 
 std::string PeerLink::Frame(const wire::PeerMessage& message) {
@@ -94,9 +136,10 @@ std::string PeerLink::Frame(const wire::PeerMessage& message) {
 
 void PeerLink::Flush() {
   if (queued_.empty()) return;
-  std::string bytes;
-  bytes.swap(queued_);
-  if (!connection_->closed()) connection_->Write(std::move(bytes));
+  std::vector<std::string> pieces;
+  pieces.swap(queued_);
+  queued_bytes_ = 0;
+  if (!connection_->closed()) connection_->Write(std::move(pieces));
 }
 
 void PeerLink::Fail(const std::string& why) {

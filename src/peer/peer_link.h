@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/event_loop.h"
@@ -33,9 +34,12 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
 
   void Start(MessageCallback on_message, ClosedCallback on_closed);
   // Queues the message; everything queued in one turn of the loop leaves in one write at the
-  // end of it (see EventLoop::Defer), so that a peer sent several messages wakes up once.
+  // end of it (see EventLoop::Defer), so that a peer sent several messages wakes up once, and
+  // the kernel takes many file blocks in one system call.
   void Send(const wire::PeerMessage& message);
-  // Writes at once, after what is queued: for messages that carry the time they were sent.
+  // The same; a file block in it goes to the kernel from where it is, not copied.
+  void Send(wire::PeerMessage&& message);
+  // Writes at once, with what is queued: for messages that carry the time they were sent.
   void SendNow(const wire::PeerMessage& message);
   // Closes without calling on_closed.
   void Close();
@@ -47,13 +51,19 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   void Fail(const std::string& why);
   // False, and the link failing, if `more` bytes would take the backlog past its bound.
   bool Room(size_t more);
+  // Adds to what leaves at the end of this turn of the loop.
+  void Queue(std::string frame);
   void Flush();
   static std::string Frame(const wire::PeerMessage& message);
-  static constexpr size_t kDirectWriteBytes = 64 * 1024;
+  // Appends the tag and length that precede `length` bytes of `field` in protobuf's encoding;
+  // returns how many bytes that took.
+  static size_t LengthDelimitedHeader(int field, size_t length, std::string& out);
+  static constexpr size_t kOwnPieceBytes = 64 * 1024;
 
   EventLoop& loop_;
   std::shared_ptr<TcpConnection> connection_;
-  std::string queued_;
+  std::vector<std::string> queued_;  // written at the end of the loop's turn
+  size_t queued_bytes_ = 0;
   const Clock& clock_;
   FrameDecoder decoder_{kMaxPeerFrameBytes};
   MessageCallback on_message_;

@@ -131,7 +131,7 @@ void PeerService::OnIncoming(std::shared_ptr<TcpConnection> connection) {
               auto link = weak.lock();
               if (!link || id == 0) return;
               reply.set_request_id(id);
-              link->Send(reply);
+              link->Send(std::move(reply));
             });
         }
       },

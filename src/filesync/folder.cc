@@ -611,6 +611,8 @@ Status Folder::WriteRun(const TempFile& temp, uint64_t offset,
   return Status::Ok();
 }
 
+void Folder::Flush(const TempFile& temp) { fdatasync(temp.fd->get()); }
+
 void Folder::Discard(const TempFile& temp) const {
   Result<UniqueFd> dir = OpenParent(temp.path, false);
   if (dir.ok()) unlinkat(dir.value().get(), std::string(BaseName(temp.path)).c_str(), 0);

@@ -160,6 +160,8 @@ class SyncService {
   void VerifyBlocks();
   // Writes the blocks the fetch has verified, one batch at a time.
   void WriteBlocks(std::shared_ptr<Fetch> fetch);
+  // Makes what the fetch wrote durable, in the background, once there is enough of it.
+  void FlushSome(std::shared_ptr<Fetch> fetch);
   void FinishFetch(std::shared_ptr<Fetch> fetch);
   void ServeBlock(const wire::PeerMessage& request, PeerService::Reply reply);
   std::vector<Ipv4> SourcesFor(const wire::FileEntry& entry) const;

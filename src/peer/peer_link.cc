@@ -82,7 +82,7 @@ void PeerLink::Send(wire::PeerMessage&& message) {
   outer += wrapper;
   const size_t rest = message.ByteSizeLong();
   const size_t size = rest + outer.size() + data.size();
-  if (size > kMaxPeerFrameBytes || !Room(size + 4)) return;
+  if (!Room(size + 4)) return;
   std::string head = EncodeFrameInPlace(rest + outer.size(), [&](char* payload) {
     payload = reinterpret_cast<char*>(
         message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(payload)));

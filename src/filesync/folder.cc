@@ -496,10 +496,6 @@ char* BounceBuffer(size_t size) {
   return buffer.get();
 }
 
-}  // namespace
-
-namespace {
-
 // Memory of AlignedBytes the size of a file block, kept for the next ones: a fresh block from
 // the allocator cost a page fault for every 4 KiB (glibc gives blocks that large back to the
 // kernel), more than the copy into it. Bounded: a few more than the blocks in flight.

@@ -108,7 +108,7 @@ struct SyncService::Fetch {
   // Blocks verified, to write (hash, data). Blocks are verified as they arrive, several at once;
   // one batch is written at a time, joined into long writes: threads writing one file at once
   // only contend for its inode lock.
-  std::vector<std::pair<std::string, std::shared_ptr<AlignedBytes>>> verified;
+  std::vector<std::pair<std::string, AlignedBytes>> verified;
   bool writing = false;
   bool flushing = false;
   uint64_t flushed_bytes = 0;  // of fetched_bytes, made durable
@@ -993,8 +993,7 @@ void SyncService::VerifyBlocks() {
               block_queue_.emplace_front(fetch, block.hash);  // the next source
               continue;
             }
-            fetch->verified.emplace_back(block.hash,
-                                         std::make_shared<AlignedBytes>(std::move(block.data)));
+            fetch->verified.emplace_back(block.hash, std::move(block.data));
             WriteBlocks(fetch);
           }
           VerifyBlocks();
@@ -1007,7 +1006,7 @@ void SyncService::WriteBlocks(std::shared_ptr<Fetch> fetch) {
   if (fetch->writing || fetch->verified.empty()) return;
   fetch->writing = true;
   struct Block {
-    std::shared_ptr<AlignedBytes> data;
+    AlignedBytes data;
     std::vector<uint32_t> indexes;
   };
   auto batch = std::make_shared<std::vector<Block>>();
@@ -1020,7 +1019,7 @@ void SyncService::WriteBlocks(std::shared_ptr<Fetch> fetch) {
       [fetch, batch, written] {
         std::vector<std::pair<uint32_t, std::string_view>> pieces;  // by index in the file
         for (const Block& block : *batch) {
-          for (uint32_t index : block.indexes) pieces.emplace_back(index, block.data->view());
+          for (uint32_t index : block.indexes) pieces.emplace_back(index, block.data.view());
         }
         std::sort(pieces.begin(), pieces.end());
         std::vector<std::string_view> run;
@@ -1042,7 +1041,7 @@ void SyncService::WriteBlocks(std::shared_ptr<Fetch> fetch) {
         if (!written->ok()) fetch->failure = *written;
         for (const Block& block : *batch) {
           --block_requests_;
-          if (written->ok()) fetch->fetched_bytes += block.data->size() * block.indexes.size();
+          if (written->ok()) fetch->fetched_bytes += block.data.size() * block.indexes.size();
           --fetch->outstanding;
         }
         if (fetch->outstanding == 0) {

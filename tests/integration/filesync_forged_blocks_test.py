@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import filesync_test as fs  # noqa: E402
 import harness as h  # noqa: E402
 import hostile_member_test as hm  # noqa: E402
+import metrics_test as mt  # noqa: E402
 import peer_wire as w  # noqa: E402
 
 BOUND_S = 30.0
@@ -51,12 +52,7 @@ class Forger(hm.FakeMember):
 
 
 def rejected_blocks(agent):
-    r = h.http_request(agent.addr, agent.api_port, "GET", "/metrics")
-    h.check(r.status == 200, f"{agent.name}: GET /metrics -> {r}")
-    for line in r.body.decode().splitlines():
-        if line.startswith("synod_sync_rejected_blocks_total"):
-            return int(float(line.split()[-1]))
-    h.check(False, f"{agent.name}: no synod_sync_rejected_blocks_total in /metrics")
+    return int(mt.value(mt.scrape(agent), "synod_sync_rejected_blocks_total"))
 
 
 def main():

@@ -8,15 +8,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <climits>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
+#include <span>
 #include <system_error>
 #include <thread>
 
@@ -63,62 +67,162 @@ bool SameStat(const wire::LocalFileRecord& a, const wire::LocalFileRecord& b) {
          a.mtime_nanos() == b.mtime_nanos() && a.inode() == b.inode() && a.mode() == b.mode();
 }
 
-// Blocks read at a time while hashing. For a large file, their block hashes are computed on a
-// second thread while this one feeds them to the whole file's hash: twice the hashing, in the
-// time of once.
-constexpr size_t kHashChunkBlocks = 32;
-constexpr uint64_t kParallelHashMinBytes = 8u << 20;
-
-void HashBlocks(std::string_view chunk, std::vector<std::string>& hashes) {
-  for (size_t at = 0; at < chunk.size(); at += kFileBlockSize) {
-    hashes.push_back(Sha256(chunk.substr(at, kFileBlockSize)));
+// Reads up to `length` bytes at `offset`: fewer only at the end of the file.
+Result<size_t> ReadAt(int fd, const std::string& path, char* data, size_t length, uint64_t offset) {
+  size_t filled = 0;
+  while (filled < length) {
+    const ssize_t n =
+        pread(fd, data + filled, length - filled, static_cast<off_t>(offset + filled));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::Error(Errno("cannot read", path, errno));
+    if (n == 0) break;
+    filled += static_cast<size_t>(n);
   }
+  return filled;
 }
+
+using ChunkConsumer = std::function<void(std::string_view)>;
+
+// Reads `fd` from its start to its end, once, and hands each chunk in order to every consumer.
+// Returns the bytes read. Alone, it reads a block and passes it to each consumer in turn. In
+// parallel, each consumer runs on a thread of its own while this one reads ahead into a ring of
+// buffers: a large file's two hashes (the whole file, and block by block) and its reads then
+// overlap instead of taking turns, and memory stays at the ring's few chunks.
+class ChunkReader {
+ public:
+  ChunkReader(int fd, const std::string& path) : fd_(fd), path_(path) {}
+
+  Result<uint64_t> Run(std::span<const ChunkConsumer> consumers, bool parallel) {
+    if (parallel && consumers.size() > 1) {
+      std::optional<Result<uint64_t>> done = RunParallel(consumers);
+      if (done) return *done;
+    }
+    std::string chunk(kFileBlockSize, '\0');
+    uint64_t total = 0;
+    for (;;) {
+      Result<size_t> n = ReadAt(fd_, path_, chunk.data(), chunk.size(), total);
+      if (!n.ok()) return n.status();
+      if (n.value() == 0) break;
+      for (const ChunkConsumer& consume : consumers) consume({chunk.data(), n.value()});
+      total += n.value();
+      if (n.value() < chunk.size()) break;
+    }
+    return total;
+  }
+
+ private:
+  static constexpr size_t kChunkBytes = 8 * kFileBlockSize;
+  static constexpr size_t kRingChunks = 4;
+
+  // Nothing when no thread could be started (the caller reads alone).
+  std::optional<Result<uint64_t>> RunParallel(std::span<const ChunkConsumer> consumers) {
+    for (std::string& buffer : ring_) buffer.assign(kChunkBytes, '\0');
+    consumed_.assign(consumers.size(), 0);
+    std::vector<std::thread> threads;
+    bool started = true;
+    for (size_t i = 0; i < consumers.size() && started; ++i) {
+      try {
+        threads.emplace_back([this, i, &consume = consumers[i]] { Consume(i, consume); });
+      } catch (const std::system_error&) {
+        started = false;
+      }
+    }
+    Result<uint64_t> total = started ? ReadAhead() : Result<uint64_t>(uint64_t{0});
+    if (!started) End();
+    for (std::thread& thread : threads) thread.join();
+    if (!started) return std::nullopt;
+    return total;
+  }
+
+  Result<uint64_t> ReadAhead() {
+    uint64_t total = 0;
+    for (uint64_t k = 0;; ++k) {
+      {
+        // Chunk k goes where chunk k - kRingChunks was: wait until every consumer is done with
+        // that one.
+        std::unique_lock<std::mutex> lock(mu_);
+        changed_.wait(lock, [&] {
+          return *std::min_element(consumed_.begin(), consumed_.end()) + kRingChunks > k;
+        });
+      }
+      std::string& buffer = ring_[k % kRingChunks];
+      Result<size_t> n = ReadAt(fd_, path_, buffer.data(), buffer.size(), total);
+      const size_t length = n.ok() ? n.value() : 0;
+      total += length;
+      const bool last = length < buffer.size();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        lengths_[k % kRingChunks] = length;
+        if (length > 0) ++published_;
+        ended_ = last;
+      }
+      changed_.notify_all();
+      if (!n.ok()) return n.status();
+      if (last) return total;
+    }
+  }
+
+  void Consume(size_t consumer, const ChunkConsumer& consume) {
+    for (uint64_t k = 0;; ++k) {
+      size_t length = 0;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        changed_.wait(lock, [&] { return published_ > k || ended_; });
+        if (published_ <= k) return;
+        length = lengths_[k % kRingChunks];
+      }
+      consume({ring_[k % kRingChunks].data(), length});
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        consumed_[consumer] = k + 1;
+      }
+      changed_.notify_all();
+    }
+  }
+
+  void End() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ended_ = true;
+    }
+    changed_.notify_all();
+  }
+
+  const int fd_;
+  const std::string& path_;
+  std::array<std::string, kRingChunks> ring_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::array<size_t, kRingChunks> lengths_{};  // guarded by mu_, as are the three below
+  uint64_t published_ = 0;                     // chunks read
+  bool ended_ = false;                         // no chunk after the published ones
+  std::vector<uint64_t> consumed_;             // chunks each consumer is done with
+};
+
+// Files from this size are hashed in parallel (ChunkReader).
+constexpr uint64_t kParallelHashMinBytes = 8u << 20;
 
 Status HashInto(int fd, const std::string& path, wire::LocalFileRecord& record) {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> whole(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(whole.get(), EVP_sha256(), nullptr);
-  const bool parallel = record.size() >= kParallelHashMinBytes;
-  std::string chunk((parallel ? kHashChunkBlocks : 1) * kFileBlockSize, '\0');
   std::vector<std::string> hashes;
+  const ChunkConsumer consumers[] = {
+      [&whole](std::string_view data) { EVP_DigestUpdate(whole.get(), data.data(), data.size()); },
+      [&hashes](std::string_view data) {
+        for (size_t at = 0; at < data.size(); at += kFileBlockSize) {
+          hashes.push_back(Sha256(data.substr(at, kFileBlockSize)));
+        }
+      }};
+  Result<uint64_t> total =
+      ChunkReader(fd, path).Run(consumers, record.size() >= kParallelHashMinBytes);
+  if (!total.ok()) return total.status();
   record.clear_blocks();
-  uint64_t total = 0;
-  for (;;) {
-    size_t filled = 0;
-    while (filled < chunk.size()) {
-      const ssize_t n = pread(fd, chunk.data() + filled, chunk.size() - filled,
-                              static_cast<off_t>(total + filled));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Status::Error(Errno("cannot read", path, errno));
-      if (n == 0) break;
-      filled += static_cast<size_t>(n);
-    }
-    if (filled == 0) break;
-    const std::string_view data(chunk.data(), filled);
-    hashes.clear();
-    std::optional<std::thread> helper;
-    if (parallel) {
-      try {
-        helper.emplace([data, &hashes] { HashBlocks(data, hashes); });
-      } catch (const std::system_error&) {
-        // No thread to be had: all of it on this one.
-      }
-    }
-    EVP_DigestUpdate(whole.get(), data.data(), data.size());
-    if (helper) {
-      helper->join();
-    } else {
-      HashBlocks(data, hashes);
-    }
-    for (std::string& hash : hashes) record.add_blocks(std::move(hash));
-    total += filled;
-    if (filled < chunk.size()) break;
-  }
+  for (std::string& hash : hashes) record.add_blocks(std::move(hash));
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_DigestFinal_ex(whole.get(), digest, &length);
   record.set_hash(std::string(reinterpret_cast<char*>(digest), length));
-  record.set_size(total);  // what was hashed, should the file grow meanwhile
+  record.set_size(total.value());  // what was hashed, should the file grow meanwhile
   return Status::Ok();
 }
 
@@ -429,16 +533,9 @@ Result<std::string> Folder::ReadOpened(const std::string& path, uint64_t offset,
     FromStat(st, *opened);
   }
   std::string data(length, '\0');
-  size_t filled = 0;
-  while (filled < length) {
-    const ssize_t n = pread(file.get(), data.data() + filled, length - filled,
-                            static_cast<off_t>(offset + filled));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::Error(Errno("cannot read", path, errno));
-    if (n == 0) break;
-    filled += static_cast<size_t>(n);
-  }
-  data.resize(filled);
+  Result<size_t> filled = ReadAt(file.get(), path, data.data(), length, offset);
+  if (!filled.ok()) return filled.status();
+  data.resize(filled.value());
   return data;
 }
 

@@ -130,10 +130,18 @@ class FolderTest : public testing::Test {
 };
 
 TEST_F(FolderTest, ObserveHashesAFileInBlocksOf128KiB) {
-  for (const size_t size : {size_t{0}, size_t{1}, kFileBlockSize, kFileBlockSize + 1}) {
+  // From 8 MiB, the file is read ahead and hashed on two threads: sizes on both sides of that,
+  // one a whole number of its 1 MiB chunks, one ending in a part of a chunk and of a block.
+  for (const size_t size : {size_t{0}, size_t{1}, kFileBlockSize, kFileBlockSize + 1,
+                            (size_t{8} << 20) - 1, size_t{8} << 20, (size_t{9} << 20) + 3}) {
     SCOPED_TRACE(size);
+    // No two blocks alike, so that a block hashed in the wrong place shows.
     std::string content(size, '\0');
-    for (size_t i = 0; i < size; ++i) content[i] = static_cast<char>(i * 7 + size);
+    uint32_t state = static_cast<uint32_t>(size) | 1;
+    for (char& byte : content) {
+      state = state * 1664525u + 1013904223u;
+      byte = static_cast<char>(state >> 24);
+    }
     Write("f", content, 0640);
     Result<wire::LocalFileRecord> record = folder_->Observe("f", nullptr);
     ASSERT_TRUE(record.ok()) << record.error();

@@ -884,11 +884,38 @@ def staging_large(run):
     return run.args._large_meta
 
 
+def concurrent_direct_copies(src, directory, n):
+    """Seconds for n copies of `src` written at once into `directory`, each with direct I/O
+    and fdatasync (dd), as n receivers sharing this disk must at least do; None if dd failed
+    (a filesystem without direct I/O)."""
+    dsts = [os.path.join(directory, f"direct{i}.bin") for i in range(n)]
+    subprocess.run(["sync"], check=True, timeout=600)
+    t = time.monotonic()
+    procs = [subprocess.Popen(["dd", f"if={src}", f"of={d}", "bs=1M", "oflag=direct",
+                               "conv=fdatasync", "status=none"], stderr=subprocess.PIPE)
+             for d in dsts]
+    try:
+        codes = [p.wait(timeout=1200) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    elapsed = time.monotonic() - t
+    for d in dsts:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(d)
+    return elapsed if all(c == 0 for c in codes) else None
+
+
 def scenario_large(run):
     src, size, digest = staging_large(run)
     cp_dir = os.path.join(run.workdir, run.sys.name + "-cp")
     os.makedirs(cp_dir, exist_ok=True)
     dst = os.path.join(cp_dir, "large.bin")
+    two_copies = concurrent_direct_copies(src, cp_dir, len(run.others))
+    if two_copies is not None:
+        log(f"{run.sys.name} large: {len(run.others)} direct copies at once: {two_copies:.2f} s")
     subprocess.run(["sync"], check=True, timeout=600)
     t = time.monotonic()
     subprocess.run(["cp", src, dst], check=True, timeout=1200)
@@ -907,6 +934,9 @@ def scenario_large(run):
                    max(120.0, size / MIB * 0.5))
     out = {"size_mib": size >> 20, "cp_s": r3(t_cp), "cp_plus_sync_s": r3(cp_sync), **w,
            "ratio_to_cp_plus_sync": round(w["all_s"] / cp_sync, 2) if w["all_s"] else None,
+           "direct_copies_at_once_s": r3(two_copies) if two_copies is not None else None,
+           "ratio_to_direct_copies_at_once": round(w["all_s"] / two_copies, 2)
+           if w["all_s"] and two_copies else None,
            "mib_per_s": round(size / MIB / w["all_s"], 1) if w["all_s"] else None,
            "verified_sha256": not any(w["missing_by_node"].values()),
            "cpu_s_by_node": run.cpu_since(ticks)}
@@ -1145,7 +1175,8 @@ def goals(result, args, sizes_full):
             "size_mib": la["size_mib"], "synod_ratio": la.get("ratio_to_cp_plus_sync"),
             "met": la.get("ratio_to_cp_plus_sync") is not None
             and la["ratio_to_cp_plus_sync"] <= 3.0 and la.get("verified_sha256") is True,
-            "syncthing_ratio": others(["large", "ratio_to_cp_plus_sync"])}
+            "syncthing_ratio": others(["large", "ratio_to_cp_plus_sync"]),
+            "synod_ratio_to_direct_copies_at_once": la.get("ratio_to_direct_copies_at_once")}
     ca = syn.get("catchup") or {}
     if "files" in ca:
         g["catchup_10000_changed_under_15s"] = {

@@ -81,6 +81,15 @@ Result<size_t> ReadAt(int fd, const std::string& path, char* data, size_t length
   return filled;
 }
 
+// Up to `length` bytes at `offset`, as a string.
+Result<std::string> ReadString(int fd, const std::string& path, uint64_t offset, size_t length) {
+  std::string data(length, '\0');
+  Result<size_t> filled = ReadAt(fd, path, data.data(), length, offset);
+  if (!filled.ok()) return filled.status();
+  data.resize(filled.value());
+  return data;
+}
+
 using ChunkConsumer = std::function<void(std::string_view)>;
 
 // Reads `fd` from its start to its end, once, and hands each chunk in order to every consumer.
@@ -494,7 +503,9 @@ Folder::ScanResult Folder::Scan(const std::string& under, bool remove_temporarie
 }
 
 Result<std::string> Folder::Read(const std::string& path, uint64_t offset, size_t length) const {
-  return ReadOpened(path, offset, length, nullptr);
+  Result<UniqueFd> file = OpenToRead(path, nullptr);
+  if (!file.ok()) return file.status();
+  return ReadString(file.value().get(), path, offset, length);
 }
 
 wire::LocalFileRecord Folder::StatOf(const wire::LocalFileRecord& record) {
@@ -511,17 +522,34 @@ wire::LocalFileRecord Folder::StatOf(const wire::LocalFileRecord& record) {
 Result<std::string> Folder::ReadBlock(const std::string& path, uint32_t index,
                                       const std::string& hash,
                                       const wire::LocalFileRecord* hashed_as) const {
-  wire::LocalFileRecord now;
-  Result<std::string> data =
-      ReadOpened(path, static_cast<uint64_t>(index) * kFileBlockSize, kFileBlockSize, &now);
-  if (!data.ok()) return data;
-  if (hashed_as != nullptr && SameStat(now, *hashed_as)) return data;
-  if (Sha256(data.value()) != hash) return Status::NotFound("changed since");
-  return data;
+  const BlockWanted wanted[] = {{index, hash}};
+  return std::move(ReadBlocks(path, wanted, hashed_as).front());
 }
 
-Result<std::string> Folder::ReadOpened(const std::string& path, uint64_t offset, size_t length,
-                                       wire::LocalFileRecord* opened) const {
+std::vector<Result<std::string>> Folder::ReadBlocks(const std::string& path,
+                                                    std::span<const BlockWanted> wanted,
+                                                    const wire::LocalFileRecord* hashed_as) const {
+  std::vector<Result<std::string>> blocks;
+  blocks.reserve(wanted.size());
+  wire::LocalFileRecord now;
+  Result<UniqueFd> file = OpenToRead(path, &now);
+  const bool unchanged = file.ok() && hashed_as != nullptr && SameStat(now, *hashed_as);
+  for (const BlockWanted& block : wanted) {
+    if (!file.ok()) {
+      blocks.emplace_back(file.status());
+      continue;
+    }
+    Result<std::string> data = ReadString(file.value().get(), path,
+                                          uint64_t{block.index} * kFileBlockSize, kFileBlockSize);
+    if (data.ok() && !unchanged && Sha256(data.value()) != block.hash) {
+      data = Status::NotFound("changed since");
+    }
+    blocks.push_back(std::move(data));
+  }
+  return blocks;
+}
+
+Result<UniqueFd> Folder::OpenToRead(const std::string& path, wire::LocalFileRecord* opened) const {
   Result<UniqueFd> dir = OpenParent(path, false);
   if (!dir.ok()) return dir.status();
   const std::string name(BaseName(path));
@@ -532,11 +560,7 @@ Result<std::string> Folder::ReadOpened(const std::string& path, uint64_t offset,
     if (fstat(file.get(), &st) != 0) return Status::Error(Errno("cannot stat", path, errno));
     FromStat(st, *opened);
   }
-  std::string data(length, '\0');
-  Result<size_t> filled = ReadAt(file.get(), path, data.data(), length, offset);
-  if (!filled.ok()) return filled.status();
-  data.resize(filled.value());
-  return data;
+  return file;
 }
 
 Result<Folder::TempFile> Folder::CreateTemp(const std::string& target, uint64_t size,

@@ -119,6 +119,14 @@ class Folder {
   // unchanged and not hashed again, as Observe does: the receiver verifies every block anyway.
   Result<std::string> ReadBlock(const std::string& path, uint32_t index, const std::string& hash,
                                 const wire::LocalFileRecord* hashed_as) const;
+  struct BlockWanted {
+    uint32_t index = 0;
+    std::string hash;
+  };
+  // Several blocks of `path`, each as ReadBlock would return it, from one open of the file.
+  std::vector<Result<std::string>> ReadBlocks(const std::string& path,
+                                              std::span<const BlockWanted> wanted,
+                                              const wire::LocalFileRecord* hashed_as) const;
   // The part of `record` that says whether a file is unchanged (what Observe and ReadBlock
   // compare), without its hashes.
   static wire::LocalFileRecord StatOf(const wire::LocalFileRecord& record);
@@ -153,9 +161,8 @@ class Folder {
   Result<UniqueFd> OpenParent(std::string_view path, bool create) const;
   Status CheckUnchanged(int dir, const std::string& name, const std::string& path,
                         const wire::LocalFileRecord* expected) const;
-  // Read, and the opened file's stat in `opened` when given.
-  Result<std::string> ReadOpened(const std::string& path, uint64_t offset, size_t length,
-                                 wire::LocalFileRecord* opened) const;
+  // `path` opened for reading without following links, and its stat in `opened` when given.
+  Result<UniqueFd> OpenToRead(const std::string& path, wire::LocalFileRecord* opened) const;
 
   std::string root_;
   std::shared_ptr<UniqueFd> fd_;

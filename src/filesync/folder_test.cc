@@ -622,6 +622,43 @@ TEST_F(FolderTest, ReadBlockHashesAgainOnlyWhenTheFileMayHaveChanged) {
   EXPECT_NE(changed.status().message().find("changed"), std::string::npos);
 }
 
+TEST_F(FolderTest, ReadBlocksAnswersEachBlockOnItsOwn) {
+  std::string content(3 * kFileBlockSize + 10, 'a');
+  for (size_t i = 0; i < content.size(); ++i)
+    content[i] = static_cast<char>('a' + i / kFileBlockSize);
+  Write("d/f", content);
+  Result<wire::LocalFileRecord> record = folder_->Observe("d/f", nullptr);
+  ASSERT_TRUE(record.ok()) << record.error();
+  ASSERT_EQ(record.value().blocks_size(), 4);
+  // Out of order, one asked twice, one whose hash is not the file's, and the short last one.
+  const std::vector<Folder::BlockWanted> wanted = {{2, record.value().blocks(2)},
+                                                   {0, record.value().blocks(0)},
+                                                   {0, record.value().blocks(0)},
+                                                   {1, Sha256("not this block")},
+                                                   {3, record.value().blocks(3)}};
+  std::vector<Result<std::string>> read = folder_->ReadBlocks("d/f", wanted, nullptr);
+  ASSERT_EQ(read.size(), wanted.size());
+  ASSERT_TRUE(read[0].ok()) << read[0].error();
+  EXPECT_EQ(read[0].value(), content.substr(2 * kFileBlockSize, kFileBlockSize));
+  ASSERT_TRUE(read[1].ok() && read[2].ok());
+  EXPECT_EQ(read[1].value(), content.substr(0, kFileBlockSize));
+  EXPECT_EQ(read[2].value(), read[1].value());
+  ASSERT_FALSE(read[3].ok());
+  EXPECT_EQ(read[3].status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(read[4].ok()) << read[4].error();
+  EXPECT_EQ(read[4].value(), content.substr(3 * kFileBlockSize));
+  // Trusted by its stat, the block is not hashed again.
+  const wire::LocalFileRecord stat = Folder::StatOf(record.value());
+  read = folder_->ReadBlocks("d/f", wanted, &stat);
+  ASSERT_TRUE(read[3].ok());
+  EXPECT_EQ(read[3].value(), content.substr(kFileBlockSize, kFileBlockSize));
+
+  read = folder_->ReadBlocks("d/absent", wanted, nullptr);
+  ASSERT_EQ(read.size(), wanted.size());
+  for (const Result<std::string>& block : read)
+    EXPECT_EQ(block.status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(FolderTest, TheSyncedAttributeSetByCommitIsReadBackByObserve) {
   Write("probe", "p");
   if (setxattr(At("probe").c_str(), "user.synod.probe", "1", 1, 0) != 0) {

@@ -26,6 +26,8 @@ constexpr auto kSettleDelay = std::chrono::milliseconds(2);
 constexpr size_t kMaxWriteRunBlocks = 32;
 // Received blocks verified in one piece of background work, at most.
 constexpr size_t kVerifyBatchBlocks = 8;
+// Blocks read for peers in one piece of background work, at most.
+constexpr size_t kServeBatchBlocks = 8;
 // A large file being received is made durable in steps of this much, beside the writes, rather
 // than all at the end: a disk (or the host of a virtual one) flushing 1 GiB takes most of a
 // second, which the final fsync before the rename then no longer waits for.
@@ -1132,19 +1134,53 @@ void SyncService::ServeBlock(const wire::PeerMessage& request, PeerService::Repl
   if (const wire::LocalFileRecord* record = local_.Find(source->path)) {
     hashed_as = Folder::StatOf(*record);
   }
-  auto data = std::make_shared<Result<std::string>>(std::string());
-  Background(
-      [folder = *folder_, source = *source, data, hash = ask.hash(),
-       hashed_as = std::move(hashed_as)] {
-        *data =
-            folder.ReadBlock(source.path, source.index, hash, hashed_as ? &*hashed_as : nullptr);
-      },
-      [this, data, answer = std::move(answer)] {
-        if (!data->ok()) return answer("", "not found: " + data->status().message());
-        ++stats_.blocks_served;
-        stats_.bytes_served += data->value().size();
-        answer(std::move(data->value()), "");
-      });
+  to_serve_.push_back(
+      BlockToServe{std::move(*source), std::move(hashed_as), ask.hash(), std::move(answer)});
+  ServeQueued();
+}
+
+void SyncService::ServeQueued() {
+  while (serving_ < options_.block_readers && !to_serve_.empty()) {
+    auto batch = std::make_shared<std::vector<BlockToServe>>();
+    while (batch->size() < kServeBatchBlocks && !to_serve_.empty()) {
+      batch->push_back(std::move(to_serve_.front()));
+      to_serve_.pop_front();
+    }
+    auto read = std::make_shared<std::vector<Result<std::string>>>();
+    ++serving_;
+    Background(
+        [folder = *folder_, batch, read] {
+          std::vector<Folder::BlockWanted> wanted;
+          for (size_t first = 0; first < batch->size();) {
+            // Blocks of one file, asked for one after the other: one open.
+            const BlockToServe& head = (*batch)[first];
+            wanted.clear();
+            size_t end = first;
+            for (; end < batch->size() && (*batch)[end].source.path == head.source.path; ++end) {
+              wanted.push_back({(*batch)[end].source.index, (*batch)[end].hash});
+            }
+            for (Result<std::string>& block : folder.ReadBlocks(
+                     head.source.path, wanted, head.hashed_as ? &*head.hashed_as : nullptr)) {
+              read->push_back(std::move(block));
+            }
+            first = end;
+          }
+        },
+        [this, batch, read] {
+          --serving_;
+          for (size_t i = 0; i < batch->size(); ++i) {
+            Result<std::string>& data = (*read)[i];
+            if (!data.ok()) {
+              (*batch)[i].answer("", "not found: " + data.status().message());
+              continue;
+            }
+            ++stats_.blocks_served;
+            stats_.bytes_served += data.value().size();
+            (*batch)[i].answer(std::move(data.value()), "");
+          }
+          ServeQueued();
+        });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

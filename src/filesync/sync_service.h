@@ -62,6 +62,9 @@ struct SyncOptions {
   // Threads verifying received blocks at once: more than the cores would only take the CPU
   // from the loop that keeps the transfers going.
   size_t verifiers = std::max(1u, std::thread::hardware_concurrency());
+  // Batches of blocks read for peers at once: a disk reading files that are not in the cache
+  // wants a few reads queued; more take threads and CPU from the transfers.
+  size_t block_readers = 4;
   size_t max_announcements = 4096;  // proposals in flight
   std::chrono::milliseconds block_timeout{3000};
   EventSink events;  // told of files this node wrote or removed for the cluster, and conflicts
@@ -164,6 +167,9 @@ class SyncService {
   void FlushSome(std::shared_ptr<Fetch> fetch);
   void FinishFetch(std::shared_ptr<Fetch> fetch);
   void ServeBlock(const wire::PeerMessage& request, PeerService::Reply reply);
+  // Reads the blocks asked for, in batches (one open per file of a batch), at most
+  // `block_readers` batches at once, and answers each.
+  void ServeQueued();
   std::vector<Ipv4> SourcesFor(const wire::FileEntry& entry) const;
 
   // Runs `then` once this node has applied the entry at `index` (at once if it has).
@@ -219,6 +225,14 @@ class SyncService {
   };
   std::deque<ReceivedBlock> to_verify_;
   size_t verifying_ = 0;
+  struct BlockToServe {
+    LocalTable::BlockSource source;
+    std::optional<wire::LocalFileRecord> hashed_as;  // its file's stat when it was hashed
+    std::string hash;
+    std::function<void(std::string data, std::string error)> answer;
+  };
+  std::deque<BlockToServe> to_serve_;
+  size_t serving_ = 0;
   size_t block_requests_ = 0;  // requested, or received and not written yet
   uint64_t next_unique_ = 0;
 

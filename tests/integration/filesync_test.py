@@ -206,8 +206,17 @@ def under(rel, root):
 
 def apply_changes(prev, agent, roots):
     """`prev` with every path under `roots` replaced by what `agent`'s folder holds there
-    (its changes, deletes included), and the parents of what it holds."""
-    now = tree(agent.folder)
+    (its changes, deletes included), and the parents of what it holds. The folder is walked
+    again if a path vanishes meanwhile: a change made on another node just before may be
+    arriving."""
+    for _ in range(50):
+        try:
+            now = tree(agent.folder)
+            break
+        except FileNotFoundError:
+            time.sleep(0.01)
+    else:
+        now = tree(agent.folder)
     out = {p: e for p, e in prev.items() if not any(under(p, r) for r in roots)}
     for p, e in now.items():
         if any(under(p, r) for r in roots) or any(under(r, p) for r in roots):

@@ -136,10 +136,13 @@ class ChunkReader {
         started = false;
       }
     }
-    Result<uint64_t> total = started ? ReadAhead() : Result<uint64_t>(uint64_t{0});
-    if (!started) End();
+    if (!started) {
+      End();
+      for (std::thread& thread : threads) thread.join();
+      return std::nullopt;
+    }
+    Result<uint64_t> total = ReadAhead();
     for (std::thread& thread : threads) thread.join();
-    if (!started) return std::nullopt;
     return total;
   }
 

@@ -94,6 +94,17 @@ Result<wire::LocalFileRecord> CopyWithin(const Folder& folder, const std::string
   return folder.Commit(temp.value(), entry, expected);
 }
 
+// Up to `most` items taken from the front of `queue`, in order, for a piece of background work.
+template <typename T>
+std::shared_ptr<std::vector<T>> TakeFront(std::deque<T>& queue, size_t most) {
+  auto batch = std::make_shared<std::vector<T>>();
+  while (batch->size() < most && !queue.empty()) {
+    batch->push_back(std::move(queue.front()));
+    queue.pop_front();
+  }
+  return batch;
+}
+
 }  // namespace
 
 // One file being assembled from local and remote blocks.
@@ -950,9 +961,7 @@ void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash,
     error = response.value().block_response().error();
   }
   if (!error.empty()) {
-    fetch->lacking[source] = true;
-    --block_requests_;
-    block_queue_.emplace_front(fetch, hash);  // the next source
+    AskElsewhere(fetch, hash, source);
     RequestBlocks();
     return;
   }
@@ -965,13 +974,16 @@ void SyncService::OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash,
   VerifyBlocks();
 }
 
+void SyncService::AskElsewhere(const std::shared_ptr<Fetch>& fetch, const std::string& hash,
+                               size_t source) {
+  fetch->lacking[source] = true;
+  --block_requests_;
+  block_queue_.emplace_front(fetch, hash);
+}
+
 void SyncService::VerifyBlocks() {
   while (verifying_ < options_.verifiers && !to_verify_.empty()) {
-    auto batch = std::make_shared<std::vector<ReceivedBlock>>();
-    while (batch->size() < kVerifyBatchBlocks && !to_verify_.empty()) {
-      batch->push_back(std::move(to_verify_.front()));
-      to_verify_.pop_front();
-    }
+    std::shared_ptr<std::vector<ReceivedBlock>> batch = TakeFront(to_verify_, kVerifyBatchBlocks);
     ++verifying_;
     Background(
         [batch] {
@@ -990,9 +1002,7 @@ void SyncService::VerifyBlocks() {
             if (!block.matches) {
               ++stats_.rejected_blocks;
               spdlog::warn("filesync: a block of \"{}\" did not match its hash", fetch->path);
-              fetch->lacking[block.source] = true;
-              --block_requests_;
-              block_queue_.emplace_front(fetch, block.hash);  // the next source
+              AskElsewhere(fetch, block.hash, block.source);
               continue;
             }
             fetch->verified.emplace_back(block.hash, std::move(block.data));
@@ -1141,11 +1151,7 @@ void SyncService::ServeBlock(const wire::PeerMessage& request, PeerService::Repl
 
 void SyncService::ServeQueued() {
   while (serving_ < options_.block_readers && !to_serve_.empty()) {
-    auto batch = std::make_shared<std::vector<BlockToServe>>();
-    while (batch->size() < kServeBatchBlocks && !to_serve_.empty()) {
-      batch->push_back(std::move(to_serve_.front()));
-      to_serve_.pop_front();
-    }
+    std::shared_ptr<std::vector<BlockToServe>> batch = TakeFront(to_serve_, kServeBatchBlocks);
     auto read = std::make_shared<std::vector<Result<std::string>>>();
     ++serving_;
     Background(

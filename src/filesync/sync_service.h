@@ -159,6 +159,9 @@ class SyncService {
   static std::optional<size_t> NextSource(Fetch& fetch, const std::string& hash);
   void OnBlock(std::shared_ptr<Fetch> fetch, const std::string& hash, size_t source,
                Result<wire::PeerMessage> response);
+  // Gives up the request of a block `source` did not send (or sent wrong): the block goes back
+  // to the front of the queue, for the next source, and `source` comes last for the file.
+  void AskElsewhere(const std::shared_ptr<Fetch>& fetch, const std::string& hash, size_t source);
   // Verifies received blocks against their hashes, at most `verifiers` batches at once.
   void VerifyBlocks();
   // Writes the blocks the fetch has verified, one batch at a time.
